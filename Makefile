@@ -1,0 +1,33 @@
+# The few commands a developer runs daily. `make test` is what CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve install test lint unit bench
+
+$(BIN)/isthmus: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/isthmus
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/isthmus
+
+## Install and start the platform on SQLite in ~/.isthmus (or $ISTHMUS_DATA_DIR).
+serve: $(BIN)/isthmus
+	$(BIN)/isthmus serve $(ARGS)
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## Install the test dependencies, lint, and run the whole suite.
+test: lint
+	scripts/run-tests
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python benchmarks/oauth_throughput.py $(ARGS)

@@ -1,0 +1,3 @@
+"""Isthmus: a self-hosted research data platform that speaks the Globus APIs."""
+
+__version__ = "0.1.0"

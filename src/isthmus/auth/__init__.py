@@ -1,0 +1,1 @@
+"""Auth: OAuth2 / OpenID Connect and the Globus Auth API."""

@@ -1,0 +1,235 @@
+"""The token endpoint's grants: authorization code, refresh, client credentials, dependent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from isthmus.auth import claims, clients, consents, rfc7636, scopes, tokens
+from isthmus.auth.errors import (
+    OAuthError,
+    invalid_grant,
+    invalid_request,
+    unauthorized_client,
+)
+from isthmus.auth.keys import SigningKey
+from isthmus.auth.models import AuthorizationCode, BrowserSession, Client, Identity, Token
+from isthmus.auth.scopes import ResolvedScope
+from isthmus.core.config import Settings
+from isthmus.core.db import utcnow
+from isthmus.core.secrets import digest
+
+AUTHORIZATION_CODE = "authorization_code"
+REFRESH_TOKEN = "refresh_token"
+CLIENT_CREDENTIALS = "client_credentials"
+DEPENDENT_TOKEN = "urn:globus:auth:grant_type:dependent_token"
+
+
+@dataclass(frozen=True)
+class GrantContext:
+    settings: Settings
+    signing_key: SigningKey
+
+
+def _field(form: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise invalid_request(f"Missing required parameter: {name}")
+        return None
+    if not isinstance(value, str) or len(value) > 16_384:
+        raise invalid_request(f"Invalid parameter: {name}")
+    return value
+
+
+def _require_grant_type(client: Client, grant_type: str) -> None:
+    if grant_type not in clients.grant_types(client):
+        raise unauthorized_client(f"This client may not use the {grant_type} grant")
+
+
+def token_response(
+    issued: list[tokens.IssuedToken], id_token: str | None = None, state: str | None = None
+) -> dict[str, Any]:
+    """Top level: the auth.globus.org token when there is one; the rest in other_tokens."""
+    ordered = sorted(issued, key=lambda token: token.resource_server != "auth.globus.org")
+    top = ordered[0].as_response()
+    if id_token is not None:
+        top["id_token"] = id_token
+    if state is not None:
+        top["state"] = state
+    top["other_tokens"] = [token.as_response() for token in ordered[1:]]
+    return top
+
+
+def _id_token(
+    session: Session,
+    context: GrantContext,
+    client: Client,
+    identity: Identity,
+    roots: list[ResolvedScope],
+    browser_session: BrowserSession | None,
+) -> str | None:
+    granted = {root.scope_string for root in roots}
+    if "openid" not in granted:
+        return None
+    identity_claims = claims.user_claims(session, identity, granted, browser_session)
+    return context.signing_key.sign_id_token(
+        identity_claims, issuer=context.settings.issuer, audience=str(client.id)
+    )
+
+
+def authorization_code(
+    session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
+) -> dict[str, Any]:
+    _require_grant_type(client, AUTHORIZATION_CODE)
+    code = _field(form, "code")
+    redirect_uri = _field(form, "redirect_uri")
+    assert code is not None and redirect_uri is not None
+    row = session.get(AuthorizationCode, digest(code))
+    if row is None or row.client_id != client.id:
+        raise invalid_grant("Invalid authorization code")
+    if row.used:
+        raise invalid_grant("The authorization code has already been used")
+    if row.expires_at <= utcnow():
+        raise invalid_grant("The authorization code has expired")
+    if row.redirect_uri != redirect_uri:
+        raise invalid_grant("redirect_uri does not match the authorization request")
+    if row.code_challenge is not None:
+        verifier = _field(form, "code_verifier")
+        assert verifier is not None
+        if not rfc7636.verify(verifier, row.code_challenge):
+            raise invalid_grant("The code_verifier does not match the code_challenge")
+    elif client.public_client:
+        raise invalid_grant("A native app's code needs PKCE")
+    # Redeem atomically: of two concurrent exchanges only one updates the row.
+    claimed = session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.digest == row.digest, AuthorizationCode.used.is_(False))
+        .values(used=True)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise invalid_grant("The authorization code has already been used")
+    identity = session.get(Identity, row.identity_id)
+    if identity is None or identity.status == "closed":
+        raise invalid_grant("The identity behind this code no longer exists")
+    roots = scopes.resolve(session, row.scope)
+    browser_session = session.get(BrowserSession, row.session_id) if row.session_id else None
+    issued = tokens.issue(
+        session, client_id=client.id, identity_id=identity.id, roots=roots,
+        lifetime=context.settings.access_token_lifetime, offline=row.offline,
+        session_id=row.session_id,
+    )
+    id_token = _id_token(session, context, client, identity, roots, browser_session)
+    return token_response(issued, id_token)
+
+
+def refresh_token(
+    session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
+) -> dict[str, Any]:
+    _require_grant_type(client, REFRESH_TOKEN)
+    secret = _field(form, "refresh_token")
+    assert secret is not None
+    row = tokens.find_active(session, secret, kind="refresh")
+    if row is None or row.client_id != client.id:
+        raise invalid_grant("Invalid refresh token")
+    identity = session.get(Identity, row.identity_id)
+    if identity is None or identity.status == "closed":
+        raise invalid_grant("The identity behind this refresh token no longer exists")
+    issued = tokens.refresh(session, row, secret, context.settings.access_token_lifetime)
+    return token_response([issued])
+
+
+def client_credentials(
+    session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
+) -> dict[str, Any]:
+    _require_grant_type(client, CLIENT_CREDENTIALS)
+    requested = _field(form, "scope")
+    assert requested is not None
+    roots = scopes.resolve(session, requested)
+    issued = tokens.issue(
+        session, client_id=client.id, identity_id=client.id, roots=roots,
+        lifetime=context.settings.access_token_lifetime, offline=False,
+    )
+    identity = session.get(Identity, client.id)
+    id_token = (
+        _id_token(session, context, client, identity, roots, None) if identity else None
+    )
+    return token_response(issued, id_token)
+
+
+def dependent_token(
+    session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Exchange a token for this resource server into tokens for what it depends on."""
+    _require_grant_type(client, DEPENDENT_TOKEN)
+    secret = _field(form, "token")
+    assert secret is not None
+    upstream = tokens.find_active(session, secret, kind="access")
+    if upstream is None or client.resource_server != upstream.resource_server:
+        raise invalid_grant("The token is not an active token for this resource server")
+    roots = scopes.resolve(session, upstream.scope_tree) if upstream.scope_tree else []
+    dependencies = [dep for root in roots for dep in root.dependencies]
+    wanted = _field(form, "scope", required=False)
+    if wanted is not None:
+        dependencies = _select(dependencies, wanted)
+    if not dependencies:
+        return []
+    _require_dependent_consent(session, upstream, client, dependencies)
+    offline = form.get("access_type") == "offline"
+    issued = tokens.issue(
+        session, client_id=client.id, identity_id=upstream.identity_id, roots=dependencies,
+        lifetime=context.settings.access_token_lifetime, offline=offline,
+        session_id=upstream.session_id,
+    )
+    return [token.as_response() for token in issued]
+
+
+def _select(dependencies: list[ResolvedScope], wanted: str) -> list[ResolvedScope]:
+    available = {dep.scope_string: dep for dep in dependencies}
+    selected = []
+    for scope_string in dict.fromkeys(wanted.split()):
+        if scope_string not in available:
+            raise _consent_required([scope_string])
+        selected.append(available[scope_string])
+    return selected
+
+
+def _require_dependent_consent(
+    session: Session,
+    upstream: Token,
+    client: Client,
+    dependencies: list[ResolvedScope],
+) -> None:
+    identity = session.get(Identity, upstream.identity_id)
+    if identity is None or identity.identity_type == "client":
+        return  # a client acting as itself approves its own dependencies
+    approved = {
+        row.scope.scope_string
+        for row in consents.list_for(session, identity.id, client_ids=[upstream.client_id])
+        if row.parent_id is not None and row.client_id == client.id
+    }
+    missing = [dep.scope_string for dep in dependencies if dep.scope_string not in approved]
+    if missing:
+        raise _consent_required(missing)
+
+
+def _consent_required(scope_strings: list[str]) -> OAuthError:
+    error = OAuthError(
+        "dependent_consent_required",
+        "The user has not consented to these dependent scopes: " + " ".join(scope_strings),
+        status=403,
+    )
+    error.code = "DEPENDENT_CONSENT_REQUIRED"
+    error.extra = {"errors_extra": {"unapproved_scopes": scope_strings}}
+    return error
+
+
+GRANTS = {
+    AUTHORIZATION_CODE: authorization_code,
+    REFRESH_TOKEN: refresh_token,
+    CLIENT_CREDENTIALS: client_credentials,
+}

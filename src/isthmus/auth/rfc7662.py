@@ -1,0 +1,65 @@
+"""RFC 7662 token introspection, with Globus's ``identity_set`` and ``session_info``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from isthmus.auth import identities, tokens
+from isthmus.auth.models import BrowserSession, Client, Identity, Token
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def describe(
+    session: Session, caller: Client, secret: str, include: set[str], issuer: str
+) -> dict[str, Any]:
+    token = tokens.find_active(session, secret)
+    if token is None or not tokens.may_inspect(token, caller):
+        return INACTIVE
+    identity = session.get(Identity, token.identity_id)
+    if identity is None:
+        return INACTIVE
+    issued = int(token.issued_at.timestamp())
+    document: dict[str, Any] = {
+        "active": True,
+        "token_type": "Bearer",
+        "scope": token.scope,
+        "client_id": str(token.client_id),
+        "sub": str(identity.id),
+        "username": identity.username,
+        "name": identity.name,
+        "email": identity.email,
+        "iat": issued,
+        "nbf": issued,
+        "aud": [token.resource_server, str(token.client_id)],
+        "iss": issuer,
+    }
+    if token.expires_at is not None:
+        document["exp"] = int(token.expires_at.timestamp())
+    if "identity_set" in include:
+        document["identity_set"] = [
+            str(member.id) for member in identities.identity_set(session, identity)
+        ]
+    if "session_info" in include:
+        document["session_info"] = _session_info(session, token)
+    return document
+
+
+def _session_info(session: Session, token: Token) -> dict[str, Any]:
+    browser_session = session.get(BrowserSession, token.session_id) if token.session_id else None
+    if browser_session is None:
+        return {"session_id": None, "authentications": {}}
+    return {
+        "session_id": str(browser_session.id),
+        "authentications": {
+            str(auth.identity_id): {
+                "auth_time": int(auth.auth_time.timestamp()),
+                "idp": str(auth.identity_provider_id),
+                "mfa": auth.mfa,
+                "amr": ["mfa", "pwd"] if auth.mfa else ["pwd"],
+            }
+            for auth in browser_session.authentications
+        },
+    }

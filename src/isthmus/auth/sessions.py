@@ -1,0 +1,61 @@
+"""Browser sessions: a login kept by a cookie, recording which identity signed in when."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isthmus.auth.models import BrowserSession, Identity, SessionAuthentication
+from isthmus.core.db import utcnow
+from isthmus.core.secrets import digest, new_secret
+
+
+def find(session: Session, cookie: str | None) -> BrowserSession | None:
+    if not cookie or len(cookie) > 256:
+        return None
+    found = session.scalar(select(BrowserSession).where(BrowserSession.digest == digest(cookie)))
+    if found is None or found.revoked or found.expires_at <= utcnow():
+        return None
+    return found
+
+
+def login(
+    session: Session,
+    identity: Identity,
+    existing: BrowserSession | None,
+    lifetime: int,
+    *,
+    mfa: bool = False,
+) -> tuple[BrowserSession, str | None]:
+    """Record an authentication; returns the session and a new cookie value if one was made."""
+    now = utcnow()
+    cookie = None
+    browser_session = existing
+    if browser_session is None:
+        cookie = new_secret()
+        browser_session = BrowserSession(
+            digest=digest(cookie), created=now, expires_at=now + timedelta(seconds=lifetime),
+            primary_identity_id=identity.id,
+        )
+        session.add(browser_session)
+        session.flush()
+    browser_session.primary_identity_id = identity.id
+    for authentication in browser_session.authentications:
+        if authentication.identity_id == identity.id:
+            authentication.auth_time = now
+            authentication.mfa = mfa
+            break
+    else:
+        browser_session.authentications.append(SessionAuthentication(
+            session_id=browser_session.id, identity_id=identity.id, auth_time=now,
+            identity_provider_id=identity.identity_provider_id, mfa=mfa,
+        ))
+    session.flush()
+    return browser_session, cookie
+
+
+def logout(session: Session, browser_session: BrowserSession) -> None:
+    browser_session.revoked = True
+    session.flush()

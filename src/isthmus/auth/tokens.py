@@ -1,0 +1,148 @@
+"""Access and refresh tokens: issuing, finding, describing and revoking them.
+
+Tokens are opaque 256-bit random strings. Only their SHA-256 digests are
+stored, so a copy of the database cannot be replayed against the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from isthmus.auth.models import Client, Token
+from isthmus.auth.scopes import ResolvedScope
+from isthmus.core.db import utcnow
+from isthmus.core.secrets import digest, new_secret
+
+
+@dataclass
+class IssuedToken:
+    resource_server: str
+    scope: str
+    access_token: str
+    expires_in: int
+    refresh_token: str | None = None
+
+    def as_response(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+            "resource_server": self.resource_server,
+            "refresh_token": self.refresh_token,
+        }
+
+
+def by_resource_server(roots: list[ResolvedScope]) -> dict[str, list[ResolvedScope]]:
+    """Group requested roots by the resource server a token is issued for."""
+    grouped: dict[str, list[ResolvedScope]] = {}
+    for root in roots:
+        grouped.setdefault(root.scope.resource_server, []).append(root)
+    return grouped
+
+
+def _root_scopes(roots: list[ResolvedScope]) -> str:
+    return " ".join(dict.fromkeys(root.scope_string for root in roots))
+
+
+def _tree(roots: list[ResolvedScope]) -> str:
+    return " ".join(root.serialize() for root in roots)
+
+
+def issue(
+    session: Session,
+    *,
+    client_id: uuid.UUID,
+    identity_id: uuid.UUID,
+    roots: list[ResolvedScope],
+    lifetime: int,
+    offline: bool,
+    session_id: uuid.UUID | None = None,
+) -> list[IssuedToken]:
+    """One access token (and, offline, one refresh token) per resource server."""
+    issued = []
+    now = utcnow()
+    for resource_server, group in by_resource_server(roots).items():
+        scope = _root_scopes(group)
+        refresh_row = None
+        refresh_secret = None
+        if offline and all(root.scope.allows_refresh_token for root in group):
+            refresh_secret = new_secret()
+            refresh_row = Token(
+                id=uuid.uuid4(), digest=digest(refresh_secret), kind="refresh",
+                client_id=client_id, identity_id=identity_id, resource_server=resource_server,
+                scope=scope, scope_tree=_tree(group), session_id=session_id, issued_at=now,
+                expires_at=None,
+            )
+            session.add(refresh_row)
+        access_secret = new_secret()
+        session.add(Token(
+            id=uuid.uuid4(), digest=digest(access_secret), kind="access", client_id=client_id,
+            identity_id=identity_id, resource_server=resource_server, scope=scope,
+            scope_tree=_tree(group), session_id=session_id,
+            refresh_token_id=refresh_row.id if refresh_row else None,
+            issued_at=now, expires_at=now + timedelta(seconds=lifetime),
+        ))
+        issued.append(IssuedToken(resource_server, scope, access_secret, lifetime, refresh_secret))
+    session.flush()
+    return issued
+
+
+def refresh(
+    session: Session, refresh_row: Token, refresh_secret: str, lifetime: int
+) -> IssuedToken:
+    """A new access token from a refresh token; the refresh token itself stays the same."""
+    now = utcnow()
+    access_secret = new_secret()
+    session.add(Token(
+        id=uuid.uuid4(), digest=digest(access_secret), kind="access",
+        client_id=refresh_row.client_id, identity_id=refresh_row.identity_id,
+        resource_server=refresh_row.resource_server, scope=refresh_row.scope,
+        scope_tree=refresh_row.scope_tree, session_id=refresh_row.session_id,
+        refresh_token_id=refresh_row.id, issued_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+    ))
+    session.flush()
+    return IssuedToken(refresh_row.resource_server, refresh_row.scope, access_secret, lifetime,
+                       refresh_secret)
+
+
+def find_active(session: Session, secret: str, kind: str | None = None) -> Token | None:
+    """The live token with this value (unexpired and unrevoked), or None."""
+    if not secret or len(secret) > 512:
+        return None
+    token = session.scalar(select(Token).where(Token.digest == digest(secret)))
+    if token is None or token.revoked or (kind is not None and token.kind != kind):
+        return None
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return None
+    return token
+
+
+def is_active(token: Token, now: datetime | None = None) -> bool:
+    if token.revoked:
+        return False
+    return token.expires_at is None or token.expires_at > (now or utcnow())
+
+
+def revoke(session: Session, token: Token) -> None:
+    """Revoke a token; revoking a refresh token also kills the access tokens it minted."""
+    token.revoked = True
+    if token.kind == "refresh":
+        session.execute(
+            update(Token).where(Token.refresh_token_id == token.id).values(revoked=True)
+        )
+    session.flush()
+
+
+def may_inspect(token: Token, caller: Client) -> bool:
+    """The client the token was issued to, or the resource server it is for."""
+    return token.client_id == caller.id or (
+        caller.resource_server is not None and caller.resource_server == token.resource_server
+    )

@@ -1,0 +1,337 @@
+"""The `isthmus` command: serve the platform and administer it without a browser."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from isthmus.core.config import DEFAULT_PORT, Settings
+
+STATE_FILE = "server.json"
+
+
+def _settings(data_dir: str | None, **overrides: Any) -> Settings:
+    return Settings.load(data_dir, **overrides)
+
+
+def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+data_dir_option = click.option(
+    "--data-dir", envvar="ISTHMUS_DATA_DIR", type=click.Path(file_okay=False),
+    help="Where the database, keys and files live (default ~/.isthmus).",
+)
+
+
+@click.group()
+@click.version_option(package_name="isthmus")
+def main() -> None:
+    """Isthmus: a self-hosted research data platform that speaks the Globus APIs."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help=f"Port (default {DEFAULT_PORT}).")
+@data_dir_option
+@click.option("--http", "plain_http", is_flag=True,
+              help="Serve plain HTTP (behind a TLS-terminating proxy).")
+@click.option("--public-url", envvar="ISTHMUS_PUBLIC_URL", default=None,
+              help="The https base URL clients use, when it differs from where we listen.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
+def serve(
+    host: str | None, port: int | None, data_dir: str | None, plain_http: bool,
+    public_url: str | None, tls_cert: str | None, tls_key: str | None,
+) -> None:
+    """Run Auth (and, as they arrive, the other services) in one process."""
+    import uvicorn
+
+    from isthmus.core.tls import ensure_certificates
+    from isthmus.deployment import open_deployment
+    from isthmus.server import create_app
+
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    started = time.monotonic()
+    settings = _settings(data_dir, host=host, port=port, tls=not plain_http,
+                         tls_cert=tls_cert, tls_key=tls_key, public_url=public_url)
+    auth = open_deployment(settings)
+    ssl: dict[str, Any] = {}
+    ca_file: Path | None = None
+    if settings.tls:
+        if settings.tls_cert and settings.tls_key:
+            ssl = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+        else:
+            names = ["localhost", "127.0.0.1", settings.host]
+            certificate = ensure_certificates(settings.data_dir / "tls", names)
+            ssl = {"ssl_certfile": str(certificate.cert_file),
+                   "ssl_keyfile": str(certificate.key_file)}
+            ca_file = certificate.ca_file
+    _write_state(settings, ca_file)
+    app = create_app(auth)
+    click.echo(f"Isthmus is serving at {settings.public_url}")
+    click.echo(f"  data dir: {settings.data_dir}")
+    click.echo(f"  point the Globus SDK and CLI here with: eval \"$(isthmus env"
+               f" --data-dir {settings.data_dir})\"")
+    click.echo("  create a user with: isthmus user create USERNAME")
+    click.echo(f"  ready in {time.monotonic() - started:.2f}s")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False, server_header=False, **ssl)
+
+
+def _write_state(settings: Settings, ca_file: Path | None) -> None:
+    """Remember how the server is reached, for `isthmus env`."""
+    state = {"public_url": settings.public_url, "ca_file": str(ca_file) if ca_file else None}
+    path = settings.data_dir / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)
+
+
+@main.command()
+@data_dir_option
+def env(data_dir: str | None) -> None:
+    """Print the variables that point globus-sdk and globus-cli at this Isthmus."""
+    settings = _settings(data_dir)
+    state_file = settings.data_dir / STATE_FILE
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+    else:
+        state = {"public_url": settings.public_url, "ca_file": None}
+    base = state["public_url"]
+    click.echo(f"export GLOBUS_SDK_SERVICE_URL_AUTH={base}")
+    if state.get("ca_file"):
+        click.echo(f"export GLOBUS_SDK_VERIFY_SSL={state['ca_file']}")
+    # requests honours proxies even for loopback; keep this server out of them.
+    click.echo('export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"')
+    click.echo("unset GLOBUS_SDK_ENVIRONMENT")
+
+
+# --- users ----------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Users of the local identity provider."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError("No terminal to ask for a password: use --password-stdin")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email", default=None)
+@click.option("--name", default=None)
+@click.option("--organization", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def user_create(
+    username: str, password_stdin: bool, email: str | None, name: str | None,
+    organization: str | None, as_json: bool, data_dir: str | None,
+) -> None:
+    """Create a user; a bare USERNAME gets the local identity provider's domain."""
+    from isthmus.auth import identities
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    password = _read_password(password_stdin)
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identity = identities.create_user(
+            session, username, password, email=email, name=name, organization=organization
+        )
+        document = {"id": str(identity.id), "username": identity.username,
+                    "name": identity.name, "email": identity.email,
+                    "organization": identity.organization}
+    _emit(as_json, document, [f"Created user {document['username']} ({document['id']})"])
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def user_list(as_json: bool, data_dir: str | None) -> None:
+    """List local users and the local identity provider's domain."""
+    from isthmus.auth import identities
+    from isthmus.core.db import reading
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with reading(auth.sessions) as session:
+        domain = identities.local_domain(session)
+        users = [{"id": str(u.identity.id), "username": u.identity.username,
+                  "name": u.identity.name, "email": u.identity.email,
+                  "disabled": u.disabled} for u in identities.list_users(session)]
+    lines = [f"Local identity provider domain: {domain}"] + [
+        f"{u['username']}\t{u['id']}\t{'disabled' if u['disabled'] else 'active'}"
+        for u in users
+    ]
+    _emit(as_json, {"domain": domain, "users": users}, lines)
+
+
+@user.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True)
+@data_dir_option
+def user_set_password(username: str, password_stdin: bool, data_dir: str | None) -> None:
+    """Replace a user's password."""
+    from isthmus.auth import identities
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    password = _read_password(password_stdin)
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identities.set_password(session, username, password)
+    click.echo(f"Password changed for {username}")
+
+
+@user.command("disable")
+@click.argument("username")
+@data_dir_option
+def user_disable(username: str, data_dir: str | None) -> None:
+    """Stop a user from logging in."""
+    from isthmus.auth import identities
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identities.set_disabled(session, username, True)
+    click.echo(f"Disabled {username}")
+
+
+# --- clients and scopes ----------------------------------------------------------
+
+
+@main.group()
+def client() -> None:
+    """OAuth clients registered with Auth."""
+
+
+@client.command("create")
+@click.argument("name")
+@click.option("--type", "client_type", required=True, type=click.Choice([
+    "public_installed_client", "confidential_client", "client_identity", "resource_server",
+    "hybrid_confidential_client_resource_server"]))
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def client_create(
+    name: str, client_type: str, redirect_uris: tuple[str, ...], as_json: bool,
+    data_dir: str | None,
+) -> None:
+    """Register a client; its secret, if it has one, is shown only now."""
+    from isthmus.auth import clients
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        created = clients.create_client(session, name, client_type,
+                                        redirect_uris=list(redirect_uris))
+        document = {"id": str(created.client.id), "name": created.client.name,
+                    "client_type": client_type, "secret": created.secret,
+                    "redirect_uris": list(created.client.redirect_uris)}
+    lines = [f"Client ID: {document['id']}"]
+    if created.secret:
+        lines.append(f"Client secret: {created.secret}")
+        lines.append("The secret is shown only now: store it safely.")
+    _emit(as_json, document, lines)
+
+
+@client.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def client_list(as_json: bool, data_dir: str | None) -> None:
+    """List registered clients."""
+    from isthmus.auth import clients
+    from isthmus.core.db import reading
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with reading(auth.sessions) as session:
+        rows = [{"id": str(c.id), "name": c.name, "client_type": c.client_type,
+                 "resource_server": c.resource_server, "builtin": c.builtin}
+                for c in clients.list_clients(session)]
+    _emit(as_json, {"clients": rows},
+          [f"{row['id']}\t{row['client_type']}\t{row['name']}" for row in rows])
+
+
+@client.command("delete")
+@click.argument("client_id")
+@data_dir_option
+def client_delete(client_id: str, data_dir: str | None) -> None:
+    """Delete a client, revoking its tokens and credentials."""
+    from isthmus.auth import clients
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        clients.delete_client(session, clients.require_client(session, client_id))
+    click.echo(f"Deleted client {client_id}")
+
+
+@main.group()
+def scope() -> None:
+    """Scopes of resource-server clients."""
+
+
+@scope.command("create")
+@click.argument("client_id")
+@click.argument("suffix")
+@click.option("--name", required=True)
+@click.option("--description", required=True)
+@click.option("--dependent-scope", "dependent_scopes", multiple=True,
+              help="A scope string this scope depends on (prefix * for optional).")
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def scope_create(
+    client_id: str, suffix: str, name: str, description: str,
+    dependent_scopes: tuple[str, ...], as_json: bool, data_dir: str | None,
+) -> None:
+    """Create https://auth.globus.org/scopes/CLIENT_ID/SUFFIX."""
+    from isthmus.auth import clients, scopes
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        owner = clients.require_client(session, client_id)
+        created = scopes.create_scope(session, owner, suffix, name=name,
+                                      description=description,
+                                      dependent_scopes=list(dependent_scopes))
+        document = {"id": str(created.id), "scope_string": created.scope_string,
+                    "dependent_scopes": [dep.dependent_scope.scope_string
+                                         for dep in created.dependencies]}
+    _emit(as_json, document, [f"Created scope {document['scope_string']}"])
+
+
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    """Turn a refused request into a one-line error and exit status 1."""
+    from isthmus.core.errors import APIError
+
+    try:
+        yield
+    except APIError as error:
+        raise click.ClickException(error.message) from None

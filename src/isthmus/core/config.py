@@ -1,0 +1,101 @@
+"""Settings for one Isthmus deployment: where its data lives and how it is reached."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "~/.isthmus"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know about the deployment it belongs to.
+
+    Values come from command-line options first, then ``ISTHMUS_*`` variables,
+    then defaults. The public URL is what every advertised address (issuer,
+    ``jwks_uri``, authorize page links) is built from; it always ends in ``/``.
+    """
+
+    data_dir: Path
+    database_url: str
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    tls: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url_override: str | None = None
+    access_token_lifetime: int = 48 * 3600
+    authorization_code_lifetime: int = 600
+    browser_session_lifetime: int = 7 * 24 * 3600
+    introspection_cache_seconds: float = 1.0
+    local_idp_domain: str = field(default="")
+
+    @classmethod
+    def load(
+        cls,
+        data_dir: str | Path | None = None,
+        *,
+        database_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        tls: bool | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        public_url: str | None = None,
+    ) -> Settings:
+        root = Path(
+            data_dir or os.environ.get("ISTHMUS_DATA_DIR") or DEFAULT_DATA_DIR
+        ).expanduser().resolve()
+        db_url = (
+            database_url
+            or os.environ.get("ISTHMUS_DATABASE_URL")
+            or f"sqlite:///{root / 'isthmus.db'}"
+        )
+        return cls(
+            data_dir=root,
+            database_url=db_url,
+            host=host or os.environ.get("ISTHMUS_HOST") or DEFAULT_HOST,
+            port=port or _env_int("ISTHMUS_PORT", DEFAULT_PORT),
+            tls=tls if tls is not None else os.environ.get("ISTHMUS_HTTP", "") == "",
+            tls_cert=Path(tls_cert) if tls_cert else None,
+            tls_key=Path(tls_key) if tls_key else None,
+            public_url_override=public_url or os.environ.get("ISTHMUS_PUBLIC_URL") or None,
+            access_token_lifetime=_env_int("ISTHMUS_ACCESS_TOKEN_LIFETIME", 48 * 3600),
+            authorization_code_lifetime=_env_int("ISTHMUS_AUTHORIZATION_CODE_LIFETIME", 600),
+            local_idp_domain=os.environ.get("ISTHMUS_LOCAL_IDP_DOMAIN", ""),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def public_url(self) -> str:
+        """The base URL clients use, with a trailing slash (the SDK needs it)."""
+        if self.public_url_override:
+            url = self.public_url_override
+        else:
+            scheme = "https" if self.tls else "http"
+            host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+            url = f"{scheme}://{host}:{self.port}"
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"

@@ -1,0 +1,59 @@
+"""How services learn who is calling: token introspection at Auth, behind one interface.
+
+Auth implements `TokenIntrospector`; Transfer and Connect use it. In the
+all-in-one process the call stays in process; a split deployment plugs in an
+HTTPS implementation. Either way results are cached for at most
+``Settings.introspection_cache_seconds`` so a revocation shows within a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What an active access token says about its bearer."""
+
+    identity_id: uuid.UUID
+    username: str
+    client_id: uuid.UUID
+    resource_server: str
+    scopes: frozenset[str]
+    expires_at: float | None
+    session_id: uuid.UUID | None
+
+
+class TokenIntrospector(Protocol):
+    def introspect(self, token: str) -> TokenInfo | None:
+        """The token's facts when it is active, else None."""
+
+
+class CachedIntrospector:
+    """A short-lived cache in front of another introspector (thread-safe, bounded)."""
+
+    def __init__(self, inner: TokenIntrospector, ttl: float, max_entries: int = 10_000) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, TokenInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def introspect(self, token: str) -> TokenInfo | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(token)
+        if cached is not None and cached[0] > now:
+            info = cached[1]
+            if info is None or info.expires_at is None or info.expires_at > time.time():
+                return info
+        info = self._inner.introspect(token)
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[token] = (now + self._ttl, info)
+        return info

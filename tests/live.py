@@ -1,0 +1,127 @@
+"""A real `isthmus serve` in a subprocess, and what tests need to talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ISTHMUS = str(Path(sys.executable).with_name("isthmus"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/"
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.data_dir / "tls" / "ca.pem")
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        """Run an `isthmus` administrative command against this deployment."""
+        result = subprocess.run(
+            [ISTHMUS, *args, "--data-dir", str(self.data_dir)],
+            input=stdin, capture_output=True, text=True, env=self.process_env(), timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"isthmus {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def run_json(self, *args: str, stdin: str | None = None) -> Any:
+        return json.loads(self.run(*args, "--json", stdin=stdin))
+
+    def create_user(self, username: str, password: str, **fields: str) -> dict[str, Any]:
+        extra = [item for key, value in fields.items() for item in (f"--{key}", value)]
+        result: dict[str, Any] = self.run_json(
+            "user", "create", username, "--password-stdin", *extra, stdin=password + "\n"
+        )
+        return result
+
+    def create_client(self, name: str, client_type: str, *redirect_uris: str) -> dict[str, Any]:
+        extra = [item for uri in redirect_uris for item in ("--redirect-uri", uri)]
+        result: dict[str, Any] = self.run_json(
+            "client", "create", name, "--type", client_type, *extra
+        )
+        return result
+
+    def process_env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("GLOBUS_", "ISTHMUS_"))}
+        env.update(self.env)
+        return env
+
+    def start(self) -> None:
+        self.log_path = self.data_dir.with_suffix(".log")
+        with self.log_path.open("wb") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [ISTHMUS, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.process_env(),
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"isthmus serve exited: {self.log()}")
+            try:
+                answer = requests.get(self.base_url + ".well-known/openid-configuration",
+                                      verify=self.ca_file, timeout=2)
+                if answer.status_code == 200:
+                    return time.monotonic() - started
+            except (requests.ConnectionError, OSError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"isthmus serve did not become ready: {self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def sdk_environment(self) -> dict[str, str]:
+        return {
+            "GLOBUS_SDK_SERVICE_URL_AUTH": self.base_url,
+            "GLOBUS_SDK_VERIFY_SSL": self.ca_file,
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+
+def start_server(data_dir: Path, **env: str) -> LiveServer:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    server = LiveServer(data_dir=data_dir, port=free_port(), env=env)
+    server.start()
+    return server

@@ -1,0 +1,144 @@
+"""Auth's storage rules under concurrency, on SQLite and (with -m postgres) PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, select
+
+from isthmus.auth import authorize, clients, grants, identities, scopes, sessions, tokens
+from isthmus.auth.builtins import TRANSFER_ALL
+from isthmus.auth.errors import OAuthError
+from isthmus.auth.models import Token
+from isthmus.auth.service import AuthService
+from isthmus.core.config import Settings
+from isthmus.core.db import transaction
+from isthmus.deployment import open_deployment
+from tests.database import fresh_database_url
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def auth(tmp_path: Path) -> Iterator[AuthService]:
+    with fresh_database_url(tmp_path) as url:
+        settings = Settings.load(tmp_path / "data", database_url=url)
+        service = open_deployment(settings)
+        yield service
+        service.engine.dispose()
+
+
+def run_concurrently(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Start `count` calls at the same instant; return results or the exceptions raised."""
+    barrier = threading.Barrier(count)
+
+    def call() -> Any:
+        barrier.wait()
+        try:
+            return work()
+        except Exception as error:
+            return error
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: call(), range(count)))
+
+
+def test_migrations_and_bootstrap_are_idempotent(auth: AuthService) -> None:
+    tables = set(inspect(auth.engine).get_table_names())
+    assert {"identities", "clients", "scopes", "consents", "tokens", "alembic_version"} <= tables
+    again = open_deployment(auth.settings)  # a second start changes nothing
+    with transaction(again.sessions) as session:
+        assert scopes.scope_by_string(
+            session, "urn:globus:auth:scope:transfer.api.globus.org:all"
+        ) is not None
+    again.engine.dispose()
+
+
+def _code_for(auth: AuthService) -> tuple[str, str, str]:
+    """A confidential client and a fresh authorization code for a new user."""
+    with transaction(auth.sessions) as session:
+        identity = identities.create_user(session, "carol", "pw")
+        created = clients.create_client(
+            session, "web app", "confidential_client",
+            redirect_uris=["https://app.example.org/cb"],
+        )
+        browser_session, _ = sessions.login(session, identity, None, 3600)
+        request = authorize.AuthorizationRequest(
+            client=created.client, redirect_uri="https://app.example.org/cb",
+            roots=scopes.resolve(session, f"openid {TRANSFER_ALL}"),
+            state="s", offline=True, code_challenge=None, prompt_login=False, query="",
+        )
+        location = authorize.issue_code(session, request, identity, browser_session, 600)
+        assert created.secret is not None
+        return str(created.client.id), created.secret, location.split("code=")[1].split("&")[0]
+
+
+def test_a_code_is_redeemed_exactly_once_under_concurrency(auth: AuthService) -> None:
+    client_id, secret, code = _code_for(auth)
+
+    def redeem() -> dict[str, Any]:
+        with transaction(auth.sessions) as session:
+            client = clients.authenticate_confidential(session, client_id, secret)
+            return grants.authorization_code(
+                session, auth.grant_context, client,
+                {"code": code, "redirect_uri": "https://app.example.org/cb"},
+            )
+
+    results = run_concurrently(6, redeem)
+    successes = [result for result in results if isinstance(result, dict)]
+    failures = [result for result in results if isinstance(result, OAuthError)]
+    assert len(successes) == 1, results
+    assert len(failures) == 5
+    assert all(failure.oauth_error == "invalid_grant" for failure in failures)
+    assert {successes[0]["resource_server"]} | {
+        token["resource_server"] for token in successes[0]["other_tokens"]
+    } == {"auth.globus.org", "transfer.api.globus.org"}
+
+
+def test_concurrent_client_credentials_all_succeed(auth: AuthService) -> None:
+    with transaction(auth.sessions) as session:
+        created = clients.create_client(session, "robot", "client_identity")
+        client_id, secret = str(created.client.id), created.secret
+    assert secret is not None
+
+    def issue() -> dict[str, Any]:
+        with transaction(auth.sessions) as session:
+            client = clients.authenticate_confidential(session, client_id, secret)
+            return grants.client_credentials(
+                session, auth.grant_context, client,
+                {"scope": "urn:globus:auth:scope:transfer.api.globus.org:all"},
+            )
+
+    results = run_concurrently(8, issue)
+    assert all(isinstance(result, dict) for result in results), results
+    assert len({result["access_token"] for result in results}) == 8
+
+
+def test_revoking_a_refresh_token_revokes_its_access_tokens(auth: AuthService) -> None:
+    client_id, secret, code = _code_for(auth)
+    with transaction(auth.sessions) as session:
+        client = clients.authenticate_confidential(session, client_id, secret)
+        response = grants.authorization_code(
+            session, auth.grant_context, client,
+            {"code": code, "redirect_uri": "https://app.example.org/cb"},
+        )
+        refresh_secret = response["refresh_token"]
+        refreshed = grants.refresh_token(
+            session, auth.grant_context, client, {"refresh_token": refresh_secret}
+        )
+    with transaction(auth.sessions) as session:
+        row = tokens.find_active(session, refresh_secret, kind="refresh")
+        assert row is not None
+        tokens.revoke(session, row)
+    with transaction(auth.sessions) as session:
+        assert tokens.find_active(session, response["access_token"]) is None
+        assert tokens.find_active(session, refreshed["access_token"]) is None
+        # Only digests are stored: no row holds a token's value.
+        values = {response["access_token"], refresh_secret, refreshed["access_token"]}
+        stored = set(session.scalars(select(Token.digest)))
+        assert not values & stored
