@@ -1,0 +1,54 @@
+"""Pieces several end-to-end modules share: SDK environments and scripted logins."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import globus_sdk
+from globus_sdk.login_flows import CommandLineLoginFlowManager
+
+from tests.browser import Browser
+from tests.live import LiveServer
+
+TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
+TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
+# The 3.x default, which 4.x makes callers spell out.
+SEED_SCOPES = f"openid profile email {TRANSFER_ALL}"
+
+
+@contextlib.contextmanager
+def pointed_at(server: LiveServer) -> Iterator[None]:
+    """Point the SDK in this process at `server` (the SDK reads these per client)."""
+    saved = {key: os.environ.get(key) for key in server.sdk_environment()}
+    os.environ.update(server.sdk_environment())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def scripted_login_flow(browser: Browser, username: str, password: str) -> Any:
+    """A GlobusApp login-flow provider whose "user" is a Browser filling the pages."""
+
+    class ScriptedLogin(CommandLineLoginFlowManager):
+        logins = 0
+
+        def print_authorize_url(self, authorize_url: str) -> None:
+            self._location = browser.authorize(authorize_url, username, password)
+
+        def prompt_for_code(self) -> str:
+            ScriptedLogin.logins += 1
+            return browser.code_from_page(self._location)
+
+    return ScriptedLogin
+
+
+def identity_of(response: globus_sdk.OAuthTokenResponse) -> str:
+    return str(response.decode_id_token()["sub"])
