@@ -30,16 +30,20 @@ class LiveServer:
     data_dir: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    serve_args: tuple[str, ...] = ()
+    # The CA that signed the server's certificate, when it is not the data dir's own.
+    trusted_ca: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/"
+        scheme = "http" if "--http" in self.serve_args else "https"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
     @property
     def ca_file(self) -> str:
-        return str(self.data_dir / "tls" / "ca.pem")
+        return self.trusted_ca or str(self.data_dir / "tls" / "ca.pem")
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """Run an `isthmus` administrative command against this deployment."""
@@ -78,10 +82,15 @@ class LiveServer:
         self.log_path = self.data_dir.with_suffix(".log")
         with self.log_path.open("wb") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [ISTHMUS, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                [ISTHMUS, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+                 *self.serve_args],
                 stdout=log, stderr=subprocess.STDOUT, env=self.process_env(),
             )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_ready(self, timeout: float = 20.0) -> float:
         started = time.monotonic()
@@ -119,9 +128,9 @@ class LiveServer:
         }
 
 
-def start_server(data_dir: Path, **env: str) -> LiveServer:
+def start_server(data_dir: Path, *serve_args: str, **env: str) -> LiveServer:
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    server = LiveServer(data_dir=data_dir, port=free_port(), env=env)
+    server = LiveServer(data_dir=data_dir, port=free_port(), env=env, serve_args=serve_args)
     server.start()
     return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from argon2 import PasswordHasher
@@ -14,8 +15,12 @@ from isthmus.auth.models import Account, Identity, IdentityProvider, LocalUser
 from isthmus.core.errors import APIError, bad_request
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended costs
-# Verifying against this keeps a login for an unknown user as slow as for a known one.
-_DUMMY_HASH = _hasher.hash("isthmus-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown user as slow as for a known one."""
+    return str(_hasher.hash("isthmus-timing-equaliser"))
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -123,7 +128,7 @@ def check_password(session: Session, username: str, password: str) -> Identity |
     """The identity whose password this is, or None (same cost either way)."""
     user = find_local_user(session, username)
     if user is None or user.password_hash is None or len(password) > MAX_PASSWORD_LENGTH:
-        _verify(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+        _verify(_dummy_hash(), password[:MAX_PASSWORD_LENGTH])
         return None
     if not _verify(user.password_hash, password) or user.disabled:
         return None
