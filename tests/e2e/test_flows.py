@@ -204,3 +204,20 @@ def test_client_app_across_expiry(short_lived_server: LiveServer) -> None:
         time.sleep(3.5)
         assert auth.userinfo()["sub"] == created["id"]
         assert transfer_header(app) != header
+
+
+def test_client_credentials_with_a_collection_data_access_dependency(
+    sdk_env: LiveServer,
+) -> None:
+    collection = str(uuid.uuid4())  # collections may register long after the scopes did
+    client = confidential(sdk_env)
+    scope = f"{TRANSFER_ALL}[*https://auth.globus.org/scopes/{collection}/data_access]"
+    tokens = client.oauth2_client_credentials_tokens(requested_scopes=scope)
+    assert tokens.by_resource_server["transfer.api.globus.org"]["scope"] == TRANSFER_ALL
+    with pytest.raises(globus_sdk.AuthAPIError) as refused:
+        client.oauth2_client_credentials_tokens(
+            requested_scopes=f"openid[https://auth.globus.org/scopes/{collection}/data_access]"
+        )
+    assert refused.value.http_status == 400
+    assert refused.value.raw_json is not None
+    assert refused.value.raw_json["error"] == "invalid_scope"

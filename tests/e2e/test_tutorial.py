@@ -5,7 +5,7 @@ from __future__ import annotations
 import globus_sdk
 import pytest
 
-from tests.browser import Browser, query_of
+from tests.browser import Browser, parse_form, query_of
 from tests.conftest import User
 from tests.live import LiveServer
 
@@ -129,3 +129,21 @@ def test_refresh_tokens_and_refresh_token_authorizer(
     assert new_data["access_token"] != auth_data["access_token"]
     assert new_data["refresh_token"] == auth_data["refresh_token"]
     assert refreshed[0]["other_tokens"] == []
+
+
+def test_browser_logout_ends_the_session(
+    sdk_env: LiveServer, browser: Browser, user: User
+) -> None:
+    client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+    client.oauth2_start_flow(requested_scopes="openid")
+    login(client, browser, user)
+    session_cookie = browser.http.cookies.get("isthmus_session")
+    assert session_cookie
+    page = browser.open(sdk_env.base_url + "v2/web/logout")
+    assert user.username in page.text
+    done = browser.submit(page.url, parse_form(page.text))
+    assert "You are logged out" in done.text
+    # Even a browser that kept the old cookie gets the login page again.
+    browser.http.cookies.set("isthmus_session", session_cookie, domain="127.0.0.1")
+    again = browser.open(client.oauth2_get_authorize_url())
+    assert 'name="password"' in again.text

@@ -212,3 +212,38 @@ async def auth_code(request: Request) -> Response:
         "error": params.get("error"),
         "error_description": params.get("error_description"),
     }))
+
+
+@router.get("/v2/web/logout")
+async def logout_page(request: Request) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    def work(session: Session) -> PageResult:
+        browser_session = sessions.find(session, cookie)
+        identity = (
+            session.get(Identity, browser_session.primary_identity_id)
+            if browser_session else None
+        )
+        return PageResult(template="logout.html", context={
+            "username": identity.username if identity else None,
+            "action": "/v2/web/logout",
+        })
+
+    return await _run(request, work)
+
+
+@router.post("/v2/web/logout")
+async def logout(request: Request) -> Response:
+    form = await read_form(request)
+    _check_csrf(request, form)
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    def work(session: Session) -> PageResult:
+        browser_session = sessions.find(session, cookie)
+        if browser_session is not None:
+            sessions.logout(session, browser_session)
+        return PageResult(template="logout.html", context={"logged_out": True})
+
+    response = await _run(request, work)
+    response.delete_cookie(SESSION_COOKIE, path=urlsplit(service(request).settings.public_url).path)
+    return response
