@@ -88,6 +88,8 @@ def _parse_list(text: str, position: int, depth: int) -> tuple[list[ScopeNode], 
         name = text[start:position]
         if not name:
             raise ScopeSyntaxError(f"a scope name is missing at position {start}")
+        if not name.isprintable():
+            raise ScopeSyntaxError(f"a control character in the scope name at position {start}")
         node = ScopeNode(name, optional)
         if position < length and text[position] == "[":
             children, position = _parse_list(text, position + 1, depth + 1)

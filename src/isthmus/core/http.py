@@ -35,26 +35,61 @@ async def read_form(request: Request) -> dict[str, str]:
     if content_type != "application/x-www-form-urlencoded" and body:
         raise bad_request("Expected an application/x-www-form-urlencoded body")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        # errors="strict": a percent-escape that is not UTF-8 is malformed, not U+FFFD.
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                          errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise bad_request("Malformed form body") from None
     form: dict[str, str] = {}
     for key, value in pairs:
+        # No parameter has a use for NUL, and PostgreSQL text cannot hold one.
+        if "\x00" in key or "\x00" in value:
+            raise bad_request("Form parameters must not contain NUL characters")
         if key in form:
             raise bad_request(f"Parameter {key} appears more than once")
         form[key] = value
     return form
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     body = await read_body(request, MAX_JSON_BYTES)
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise bad_request("The request body is not valid JSON") from None
     if not isinstance(document, dict):
         raise bad_request("The request body must be a JSON object")
+    if not _storable_strings(document):
+        raise bad_request("JSON strings must be valid Unicode without NUL characters")
     return document
+
+
+def _storable_strings(document: Any) -> bool:
+    """False if a key or string holds NUL or a lone surrogate (``\\ud800``).
+
+    Neither can be stored in PostgreSQL or encoded in a UTF-8 response. The walk
+    is iterative: the document may be nested as deeply as the parser allows.
+    """
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def bearer_token(request: Request) -> str | None:
