@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+SDK3_VENV := .venv-sdk3
 
 .PHONY: serve install test lint unit bench
 
@@ -11,8 +12,10 @@ $(BIN)/isthmus: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-deps: pyproject.toml $(BIN)/isthmus
+# The test tools, and a second environment where the seeds' own 3.x code runs (tests/sdk3).
+$(VENV)/.test-deps: pyproject.toml tests/sdk3/requirements.txt $(BIN)/isthmus
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(PYTHON) -m venv $(SDK3_VENV) && $(SDK3_VENV)/bin/pip install --quiet -r tests/sdk3/requirements.txt
 	touch $@
 
 install: $(BIN)/isthmus

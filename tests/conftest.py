@@ -66,3 +66,61 @@ def browser(server: LiveServer) -> Browser:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def isthmus_env(server: LiveServer, tmp_path: Path) -> dict[str, str]:
+    """A shell's environment after `eval "$(isthmus env)"`, with a fresh HOME.
+
+    The CLI keeps its tokens under ~/.globus: a HOME of its own keeps the real one out of reach.
+    """
+    import os
+    import subprocess
+
+    from tests.live import ISTHMUS
+
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {key: value for key, value in os.environ.items()
+             if not key.startswith(("GLOBUS_", "ISTHMUS_"))}
+    clean["HOME"] = str(home)
+    # Evaluated as a user's shell does, so the `export` and `unset` lines mean what they say.
+    dumped = subprocess.run(
+        ["bash", "-c", 'eval "$("$0" env --data-dir "$1")" && env -0', ISTHMUS,
+         str(server.data_dir)],
+        capture_output=True, env=clean, check=True, timeout=60,
+    ).stdout.decode()
+    env = dict(item.split("=", 1) for item in dumped.split("\0") if "=" in item)
+    assert env["GLOBUS_SDK_SERVICE_URL_AUTH"] == server.base_url
+    assert env["GLOBUS_SDK_VERIFY_SSL"] == server.ca_file
+    assert "GLOBUS_SDK_ENVIRONMENT" not in env
+    return env
+
+
+@pytest.fixture
+def answer_login_prompt(server: LiveServer):  # -> Callable[[Popen[str], User], str]
+    """A function playing the user at a terminal: it reads the authorize URL a program
+    prints, logs in and consents in a browser, and types the code the server shows into
+    the program's stdin. It returns what the program printed up to the URL."""
+    import re
+    import subprocess
+
+    def answer(process: subprocess.Popen[str], user: User) -> str:
+        assert process.stdout is not None and process.stdin is not None
+        printed: list[str] = []
+        for line in process.stdout:
+            printed.append(line)
+            found = re.search(r"https?://\S+/v2/oauth2/authorize\?\S+", line)
+            if found:
+                break
+        else:
+            _, errors = process.communicate(timeout=60)
+            raise AssertionError(f"no authorize URL was printed:\n{''.join(printed)}\n{errors}")
+        browser = Browser(server.ca_file)
+        location = browser.authorize(found.group(0), user.username, user.password)
+        assert location.startswith(server.base_url + "v2/web/auth-code?"), location
+        process.stdin.write(browser.code_from_page(location) + "\n")
+        process.stdin.flush()
+        return "".join(printed)
+
+    return answer
