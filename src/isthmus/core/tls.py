@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# What the server certificate covers, beside it, so that a restart can tell
+# without parsing X.509 (and importing its libraries) that nothing needs doing.
+SUMMARY_FILE = "server.json"
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,12 @@ def ensure_certificates(tls_dir: Path, host_names: list[str]) -> ServerCertifica
     if not ca_cert_file.exists():
         _write_ca(ca_cert_file, ca_key_file)
     names = sorted(set(host_names))
-    if not cert_file.exists() or not _covers(cert_file, names):
-        _write_server_certificate(ca_cert_file, ca_key_file, cert_file, key_file, names)
+    if not cert_file.exists() or not _covers(tls_dir / SUMMARY_FILE, names):
+        not_after = _write_server_certificate(
+            ca_cert_file, ca_key_file, cert_file, key_file, names
+        )
+        summary = {"names": names, "not_after": not_after.isoformat()}
+        (tls_dir / SUMMARY_FILE).write_text(json.dumps(summary))
     return ServerCertificate(cert_file, key_file, ca_cert_file)
 
 
@@ -52,6 +61,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
@@ -59,6 +70,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write_ca(cert_file: Path, key_file: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Isthmus local CA")])
     cert = (
@@ -86,6 +102,8 @@ def _write_ca(cert_file: Path, key_file: Path) -> None:
 
 
 def _subject_alternative_names(names: list[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     result: list[x509.GeneralName] = []
     for name in names:
         try:
@@ -95,19 +113,25 @@ def _subject_alternative_names(names: list[str]) -> list[x509.GeneralName]:
     return result
 
 
-def _covers(cert_file: Path, names: list[str]) -> bool:
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    if cert.not_valid_after_utc < _now() + datetime.timedelta(days=30):
+def _covers(summary_file: Path, names: list[str]) -> bool:
+    """True when the certificate names every host and has more than 30 days left."""
+    try:
+        summary = json.loads(summary_file.read_text())
+        not_after = datetime.datetime.fromisoformat(summary["not_after"])
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    present = {str(value) for value in san.get_values_for_type(x509.DNSName)}
-    present |= {str(value) for value in san.get_values_for_type(x509.IPAddress)}
-    return all(name in present or str(name) in present for name in names)
+    renew_after = not_after - datetime.timedelta(days=30)
+    return set(names) <= set(summary.get("names", [])) and _now() < renew_after
 
 
 def _write_server_certificate(
     ca_cert_file: Path, ca_key_file: Path, cert_file: Path, key_file: Path, names: list[str]
-) -> None:
+) -> datetime.datetime:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     ca_cert = x509.load_pem_x509_certificate(ca_cert_file.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -133,3 +157,4 @@ def _write_server_certificate(
     )
     _write_private(key_file, _key_pem(key))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.not_valid_after_utc
