@@ -9,7 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.auth import clients
-from isthmus.auth.models import Client, ClientCredential, Consent, Identity, Scope
+from isthmus.auth.models import (
+    Client,
+    ClientCredential,
+    Consent,
+    Identity,
+    IdentityProvider,
+    Policy,
+    Project,
+    Scope,
+)
 
 
 def iso(moment: datetime) -> str:
@@ -80,4 +89,64 @@ def consent_document(consent: Consent) -> dict[str, Any]:
         "allows_refresh": consent.allows_refresh,
         "auto_approved": consent.auto_approved,
         "atomically_revocable": consent.atomically_revocable,
+    }
+
+
+def project_document(session: Session, project: Project) -> dict[str, Any]:
+    identity_ids = project.admin_ids("identity")
+    admins = session.scalars(select(Identity).where(Identity.id.in_(identity_ids))).all()
+    group_ids = project.admin_ids("group")
+    return {
+        "id": str(project.id),
+        "display_name": project.display_name,
+        "project_name": project.display_name,
+        "contact_email": project.contact_email,
+        "admin_ids": [str(item) for item in identity_ids],
+        "admin_group_ids": [str(item) for item in group_ids],
+        "admins": {
+            "identities": [identity_document(identity) for identity in admins],
+            "groups": [{"id": str(item)} for item in group_ids],
+        },
+    }
+
+
+def policy_document(policy: Policy) -> dict[str, Any]:
+    return {
+        "id": str(policy.id),
+        "project_id": str(policy.project_id),
+        "display_name": policy.display_name,
+        "description": policy.description,
+        "high_assurance": policy.high_assurance,
+        "authentication_assurance_timeout": policy.authentication_assurance_timeout,
+        "required_mfa": policy.required_mfa,
+        "domain_constraints_include": policy.domain_constraints_include,
+        "domain_constraints_exclude": policy.domain_constraints_exclude,
+    }
+
+
+def scope_document(scope: Scope) -> dict[str, Any]:
+    return {
+        "id": str(scope.id),
+        "client": str(scope.client_id) if scope.client_id else None,
+        "scope_string": scope.scope_string,
+        "name": scope.name,
+        "description": scope.description,
+        "advertised": scope.advertised,
+        "allows_refresh_token": scope.allows_refresh_token,
+        "required_domains": list(scope.required_domains),
+        "dependent_scopes": [
+            {"scope": str(dep.dependent_scope_id), "optional": dep.optional,
+             "requires_refresh_token": dep.requires_refresh_token}
+            for dep in scope.dependencies
+        ],
+    }
+
+
+def identity_provider_document(provider: IdentityProvider) -> dict[str, Any]:
+    return {
+        "id": str(provider.id),
+        "name": provider.name,
+        "short_name": provider.short_name,
+        "domains": list(provider.domains),
+        "alternative_names": list(provider.alternative_names),
     }

@@ -69,23 +69,22 @@ def create_user(
     full_name = qualify(session, username)
     if not full_name.endswith("@" + local_domain(session)):
         raise bad_request(f"Local users belong to the domain {local_domain(session)}")
-    existing = session.scalar(select(Identity).where(Identity.username == full_name))
-    if existing is not None:
+    identity = session.scalar(select(Identity).where(Identity.username == full_name))
+    if identity is not None and identity.status != "unused":
         raise UserExistsError(full_name)
     account = Account()
     session.add(account)
     session.flush()
-    identity = Identity(
-        username=full_name,
-        name=name or full_name.split("@", 1)[0],
-        email=email,
-        organization=organization,
-        identity_provider_id=LOCAL_IDP_ID,
-        status="used",
-        identity_type="login",
-        account_id=account.id,
-    )
-    session.add(identity)
+    if identity is None:
+        identity = Identity(username=full_name, identity_provider_id=LOCAL_IDP_ID,
+                            identity_type="login")
+        session.add(identity)
+    # A provisioned ("unused") identity keeps its id: grants made to it still apply.
+    identity.name = name or full_name.split("@", 1)[0]
+    identity.email = email
+    identity.organization = organization
+    identity.status = "used"
+    identity.account_id = account.id
     session.flush()
     session.add(LocalUser(
         identity_id=identity.id,
@@ -158,3 +157,75 @@ def identity_set(session: Session, identity: Identity) -> list[Identity]:
 
 def get_identity(session: Session, identity_id: uuid.UUID) -> Identity | None:
     return session.get(Identity, identity_id)
+
+
+# --- lookups for the identities API -------------------------------------------------
+
+MAX_LOOKUP = 1000
+
+
+def _split(values: str, what: str) -> list[str]:
+    parts = [part.strip() for part in values.split(",") if part.strip()]
+    if len(parts) > MAX_LOOKUP:
+        raise bad_request(f"At most {MAX_LOOKUP} {what} per request")
+    return parts
+
+
+def find_identities(
+    session: Session, *, ids: str | None, usernames: str | None, provision: bool
+) -> list[Identity]:
+    """Identities by id or by username, in the order asked; unknown ones are left out."""
+    if ids is not None:
+        keys = []
+        for part in _split(ids, "ids"):
+            try:
+                keys.append(uuid.UUID(part))
+            except ValueError:
+                raise bad_request(f"Invalid identity id {part!r}") from None
+        rows = session.scalars(select(Identity).where(Identity.id.in_(keys)))
+        found = {row.id: row for row in rows}
+        return [found[key] for key in dict.fromkeys(keys) if key in found]
+    names = [name.lower() for name in _split(usernames or "", "usernames") if "\x00" not in name]
+    by_name = {
+        row.username: row
+        for row in session.scalars(select(Identity).where(Identity.username.in_(names)))
+    }
+    if provision:
+        for name in names:
+            if name not in by_name:
+                provisioned = _provision(session, name)
+                if provisioned is not None:
+                    by_name[name] = provisioned
+    return [by_name[name] for name in dict.fromkeys(names) if name in by_name]
+
+
+def _provision(session: Session, username: str) -> Identity | None:
+    """An ``unused`` identity for someone who has not logged in yet (when the domain is ours)."""
+    local, _, domain = username.partition("@")
+    if not local or not domain or any(char.isspace() for char in username):
+        return None
+    provider = next(
+        (idp for idp in session.scalars(select(IdentityProvider)) if domain in idp.domains
+         and idp.kind != "clients"),
+        None,
+    )
+    if provider is None:
+        return None
+    identity = Identity(username=username, name=None, identity_provider_id=provider.id,
+                        status="unused", identity_type="login")
+    session.add(identity)
+    session.flush()
+    return identity
+
+
+def find_identity_providers(
+    session: Session, *, domains: str | None, ids: str | None
+) -> list[IdentityProvider]:
+    providers = list(session.scalars(select(IdentityProvider).order_by(IdentityProvider.created)))
+    if ids is not None:
+        wanted = set(_split(ids, "ids"))
+        return [idp for idp in providers if str(idp.id) in wanted]
+    if domains is not None:
+        wanted = {domain.lower() for domain in _split(domains, "domains")}
+        return [idp for idp in providers if wanted & set(idp.domains)]
+    return providers

@@ -279,3 +279,52 @@ class Token(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Project(Base):
+    """A group of clients with a shared list of administrators."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    display_name: Mapped[str] = mapped_column(String(200))
+    contact_email: Mapped[str] = mapped_column(String(320))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    admins: Mapped[list[ProjectAdmin]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+    def admin_ids(self, kind: str) -> list[uuid.UUID]:
+        return [admin.principal_id for admin in self.admins if admin.kind == kind]
+
+
+class ProjectAdmin(Base):
+    """An identity, or every member of a group, administering a project."""
+
+    __tablename__ = "project_admins"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # identity | group
+    principal_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, index=True)
+
+
+class Policy(Base):
+    """Authentication requirements a project's resources can demand of a session."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    high_assurance: Mapped[bool] = mapped_column(Boolean, default=False)
+    authentication_assurance_timeout: Mapped[int | None] = mapped_column(Integer)
+    required_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    domain_constraints_include: Mapped[list[str] | None] = mapped_column(JSON)
+    domain_constraints_exclude: Mapped[list[str] | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
