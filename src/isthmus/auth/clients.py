@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from isthmus.auth.builtins import CLIENTS_DOMAIN, CLIENTS_IDP_ID
@@ -181,15 +181,27 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
+# The client and its secrets' digests in one query, built once: this runs on
+# every token, introspection and revocation request.
+_CLIENT_AND_DIGESTS = (
+    select(Client, ClientCredential.secret_digest)
+    .outerjoin(ClientCredential, ClientCredential.client_id == Client.id)
+    .where(Client.id == bindparam("client_id"))
+)
+
+
 def authenticate_confidential(session: Session, client_id: str, secret: str) -> Client:
-    client = get_client(session, client_id)
+    try:
+        key = uuid.UUID(str(client_id))
+    except ValueError:
+        key = None
+    rows = session.execute(_CLIENT_AND_DIGESTS, {"client_id": key}).all() if key else []
+    client = rows[0][0] if rows else None
     if client is None or client.client_type not in _TYPES_WITH_SECRETS:
         # Spend the same digest work as a real check, so timing tells nothing.
         same_digest(secret, "0" * 64)
         raise invalid_client()
-    digests = session.scalars(
-        select(ClientCredential.secret_digest).where(ClientCredential.client_id == client.id)
-    ).all()
+    digests = [stored for _, stored in rows if stored is not None]
     if not any(same_digest(secret, stored) for stored in digests):
         raise invalid_client()
     return client
@@ -244,7 +256,8 @@ def redirect_uri_allowed(
 ) -> bool:
     if redirect_uri in client.redirect_uris:
         return True
-    if not behaves_as_native(session, client):
+    # Control characters (NUL above all) are never part of a URI a native app listens on.
+    if not redirect_uri.isprintable() or not behaves_as_native(session, client):
         return False
     try:
         parts = urlsplit(redirect_uri)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import JSONResponse
-
 from isthmus.core.errors import APIError
 
 
@@ -38,26 +36,3 @@ def invalid_request(description: str) -> OAuthError:
 
 def unauthorized_client(description: str) -> OAuthError:
     return OAuthError("unauthorized_client", description)
-
-
-def render(error: APIError) -> JSONResponse:
-    """The body Globus Auth sends: an ``errors`` array plus the OAuth fields."""
-    oauth_error = error.oauth_error or error.code.lower()
-    entry: dict[str, Any] = {
-        "status": str(error.status),
-        "code": error.code,
-        "id": error.request_id,
-        "title": error.title,
-        "detail": error.message,
-    }
-    body: dict[str, Any] = {
-        "errors": [entry],
-        "error": oauth_error,
-        "error_description": error.message,
-    }
-    for key, value in error.extra.items():
-        if key == "errors_extra":
-            entry.update(value)
-        else:
-            body[key] = value
-    return JSONResponse(body, status_code=error.status, headers=error.headers)

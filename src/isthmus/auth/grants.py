@@ -154,7 +154,9 @@ def client_credentials(
         session, client_id=client.id, identity_id=client.id, roots=roots,
         lifetime=context.settings.access_token_lifetime, offline=False,
     )
-    identity = session.get(Identity, client.id)
+    # Only an `openid` request gets an ID token; skip the identity lookup otherwise.
+    wants_id_token = any(root.scope_string == "openid" for root in roots)
+    identity = session.get(Identity, client.id) if wants_id_token else None
     id_token = (
         _id_token(session, context, client, identity, roots, None) if identity else None
     )

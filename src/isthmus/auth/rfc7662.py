@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from isthmus.auth import identities, tokens
-from isthmus.auth.models import BrowserSession, Client, Identity, Token
+from isthmus.auth.models import BrowserSession, Client, Token
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -15,12 +15,10 @@ INACTIVE: dict[str, Any] = {"active": False}
 def describe(
     session: Session, caller: Client, secret: str, include: set[str], issuer: str
 ) -> dict[str, Any]:
-    token = tokens.find_active(session, secret)
-    if token is None or not tokens.may_inspect(token, caller):
+    found = tokens.find_active_with_identity(session, secret)
+    if found is None or not tokens.may_inspect(found[0], caller):
         return INACTIVE
-    identity = session.get(Identity, token.identity_id)
-    if identity is None:
-        return INACTIVE
+    token, identity = found
     issued = int(token.issued_at.timestamp())
     document: dict[str, Any] = {
         "active": True,

@@ -6,9 +6,9 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from isthmus.auth import scope_strings
 from isthmus.auth.builtins import TRANSFER_ALL
@@ -51,8 +51,20 @@ class ResolvedScope:
         return f"{text}[{' '.join(dep.serialize() for dep in self.dependencies)}]"
 
 
+# Built once, and with the scope's dependencies in the same query (a join rather
+# than the relationship's own second SELECT): every token request resolves scopes.
+_SCOPE_BY_STRING = (
+    select(Scope)
+    .where(Scope.scope_string == bindparam("scope_string"))
+    .options(joinedload(Scope.dependencies))
+)
+
+
 def scope_by_string(session: Session, scope_string: str) -> Scope | None:
-    return session.scalar(select(Scope).where(Scope.scope_string == scope_string))
+    found: Scope | None = session.scalars(
+        _SCOPE_BY_STRING, {"scope_string": scope_string}
+    ).unique().first()
+    return found
 
 
 def resolve(session: Session, requested: str) -> list[ResolvedScope]:
@@ -139,8 +151,11 @@ def create_scope(
     allows_refresh_token: bool = True,
 ) -> Scope:
     """A custom scope ``https://auth.globus.org/scopes/<client_id>/<suffix>``."""
+    if client.public_client:
+        raise bad_request("A native (public) client cannot own scopes")
     if client.resource_server is None:
-        raise bad_request("Only resource-server clients can own scopes")
+        # A confidential client becomes a resource server with its first scope.
+        client.resource_server = str(client.id)
     if not _SUFFIX.match(suffix):
         raise bad_request("A scope suffix is lower-case letters, digits and '_'")
     scope_string = f"https://auth.globus.org/scopes/{client.id}/{suffix}"

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, lazyload
 
-from isthmus.auth.models import Client, Token
+from isthmus.auth.models import Client, Identity, Token
 from isthmus.auth.scopes import ResolvedScope
 from isthmus.core.db import utcnow
 from isthmus.core.secrets import digest, new_secret
@@ -68,30 +68,37 @@ def issue(
     """One access token (and, offline, one refresh token) per resource server."""
     issued = []
     now = utcnow()
+    refresh_rows: list[dict[str, Any]] = []
+    access_rows: list[dict[str, Any]] = []
     for resource_server, group in by_resource_server(roots).items():
         scope = _root_scopes(group)
-        refresh_row = None
+        common = {"client_id": client_id, "identity_id": identity_id,
+                  "resource_server": resource_server, "scope": scope,
+                  "scope_tree": _tree(group), "session_id": session_id, "issued_at": now,
+                  "revoked": False}
+        refresh_id = None
         refresh_secret = None
         if offline and all(root.scope.allows_refresh_token for root in group):
             refresh_secret = new_secret()
-            refresh_row = Token(
-                id=uuid.uuid4(), digest=digest(refresh_secret), kind="refresh",
-                client_id=client_id, identity_id=identity_id, resource_server=resource_server,
-                scope=scope, scope_tree=_tree(group), session_id=session_id, issued_at=now,
-                expires_at=None,
-            )
-            session.add(refresh_row)
+            refresh_id = uuid.uuid4()
+            refresh_rows.append({**common, "id": refresh_id, "digest": digest(refresh_secret),
+                                 "kind": "refresh", "refresh_token_id": None,
+                                 "expires_at": None})
         access_secret = new_secret()
-        session.add(Token(
-            id=uuid.uuid4(), digest=digest(access_secret), kind="access", client_id=client_id,
-            identity_id=identity_id, resource_server=resource_server, scope=scope,
-            scope_tree=_tree(group), session_id=session_id,
-            refresh_token_id=refresh_row.id if refresh_row else None,
-            issued_at=now, expires_at=now + timedelta(seconds=lifetime),
-        ))
+        access_rows.append({**common, "id": uuid.uuid4(), "digest": digest(access_secret),
+                            "kind": "access", "refresh_token_id": refresh_id,
+                            "expires_at": now + timedelta(seconds=lifetime)})
         issued.append(IssuedToken(resource_server, scope, access_secret, lifetime, refresh_secret))
+    # Plain INSERTs rather than the ORM's unit of work: nothing here reads the rows back,
+    # and this runs on every token request. Refresh tokens first (access rows point to them).
     session.flush()
+    for rows in (refresh_rows, access_rows):
+        if rows:
+            session.execute(_INSERT_TOKEN, rows)
     return issued
+
+
+_INSERT_TOKEN = insert(Token.__table__)  # type: ignore[arg-type]
 
 
 def refresh(
@@ -125,6 +132,24 @@ def find_active(session: Session, secret: str, kind: str | None = None) -> Token
     return token
 
 
+_TOKEN_AND_IDENTITY = (
+    select(Token, Identity)
+    .join(Identity, Identity.id == Token.identity_id)
+    .where(Token.digest == bindparam("digest"))
+    .options(lazyload(Identity.identity_provider))
+)
+
+
+def find_active_with_identity(session: Session, secret: str) -> tuple[Token, Identity] | None:
+    """`find_active` and the token's identity, in one query (introspection's hot path)."""
+    if not secret or len(secret) > 512:
+        return None
+    row = session.execute(_TOKEN_AND_IDENTITY, {"digest": digest(secret)}).first()
+    if row is None or not is_active(row[0]):
+        return None
+    return row[0], row[1]
+
+
 def is_active(token: Token, now: datetime | None = None) -> bool:
     if token.revoked:
         return False
@@ -146,3 +171,14 @@ def may_inspect(token: Token, caller: Client) -> bool:
     return token.client_id == caller.id or (
         caller.resource_server is not None and caller.resource_server == token.resource_server
     )
+
+
+def may_revoke(session: Session, token: Token, caller: Client) -> bool:
+    """The client the token was issued to, or the native-app template that client is an
+    instance of: globus-cli's logout revokes its instance's tokens as the template."""
+    if token.client_id == caller.id:
+        return True
+    if not caller.is_template:
+        return False
+    holder = session.get(Client, token.client_id)
+    return holder is not None and holder.parent_client_id == caller.id

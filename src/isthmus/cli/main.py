@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -51,16 +52,18 @@ def main() -> None:
               help="The https base URL clients use, when it differs from where we listen.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--workers", type=click.IntRange(min=1), default=1, envvar="ISTHMUS_WORKERS",
+              show_default=True,
+              help="Server processes sharing the port; one per core serves the most requests.")
 def serve(
     host: str | None, port: int | None, data_dir: str | None, plain_http: bool,
-    public_url: str | None, tls_cert: str | None, tls_key: str | None,
+    public_url: str | None, tls_cert: str | None, tls_key: str | None, workers: int,
 ) -> None:
-    """Run Auth (and, as they arrive, the other services) in one process."""
+    """Run Auth (and, as they arrive, the other services) in one process, or --workers."""
     import uvicorn
 
     from isthmus.core.tls import ensure_certificates
     from isthmus.deployment import open_deployment
-    from isthmus.server import create_app
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -80,15 +83,47 @@ def serve(
                    "ssl_keyfile": str(certificate.key_file)}
             ca_file = certificate.ca_file
     _write_state(settings, ca_file)
-    app = create_app(auth)
+    app = None
+    if workers == 1:
+        from isthmus.server import create_app
+
+        app = create_app(auth)
     click.echo(f"Isthmus is serving at {settings.public_url}")
     click.echo(f"  data dir: {settings.data_dir}")
     click.echo(f"  point the Globus SDK and CLI here with: eval \"$(isthmus env"
                f" --data-dir {settings.data_dir})\"")
     click.echo("  create a user with: isthmus user create USERNAME")
     click.echo(f"  ready in {time.monotonic() - started:.2f}s")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, server_header=False, **ssl)
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                               "log_level": "warning", "access_log": False,
+                               "server_header": False,
+                               # Idle TLS keep-alive clients must not hold a stop for 30 s.
+                               "timeout_graceful_shutdown": 3, **ssl}
+    if app is not None:
+        uvicorn.run(app, **options)
+        return
+    # The first start's work (migrations, built-ins, keys, certificates) is done
+    # above, once. The workers are fresh interpreters (uvicorn spawns them) that
+    # open the same deployment from the settings passed through the environment.
+    click.echo(f"  {workers} worker processes")
+    auth.engine.dispose()
+    os.environ.update(_worker_environment(settings))
+    uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
+
+
+def _worker_environment(settings: Settings) -> dict[str, str]:
+    """What `Settings.load()` in a worker needs to arrive at the same settings."""
+    environment = {
+        "ISTHMUS_DATA_DIR": str(settings.data_dir),
+        "ISTHMUS_DATABASE_URL": settings.database_url,
+        "ISTHMUS_HOST": settings.host,
+        "ISTHMUS_PORT": str(settings.port),
+        "ISTHMUS_HTTP": "" if settings.tls else "1",
+        "ISTHMUS_PUBLIC_URL": settings.public_url_override or "",
+    }
+    if settings.local_idp_domain:
+        environment["ISTHMUS_LOCAL_IDP_DOMAIN"] = settings.local_idp_domain
+    return environment
 
 
 def _write_state(settings: Settings, ca_file: Path | None) -> None:

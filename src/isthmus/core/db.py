@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the in-process lock alone
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -25,6 +33,12 @@ NAMING_CONVENTION = {
 
 
 READ_ONLY = "isthmus_read_only"
+
+# Units of work one process runs against the database at once (the HTTP layer
+# runs no more in parallel); the pool keeps that many connections open, so no
+# request pays for opening one (a fork of a PostgreSQL backend, or SQLite's
+# file open and pragmas).
+POOL_SIZE = 8
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,13 +79,74 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=POOL_SIZE, max_overflow=2 * POOL_SIZE)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        lock_file = Path(f"{url.database}.write-lock") if _is_file(url.database) else None
+        _write_gates[engine] = _WriteGate(lock_file)
         return engine
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=2 * POOL_SIZE,
+                         pool_pre_ping=True)
+
+
+def _is_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
+
+
+class _WriteGate:
+    """Lets one SQLite writer at a time begin, queueing the others in order.
+
+    SQLite allows one writer anyway (``BEGIN IMMEDIATE`` takes the write lock),
+    but a writer that finds the lock taken polls for it, sleeping up to 100 ms
+    between tries, so under load some requests wait seconds while others pass.
+    Waiting here instead (a lock in this process, and ``flock`` on a file beside
+    the database for other processes: more server workers, the CLI) hands the
+    lock over as soon as it is free. Re-entrant within a thread.
+    """
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._lock_file = lock_file
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        depth: int = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
+        with self._lock:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        if self._lock_file is None or fcntl is None:
+            return None
+        if self._fd is None or self._fd_pid != os.getpid():  # a forked child needs its own
+            self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd_pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
+
+
+_write_gates: weakref.WeakKeyDictionary[Engine, _WriteGate] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -104,7 +179,13 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
+    bind = factory.kw.get("bind")
+    gate = _write_gates.get(bind) if isinstance(bind, Engine) else None
+    if gate is None:
+        with factory() as session, session.begin():
+            yield session
+        return
+    with gate.held(), factory() as session, session.begin():
         yield session
 
 
@@ -121,7 +202,7 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 # The newest Alembic revision. Checked against the migrations by a test; kept
 # here so that a restart with an up-to-date schema never imports Alembic.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 def current_revision(engine: Engine) -> str | None:
