@@ -149,13 +149,18 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(await in_transaction(request, work), headers=NO_STORE)
 
 
-@router.post("/v2/oauth2/token/introspect")
-async def introspect(request: Request) -> JSONResponse:
+async def _token_form(request: Request) -> tuple[dict[str, str], str | None, str]:
+    """The form of the endpoints that take a ``token``, the client's header, and the token."""
     form = await read_form(request)
-    authorization = request.headers.get("authorization")
     secret = form.get("token")
     if not secret:
         raise invalid_request("Missing required parameter: token")
+    return form, request.headers.get("authorization"), secret
+
+
+@router.post("/v2/oauth2/token/introspect")
+async def introspect(request: Request) -> JSONResponse:
+    form, authorization, secret = await _token_form(request)
     include = {part.strip() for part in form.get("include", "").split(",") if part.strip()}
     issuer = service(request).settings.issuer
 
@@ -168,11 +173,7 @@ async def introspect(request: Request) -> JSONResponse:
 
 @router.post("/v2/oauth2/token/revoke")
 async def revoke(request: Request) -> dict[str, Any]:
-    form = await read_form(request)
-    authorization = request.headers.get("authorization")
-    secret = form.get("token")
-    if not secret:
-        raise invalid_request("Missing required parameter: token")
+    form, authorization, secret = await _token_form(request)
 
     def work(session: Session) -> None:
         caller = clients.authenticate(session, authorization, form)
@@ -188,11 +189,7 @@ async def revoke(request: Request) -> dict[str, Any]:
 @router.post("/v2/oauth2/token/validate")
 async def validate(request: Request) -> dict[str, Any]:
     """Removed from SDK 4 but still called by globus-cli before every command."""
-    form = await read_form(request)
-    authorization = request.headers.get("authorization")
-    secret = form.get("token")
-    if not secret:
-        raise invalid_request("Missing required parameter: token")
+    form, authorization, secret = await _token_form(request)
 
     def work(session: Session) -> bool:
         caller = clients.authenticate(session, authorization, form)
