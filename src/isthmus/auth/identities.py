@@ -51,6 +51,14 @@ def qualify(session: Session, username: str) -> str:
     return username
 
 
+def canonical_username(session: Session, username: str) -> str:
+    """The name a login attempt is counted under (``alice`` and ``ALICE@domain`` alike)."""
+    try:
+        return qualify(session, username)
+    except APIError:
+        return username.strip().lower()
+
+
 def hash_password(password: str) -> str:
     if not password or len(password) > MAX_PASSWORD_LENGTH:
         raise bad_request(f"A password must have 1 to {MAX_PASSWORD_LENGTH} characters")

@@ -328,3 +328,14 @@ class Policy(Base):
     domain_constraints_include: Mapped[list[str] | None] = mapped_column(JSON)
     domain_constraints_exclude: Mapped[list[str] | None] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(Base):
+    """A failed password login, kept for the throttling window (see `throttle`)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "account:<username>" or "address:<client address>"
+    key: Mapped[str] = mapped_column(String(400), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

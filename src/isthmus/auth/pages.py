@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, consents, identities, sessions
+from isthmus.auth import authorize, consents, identities, sessions, throttle
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
 from isthmus.auth.models import BrowserSession, Identity
@@ -159,13 +159,21 @@ async def login(request: Request) -> Response:
     query = form.get("authorize", "")
     username = form.get("username", "")
     password = form.get("password", "")
+    address = request.client.host if request.client else None
 
     def work(session: Session) -> PageResult:
         parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
+        account = identities.canonical_username(session, username)
+        locked = throttle.check(session, account, address)
+        if locked is not None:
+            return _login_page(session, parsed, error=locked.message, username=username,
+                               status=429)
         identity = identities.check_password(session, username, password)
         if identity is None:
+            throttle.record_failure(session, account, address)
             return _login_page(session, parsed, error="Invalid username or password.",
                                username=username, status=401)
+        throttle.record_success(session, account)
         existing = sessions.find(session, cookie)
         browser_session, new_cookie = sessions.login(
             session, identity, existing, settings.browser_session_lifetime
