@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import globus_sdk
 
 from tests.conftest import User
@@ -44,8 +46,21 @@ def test_provisioned_identity_is_taken_over_by_the_user(sdk_env: LiveServer) -> 
 
 def test_identity_map_resolves_many(sdk_env: LiveServer, user: User) -> None:
     auth = client_token_auth(sdk_env)
-    identity_map = globus_sdk.IdentityMap(auth, [user.id, user.username])
-    assert identity_map[user.id]["username"] == user.username
+    prefix = uuid.uuid4().hex[:6]
+    names = [f"member{prefix}{number}@isthmus.local" for number in range(250)]
+    provisioned = {}
+    for start in range(0, len(names), 100):  # the API takes at most 1,000 per call
+        for identity in auth.get_identities(usernames=names[start:start + 100],
+                                            provision=True)["identities"]:
+            provisioned[identity["username"]] = identity["id"]
+    assert len(provisioned) == 250
+    # Half looked up by id, half by username: IdentityMap batches each kind by 100.
+    by_id = [provisioned[name] for name in names[:125]]
+    identity_map = globus_sdk.IdentityMap(auth, [*by_id, *names[125:], user.username])
+    for name in names[:125]:
+        assert identity_map[provisioned[name]]["username"] == name
+    for name in names[125:]:
+        assert identity_map[name]["id"] == provisioned[name]
     assert identity_map[user.username]["id"] == user.id
 
 

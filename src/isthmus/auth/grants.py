@@ -35,14 +35,19 @@ class GrantContext:
     signing_key: SigningKey
 
 
-def _field(form: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+def _optional(form: Mapping[str, Any], name: str) -> str | None:
     value = form.get(name)
     if value is None or value == "":
-        if required:
-            raise invalid_request(f"Missing required parameter: {name}")
         return None
     if not isinstance(value, str) or len(value) > 16_384:
         raise invalid_request(f"Invalid parameter: {name}")
+    return value
+
+
+def _required(form: Mapping[str, Any], name: str) -> str:
+    value = _optional(form, name)
+    if value is None:
+        raise invalid_request(f"Missing required parameter: {name}")
     return value
 
 
@@ -86,9 +91,8 @@ def authorization_code(
     session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
 ) -> dict[str, Any]:
     _require_grant_type(client, AUTHORIZATION_CODE)
-    code = _field(form, "code")
-    redirect_uri = _field(form, "redirect_uri")
-    assert code is not None and redirect_uri is not None
+    code = _required(form, "code")
+    redirect_uri = _required(form, "redirect_uri")
     row = session.get(AuthorizationCode, digest(code))
     if row is None or row.client_id != client.id:
         raise invalid_grant("Invalid authorization code")
@@ -99,8 +103,7 @@ def authorization_code(
     if row.redirect_uri != redirect_uri:
         raise invalid_grant("redirect_uri does not match the authorization request")
     if row.code_challenge is not None:
-        verifier = _field(form, "code_verifier")
-        assert verifier is not None
+        verifier = _required(form, "code_verifier")
         if not rfc7636.verify(verifier, row.code_challenge):
             raise invalid_grant("The code_verifier does not match the code_challenge")
     elif client.public_client:
@@ -131,8 +134,7 @@ def refresh_token(
     session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
 ) -> dict[str, Any]:
     _require_grant_type(client, REFRESH_TOKEN)
-    secret = _field(form, "refresh_token")
-    assert secret is not None
+    secret = _required(form, "refresh_token")
     row = tokens.find_active(session, secret, kind="refresh")
     if row is None or row.client_id != client.id:
         raise invalid_grant("Invalid refresh token")
@@ -147,8 +149,7 @@ def client_credentials(
     session: Session, context: GrantContext, client: Client, form: Mapping[str, Any]
 ) -> dict[str, Any]:
     _require_grant_type(client, CLIENT_CREDENTIALS)
-    requested = _field(form, "scope")
-    assert requested is not None
+    requested = _required(form, "scope")
     roots = scopes.resolve(session, requested)
     issued = tokens.issue(
         session, client_id=client.id, identity_id=client.id, roots=roots,
@@ -168,14 +169,13 @@ def dependent_token(
 ) -> list[dict[str, Any]]:
     """Exchange a token for this resource server into tokens for what it depends on."""
     _require_grant_type(client, DEPENDENT_TOKEN)
-    secret = _field(form, "token")
-    assert secret is not None
+    secret = _required(form, "token")
     upstream = tokens.find_active(session, secret, kind="access")
     if upstream is None or client.resource_server != upstream.resource_server:
         raise invalid_grant("The token is not an active token for this resource server")
     roots = scopes.resolve(session, upstream.scope_tree) if upstream.scope_tree else []
     dependencies = [dep for root in roots for dep in root.dependencies]
-    wanted = _field(form, "scope", required=False)
+    wanted = _optional(form, "scope")
     if wanted is not None:
         dependencies = _select(dependencies, wanted)
     if not dependencies:

@@ -163,10 +163,6 @@ def identity_set(session: Session, identity: Identity) -> list[Identity]:
     return [identity, *linked]
 
 
-def get_identity(session: Session, identity_id: uuid.UUID) -> Identity | None:
-    return session.get(Identity, identity_id)
-
-
 # --- lookups for the identities API -------------------------------------------------
 
 MAX_LOOKUP = 1000

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.auth import identities, tokens
+from isthmus.auth import tokens
 from isthmus.auth.grants import GrantContext
 from isthmus.auth.keys import SigningKey
 from isthmus.core.config import Settings
@@ -29,12 +29,10 @@ class AuthService:
     def introspect(self, token: str) -> TokenInfo | None:
         """`core.tokens.TokenIntrospector` for services in this process."""
         with reading(self.sessions) as session:
-            row = tokens.find_active(session, token, kind="access")
-            if row is None:
+            found = tokens.find_active_with_identity(session, token, kind="access")
+            if found is None:
                 return None
-            identity = identities.get_identity(session, row.identity_id)
-            if identity is None:
-                return None
+            row, identity = found
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -125,9 +125,7 @@ def find_active(session: Session, secret: str, kind: str | None = None) -> Token
     if not secret or len(secret) > 512:
         return None
     token = session.scalar(select(Token).where(Token.digest == digest(secret)))
-    if token is None or token.revoked or (kind is not None and token.kind != kind):
-        return None
-    if token.expires_at is not None and token.expires_at <= utcnow():
+    if token is None or not is_active(token) or (kind is not None and token.kind != kind):
         return None
     return token
 
@@ -140,20 +138,22 @@ _TOKEN_AND_IDENTITY = (
 )
 
 
-def find_active_with_identity(session: Session, secret: str) -> tuple[Token, Identity] | None:
+def find_active_with_identity(
+    session: Session, secret: str, kind: str | None = None
+) -> tuple[Token, Identity] | None:
     """`find_active` and the token's identity, in one query (introspection's hot path)."""
     if not secret or len(secret) > 512:
         return None
     row = session.execute(_TOKEN_AND_IDENTITY, {"digest": digest(secret)}).first()
-    if row is None or not is_active(row[0]):
+    if row is None or not is_active(row[0]) or (kind is not None and row[0].kind != kind):
         return None
     return row[0], row[1]
 
 
-def is_active(token: Token, now: datetime | None = None) -> bool:
+def is_active(token: Token) -> bool:
     if token.revoked:
         return False
-    return token.expires_at is None or token.expires_at > (now or utcnow())
+    return token.expires_at is None or token.expires_at > utcnow()
 
 
 def revoke(session: Session, token: Token) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "~/.isthmus"
@@ -74,9 +74,6 @@ class Settings:
             local_idp_domain=os.environ.get("ISTHMUS_LOCAL_IDP_DOMAIN", ""),
         )
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
     @property
     def public_url(self) -> str:
         """The base URL clients use, with a trailing slash (the SDK needs it)."""
@@ -91,10 +88,6 @@ class Settings:
     @property
     def issuer(self) -> str:
         return self.public_url.rstrip("/")
-
-    @property
-    def ca_cert_path(self) -> Path:
-        return self.data_dir / "tls" / "ca.pem"
 
     @property
     def keys_dir(self) -> Path:
