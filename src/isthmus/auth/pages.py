@@ -17,6 +17,7 @@ from isthmus.auth import authorize, consents, identities, sessions, throttle
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
 from isthmus.auth.models import BrowserSession, Identity
+from isthmus.core.config import Settings
 from isthmus.core.errors import APIError
 from isthmus.core.http import read_form
 from isthmus.core.secrets import new_secret
@@ -114,6 +115,20 @@ def _continue(
     })
 
 
+def _authenticated(
+    session: Session, request: AuthorizationRequest, identity: Identity, cookie: str | None,
+    settings: Settings,
+) -> PageResult:
+    """Every way of signing in (password, upstream provider) ends here."""
+    existing = sessions.find(session, cookie)
+    browser_session, new_cookie = sessions.login(
+        session, identity, existing, settings.browser_session_lifetime
+    )
+    result = _continue(session, request, browser_session, settings.authorization_code_lifetime)
+    result.new_session_cookie = new_cookie
+    return result
+
+
 def _action_urls(request: Request, result: PageResult) -> PageResult:
     # Form actions are relative to the public base, which may carry a path prefix.
     if result.template is not None and "action" in result.context:
@@ -174,13 +189,7 @@ async def login(request: Request) -> Response:
             return _login_page(session, parsed, error="Invalid username or password.",
                                username=username, status=401)
         throttle.record_success(session, account)
-        existing = sessions.find(session, cookie)
-        browser_session, new_cookie = sessions.login(
-            session, identity, existing, settings.browser_session_lifetime
-        )
-        result = _continue(session, parsed, browser_session, settings.authorization_code_lifetime)
-        result.new_session_cookie = new_cookie
-        return result
+        return _authenticated(session, parsed, identity, cookie, settings)
 
     return await _run(request, work)
 
