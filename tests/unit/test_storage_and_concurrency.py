@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,21 +15,10 @@ from isthmus.auth.builtins import TRANSFER_ALL
 from isthmus.auth.errors import OAuthError
 from isthmus.auth.models import Token
 from isthmus.auth.service import AuthService
-from isthmus.core.config import Settings
 from isthmus.core.db import transaction
 from isthmus.deployment import open_deployment
-from tests.database import fresh_database_url
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def auth(tmp_path: Path) -> Iterator[AuthService]:
-    with fresh_database_url(tmp_path) as url:
-        settings = Settings.load(tmp_path / "data", database_url=url)
-        service = open_deployment(settings)
-        yield service
-        service.engine.dispose()
 
 
 def run_concurrently(count: int, work: Callable[[], Any]) -> list[Any]:

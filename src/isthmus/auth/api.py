@@ -24,6 +24,7 @@ from isthmus.auth.models import BrowserSession, Identity, Token
 from isthmus.auth.service import AuthService
 from isthmus.core.db import POOL_SIZE, reading, transaction
 from isthmus.core.errors import APIError, unauthorized
+from isthmus.core.group_commit import GroupCommitter
 from isthmus.core.http import bearer_token, read_form
 
 router = APIRouter()
@@ -56,6 +57,14 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
             return work(session)
 
     return await anyio.to_thread.run_sync(run, limiter=_database_threads(request))
+
+
+async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
+    """A short write unit of work, committed together with others waiting (``group_commit``)."""
+    committer: GroupCommitter | None = getattr(request.app.state, "group_commit", None)
+    if committer is None:
+        committer = request.app.state.group_commit = GroupCommitter(service(request).sessions)
+    return await committer.run(work)
 
 
 async def read_only(request: Request, work: Callable[[Session], T]) -> T:
@@ -138,7 +147,7 @@ async def token(request: Request) -> JSONResponse:
         raise invalid_request("Missing required parameter: grant_type")
 
     def work(session: Session) -> Any:
-        client = clients.authenticate(session, authorization, form)
+        client = clients.authenticate(session, authorization, form, cached=True)
         if grant_type == grants.DEPENDENT_TOKEN:
             return grants.dependent_token(session, context, client, form)
         grant = grants.GRANTS.get(grant_type)
@@ -146,7 +155,7 @@ async def token(request: Request) -> JSONResponse:
             raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type}")
         return grant(session, context, client, form)
 
-    return JSONResponse(await in_transaction(request, work), headers=NO_STORE)
+    return JSONResponse(await in_group_commit(request, work), headers=NO_STORE)
 
 
 async def _token_form(request: Request) -> tuple[dict[str, str], str | None, str]:
@@ -165,7 +174,8 @@ async def introspect(request: Request) -> JSONResponse:
     issuer = service(request).settings.issuer
 
     def work(session: Session) -> dict[str, Any]:
-        caller = clients.authenticate(session, authorization, form, allow_public=False)
+        caller = clients.authenticate(session, authorization, form, allow_public=False,
+                                      cached=True)
         return rfc7662.describe(session, caller, secret, include, issuer)
 
     return JSONResponse(await read_only(request, work))
