@@ -45,7 +45,9 @@ def app_factory() -> FastAPI:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, error: APIError) -> Response:
+    async def api_error(request: Request, error: APIError) -> Response:
+        if auth_pages.is_page(request.url.path):
+            return auth_pages.error_page(request, error)
         return auth_api.render_error(error)
 
     @app.exception_handler(RequestValidationError)
@@ -56,9 +58,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return auth_api.render_error(APIError(400, "BAD_REQUEST", message))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "ERROR")
-        return auth_api.render_error(APIError(error.status_code, code, str(error.detail)))
+        return await api_error(request, APIError(error.status_code, code, str(error.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> Response:

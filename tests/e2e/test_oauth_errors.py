@@ -72,9 +72,9 @@ def assert_raw_error(response: requests.Response, status: int, code: str, error:
     return body
 
 
-def assert_error_page(response: requests.Response, text: str) -> None:
-    """A request that cannot be sent back to its client: a 400 page, never a redirect."""
-    assert response.status_code == 400, response.text[:500]
+def assert_error_page(response: requests.Response, text: str, status: int = 400) -> None:
+    """What a person's browser gets when a page cannot go on: HTML, never JSON or a redirect."""
+    assert response.status_code == status, response.text[:500]
     assert "Location" not in response.headers
     assert response.headers["Content-Type"].startswith("text/html")
     assert text in response.text
@@ -675,7 +675,7 @@ def test_login_form_without_csrf_is_403_and_makes_no_session(
     assert response.status_code == 403, response.text[:500]
     assert "isthmus_session" not in response.headers.get("Set-Cookie", "")
     assert "Location" not in response.headers
-    assert_raw_error(response, 403, "FORBIDDEN", "forbidden")
+    assert_error_page(response, "The form has expired", 403)
     assert "isthmus_session" not in poster.cookies
 
     # Nobody is logged in: the authorize page still asks for a password.
@@ -697,7 +697,7 @@ def test_consent_form_without_csrf_is_403(
     del data["csrf_token"]
     response = browser.http.post(sdk_env.base_url + "v2/web/consent", data=data,
                                  allow_redirects=False, timeout=30)
-    assert_raw_error(response, 403, "FORBIDDEN", "forbidden")
+    assert_error_page(response, "The form has expired", 403)
     assert "Location" not in response.headers
 
 

@@ -25,6 +25,7 @@ from isthmus.core.secrets import new_secret
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+PAGE_PREFIXES = ("/v2/web/", "/v2/oauth2/authorize")
 SESSION_COOKIE = "isthmus_session"
 CSRF_COOKIE = "isthmus_csrf"
 
@@ -81,6 +82,16 @@ def _render(request: Request, result: PageResult) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
+
+
+def is_page(path: str) -> bool:
+    """Routes a person's browser shows: their errors are pages, not JSON."""
+    return path.startswith(PAGE_PREFIXES)
+
+
+def error_page(request: Request, error: APIError) -> Response:
+    return _render(request, PageResult(template="error.html", status=error.status,
+                                       context={"message": error.message}))
 
 
 def _login_page(
@@ -143,8 +154,7 @@ async def _run(request: Request, work: Any) -> Response:
     except AuthorizeRedirectError as error:
         result = PageResult(redirect=error.location)
     except APIError as error:
-        result = PageResult(template="error.html", status=error.status,
-                            context={"message": error.message})
+        return error_page(request, error)
     return _render(request, _action_urls(request, result))
 
 
