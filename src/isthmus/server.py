@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -14,14 +18,24 @@ from isthmus.auth import api as auth_api
 from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
+from isthmus.auth import retention
 from isthmus.auth.service import AuthService
+from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
 
 logger = logging.getLogger("isthmus")
 
 
 def create_app(auth: AuthService) -> FastAPI:
-    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_purge_periodically, auth)
+            yield
+            tasks.cancel_scope.cancel()
+
+    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.auth = auth
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
@@ -29,6 +43,21 @@ def create_app(auth: AuthService) -> FastAPI:
     app.include_router(auth_identities_api.router)
     _install_error_handlers(app)
     return app
+
+
+async def _purge_periodically(auth: AuthService) -> None:
+    def purge() -> None:
+        with transaction(auth.sessions) as session:
+            purged = retention.purge_expired(session, utcnow())
+        logger.info("purged expired rows: %s", purged)
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            # A busy or briefly unreachable database: try again next round.
+            logger.exception("purging expired rows failed")
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
 
 
 def app_factory() -> FastAPI:
