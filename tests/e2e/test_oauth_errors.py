@@ -217,16 +217,27 @@ def test_malformed_basic_header_is_401(
 # --- authorization codes -----------------------------------------------------------------
 
 
-def test_reused_authorization_code_is_invalid_grant(
+def test_reused_authorization_code_is_invalid_grant_and_revokes_its_tokens(
     sdk_env: LiveServer, browser: Browser, user: User
 ) -> None:
     client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    code = native_code(browser, user, client)
-    assert client.oauth2_exchange_code_for_tokens(code)["access_token"]
+    code = native_code(browser, user, client, refresh_tokens=True)
+    first = client.oauth2_exchange_code_for_tokens(code).by_resource_server["auth.globus.org"]
+    auth = globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(
+        first["access_token"]))
+    assert auth.userinfo()["preferred_username"] == user.username
     with pytest.raises(globus_sdk.AuthAPIError) as caught:
         client.oauth2_exchange_code_for_tokens(code)
     err = assert_sdk_error(caught, 400, "INVALID_GRANT", "invalid_grant")
     assert "already been used" in (err.message or "")
+
+    # The replay may be an attacker's: the first exchange's tokens are revoked (RFC 6749 4.1.2).
+    with pytest.raises(globus_sdk.AuthAPIError) as caught:
+        auth.userinfo()
+    assert caught.value.http_status == 401
+    with pytest.raises(globus_sdk.AuthAPIError) as caught:
+        client.oauth2_refresh_token(first["refresh_token"])
+    assert_sdk_error(caught, 400, "INVALID_GRANT", "invalid_grant")
 
 
 def test_unknown_or_foreign_code_is_invalid_grant(

@@ -276,8 +276,10 @@ class Token(Base):
     refresh_token_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tokens.id", ondelete="CASCADE"), index=True
     )
+    # The code a token was issued for: a replayed code revokes them (RFC 6749 4.1.2).
+    authorization_code_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

@@ -23,9 +23,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.core.db import transaction
+from isthmus.core.db import CommitThenRaise, transaction
 
 T = TypeVar("T")
+
+
 MAX_BATCH = 64
 
 _Unit = tuple[Callable[[Session], Any], "Future[Any]"]
@@ -74,7 +76,10 @@ class GroupCommitter:
                         continue
                     try:
                         with session.begin_nested():
-                            outcomes.append((future, work(session), None))
+                            try:
+                                outcomes.append((future, work(session), None))
+                            except CommitThenRaise as kept:
+                                outcomes.append((future, None, kept.error))
                     except Exception as error:  # handed to its caller below
                         outcomes.append((future, None, error))
         except Exception as error:  # the commit failed: nothing was written
