@@ -21,6 +21,7 @@ from tests.live import LiveServer
 
 GROUPS_ALL = "urn:globus:auth:scope:groups.api.globus.org:all"
 GROUPS_VIEW = "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
+MANAGE_PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 
 
 def tokens_for(server: LiveServer, user: User, scopes: str) -> dict[str, dict[str, Any]]:
@@ -300,6 +301,42 @@ def test_bad_requests_get_groups_errors(
                            {"identity_id": user.id}]}))):
         assert refused(call, *args).http_status == 403
     assert admin.get_group(group_id)["name"] == "Errors"
+
+
+def test_a_group_administers_an_auth_project(
+    sdk_env: LiveServer, user: User, member: User, outsider: User
+) -> None:
+    def auth_client(person: User) -> globus_sdk.AuthClient:
+        token = tokens_for(sdk_env, person, f"openid {MANAGE_PROJECTS}")["auth.globus.org"]
+        return globus_sdk.AuthClient(
+            authorizer=globus_sdk.AccessTokenAuthorizer(token["access_token"]))
+
+    admin_groups = globus_sdk.GroupsManager(groups_client(sdk_env, user))
+    group_id = admin_groups.create_group("Project admins", "")["id"]
+    admin_groups.add_member(group_id, member.id)
+    owner = auth_client(user)
+    project = owner.create_project("Shared", "lab@example.org", admin_ids=[user.id],
+                                   admin_group_ids=[group_id])["project"]
+    assert project["admin_group_ids"] == [group_id]
+
+    bob = auth_client(member)
+    carol = auth_client(outsider)
+    assert [p["id"] for p in bob.get_projects()] == [project["id"]]
+    renamed = bob.update_project(project["id"], display_name="Shared by Bob")["project"]
+    assert renamed["display_name"] == "Shared by Bob"
+    client = bob.create_client("Bob's app", project["id"], public_client=True)["client"]
+    assert owner.get_client(client_id=client["id"])["client"]["name"] == "Bob's app"
+    assert list(carol.get_projects()) == []
+    with pytest.raises(globus_sdk.AuthAPIError) as hidden:
+        carol.get_project(project["id"])
+    assert hidden.value.http_status == 404
+
+    # Membership is what counts: once removed from the group, Bob is no admin.
+    admin_groups.remove_member(group_id, member.id)
+    assert list(bob.get_projects()) == []
+    with pytest.raises(globus_sdk.AuthAPIError) as gone:
+        bob.get_project(project["id"])
+    assert gone.value.http_status == 404
 
 
 # --- the real globus-cli ----------------------------------------------------------------
