@@ -262,6 +262,12 @@ def test_bad_requests_get_groups_errors(
                      {"is_high_assurance": True}):
         assert refused(admin.set_group_policies, group_id, policies).http_status == 422
     assert refused(admin.get_my_groups, statuses="happy").http_status == 422
+    assert refused(admin.get_group_by_subscription_id, uuid.uuid4()).http_status == 404
+    assert refused(admin.get_group_by_subscription_id, "x").http_status == 422
+    assert refused(admin.set_subscription_admin_verified, group_id,
+                   uuid.uuid4()).http_status == 422
+    verified = admin.set_subscription_admin_verified(group_id, None)
+    assert verified.data == {"group_id": group_id, "subscription_admin_verified_id": None}
     assert refused(admin.get_group, group_id, include="secrets").http_status == 422
 
     url = sdk_env.base_url + f"groups/v2/groups/{group_id}"
@@ -430,6 +436,15 @@ def test_globus_group_commands(
     shown = _record(_ok(globus(admin_env, "group", "show", group_id)))
     assert shown["Name"] == "CLI Lab 2" and shown["Description"] == "Via CLI"
     assert shown["Terms and Conditions"] == "Be kind"
+    # Isthmus has no subscriptions: a group can only be un-verified.
+    unverified = globus(admin_env, "group", "set-subscription-admin-verified", group_id, "null")
+    assert "verification updated successfully" in _ok(unverified)
+    no_subscription = str(uuid.uuid4())
+    refused_verify = globus(admin_env, "group", "set-subscription-admin-verified", group_id,
+                            no_subscription)
+    assert refused_verify.returncode != 0 and "SUBSCRIPTION_NOT_FOUND" in refused_verify.stderr
+    no_info = globus(admin_env, "group", "get-subscription-info", no_subscription)
+    assert no_info.returncode != 0 and "404" in no_info.stderr
 
     removed = _record(_ok(globus(admin_env, "group", "member", "remove", group_id,
                                  member.username)))

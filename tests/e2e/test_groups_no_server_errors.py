@@ -66,6 +66,9 @@ ROUTES = [
     Route("v2/groups/{group}", ("PUT",), "json", GROUP_FIELDS),
     Route("v2/groups/{group}", ("POST",), "json", ACTIONS),
     Route("v2/groups/{group}/policies", ("GET", "PUT"), "json", POLICY_FIELDS),
+    Route("v2/groups/{group}/subscription_admin_verified", ("PUT",), "json",
+          ("subscription_admin_verified_id",)),
+    Route("v2/subscription_info/{group}", ("GET",), "query"),
     Route("v2/groups/{group}", ("DELETE",), "query"),
 ]
 

@@ -22,7 +22,7 @@ from isthmus.groups.documents import Document
 from isthmus.groups.service import Caller, GroupsService
 
 PREFIX = "/groups"
-router = APIRouter(prefix=PREFIX + "/v2/groups")
+router = APIRouter(prefix=PREFIX + "/v2")
 T = TypeVar("T")
 
 
@@ -50,14 +50,14 @@ async def _run(request: Request, work: Callable[[Session, Caller], T], *, write:
     return await run_in_thread(request, run)
 
 
-@router.get("/my_groups")
+@router.get("/groups/my_groups")
 async def my_groups(request: Request) -> list[Document]:
     statuses = groups.parse_statuses(request.query_params.get("statuses"))
     return await _run(request, lambda session, caller: groups.my_groups(
         session, caller, statuses), write=False)
 
 
-@router.post("")
+@router.post("/groups")
 async def create_group(request: Request) -> Document:
     body = await read_json_object(request)
 
@@ -68,14 +68,14 @@ async def create_group(request: Request) -> Document:
     return await _run(request, work, write=True)
 
 
-@router.get("/{group_id}")
+@router.get("/groups/{group_id}")
 async def get_group(request: Request, group_id: str) -> Document:
     include = groups.parse_include(request.query_params.get("include"))
     return await _run(request, lambda session, caller: groups.view(
         session, access.find_group(session, group_id, caller), include), write=False)
 
 
-@router.put("/{group_id}")
+@router.put("/groups/{group_id}")
 async def update_group(request: Request, group_id: str) -> Document:
     body = await read_json_object(request)
 
@@ -87,13 +87,13 @@ async def update_group(request: Request, group_id: str) -> Document:
     return await _run(request, work, write=True)
 
 
-@router.delete("/{group_id}")
+@router.delete("/groups/{group_id}")
 async def delete_group(request: Request, group_id: str) -> Document:
     return await _run(request, lambda session, caller: groups.delete_group(
         session, access.find_group(session, group_id, caller, for_update=True)), write=True)
 
 
-@router.post("/{group_id}")
+@router.post("/groups/{group_id}")
 async def membership_actions(request: Request, group_id: str) -> Document:
     """A batch of membership actions (BatchMembershipActions)."""
     body = await read_json_object(request)
@@ -113,13 +113,13 @@ async def membership_actions(request: Request, group_id: str) -> Document:
     return await run_in_thread(request, run)
 
 
-@router.get("/{group_id}/policies")
+@router.get("/groups/{group_id}/policies")
 async def get_policies(request: Request, group_id: str) -> Document:
     return await _run(request, lambda session, caller: groups.policies(
         access.find_group(session, group_id, caller)), write=False)
 
 
-@router.put("/{group_id}/policies")
+@router.put("/groups/{group_id}/policies")
 async def set_policies(request: Request, group_id: str) -> Document:
     body = await read_json_object(request)
     return await _run(request, lambda session, caller: groups.set_policies(
@@ -127,3 +127,16 @@ async def set_policies(request: Request, group_id: str) -> Document:
         write=True)
 
 
+
+
+@router.put("/groups/{group_id}/subscription_admin_verified")
+async def set_subscription_admin_verified(request: Request, group_id: str) -> Document:
+    body = await read_json_object(request)
+    return await _run(request, lambda session, caller: groups.set_subscription_admin_verified(
+        access.find_group(session, group_id, caller), body), write=True)
+
+
+@router.get("/subscription_info/{subscription_id}")
+async def subscription_info(request: Request, subscription_id: str) -> Document:
+    return await _run(request, lambda _session, _caller: groups.subscription_group(
+        subscription_id), write=False)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
-from isthmus.core.errors import APIError
+from isthmus.core.errors import APIError, not_found
 from isthmus.groups import access
 from isthmus.groups.access import Standing, parse_uuid, unprocessable
 from isthmus.groups.documents import Document, group_document, policies_document
@@ -45,10 +45,25 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False,
 
 
 def _no_subscription(body: dict[str, Any]) -> None:
+    """Isthmus has no Globus subscriptions, so a group can belong to none."""
     if body.get("subscription_admin_verified_id") is not None:
         raise unprocessable("This Isthmus has no subscriptions: "
                             "subscription_admin_verified_id can only be null",
                             code="SUBSCRIPTION_NOT_FOUND")
+
+
+def subscription_group(subscription_id: str) -> Document:
+    """The group providing a subscription: never found, as there are no subscriptions."""
+    key = parse_uuid(subscription_id, "subscription_id")
+    raise not_found(f"Subscription {key} not found: this Isthmus has no subscriptions")
+
+
+def set_subscription_admin_verified(found: Standing, body: dict[str, Any]) -> Document:
+    found.require("admin", "verify it for a subscription")
+    if "subscription_admin_verified_id" not in body:
+        raise unprocessable("subscription_admin_verified_id is required")
+    _no_subscription(body)
+    return {"group_id": str(found.group.id), "subscription_admin_verified_id": None}
 
 
 def parse_include(value: str | None) -> set[str]:
