@@ -92,6 +92,7 @@ def isthmus_env(server: LiveServer, tmp_path: Path) -> dict[str, str]:
     ).stdout.decode()
     env = dict(item.split("=", 1) for item in dumped.split("\0") if "=" in item)
     assert env["GLOBUS_SDK_SERVICE_URL_AUTH"] == server.base_url
+    assert env["GLOBUS_SDK_SERVICE_URL_GROUPS"] == server.base_url + "groups/"
     assert env["GLOBUS_SDK_VERIFY_SSL"] == server.ca_file
     assert "GLOBUS_SDK_ENVIRONMENT" not in env
     return env

@@ -147,6 +147,7 @@ def env(data_dir: str | None) -> None:
         state = {"public_url": settings.public_url, "ca_file": None}
     base = state["public_url"]
     click.echo(f"export GLOBUS_SDK_SERVICE_URL_AUTH={base}")
+    click.echo(f"export GLOBUS_SDK_SERVICE_URL_GROUPS={base}groups/")
     if state.get("ca_file"):
         click.echo(f"export GLOBUS_SDK_VERIFY_SSL={state['ca_file']}")
     # requests honours proxies even for loopback; keep this server out of them.
