@@ -12,6 +12,7 @@ from isthmus.auth.grants import GrantContext
 from isthmus.auth.keys import SigningKey
 from isthmus.core.config import Settings
 from isthmus.core.db import reading
+from isthmus.core.encryption import SecretBox
 from isthmus.core.tokens import TokenInfo
 
 
@@ -21,6 +22,8 @@ class AuthService:
     engine: Engine
     sessions: sessionmaker[Session]
     signing_key: SigningKey
+    # Seals what Auth must read back (upstream providers' client secrets).
+    secret_box: SecretBox
 
     @property
     def grant_context(self) -> GrantContext:
