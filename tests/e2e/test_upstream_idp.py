@@ -145,6 +145,29 @@ def test_preferred_username_claim_keeps_the_upstream_username(
     assert downstream_identities(pair, f"{person.id}@{SUB_DOMAIN}") == []
 
 
+def test_a_provisioned_identity_is_taken_over_at_first_sign_in(
+    upstream_pair: UpstreamPair,
+) -> None:
+    pair = upstream_pair
+    person = _new_user(pair.upstream, "pia")
+    expected = f"{person.id}@{SUB_DOMAIN}"
+    auth = client_token_auth(pair.downstream)
+    with pointed_at(pair.downstream):
+        (provisioned,) = auth.get_identities(usernames=expected, provision=True)["identities"]
+    assert provisioned["status"] == "unused"
+    assert provisioned["identity_provider"] == pair.provider_id
+
+    app = downstream_app(pair)
+    sites = pair_sites(pair)
+    callback = upstream_callback(pair, sites, authorize_url(pair, app), person)
+    tokens = exchange(pair, app, finish_downstream(sites, callback))
+    # The same id: whatever was granted to the provisioned identity now applies.
+    assert tokens.decode_id_token()["sub"] == provisioned["id"]
+    (identity,) = downstream_identities(pair, expected)
+    assert identity["status"] == "used"
+    assert identity["name"] == "Pia"
+
+
 def test_a_tampered_state_is_refused_and_creates_nothing(upstream_pair: UpstreamPair) -> None:
     pair = upstream_pair
     person = _new_user(pair.upstream, "tess")

@@ -260,6 +260,6 @@ async def verify_id_token(
     if not isinstance(nonce, str) or not same_digest(nonce, nonce_digest):
         raise UpstreamError("The ID token does not answer this sign-in (nonce mismatch)")
     subject = claims["sub"]
-    if not isinstance(subject, str) or not 0 < len(subject) <= 255:
+    if not isinstance(subject, str) or not 0 < len(subject) <= 255 or not subject.isprintable():
         raise UpstreamError("The ID token's subject is malformed")
     return claims
