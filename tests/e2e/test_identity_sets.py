@@ -171,6 +171,8 @@ def test_link_and_unlink_show_in_userinfo_and_introspection(
     assert table[user.username].primary and not table[user.username].unlinkable
     assert table[other.username] == Row(other.username, "Isthmus", primary=False,
                                         signed_in=False, unlinkable=True)
+    # Linking logged the identity in to this browser's session, beside the primary one.
+    assert "(logged in this session)" in page.text
 
     app = web_app(server)
     tokens = consent_and_exchange(server, app, browser, authorize_url(server, app))

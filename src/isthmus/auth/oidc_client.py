@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
-
 from isthmus.core.errors import APIError
 from isthmus.core.secrets import same_digest
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-TIMEOUT = httpx.Timeout(10.0)
+TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Discovery documents and key sets change rarely; a key set is fetched again at
 # once when a token names a key it does not hold (the provider rotated its keys).
@@ -88,9 +86,11 @@ async def _fetch_json(
     party: RelyingParty, method: str, url: str, what: str, **options: Any
 ) -> tuple[int, Any]:
     """Status and JSON body of one request, read up to a size limit."""
+    import httpx  # on first use: a restart need not wait for it
+
     try:
         async with (
-            httpx.AsyncClient(verify=_verify(party.ca_certificates), timeout=TIMEOUT,
+            httpx.AsyncClient(verify=_verify(party.ca_certificates), timeout=TIMEOUT_SECONDS,
                               follow_redirects=False) as client,
             client.stream(method, url, **options) as response,
         ):

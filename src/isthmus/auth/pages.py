@@ -175,11 +175,8 @@ def _authenticated(
 ) -> PageResult:
     """Every way of signing in (password, upstream provider) ends here."""
     if not session_requirements.accepts(request.required_identities, identity):
-        required = session_requirements.unmet_identities(
-            session, None, request.required_identities
-        )
         return _login_page(
-            session, request, status=403, required=required,
+            session, request, status=403,
             error=f"You logged in as {identity.username}, which this request does not accept.",
         )
     existing = sessions.find(session, cookie)
