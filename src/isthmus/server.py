@@ -14,11 +14,13 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isthmus import __version__
+from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
 from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
+from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.service import AuthService
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
@@ -49,6 +51,8 @@ def create_app(auth: AuthService) -> FastAPI:
     )
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
+    app.include_router(auth_upstream_pages.router)
+    app.include_router(auth_account_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     app.include_router(groups_api.router)

@@ -202,7 +202,9 @@ def draw_request(data: st.DataObject, route: Route, known: Known) -> Drawn:
     body: bytes | None = None
     query = ""
     if route.body == "query":
-        query = urlencode({key: str(value) for key, value in params.items()})
+        # Lone surrogates go out as the invalid UTF-8 they would be: the server must cope.
+        query = urlencode({key: str(value) for key, value in params.items()},
+                          errors="surrogatepass")
     else:
         headers["Content-Type"] = "application/json"
         document: Any = params

@@ -99,6 +99,16 @@ ROUTES = [
     Route("v2/web/consent", ("POST",), False, "form", ("csrf_token", "authorize", "decision")),
     Route("v2/web/auth-code", ("GET",), False, "query",
           ("code", "state", "error", "error_description")),
+    Route("v2/web/oidc/start", ("POST",), False, "form",
+          ("csrf_token", "provider", "purpose", "authorize")),
+    Route("v2/web/oidc/callback", ("GET",), False, "query",
+          ("state", "code", "error", "error_description")),
+    Route("v2/web/account", ("GET",), False, "query", ("done", "identity")),
+    Route("v2/web/account/login", ("GET", "POST"), False, "form",
+          ("csrf_token", "username", "password")),
+    Route("v2/web/account/link", ("GET", "POST"), False, "form",
+          ("csrf_token", "username", "password")),
+    Route("v2/web/account/unlink", ("POST",), False, "form", ("csrf_token", "identity")),
     Route("v2/api/clients", ("POST",), True, "json"),
     Route("v2/api/identities", ("GET",), True, "query", ("ids", "usernames", "provision")),
     Route("v2/api/identities/{identity}/consents", ("GET",), True, "query", ("all",)),
@@ -173,6 +183,16 @@ def _collect(server: LiveServer) -> Known:
     csrf = str(browser.http.cookies["isthmus_csrf"])
     both_cookies = f"isthmus_csrf={csrf}; isthmus_session={browser.http.cookies['isthmus_session']}"
     browser.http.close()
+    # The server is its own upstream identity provider, so sign-ins through it get as
+    # far as the provider's answer; a second user to link.
+    upstream_client = server.create_client("self", "confidential_client",
+                                           base + "v2/web/oidc/callback")
+    provider = server.run_json(
+        "idp", "add-oidc", "self", "--issuer", base, "--client-id", upstream_client["id"],
+        "--client-secret-stdin", "--domain", "self.example", "--ca-file", server.ca_file,
+        stdin=upstream_client["secret"] + "\n",
+    )["id"]
+    second = _new_user(server, "linked")
 
     basic = _basic(app["id"], app["secret"])
     user_bearer = "Bearer " + tokens["access_token"]
@@ -185,6 +205,8 @@ def _collect(server: LiveServer) -> Known:
         f"{TRANSFER_ALL}[openid]", "authorization_code", "refresh_token", "client_credentials",
         "urn:globus:auth:grant_type:dependent_token", "offline", "allow", "code", "S256",
         "login", "True", "identity_set,session_info", "", "\x00", "a" * 2000,
+        provider, "authorize", "account", "link", "access_denied", second.username,
+        second.password, second.id, "linked", "unlinked",
     ]
     known.headers = {
         "Authorization": [
@@ -229,6 +251,29 @@ def _collect(server: LiveServer) -> Known:
              "@Cookie": both_cookies},
         ],
         "v2/web/auth-code": [{"code": spare_code, "state": "_default"}],
+        "v2/web/oidc/start": [
+            {"csrf_token": csrf, "provider": provider, "purpose": purpose, "authorize": authorize,
+             "@Cookie": both_cookies}
+            for purpose in ("authorize", "account", "link")
+        ],
+        "v2/web/oidc/callback": [
+            {"state": secrets.token_urlsafe(32), "code": spare_code, "@Cookie": both_cookies},
+            {"state": secrets.token_urlsafe(32), "error": "access_denied",
+             "@Cookie": both_cookies},
+        ],
+        "v2/web/account": [{"done": "linked", "identity": user.id, "@Cookie": both_cookies}],
+        "v2/web/account/login": [
+            {"csrf_token": csrf, "username": user.username, "password": user.password,
+             "@Cookie": f"isthmus_csrf={csrf}"},
+        ],
+        "v2/web/account/link": [
+            {"csrf_token": csrf, "username": second.username, "password": second.password,
+             "@Cookie": both_cookies},
+        ],
+        "v2/web/account/unlink": [
+            {"csrf_token": csrf, "identity": second.id, "@Cookie": both_cookies},
+            {"csrf_token": csrf, "identity": user.id, "@Cookie": both_cookies},
+        ],
         "v2/api/clients": [{"template_id": CLI_TEMPLATE_ID, "name": "Fuzzed app"}],
         "v2/api/identities": [
             {"usernames": user.username, "@Authorization": user_bearer},

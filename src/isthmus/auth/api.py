@@ -98,7 +98,8 @@ async def openid_configuration(request: Request) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
-            "aud", "email", "exp", "iat", "iss", "name", "organization", "preferred_username",
+            "aud", "email", "exp", "iat", "iss", "name", "nonce", "organization",
+            "preferred_username",
             "sub", "identity_provider", "identity_provider_display_name", "identity_set",
             "last_authentication",
         ],

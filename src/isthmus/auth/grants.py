@@ -77,11 +77,14 @@ def _id_token(
     identity: Identity,
     roots: list[ResolvedScope],
     browser_session: BrowserSession | None,
+    nonce: str | None = None,
 ) -> str | None:
     granted = {root.scope_string for root in roots}
     if "openid" not in granted:
         return None
     identity_claims = claims.user_claims(session, identity, granted, browser_session)
+    if nonce is not None:
+        identity_claims["nonce"] = nonce
     return context.signing_key.sign_id_token(
         identity_claims, issuer=context.settings.issuer, audience=str(client.id)
     )
@@ -133,7 +136,7 @@ def authorization_code(
         lifetime=context.settings.access_token_lifetime, offline=row.offline,
         session_id=row.session_id, authorization_code_digest=row.digest,
     )
-    id_token = _id_token(session, context, client, identity, roots, browser_session)
+    id_token = _id_token(session, context, client, identity, roots, browser_session, row.nonce)
     return token_response(issued, id_token)
 
 

@@ -40,6 +40,10 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    # The identity the account was made for; it cannot be unlinked. A plain column,
+    # not a foreign key: identities already refer to accounts, and SQLite cannot
+    # add the second half of such a cycle to an existing table.
+    primary_identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -245,6 +249,8 @@ class AuthorizationCode(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
+    # The OpenID Connect nonce of the request, repeated in the ID token.
+    nonce: Mapped[str | None] = mapped_column(String(512))
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -341,3 +347,68 @@ class LoginFailure(Base):
     # "account:<username>" or "address:<client address>"
     key: Mapped[str] = mapped_column(String(400), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamProvider(Base):
+    """How to reach an upstream OpenID Connect provider (an `IdentityProvider` of kind "oidc")."""
+
+    __tablename__ = "upstream_providers"
+
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(500))
+    # Sealed with the data dir's encryption key (core.encryption); never stored in clear.
+    client_secret_sealed: Mapped[str] = mapped_column(Text)
+    # Which ID-token claim names the identity: "sub" or "preferred_username".
+    username_claim: Mapped[str] = mapped_column(String(40))
+    scopes: Mapped[str] = mapped_column(String(500))
+    # PEM certificates trusted for the provider's HTTPS (a private CA), else the system's.
+    ca_certificates: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    identity_provider: Mapped[IdentityProvider] = relationship(lazy="joined")
+
+
+class UpstreamSubject(Base):
+    """The identity an upstream provider's subject signs in as, fixed at its first login.
+
+    Keyed on the exact ``sub`` (case-sensitive, never reassigned by the provider), so
+    a username reused upstream, or two subjects equal but for case, can never sign
+    in as someone else's identity here.
+    """
+
+    __tablename__ = "upstream_subjects"
+
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), unique=True
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamLoginState(Base):
+    """A sign-in sent to an upstream provider and not yet back: single use, short-lived."""
+
+    __tablename__ = "upstream_login_states"
+
+    # SHA-256 of the `state` parameter; the parameter itself is only in the browser.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE")
+    )
+    # SHA-256 of the cookie that binds the sign-in to the browser that started it.
+    browser_digest: Mapped[str] = mapped_column(String(64))
+    nonce_digest: Mapped[str] = mapped_column(String(64))
+    code_verifier_sealed: Mapped[str] = mapped_column(Text)
+    # authorize (continue an OAuth request) | account (sign in to the account page) | link
+    purpose: Mapped[str] = mapped_column(String(20))
+    authorize_query: Mapped[str | None] = mapped_column(Text)
+    # For "link": the account the new identity joins.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

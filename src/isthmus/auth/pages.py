@@ -1,8 +1,14 @@
-"""The browser side of Auth: authorize, login, consent and the native-app code page."""
+"""The browser side of Auth: authorize, login, consent and the native-app code page.
+
+Upstream sign-ins (`upstream_pages`) and the account page (`account_pages`) build on
+the pieces here: `PageResult`, `respond`/`_run`, `_check_csrf`, `login_page` and
+`_authenticated`.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +19,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, consents, identities, sessions, throttle
+from isthmus.auth import (
+    authorize,
+    consents,
+    identities,
+    session_requirements,
+    sessions,
+    throttle,
+    upstream,
+)
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
+from isthmus.auth.builtins import LOCAL_IDP_ID
 from isthmus.auth.models import BrowserSession, Identity
 from isthmus.core.config import Settings
 from isthmus.core.errors import APIError
@@ -39,6 +54,10 @@ class PageResult:
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     new_session_cookie: str | None = None
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _csrf(request: Request) -> tuple[str, bool]:
@@ -94,24 +113,59 @@ def error_page(request: Request, error: APIError) -> Response:
                                        context={"message": error.message}))
 
 
-def _login_page(
-    session: Session, request: AuthorizationRequest, *, error: str | None = None,
-    username: str = "", status: int = 200,
+def login_page(
+    session: Session, *, heading: str, action: str, purpose: str, hidden: dict[str, str],
+    error: str | None = None, notice: str | None = None, username: str = "", status: int = 200,
 ) -> PageResult:
+    """The login form, and a "Sign in with ..." button per upstream provider.
+
+    `hidden` fields go with both; `purpose` tells the upstream sign-in where to
+    return (see `upstream.PURPOSES`).
+    """
     return PageResult(template="login.html", status=status, context={
-        "client_name": request.client.name,
-        "authorize": request.query,
-        "action": "/v2/web/login",
+        "heading": heading,
+        "action": action,
+        "hidden": hidden,
+        "purpose": purpose,
+        "provider_action": "/v2/web/oidc/start",
+        "providers": upstream.sign_in_choices(session),
         "error": error,
+        "notice": notice,
         "username": username,
         "domain": identities.local_domain(session),
     })
+
+
+def _login_page(
+    session: Session, request: AuthorizationRequest, *, error: str | None = None,
+    username: str = "", status: int = 200, required: list[Identity] | None = None,
+) -> PageResult:
+    if required is None:
+        required = session_requirements.unmet_identities(
+            session, None, request.required_identities
+        )
+    notice = None
+    if required is not None:
+        notice = session_requirements.describe(required)
+        local = [identity.username for identity in required
+                 if identity.identity_provider_id == LOCAL_IDP_ID]
+        username = username or (local[0] if local else "")
+    return login_page(
+        session, heading=f"Log in to use {request.client.name}", action="/v2/web/login",
+        purpose="authorize", hidden={"authorize": request.query}, error=error, notice=notice,
+        username=username, status=status,
+    )
 
 
 def _continue(
     session: Session, request: AuthorizationRequest, browser_session: BrowserSession,
     code_lifetime: int,
 ) -> PageResult:
+    unmet = session_requirements.unmet_identities(
+        session, browser_session, request.required_identities
+    )
+    if unmet is not None:
+        return _login_page(session, request, required=unmet)
     identity = session.get(Identity, browser_session.primary_identity_id)
     assert identity is not None
     if consents.is_consented(session, identity.id, request.client.id, request.roots):
@@ -131,6 +185,11 @@ def _authenticated(
     settings: Settings,
 ) -> PageResult:
     """Every way of signing in (password, upstream provider) ends here."""
+    if not session_requirements.accepts(request.required_identities, identity):
+        return _login_page(
+            session, request, status=403,
+            error=f"You logged in as {identity.username}, which this request does not accept.",
+        )
     existing = sessions.find(session, cookie)
     browser_session, new_cookie = sessions.login(
         session, identity, existing, settings.browser_session_lifetime
@@ -141,21 +200,29 @@ def _authenticated(
 
 
 def _action_urls(request: Request, result: PageResult) -> PageResult:
-    # Form actions are relative to the public base, which may carry a path prefix.
-    if result.template is not None and "action" in result.context:
+    # Form actions (context keys ending in "action") are relative to the public
+    # base, which may carry a path prefix.
+    if result.template is not None:
         base = service(request).settings.public_url
-        result.context["action"] = base + result.context["action"].lstrip("/")
+        for key, value in result.context.items():
+            if key.endswith("action") and isinstance(value, str):
+                result.context[key] = base + value.lstrip("/")
     return result
 
 
-async def _run(request: Request, work: Any) -> Response:
+async def respond(request: Request, produce: Callable[[], Awaitable[PageResult]]) -> Response:
+    """Render what `produce` decides; a refused request becomes its error page."""
     try:
-        result = await in_transaction(request, work)
+        result = await produce()
     except AuthorizeRedirectError as error:
         result = PageResult(redirect=error.location)
     except APIError as error:
         return error_page(request, error)
     return _render(request, _action_urls(request, result))
+
+
+async def _run(request: Request, work: Callable[[Session], PageResult]) -> Response:
+    return await respond(request, lambda: in_transaction(request, work))
 
 
 @router.get("/v2/oauth2/authorize")
@@ -184,21 +251,14 @@ async def login(request: Request) -> Response:
     query = form.get("authorize", "")
     username = form.get("username", "")
     password = form.get("password", "")
-    address = request.client.host if request.client else None
+    address = client_address(request)
 
     def work(session: Session) -> PageResult:
         parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-        account = identities.canonical_username(session, username)
-        locked = throttle.check(session, account, address)
-        if locked is not None:
-            return _login_page(session, parsed, error=locked.message, username=username,
-                               status=429)
-        identity = identities.check_password(session, username, password)
-        if identity is None:
-            throttle.record_failure(session, account, address)
-            return _login_page(session, parsed, error="Invalid username or password.",
-                               username=username, status=401)
-        throttle.record_success(session, account)
+        identity = throttle.password_login(session, username, password, address)
+        if isinstance(identity, throttle.LoginRefused):
+            return _login_page(session, parsed, error=identity.message, username=username,
+                               status=identity.status)
         return _authenticated(session, parsed, identity, cookie, settings)
 
     return await _run(request, work)

@@ -15,6 +15,7 @@ from isthmus.auth.keys import SigningKey
 from isthmus.auth.models import Identity
 from isthmus.core.config import Settings
 from isthmus.core.db import reading
+from isthmus.core.encryption import SecretBox
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityRecord
 from isthmus.core.tokens import TokenInfo
@@ -32,6 +33,8 @@ class AuthService:
     # Who belongs to which group: a project administered by a group is
     # administered by its active members (see `management.caller_of`).
     groups: GroupMembership
+    # Seals what Auth must read back (upstream providers' client secrets).
+    secret_box: SecretBox
 
     @property
     def grant_context(self) -> GrantContext:
