@@ -33,7 +33,6 @@ root; filesystems with ``protected_hardlinks`` stop users linking files they can
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import posixpath
@@ -41,7 +40,7 @@ import secrets
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from types import TracebackType
 
@@ -59,7 +58,6 @@ from isthmus.storage.digests import MultiDigest
 from isthmus.storage.errors import (
     AccountNotPermitted,
     AlreadyExists,
-    DirectoryNotEmpty,
     InvalidArgument,
     InvalidPath,
     IsADirectory,
@@ -68,50 +66,24 @@ from isthmus.storage.errors import (
     NotSupported,
     PathEscape,
     PermissionDenied,
-    QuotaExceeded,
     StorageError,
-    StorageUnavailable,
 )
 from isthmus.storage.paths import ROOT, join_parts, normalize, parent_and_name, split
+from isthmus.storage.posix_syscalls import (
+    CREATE_FLAGS,
+    LIST_FLAGS,
+    O_PATH,
+    READ_FLAGS,
+    WALK_FLAGS,
+    fsync_directory,
+    remove_tree,
+    rename_noreplace,
+    storage_error,
+)
 
 # Temporary files of writes in progress; reserved, and hidden from listings.
 TEMP_PREFIX = ".isthmus-part-"
 MAX_SYMLINK_HOPS = 40  # as Linux's MAXSYMLINKS
-
-_O_PATH = getattr(os, "O_PATH", 0)
-# Directories we only walk through: O_PATH needs search, not read, permission.
-_WALK_FLAGS = (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-_ERRNO_ERRORS: dict[int, tuple[type[StorageError], str]] = {
-    errno.ENOENT: (NotFound, "'{path}' does not exist"),
-    errno.EEXIST: (AlreadyExists, "'{path}' already exists"),
-    errno.ENOTDIR: (NotADirectory, "A component of '{path}' is not a directory"),
-    errno.EISDIR: (IsADirectory, "'{path}' is a directory"),
-    errno.ENOTEMPTY: (DirectoryNotEmpty, "The directory '{path}' is not empty"),
-    errno.EACCES: (PermissionDenied, "Permission denied on '{path}'"),
-    errno.EPERM: (PermissionDenied, "Operation not permitted on '{path}'"),
-    errno.EROFS: (PermissionDenied, "'{path}' is on a read-only filesystem"),
-    errno.ELOOP: (InvalidPath, "Too many levels of symbolic links in '{path}'"),
-    errno.ENAMETOOLONG: (InvalidPath, "'{path}' is too long"),
-    errno.ENOSPC: (QuotaExceeded, "No space left on the storage for '{path}'"),
-    errno.EDQUOT: (QuotaExceeded, "The quota is exceeded writing '{path}'"),
-    errno.EINVAL: (InvalidArgument, "Invalid operation on '{path}'"),
-    errno.EXDEV: (NotSupported, "'{path}' cannot be moved across filesystems"),
-}
-
-
-def storage_error(error: OSError, path: str) -> StorageError:
-    """The storage error for an OSError, naming only the collection path."""
-    kind, template = _ERRNO_ERRORS.get(
-        error.errno or 0, (StorageUnavailable, "The storage failed on '{path}'")
-    )
-    message = template.format(path=path)
-    if kind is StorageUnavailable and error.errno:
-        message += f" ({os.strerror(error.errno)})"
-    return kind(message, path)
 
 
 def open_posix_connector(
@@ -185,7 +157,7 @@ class PosixConnector(Connector):
         try:
             # The root itself may be a symlink: that is the administrator's choice.
             self._root_fd = os.open(
-                root_path, (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+                root_path, (O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
             )
         except FileNotFoundError:
             raise NotFound("The collection root does not exist", ROOT) from None
@@ -259,7 +231,7 @@ class PosixConnector(Connector):
                     raise NotADirectory(
                         f"'{join_parts([*parts, name])}' is not a directory", canonical
                     )
-                child = os.open(name, _WALK_FLAGS, dir_fd=fd)
+                child = os.open(name, WALK_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = child
                 parts.append(name)
@@ -278,7 +250,7 @@ class PosixConnector(Connector):
         fd = os.dup(self._root_fd)
         try:
             for name in parts:
-                child = os.open(name, _WALK_FLAGS, dir_fd=fd)
+                child = os.open(name, WALK_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = child
         except OSError as error:
@@ -354,7 +326,7 @@ class PosixConnector(Connector):
     def list(self, path: str) -> Sequence[Entry]:
         with self._locate(path, follow=True) as location:
             try:
-                directory = os.open(location.name or ".", _LIST_FLAGS, dir_fd=location.fd)
+                directory = os.open(location.name or ".", LIST_FLAGS, dir_fd=location.fd)
             except OSError as error:
                 raise storage_error(error, location.path) from None
             try:
@@ -382,7 +354,7 @@ class PosixConnector(Connector):
             if location.name is None:
                 raise IsADirectory(f"'{location.path}' is a directory", location.path)
             try:
-                fd = os.open(location.name, _READ_FLAGS, dir_fd=location.fd)
+                fd = os.open(location.name, READ_FLAGS, dir_fd=location.fd)
             except OSError as error:
                 raise storage_error(error, location.path) from None
         try:
@@ -435,7 +407,7 @@ class PosixConnector(Connector):
                 if not options.overwrite:
                     raise AlreadyExists(f"'{canonical}' already exists", canonical)
             temp_name = TEMP_PREFIX + secrets.token_hex(16)
-            temp_fd = os.open(temp_name, _CREATE_FLAGS, 0o666, dir_fd=location.fd)
+            temp_fd = os.open(temp_name, CREATE_FLAGS, 0o666, dir_fd=location.fd)
         except OSError as error:
             location.close()
             raise storage_error(error, canonical) from None
@@ -494,7 +466,7 @@ class PosixConnector(Connector):
                 if overwrite:
                     os.rename(old.name, new.name, src_dir_fd=old.fd, dst_dir_fd=new.fd)
                 else:
-                    _rename_noreplace(old.fd, old.name, new.fd, new.name)
+                    rename_noreplace(old.fd, old.name, new.fd, new.name)
             except FileExistsError:
                 raise AlreadyExists(f"'{destination}' already exists", destination) from None
             except OSError as error:
@@ -515,7 +487,7 @@ class PosixConnector(Connector):
                         location.name, dir_fd=location.fd
                     )  # a symlink itself, never its target
                 elif recursive:
-                    _remove_tree(location.fd, location.name)
+                    remove_tree(location.fd, location.name)
                 else:
                     os.rmdir(location.name, dir_fd=location.fd)
             except OSError as error:
@@ -629,9 +601,9 @@ class PosixAtomicWriter(AtomicWriter):
             if overwrite:
                 os.rename(temp_name, location.name, src_dir_fd=location.fd, dst_dir_fd=location.fd)
             else:
-                _rename_noreplace(location.fd, temp_name, location.fd, location.name)
+                rename_noreplace(location.fd, temp_name, location.fd, location.name)
             self._temp_name = None
-            _fsync_directory(location.fd)
+            fsync_directory(location.fd)
         except FileExistsError:
             raise AlreadyExists(f"'{self.path}' already exists", self.path) from None
         except OSError as error:
@@ -653,91 +625,6 @@ class PosixAtomicWriter(AtomicWriter):
                 os.unlink(self._temp_name, dir_fd=self._location.fd)
             self._temp_name = None
         self._location.close()
-
-
-def _fsync_directory(dir_fd: int) -> None:
-    """Make a rename durable. Best effort: some filesystems cannot fsync a directory."""
-    try:
-        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_tree(parent_fd: int, name: str) -> None:
-    """Delete a directory tree below ``parent_fd`` without following any symlink: each level
-    is opened with O_NOFOLLOW relative to its parent's descriptor."""
-    top = os.open(name, _LIST_FLAGS, dir_fd=parent_fd)
-    # Each frame: (parent descriptor, name in it, the directory's descriptor, its entries).
-    stack: list[tuple[int, str, int, Iterator[str]]] = [
-        (parent_fd, name, top, iter(os.listdir(top)))
-    ]
-    try:
-        while stack:
-            parent, dir_name, directory, names = stack[-1]
-            child = next(names, None)
-            if child is None:
-                stack.pop()
-                os.close(directory)
-                os.rmdir(dir_name, dir_fd=parent)
-                continue
-            try:
-                info = os.stat(child, dir_fd=directory, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                sub = os.open(child, _LIST_FLAGS, dir_fd=directory)
-                stack.append((directory, child, sub, iter(os.listdir(sub))))
-            else:
-                os.unlink(child, dir_fd=directory)
-    finally:
-        for _, _, directory, _ in stack:
-            os.close(directory)
-
-
-# renameat2(RENAME_NOREPLACE): an atomic "rename unless the destination exists" (Linux >= 3.15).
-_RENAME_NOREPLACE = 1
-_renameat2: Callable[[int, bytes, int, bytes, int], int] | None
-try:
-    _libc_renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    _libc_renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    _libc_renameat2.restype = ctypes.c_int
-    _renameat2 = _libc_renameat2
-except (AttributeError, OSError):
-    _renameat2 = None
-
-
-def _rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
-    if _renameat2 is not None:
-        if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.ENOSYS, errno.EINVAL):
-            raise OSError(code, os.strerror(code))
-    # The filesystem cannot do it atomically: a hard link can (files); a directory is checked
-    # first and then renamed, a small window that only the storage's own users could race.
-    info = os.stat(src, dir_fd=src_fd, follow_symlinks=False)
-    if not stat.S_ISDIR(info.st_mode):
-        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-        os.unlink(src, dir_fd=src_fd)
-        return
-    try:
-        os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-    else:
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
 
 
 __all__ = [
