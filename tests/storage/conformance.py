@@ -571,6 +571,16 @@ class ConnectorConformance:
         target.connector.write_atomic("/to-dir/new", [b"n"])
         assert target.backing.get("/dir/new") == b"n"
 
+    def test_renaming_a_symlink_moves_the_link_only(self, target: StorageTarget) -> None:
+        self._needs_symlinks(target)
+        target.backing.make_dir("/dir")
+        target.backing.put("/dir/file", b"stays")
+        target.backing.symlink("/dir/link", "file")
+        target.connector.rename("/dir/link", "/dir/renamed")
+        assert target.connector.stat("/dir/renamed").link_target == "/dir/file"
+        assert target.backing.names("/dir") == {"file", "renamed"}
+        assert target.backing.get("/dir/file") == b"stays"
+
     def test_deleting_a_symlink_removes_the_link_only(self, target: StorageTarget) -> None:
         self._needs_symlinks(target)
         target.backing.make_dir("/dir")

@@ -18,6 +18,7 @@ import pytest
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import Entry, EntryType
 from isthmus.storage.errors import (
+    AccountNotFound,
     InvalidPath,
     NotADirectory,
     NotFound,
@@ -352,6 +353,51 @@ def test_swapping_a_directory_for_a_symlink_mid_operation_never_escapes(
     assert "outside-only.txt" not in listed
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
     assert not any(name.startswith(TEMP_PREFIX) for name in os.listdir(root / "real"))
+
+
+def test_over_long_names_are_refused_before_any_byte_is_sent(
+    posix: tuple[PosixConnector, Path, Path],
+) -> None:
+    connector, root, _ = posix
+    with pytest.raises(InvalidPath):
+        connector.begin_write("/" + "n" * 300)
+    with pytest.raises(InvalidPath):
+        connector.stat("/" + "d" * 300 + "/f")
+    assert os.listdir(root) == []
+
+
+@pytest.mark.parametrize("variant", ["server-account", "mapped-account"])
+def test_names_that_are_not_utf8_still_round_trip(
+    request: pytest.FixtureRequest, tmp_path: Path, public_tmp: Path, variant: str
+) -> None:
+    account = request.getfixturevalue("mapped_account") if variant == "mapped-account" else None
+    root, _ = _make_area(public_tmp if account else tmp_path, account)
+    raw = os.fsencode(root) + b"/caf\xe9.txt"
+    with open(raw, "wb") as handle:
+        handle.write(b"latin-1 name")
+    with open_posix_connector(root, account) as connector:
+        (entry,) = connector.list("/")
+        assert os.fsencode(entry.name) == b"caf\xe9.txt"
+        assert connector.open_read("/" + entry.name).read() == b"latin-1 name"
+        connector.rename("/" + entry.name, "/renamed.txt")
+    assert os.listdir(root) == ["renamed.txt"]
+
+
+def test_a_closed_worker_connection_stays_closed(worker: WorkerConnector) -> None:
+    worker.close()
+    with pytest.raises(StorageUnavailable):
+        worker.list("/")
+
+
+def test_local_accounts_are_looked_up(mapped_account: LocalAccount) -> None:
+    found = LocalAccount.lookup(mapped_account.name)
+    assert found.uid == mapped_account.uid and mapped_account.gid in found.groups
+    assert mapped_account.name in found.group_names()  # useradd made a group of the same name
+    with pytest.raises(AccountNotFound):
+        LocalAccount.lookup("no-such-account-isthmus")
+    with pytest.raises(AccountNotFound):
+        LocalAccount.lookup("")
+    assert LocalAccount.current().uid == os.geteuid()
 
 
 def test_os_errors_become_storage_errors_that_name_only_collection_paths() -> None:

@@ -390,6 +390,8 @@ class PosixConnector(Connector):
     # --- writing ---------------------------------------------------------------------------
 
     def begin_write(self, path: str, options: WriteOptions | None = None) -> AtomicWriter:
+        """As `Connector.begin_write`; a symlink at ``path`` is replaced by the new file, never
+        written through."""
         options = options or WriteOptions()
         canonical = normalize(path)
         _check_new_name(canonical)
@@ -512,6 +514,7 @@ class PosixConnector(Connector):
                 raise storage_error(error, canonical) from None
 
     def set_mtime(self, path: str, mtime: float) -> None:
+        """As `Connector.set_mtime`; a symlink's target (inside the root) is changed."""
         with self._locate(path, follow=True) as location:
             try:
                 os.utime(

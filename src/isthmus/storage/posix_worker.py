@@ -121,6 +121,7 @@ class WorkerConnector(Connector):
         self.account = account
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self._closed = False
         with self._lock:
             self._start()
 
@@ -166,6 +167,7 @@ class WorkerConnector(Connector):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._stop()
 
     def _exchange(self, request: Mapping[str, Any], data: bytes | None = None) -> Any:
@@ -194,6 +196,8 @@ class WorkerConnector(Connector):
 
     def _call(self, op: str, data: bytes | None = None, **arguments: Any) -> Any:
         with self._lock:
+            if self._closed:
+                raise StorageUnavailable("This storage connection is closed")
             if self._process is None or self._process.poll() is not None:
                 self._stop()
                 self._start()
