@@ -407,3 +407,27 @@ def test_os_errors_become_storage_errors_that_name_only_collection_paths() -> No
     odd = storage_error(OSError(errno.EIO, "I/O error", "/srv/data/files/y"), "/y")
     assert isinstance(odd, StorageUnavailable) and "/srv" not in str(odd)
     assert "Input/output error" in str(odd)
+
+
+def test_client_mistakes_default_to_4xx_and_storage_failures_to_5xx() -> None:
+    from isthmus.storage import errors
+
+    for kind in (
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.NotADirectory,
+        errors.IsADirectory,
+        errors.DirectoryNotEmpty,
+        errors.PermissionDenied,
+        errors.AccountNotPermitted,
+        errors.InvalidPath,
+        errors.PathEscape,
+        errors.InvalidArgument,
+        errors.UnsupportedAlgorithm,
+        errors.SizeMismatch,
+        errors.ChecksumMismatch,
+    ):
+        assert 400 <= kind.http_status < 500, kind
+    assert errors.StorageUnavailable.http_status == 503
+    assert errors.QuotaExceeded.http_status == 507
+    assert set(errors.ERROR_TYPES) >= {"PathEscape", "ChecksumMismatch", "StorageUnavailable"}

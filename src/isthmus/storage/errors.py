@@ -30,7 +30,13 @@ from __future__ import annotations
 
 
 class StorageError(Exception):
-    """A storage operation that was refused or failed; ``path`` is collection-relative."""
+    """A storage operation that was refused or failed; ``path`` is collection-relative.
+
+    ``http_status`` is a default for plain HTTP (the HTTPS/WebDAV data server); each API
+    still maps errors to its own codes (Transfer's ``ExternalError.*``, GCS's ``code``).
+    """
+
+    http_status = 500
 
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
@@ -39,27 +45,27 @@ class StorageError(Exception):
 
 
 class NotFound(StorageError):
-    pass
+    http_status = 404
 
 
 class AlreadyExists(StorageError):
-    pass
+    http_status = 409
 
 
 class NotADirectory(StorageError):
-    pass
+    http_status = 409
 
 
 class IsADirectory(StorageError):
-    pass
+    http_status = 409
 
 
 class DirectoryNotEmpty(StorageError):
-    pass
+    http_status = 409
 
 
 class PermissionDenied(StorageError):
-    pass
+    http_status = 403
 
 
 class AccountNotPermitted(PermissionDenied):
@@ -67,19 +73,19 @@ class AccountNotPermitted(PermissionDenied):
 
 
 class AccountNotFound(StorageError):
-    pass
+    http_status = 403
 
 
 class InvalidPath(StorageError):
-    pass
+    http_status = 400
 
 
 class PathEscape(InvalidPath):
-    pass
+    http_status = 403
 
 
 class InvalidArgument(StorageError):
-    pass
+    http_status = 400
 
 
 class UnsupportedAlgorithm(InvalidArgument):
@@ -87,7 +93,7 @@ class UnsupportedAlgorithm(InvalidArgument):
 
 
 class IntegrityError(StorageError):
-    pass
+    http_status = 422
 
 
 class SizeMismatch(IntegrityError):
@@ -99,15 +105,15 @@ class ChecksumMismatch(IntegrityError):
 
 
 class QuotaExceeded(StorageError):
-    pass
+    http_status = 507
 
 
 class NotSupported(StorageError):
-    pass
+    http_status = 501
 
 
 class StorageUnavailable(StorageError):
-    pass
+    http_status = 503
 
 
 def _subclasses(cls: type[StorageError]) -> list[type[StorageError]]:
