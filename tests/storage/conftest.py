@@ -3,11 +3,14 @@ directories every account can reach."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +32,33 @@ def mapped_account() -> Iterator[LocalAccount]:
         check=True,
         capture_output=True,
     )
+    account = LocalAccount.lookup(name)
     try:
-        yield LocalAccount.lookup(name)
+        yield account
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+        # A test that failed half-way may leave one of its storage workers running as the
+        # account, and userdel refuses to remove an account in use: stop ours first.
+        for pid in _our_children_running_as(account.uid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        done = subprocess.run(["userdel", name], check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            warnings.warn(f"could not remove the test account {name}: {done.stderr}", stacklevel=1)
+
+
+def _our_children_running_as(uid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            continue
+        if int(fields["PPid"]) == os.getpid() and int(fields["Uid"].split()[0]) == uid:
+            found.append(int(status.parent.name))
+    return found
 
 
 @pytest.fixture
