@@ -3,11 +3,11 @@
 The token endpoint writes a row or two per request. Alone, each request pays
 for a connection, ``BEGIN IMMEDIATE`` (SQLite's write lock, see ``db``), the
 commit and two thread hand-offs, which cost more than the inserts. Here one
-writer thread takes every unit waiting in the queue, runs each in its own
-savepoint (a failing unit rolls back alone and gets its own exception), and
-commits once; each caller's result is delivered only after that commit, so an
-answer never reports a write that could still be lost. On PostgreSQL the same
-batching turns many commit flushes into one.
+writer thread takes every unit waiting in the queue, runs them in one
+transaction (a failing unit rolls back alone and gets its own exception, see
+``_write``) and commits once; each caller's result is delivered only after
+that commit, so an answer never reports a write that could still be lost. On
+PostgreSQL the same batching turns many commit flushes into one.
 
 Only short units belong here: everything queued waits for the slowest one.
 """
@@ -15,10 +15,11 @@ Only short units belong here: everything queued waits for the slowest one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,11 +27,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from isthmus.core.db import CommitThenRaise, transaction
 
 T = TypeVar("T")
-
-
 MAX_BATCH = 64
 
-_Unit = tuple[Callable[[Session], Any], "Future[Any]"]
+
+@dataclass
+class _Unit:
+    work: Callable[[Session], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _UnitFailed(Exception):  # noqa: N818  (control flow: retry the batch unit by unit)
+    pass
 
 
 class GroupCommitter:
@@ -41,11 +51,16 @@ class GroupCommitter:
         self._start_lock = threading.Lock()
 
     async def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a shared transaction; its result once that has committed."""
-        future: Future[T] = Future()
+        """Run ``work`` in a shared transaction; its result once that has committed.
+
+        ``work`` may run twice (see ``_write``): it must touch nothing but the session.
+        """
+        loop = asyncio.get_running_loop()
+        unit = _Unit(work, loop.create_future(), loop)
         self._ensure_started()
-        self._queue.put((work, future))
-        return await asyncio.wrap_future(future)
+        self._queue.put(unit)
+        result: T = await unit.future
+        return result
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -66,29 +81,58 @@ class GroupCommitter:
                 except queue.Empty:
                     break
             self._write(batch)
+            self._deliver(batch)
 
     def _write(self, batch: list[_Unit]) -> None:
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        """Commit the batch. Nearly every unit succeeds, so first all run in one plain
+        transaction; only if one fails is it rolled back and the batch run again with
+        a savepoint per unit, so that the failure undoes its own writes alone."""
         try:
             with transaction(self._factory) as session:
-                for work, future in batch:
-                    if not future.set_running_or_notify_cancel():
-                        continue
+                for unit in batch:
+                    try:
+                        unit.result = unit.work(session)
+                    except Exception as error:
+                        raise _UnitFailed from error
+            return
+        except _UnitFailed:
+            pass
+        except Exception as error:  # the commit failed: nothing was written
+            for unit in batch:
+                unit.error = error
+            return
+        try:
+            with transaction(self._factory) as session:
+                for unit in batch:
+                    unit.result, unit.error = None, None
                     try:
                         with session.begin_nested():
                             try:
-                                outcomes.append((future, work(session), None))
+                                unit.result = unit.work(session)
                             except CommitThenRaise as kept:
-                                outcomes.append((future, None, kept.error))
-                    except Exception as error:  # handed to its caller below
-                        outcomes.append((future, None, error))
+                                unit.error = kept.error
+                    except Exception as error:  # handed to its caller
+                        unit.error = error
         except Exception as error:  # the commit failed: nothing was written
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for future, result, failure in outcomes:
-            if failure is not None:
-                future.set_exception(failure)
-            else:
-                future.set_result(result)
+            for unit in batch:
+                unit.error = error
+
+    @staticmethod
+    def _deliver(batch: list[_Unit]) -> None:
+        # One wake-up per event loop for the whole batch, not one per unit.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Unit]] = {}
+        for unit in batch:
+            by_loop.setdefault(unit.loop, []).append(unit)
+        for loop, units in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_settle, units)
+
+
+def _settle(units: list[_Unit]) -> None:
+    for unit in units:
+        if unit.future.done():  # the caller went away (cancelled)
+            continue
+        if unit.error is not None:
+            unit.future.set_exception(unit.error)
+        else:
+            unit.future.set_result(unit.result)
