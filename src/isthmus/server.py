@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isthmus import __version__
@@ -20,13 +20,20 @@ from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
 from isthmus.auth.service import AuthService
+from isthmus.connect import api as connect_api
+from isthmus.connect import errors as connect_errors
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
+from isthmus.deployment import Deployment
+from isthmus.transfer import api as transfer_api
+from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
 
 
-def create_app(auth: AuthService) -> FastAPI:
+def create_app(deployment: Deployment) -> FastAPI:
+    auth = deployment.auth
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
@@ -37,10 +44,14 @@ def create_app(auth: AuthService) -> FastAPI:
     app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=lifespan)
     app.state.auth = auth
+    app.state.transfer = deployment.transfer
+    app.state.connect = deployment.connect
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
+    app.include_router(transfer_api.router)
+    app.include_router(connect_api.router)
     _install_error_handlers(app)
     return app
 
@@ -67,34 +78,59 @@ def app_factory() -> FastAPI:
     settings come from the ``ISTHMUS_*`` variables it set for its workers.
     """
     from isthmus.core.config import Settings
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
-    return create_app(open_deployment(Settings.load()))
+    return create_app(open_services(Settings.load()))
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def render_error(request: Request, error: APIError) -> Response:
+    """An error in the wire format of the service that owns the path."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.render_error(error)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.render_error(path, error)
+    if auth_pages.is_page(path):
+        return auth_pages.error_page(request, error)
+    return auth_api.render_error(error)
+
+
+def _framework_error(request: Request, status: int, message: str) -> APIError:
+    """An error raised before any handler ran (routing, validation), in the path's service."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.from_status(status, message)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.from_status(status, message)
+    code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+            500: "INTERNAL_ERROR"}.get(status, "ERROR")
+    return APIError(status, code, message)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, error: APIError) -> Response:
-        if auth_pages.is_page(request.url.path):
-            return auth_pages.error_page(request, error)
-        return auth_api.render_error(error)
+        return render_error(request, error)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"Invalid request: {where}: {first.get('msg', 'invalid value')}"
-        return auth_api.render_error(APIError(400, "BAD_REQUEST", message))
+        return render_error(request, _framework_error(request, 400, message))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "ERROR")
-        return await api_error(request, APIError(error.status_code, code, str(error.detail)))
+        return render_error(request, _framework_error(request, error.status_code,
+                                                      str(error.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> Response:
         # The traceback goes to the log, never to the client.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = APIError(500, "INTERNAL_ERROR", "An internal error occurred")
-        response: JSONResponse = auth_api.render_error(body)
-        return response
+        return render_error(request, _framework_error(request, 500,
+                                                      "An internal error occurred"))

@@ -52,3 +52,15 @@ def scripted_login_flow(browser: Browser, username: str, password: str) -> Any:
 
 def identity_of(response: globus_sdk.OAuthTokenResponse) -> str:
     return str(response.decode_id_token()["sub"])
+
+
+def native_login(server: LiveServer, username: str, password: str,
+                 scopes: list[str]) -> dict[str, dict[str, Any]]:
+    """Tokens by resource server, from the tutorial client's login as a person does it."""
+    with pointed_at(server):
+        client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+        client.oauth2_start_flow(requested_scopes=scopes)
+        browser = Browser(server.ca_file)
+        location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
+        tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
+        return dict(tokens.by_resource_server)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -22,7 +20,7 @@ from isthmus.auth.errors import OAuthError, invalid_request
 from isthmus.auth.keys import ID_TOKEN_ALGORITHM
 from isthmus.auth.models import BrowserSession, Identity, Token
 from isthmus.auth.service import AuthService
-from isthmus.core.db import POOL_SIZE, reading, transaction
+from isthmus.core import work as work_units
 from isthmus.core.errors import APIError, unauthorized
 from isthmus.core.group_commit import GroupCommitter
 from isthmus.core.http import bearer_token, read_form
@@ -39,24 +37,8 @@ def service(request: Request) -> AuthService:
     return auth
 
 
-def _database_threads(request: Request) -> anyio.CapacityLimiter:
-    """At most as many units of work in threads as the pool has connections.
-
-    More threads would only queue for a connection (or, past the pool, open and
-    close one per request) and take turns at the GIL; fewer switches serve more.
-    """
-    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "db_threads", None)
-    if limiter is None:
-        limiter = request.app.state.db_threads = anyio.CapacityLimiter(POOL_SIZE)
-    return limiter
-
-
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with transaction(service(request).sessions) as session:
-            return work(session)
-
-    return await anyio.to_thread.run_sync(run, limiter=_database_threads(request))
+    return await work_units.in_transaction(request, service(request).sessions, work)
 
 
 async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
@@ -68,11 +50,7 @@ async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
 
 
 async def read_only(request: Request, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with reading(service(request).sessions) as session:
-            return work(session)
-
-    return await anyio.to_thread.run_sync(run, limiter=_database_threads(request))
+    return await work_units.read_only(request, service(request).sessions, work)
 
 
 def render_error(error: APIError) -> JSONResponse:

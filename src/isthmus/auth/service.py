@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.auth import tokens
+from isthmus.auth import identities, tokens
 from isthmus.auth.grants import GrantContext
 from isthmus.auth.keys import SigningKey
 from isthmus.core.config import Settings
@@ -33,6 +33,7 @@ class AuthService:
             if found is None:
                 return None
             row, identity = found
+            linked = identities.identity_set(session, identity)
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,
@@ -41,4 +42,5 @@ class AuthService:
                 scopes=frozenset(row.scope.split()),
                 expires_at=row.expires_at.timestamp() if row.expires_at else None,
                 session_id=row.session_id,
+                identity_set=frozenset(member.id for member in linked),
             )
