@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import globus_sdk
 from globus_sdk.login_flows import CommandLineLoginFlowManager
 
 from tests.browser import Browser
+from tests.conftest import User, answer_login
 from tests.live import LiveServer
+
+GLOBUS = str(Path(sys.executable).with_name("globus"))
 
 TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
@@ -64,3 +70,25 @@ def native_login(server: LiveServer, username: str, password: str,
         location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
         tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
         return dict(tokens.by_resource_server)
+
+
+def globus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `globus` command (globus-cli 3.43) in a shell environment."""
+    return subprocess.run([GLOBUS, *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def cli_login(server: LiveServer, user: User, env: dict[str, str], *args: str) -> str:
+    """`globus login --no-local-server [args]` with ``user`` at the keyboard; its output."""
+    process = subprocess.Popen([GLOBUS, "login", "--no-local-server", *args],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        printed = answer_login(server, process, user)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, f"{printed}{out}\n{err}"
+    return printed + out

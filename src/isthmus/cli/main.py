@@ -100,6 +100,8 @@ def serve(
                f" --data-dir {settings.data_dir})\"")
     click.echo("  create a user with: isthmus user create USERNAME")
     click.echo(f"  ready in {time.monotonic() - started:.2f}s")
+    # Whoever reads this through a pipe or a log file needs it now, not at exit.
+    sys.stdout.flush()
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
                                "log_level": "warning", "access_log": False,
                                "server_header": False,
