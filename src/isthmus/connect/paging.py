@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -65,8 +65,11 @@ def _decode(marker: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = marker + "=" * (-len(marker) % 4)
         created, item_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        return datetime.fromisoformat(created), uuid.UUID(item_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
+        after = datetime.fromisoformat(created)
+        if after.tzinfo is None:
+            raise ValueError("a marker's time has a zone")
+        return after.astimezone(UTC), uuid.UUID(item_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeEncodeError):
         raise bad_request(f"Invalid marker {marker!r}") from None
 
 
