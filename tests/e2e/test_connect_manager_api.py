@@ -21,6 +21,7 @@ from globus_sdk import (
     GCSAPIError,
     GCSClient,
     GCSRoleDocument,
+    GuestCollectionDocument,
     MappedCollectionDocument,
     POSIXCollectionPolicies,
     POSIXStoragePolicies,
@@ -32,6 +33,10 @@ from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, poi
 
 POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
 S3 = "7643e831-5f6c-4b47-a07f-8ee90f401d23"
+
+
+def client_ids(site: EndpointSite) -> set[str]:
+    return {row["id"] for row in site.server.run_json("client", "list")["clients"]}
 
 
 def manage_collections(endpoint_id: str) -> str:
@@ -232,6 +237,7 @@ def test_collection_lifecycle(site: EndpointSite, owner: GCSClient) -> None:
     tokens = native_login(site.server, site.owner.username, site.owner.password,
                           [https_scope])
     assert tokens[collection_id]["scope"] == https_scope
+    assert collection_id in client_ids(site)
 
     protected = expect_error(409, "conflict", owner.delete_collection, collection_id)
     assert "delete_protected" in protected.message
@@ -239,6 +245,66 @@ def test_collection_lifecycle(site: EndpointSite, owner: GCSClient) -> None:
     assert owner.delete_collection(collection_id)["code"] == "success"
     expect_error(404, "not_found", owner.get_collection, collection_id)
     expect_error(404, "not_found", owner.get_role_list, collection_id=collection_id)
+    assert collection_id not in client_ids(site)  # its Auth client went with it
+    owner.delete_storage_gateway(gateway_id)
+
+
+def test_guest_collection_documents_are_understood_but_not_yet_created(
+    site: EndpointSite, owner: GCSClient,
+) -> None:
+    guest = GuestCollectionDocument(
+        display_name="share", mapped_collection_id=site.collection_id,
+        user_credential_id=str(uuid.uuid4()), collection_base_path="/shared", public=True)
+    refused = expect_error(422, "unprocessable_entity", owner.create_collection, guest)
+    assert "user credential" in refused.message
+    # A mapped collection's field is no guest collection's.
+    wrong = expect_error(400, "bad_request", owner.create_collection,
+                         {**guest, "allow_guest_collections": True})
+    assert wrong.detail["errors"][0]["property"] == "allow_guest_collections"
+
+
+def test_put_replaces_whole_documents_and_takes_fetched_ones_back(
+    site: EndpointSite, owner: GCSClient,
+) -> None:
+    """A script may GET a document, change a field and PUT it back: the read-only fields
+    it carries are accepted as they are; PUT replaces what it leaves out."""
+    gateway_id = owner.create_storage_gateway(posix_gateway("for PUT"))["id"]
+    collection_id = owner.create_collection(MappedCollectionDocument(
+        display_name="put me", storage_gateway_id=gateway_id, collection_base_path="/p",
+        description="first", keywords=["a"], delete_protected=False))["id"]
+
+    fetched = dict(owner.get_collection(collection_id).data)
+    fetched["display_name"] = "put back"
+    answer = owner.put(f"collections/{collection_id}", data=fetched)
+    assert answer.http_status == 200
+    (replaced,) = answer["data"]
+    assert (replaced["display_name"], replaced["description"]) == ("put back", "first")
+    assert replaced["https_url"] == fetched["https_url"]
+
+    minimal = {"DATA_TYPE": "collection#1.0.0", "collection_type": "mapped",
+               "display_name": "minimal"}
+    (bare,) = owner.put(f"collections/{collection_id}", data=minimal)["data"]
+    assert (bare["description"], bare["keywords"]) == (None, [])
+    assert bare["root_path"] == "/p"  # where it lies was set at creation and stays
+    assert bare["delete_protected"] is True  # back to the default
+    changed_id = {**fetched, "id": str(uuid.uuid4())}
+    error = expect_error(400, "bad_request", owner.put, f"collections/{collection_id}",
+                         data=changed_id)
+    assert error.detail["errors"][0]["property"] == "id"
+
+    gateway = dict(owner.get_storage_gateway(gateway_id, include="private_policies").data)
+    gateway["users_deny"] = ["root", "daemon"]
+    (put_gateway,) = owner.put(f"storage_gateways/{gateway_id}", data=gateway)["data"]
+    assert put_gateway["users_deny"] == ["root", "daemon"]
+
+    endpoint = dict(owner.get_endpoint().data)
+    endpoint["info_link"] = "https://example.org/lab"
+    answer = owner.put("endpoint", data=endpoint, query_params={"include": "endpoint"})
+    assert answer["data"][0]["info_link"] == "https://example.org/lab"
+    assert answer["data"][0]["display_name"] == endpoint["display_name"]
+
+    owner.update_collection(collection_id, MappedCollectionDocument(delete_protected=False))
+    owner.delete_collection(collection_id)
     owner.delete_storage_gateway(gateway_id)
 
 
