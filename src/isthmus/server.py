@@ -22,16 +22,21 @@ from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
 from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.service import AuthService
+from isthmus.connect import api as connect_api
+from isthmus.connect import errors as connect_errors
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
-from isthmus.core.tokens import CachedIntrospector
+from isthmus.deployment import Deployment
 from isthmus.groups import api as groups_api
-from isthmus.groups.service import GroupsService
+from isthmus.transfer import api as transfer_api
+from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
 
 
-def create_app(auth: AuthService) -> FastAPI:
+def create_app(deployment: Deployment) -> FastAPI:
+    auth = deployment.auth
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
@@ -42,13 +47,9 @@ def create_app(auth: AuthService) -> FastAPI:
     app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=lifespan)
     app.state.auth = auth
-    # Groups learns who calls by introspection at Auth (in process, briefly cached)
-    # and who an identity id names from Auth's directory, never from Auth's tables.
-    app.state.groups = GroupsService(
-        sessions=auth.sessions,
-        introspector=CachedIntrospector(auth, ttl=auth.settings.introspection_cache_seconds),
-        identities=auth,
-    )
+    app.state.groups = deployment.groups
+    app.state.transfer = deployment.transfer
+    app.state.connect = deployment.connect
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
     app.include_router(auth_upstream_pages.router)
@@ -56,6 +57,8 @@ def create_app(auth: AuthService) -> FastAPI:
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     app.include_router(groups_api.router)
+    app.include_router(transfer_api.router)
+    app.include_router(connect_api.router)
     _install_error_handlers(app)
     return app
 
@@ -82,18 +85,39 @@ def app_factory() -> FastAPI:
     settings come from the ``ISTHMUS_*`` variables it set for its workers.
     """
     from isthmus.core.config import Settings
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
-    return create_app(open_deployment(Settings.load()))
+    return create_app(open_services(Settings.load()))
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def render_error(request: Request, error: APIError) -> Response:
-    """An error in the wire format of the service the request was for (a page for pages)."""
-    if auth_pages.is_page(request.url.path):
-        return auth_pages.error_page(request, error)
-    if request.url.path.startswith(groups_api.PREFIX + "/"):
+    """An error in the wire format of the service that owns the path."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.render_error(error)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.render_error(path, error)
+    if _is_under(path, groups_api.PREFIX):
         return groups_api.render_error(error)
+    if auth_pages.is_page(path):
+        return auth_pages.error_page(request, error)
     return auth_api.render_error(error)
+
+
+def _framework_error(request: Request, status: int, message: str) -> APIError:
+    """An error raised before any handler ran (routing, validation), in the path's service."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.from_status(status, message)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.from_status(status, message)
+    code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+            500: "INTERNAL_ERROR"}.get(status, "ERROR")
+    return APIError(status, code, message)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -106,15 +130,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"Invalid request: {where}: {first.get('msg', 'invalid value')}"
-        return render_error(request, APIError(400, "BAD_REQUEST", message))
+        return render_error(request, _framework_error(request, 400, message))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "ERROR")
-        return render_error(request, APIError(error.status_code, code, str(error.detail)))
+        return render_error(request, _framework_error(request, error.status_code,
+                                                      str(error.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> Response:
         # The traceback goes to the log, never to the client.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render_error(request, APIError(500, "INTERNAL_ERROR", "An internal error occurred"))
+        return render_error(request, _framework_error(request, 500,
+                                                      "An internal error occurred"))

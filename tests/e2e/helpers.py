@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -12,12 +15,15 @@ import globus_sdk
 from globus_sdk.login_flows import CommandLineLoginFlowManager
 
 from tests.browser import Browser, Sites, parse_form
+from tests.conftest import answer_login
 
 if TYPE_CHECKING:
     import requests
 
     from tests.conftest import UpstreamPair, User
 from tests.live import LiveServer
+
+GLOBUS = str(Path(sys.executable).with_name("globus"))
 
 TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
@@ -116,3 +122,37 @@ def finish_downstream(sites: Sites, callback: str) -> str:
         assert "decision" in form.buttons.values(), response.text[:2000]
         response = sites.submit(url, form, decision="allow")
     raise AssertionError("no redirect to the application")
+
+
+def native_login(server: LiveServer, username: str, password: str,
+                 scopes: list[str]) -> dict[str, dict[str, Any]]:
+    """Tokens by resource server, from the tutorial client's login as a person does it."""
+    with pointed_at(server):
+        client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+        client.oauth2_start_flow(requested_scopes=scopes)
+        browser = Browser(server.ca_file)
+        location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
+        tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
+        return dict(tokens.by_resource_server)
+
+
+def globus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `globus` command (globus-cli 3.43) in a shell environment."""
+    return subprocess.run([GLOBUS, *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def cli_login(server: LiveServer, user: User, env: dict[str, str], *args: str) -> str:
+    """`globus login --no-local-server [args]` with ``user`` at the keyboard; its output."""
+    process = subprocess.Popen([GLOBUS, "login", "--no-local-server", *args],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        printed = answer_login(server, process, user)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, f"{printed}{out}\n{err}"
+    return printed + out

@@ -20,9 +20,10 @@ from isthmus.auth.errors import OAuthError, invalid_request
 from isthmus.auth.keys import ID_TOKEN_ALGORITHM
 from isthmus.auth.models import BrowserSession, Identity, Token
 from isthmus.auth.service import AuthService
+from isthmus.core import work as work_units
 from isthmus.core.errors import APIError, unauthorized
 from isthmus.core.group_commit import GroupCommitter
-from isthmus.core.http import bearer_token, read_form, run_in_transaction, run_read_only
+from isthmus.core.http import bearer_token, read_form
 
 router = APIRouter()
 T = TypeVar("T")
@@ -37,7 +38,7 @@ def service(request: Request) -> AuthService:
 
 
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    return await run_in_transaction(request, service(request).sessions, work)
+    return await work_units.in_transaction(request, service(request).sessions, work)
 
 
 async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
@@ -49,7 +50,7 @@ async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
 
 
 async def read_only(request: Request, work: Callable[[Session], T]) -> T:
-    return await run_read_only(request, service(request).sessions, work)
+    return await work_units.read_only(request, service(request).sessions, work)
 
 
 def render_error(error: APIError) -> JSONResponse:

@@ -47,6 +47,7 @@ class AuthService:
             if found is None:
                 return None
             row, identity = found
+            linked = identities.identity_set(session, identity)
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,
@@ -55,9 +56,7 @@ class AuthService:
                 scopes=frozenset(row.scope.split()),
                 expires_at=row.expires_at.timestamp() if row.expires_at else None,
                 session_id=row.session_id,
-                identity_set=frozenset(
-                    member.id for member in identities.identity_set(session, identity)
-                ),
+                identity_set=frozenset(member.id for member in linked),
             )
 
     def lookup_identities(

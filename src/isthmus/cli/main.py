@@ -66,14 +66,14 @@ def serve(
     import uvicorn
 
     from isthmus.core.tls import ensure_certificates
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     started = time.monotonic()
     settings = _settings(data_dir, host=host, port=port, tls=not plain_http,
                          tls_cert=tls_cert, tls_key=tls_key, public_url=public_url)
-    auth = open_deployment(settings)
+    deployment = open_services(settings, serving=True)
     ssl: dict[str, Any] = {}
     ca_file: Path | None = None
     if settings.tls:
@@ -90,13 +90,21 @@ def serve(
     if workers == 1:
         from isthmus.server import create_app
 
-        app = create_app(auth)
+        app = create_app(deployment)
     click.echo(f"Isthmus is serving at {settings.public_url}")
     click.echo(f"  data dir: {settings.data_dir}")
+    click.echo(f"  Globus Connect Server endpoint: {deployment.connect.endpoint_id}"
+               f" (GCS Manager API at {settings.public_url}api/)")
+    default_collection = deployment.connect.default_collection()
+    if default_collection is not None:
+        collection_id, collection_name = default_collection
+        click.echo(f"  collection \"{collection_name}\": {collection_id}")
     click.echo(f"  point the Globus SDK and CLI here with: eval \"$(isthmus env"
                f" --data-dir {settings.data_dir})\"")
     click.echo("  create a user with: isthmus user create USERNAME")
     click.echo(f"  ready in {time.monotonic() - started:.2f}s")
+    # Whoever reads this through a pipe or a log file needs it now, not at exit.
+    sys.stdout.flush()
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
                                "log_level": "warning", "access_log": False,
                                "server_header": False,
@@ -109,7 +117,7 @@ def serve(
     # above, once. The workers are fresh interpreters (uvicorn spawns them) that
     # open the same deployment from the settings passed through the environment.
     click.echo(f"  {workers} worker processes")
-    auth.engine.dispose()
+    deployment.auth.engine.dispose()
     os.environ.update(_worker_environment(settings))
     uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
 
@@ -151,6 +159,8 @@ def env(data_dir: str | None) -> None:
     base = state["public_url"]
     click.echo(f"export GLOBUS_SDK_SERVICE_URL_AUTH={base}")
     click.echo(f"export GLOBUS_SDK_SERVICE_URL_GROUPS={base}groups/")
+    # The SDK requests <base>/v0.10/... (4.x's absolute paths and 3.x's base_path alike).
+    click.echo(f"export GLOBUS_SDK_SERVICE_URL_TRANSFER={base}")
     if state.get("ca_file"):
         click.echo(f"export GLOBUS_SDK_VERIFY_SSL={state['ca_file']}")
     # requests honours proxies even for loopback; keep this server out of them.
@@ -187,21 +197,29 @@ def user_create(
     username: str, password_stdin: bool, email: str | None, name: str | None,
     organization: str | None, as_json: bool, data_dir: str | None,
 ) -> None:
-    """Create a user; a bare USERNAME gets the local identity provider's domain."""
+    """Create a user; a bare USERNAME gets the local identity provider's domain.
+
+    The first user created owns the server's Globus Connect Server endpoint.
+    """
     from isthmus.auth import identities
     from isthmus.core.db import transaction
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
     password = _read_password(password_stdin)
-    auth = open_deployment(_settings(data_dir))
-    with _api_errors(), transaction(auth.sessions) as session:
+    deployment = open_services(_settings(data_dir))
+    with _api_errors(), transaction(deployment.auth.sessions) as session:
         identity = identities.create_user(
             session, username, password, email=email, name=name, organization=organization
         )
-        document = {"id": str(identity.id), "username": identity.username,
-                    "name": identity.name, "email": identity.email,
-                    "organization": identity.organization}
-    _emit(as_json, document, [f"Created user {document['username']} ({document['id']})"])
+        document: dict[str, Any] = {
+            "id": str(identity.id), "username": identity.username, "name": identity.name,
+            "email": identity.email, "organization": identity.organization}
+    owner = deployment.connect.claim_ownership(identity.id, identity.username)
+    document["endpoint_owner"] = owner
+    lines = [f"Created user {document['username']} ({document['id']})"]
+    if owner:
+        lines.append(f"{document['username']} owns endpoint {deployment.connect.endpoint_id}")
+    _emit(as_json, document, lines)
 
 
 @user.command("list")

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from isthmus.core import work as work_units
 from isthmus.core.db import reading, transaction
 from isthmus.core.errors import APIError
-from isthmus.core.http import bearer_token, read_json_object, run_in_thread
+from isthmus.core.http import bearer_token, read_json_object
 from isthmus.groups import access, groups, membership
 from isthmus.groups.documents import Document
 from isthmus.groups.service import Caller, GroupsService
@@ -47,7 +48,7 @@ async def _run(request: Request, work: Callable[[Session, Caller], T], *, write:
         with unit(groups_service.sessions) as session:
             return work(session, caller)
 
-    return await run_in_thread(request, run)
+    return await work_units.in_thread(request, run)
 
 
 @router.get("/groups/my_groups")
@@ -110,7 +111,7 @@ async def membership_actions(request: Request, group_id: str) -> Document:
             found = access.find_group(session, group_id, caller, for_update=True)
             return membership.apply_actions(session, found, actions, known)
 
-    return await run_in_thread(request, run)
+    return await work_units.in_thread(request, run)
 
 
 @router.get("/groups/{group_id}/policies")

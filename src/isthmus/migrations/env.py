@@ -6,7 +6,9 @@ from alembic import context
 
 # Importing the models registers their tables on Base.metadata.
 import isthmus.auth.models
-import isthmus.groups.models  # noqa: F401
+import isthmus.connect.models
+import isthmus.groups.models
+import isthmus.transfer.models  # noqa: F401
 from isthmus.core.config import Settings
 from isthmus.core.db import Base, make_engine
 
