@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import socket
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService
 from isthmus.connect.bootstrap import Site, ensure_default_endpoint
+from isthmus.connect.endpoints import require_endpoint
 from isthmus.connect.service import ConnectService
 from isthmus.core.config import Settings
 from isthmus.core.db import make_engine, make_sessionmaker, migrate, reading, transaction
@@ -61,6 +63,10 @@ class Deployment:
     def settings(self) -> Settings:
         return self.auth.settings
 
+    def connect_for(self, endpoint_id: uuid.UUID) -> ConnectService:
+        """Connect for another endpoint of this deployment, wired as this one's is."""
+        return connect_service(self.auth, self.transfer, endpoint_id)
+
 
 def host_name(settings: Settings) -> str:
     """What "<host> files" is named after: the public host, or this machine for loopback."""
@@ -88,28 +94,44 @@ def site_of(settings: Settings, local_domain: str) -> Site:
     )
 
 
-def open_services(settings: Settings, *, serving: bool = False) -> Deployment:
+def connect_service(
+    auth: AuthService, transfer: TransferService, endpoint_id: uuid.UUID
+) -> ConnectService:
+    return ConnectService(
+        sessions=auth.sessions, introspector=transfer.introspector,
+        registrar=InProcessRegistrar(auth.sessions), registry=transfer,
+        endpoint_id=endpoint_id,
+        domain_name=urlsplit(auth.settings.public_url).hostname or "", identities=auth,
+    )
+
+
+def open_services(
+    settings: Settings, *, serving: bool = False, endpoint_id: uuid.UUID | None = None
+) -> Deployment:
     """The deployment with Transfer and Connect; first start also makes the default endpoint.
 
-    ``serving``: this is `isthmus serve`, whose settings say where clients reach the
-    server; the endpoint advertises that address (other commands do not know it),
-    and Auth and Transfer are brought in line with Connect's tables.
+    ``serving``: this is `isthmus serve` (or a Connect node), whose settings say where
+    clients reach the server; the endpoint advertises that address (other commands do not
+    know it), and Auth and Transfer are brought in line with Connect's tables.
+    ``endpoint_id``: Connect serves this endpoint (one `endpoint setup` made) rather than
+    the all-in-one's own; it is never created here.
     """
     auth = open_deployment(settings)
     introspector = CachedIntrospector(auth, settings.introspection_cache_seconds)
     # Groups learns who an identity id names from Auth's directory, never its tables.
     groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
     transfer = TransferService(auth.sessions, introspector)
-    with reading(auth.sessions) as session:
-        site = site_of(settings, identities.local_domain(session))
-    with transaction(auth.sessions) as session:
-        endpoint, created = ensure_default_endpoint(session, site, advertise=serving)
-        endpoint_id = endpoint.id
-    connect = ConnectService(
-        sessions=auth.sessions, introspector=introspector,
-        registrar=InProcessRegistrar(auth.sessions), registry=transfer,
-        endpoint_id=endpoint_id, domain_name=urlsplit(settings.public_url).hostname or "",
-    )
+    if endpoint_id is None:
+        with reading(auth.sessions) as session:
+            site = site_of(settings, identities.local_domain(session))
+        with transaction(auth.sessions) as session:
+            endpoint, created = ensure_default_endpoint(session, site, advertise=serving)
+            endpoint_id = endpoint.id
+    else:
+        with reading(auth.sessions) as session:
+            require_endpoint(session, endpoint_id)
+        created = False
+    connect = connect_service(auth, transfer, endpoint_id)
     if created or serving:
         connect.reconcile()
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,13 +34,32 @@ from isthmus.transfer import errors as transfer_errors
 logger = logging.getLogger("isthmus")
 
 
-def create_app(deployment: Deployment) -> FastAPI:
+ALL_SERVICES = ("auth", "groups", "transfer", "connect")
+# A Connect node serves its endpoint only; Auth, Groups and Transfer are reached elsewhere.
+NODE_SERVICES = ("connect",)
+
+
+def _routers() -> dict[str, list[APIRouter]]:
+    return {
+        "auth": [auth_api.router, auth_pages.router, auth_upstream_pages.router,
+                 auth_account_pages.router, auth_manage_api.router,
+                 auth_identities_api.router],
+        "groups": [groups_api.router],
+        "transfer": [transfer_api.router],
+        "connect": [connect_api.router],
+    }
+
+
+def create_app(
+    deployment: Deployment, *, services: Collection[str] = ALL_SERVICES
+) -> FastAPI:
     auth = deployment.auth
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_purge_periodically, auth)
+            if "auth" in services:
+                tasks.start_soon(_purge_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
 
@@ -50,15 +69,10 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.state.groups = deployment.groups
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
-    app.include_router(auth_api.router)
-    app.include_router(auth_pages.router)
-    app.include_router(auth_upstream_pages.router)
-    app.include_router(auth_account_pages.router)
-    app.include_router(auth_manage_api.router)
-    app.include_router(auth_identities_api.router)
-    app.include_router(groups_api.router)
-    app.include_router(transfer_api.router)
-    app.include_router(connect_api.router)
+    routers = _routers()
+    for service in services:
+        for router in routers[service]:
+            app.include_router(router)
     _install_error_handlers(app)
     return app
 

@@ -27,6 +27,9 @@ FLOWS_CLIENT_ID = uuid.UUID("eec9b274-0c81-4334-bdc2-54e90e689b9a")
 COMPUTE_CLIENT_ID = uuid.UUID("facd7ccc-c5f4-42aa-916b-a0e270e2c2a9")
 TUTORIAL_CLIENT_ID = uuid.UUID("61338d24-54d5-408f-a10d-66c06b59f6d2")
 GLOBUS_CLI_TEMPLATE_ID = uuid.UUID("95fdeba8-fac2-42bd-a357-e068d82ff78e")
+# The native client `globus-connect-server login` signs in with (the real CLI's id is not
+# public; this one is fixed so every Isthmus knows it).
+GCS_CLI_CLIENT_ID = builtin_id("client:globus-connect-server-cli")
 
 LOCAL_IDP_ID = builtin_id("idp:local")
 CLIENTS_IDP_ID = builtin_id("idp:clients")
@@ -136,4 +139,5 @@ class PublicClientSpec:
 PUBLIC_CLIENTS: tuple[PublicClientSpec, ...] = (
     PublicClientSpec(TUTORIAL_CLIENT_ID, "Globus SDK Tutorial", is_template=False),
     PublicClientSpec(GLOBUS_CLI_TEMPLATE_ID, "Globus CLI", is_template=True),
+    PublicClientSpec(GCS_CLI_CLIENT_ID, "Globus Connect Server CLI", is_template=False),
 )

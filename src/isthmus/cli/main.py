@@ -85,7 +85,7 @@ def serve(
             ssl = {"ssl_certfile": str(certificate.cert_file),
                    "ssl_keyfile": str(certificate.key_file)}
             ca_file = certificate.ca_file
-    _write_state(settings, ca_file)
+    _write_state(settings, ca_file, str(deployment.connect.endpoint_id))
     app = None
     if workers == 1:
         from isthmus.server import create_app
@@ -137,9 +137,11 @@ def _worker_environment(settings: Settings) -> dict[str, str]:
     return environment
 
 
-def _write_state(settings: Settings, ca_file: Path | None) -> None:
-    """Remember how the server is reached, for `isthmus env`."""
-    state = {"public_url": settings.public_url, "ca_file": str(ca_file) if ca_file else None}
+def _write_state(settings: Settings, ca_file: Path | None, endpoint_id: str) -> None:
+    """Remember how the server is reached, for `isthmus env`, and which endpoint it serves,
+    for `globus-connect-server` run on this machine."""
+    state = {"public_url": settings.public_url, "ca_file": str(ca_file) if ca_file else None,
+             "endpoint_id": endpoint_id}
     path = settings.data_dir / STATE_FILE
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state))
@@ -533,3 +535,13 @@ def _api_errors() -> Iterator[None]:
         yield
     except APIError as error:
         raise click.ClickException(error.message) from None
+
+
+@main.command("connect", add_help_option=False, context_settings={
+    "ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def connect(arguments: tuple[str, ...]) -> None:
+    """The globus-connect-server command (Connect endpoints): isthmus connect --help."""
+    from isthmus.gcs_cli.main import run
+
+    run(list(arguments), prog_name="isthmus connect")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from isthmus.connect import collections, documents, endpoints, gateways, paging, roles
+from isthmus.connect import (
+    collections,
+    documents,
+    endpoints,
+    gateways,
+    nodes,
+    paging,
+    roles,
+    schemas,
+)
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import gcs_error
@@ -227,3 +237,88 @@ async def delete_role(request: Request, role_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, changes:
                  roles.delete(session, endpoint, caller, role_id, changes))
     return _done(f"Deleted Role {role_id}")
+
+
+# --- the endpoint's owner, advertised owner and subscription ------------------------------
+
+
+async def _named_identity(request: Request, body: Document,
+                          schema: schemas.Schema) -> tuple[uuid.UUID, str]:
+    service = _service(request)
+    token = bearer_token(request)
+    return await work.in_thread(request, lambda: service.known_identity(
+        token, endpoints.owner_identity(body, schema)))
+
+
+@router.put("/endpoint/owner")
+async def set_endpoint_owner(request: Request) -> Document:
+    owner = await _named_identity(request, await _body(request), schemas.ENDPOINT_OWNER)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 endpoints.transfer_ownership(session, endpoint, caller, owner, changes))
+    return _done(f"Set the owner of the endpoint to {owner[1]}")
+
+
+@router.put("/endpoint/owner_string")
+async def set_endpoint_owner_string(request: Request) -> Document:
+    owner = await _named_identity(request, await _body(request), schemas.OWNER_STRING)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 endpoints.advertise_owner(session, endpoint, caller, owner, changes))
+    return _done(f"Set the advertised owner of the endpoint to {owner[1]}")
+
+
+@router.delete("/endpoint/owner_string")
+async def reset_endpoint_owner_string(request: Request) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 endpoints.advertise_owner(session, endpoint, caller, None, changes))
+    return _done("Reset the advertised owner of the endpoint to its client")
+
+
+@router.put("/endpoint/subscription_id")
+async def set_endpoint_subscription(request: Request) -> Document:
+    body = await _body(request)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 endpoints.set_subscription(session, endpoint, caller, body, changes))
+    return _done(f"Set the subscription id of the endpoint to {body.get('subscription_id')}")
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+@router.get("/nodes")
+async def list_nodes(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             nodes.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/nodes")
+async def create_node(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            nodes.create(session, endpoint, caller, body))
+    return _one(document, message=f"Created Node {document['id']}")
+
+
+@router.get("/nodes/{node_id}")
+async def get_node(request: Request, node_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            nodes.get_document(session, endpoint, caller, node_id)))
+
+
+@router.api_route("/nodes/{node_id}", methods=["PATCH", "PUT"])
+async def update_node(request: Request, node_id: str) -> Document:
+    body = await _body(request)
+    replace = request.method == "PUT"
+    include = _params(request).get("include", "").split(",")
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            nodes.update(session, endpoint, caller, node_id, body,
+                                         replace=replace))
+    return envelope([document] if "node" in include else [],
+                    message=f"Updated Node {document['id']}")
+
+
+@router.delete("/nodes/{node_id}")
+async def delete_node(request: Request, node_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 nodes.delete(session, endpoint, caller, node_id, changes))
+    return _done(f"Deleted Node {node_id}")

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from isthmus.connect import schemas
-from isthmus.connect.models import Collection, Endpoint, Role, StorageGateway
+from isthmus.connect.models import Collection, Endpoint, Node, Role, StorageGateway
 
 API_VERSION = "1.32.0"
 MANAGER_VERSION = "5.4.76"
@@ -125,3 +125,16 @@ def role_document(role: Role) -> dict[str, Any]:
         "role": role.role,
     }
 
+
+
+# Where a node's Manager is reached: kept with the node, not a field of node#1.x.
+NODE_MANAGER_URL = "manager_url"
+
+
+def node_document(node: Node) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.NODE.data_type,
+        **{key: value for key, value in node.document.items() if key != NODE_MANAGER_URL},
+        "id": str(node.id),
+        "status": node.status,
+    }

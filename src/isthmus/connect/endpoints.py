@@ -14,7 +14,7 @@ from isthmus.connect import authz, documents, schemas
 from isthmus.connect.authz import OWNER, Caller, identity_principal
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import gcs_error, invalid_input, missing_role, not_found
-from isthmus.connect.models import Endpoint, Role
+from isthmus.connect.models import Collection, Endpoint, Node, Role, StorageGateway
 
 CLIENTS_DOMAIN = "clients.auth.globus.org"
 # What an endpoint document has before anyone sets it.
@@ -102,3 +102,106 @@ def set_owner(session: Session, endpoint: Endpoint, identity_id: uuid.UUID,
     endpoint.owner_identity_id = identity_id
     endpoint.owner_string = owner_string
     session.flush()
+
+
+def create_endpoint(
+    session: Session, display_name: str, fields: Mapping[str, Any], *, public: bool,
+    owner: tuple[uuid.UUID, str], advertise_owner: bool,
+) -> Endpoint:
+    """A new endpoint (`endpoint setup`): its document from ``fields`` (checked as a PATCH
+    would be), ``owner`` (identity id, username) holding the owner role, and no Manager
+    URL until a node serves it."""
+    values = schemas.ENDPOINT.parse(
+        {"DATA_TYPE": schemas.ENDPOINT.data_type, "display_name": display_name,
+         "public": public, **fields}, creating=True)
+    endpoint_id = uuid.uuid4()
+    document = copy.deepcopy(DEFAULTS)
+    document.update({key: value for key, value in values.items()
+                     if key not in ("display_name", "public") and value is not None})
+    endpoint = Endpoint(id=endpoint_id, display_name=values["display_name"],
+                        public=values["public"], owner_identity_id=None,
+                        owner_string=client_owner_string(endpoint_id), manager_url="",
+                        document=document)
+    session.add(endpoint)
+    session.flush()
+    identity_id, username = owner
+    set_owner(session, endpoint, identity_id,
+              username if advertise_owner else client_owner_string(endpoint_id))
+    return endpoint
+
+
+def delete_endpoint(session: Session, endpoint: Endpoint) -> list[uuid.UUID]:
+    """Remove the endpoint with its roles, collections, gateways and nodes (`endpoint
+    cleanup`); the ids of the collections that went, whose Auth clients must go too."""
+    collections = list(session.scalars(select(Collection).where(
+        Collection.endpoint_id == endpoint.id)))
+    for role in session.scalars(select(Role).where(Role.endpoint_id == endpoint.id)):
+        session.delete(role)
+    session.flush()
+    # Guests before the mapped collections they lie on, collections before gateways.
+    for collection in sorted(collections, key=lambda row: row.mapped_collection_id is None):
+        session.delete(collection)
+        session.flush()
+    for model in (StorageGateway, Node):
+        for row in session.scalars(select(model).where(model.endpoint_id == endpoint.id)):
+            session.delete(row)
+    session.flush()
+    session.delete(endpoint)
+    session.flush()
+    return [collection.id for collection in collections]
+
+
+# --- owner, advertised owner and subscription (their own Manager routes) -----------------
+
+
+def owner_identity(body: Mapping[str, Any], schema: schemas.Schema) -> uuid.UUID:
+    """The ``identity_id`` of an ``endpoint_owner`` or ``owner_string`` document."""
+    return uuid.UUID(schema.parse(body, creating=True)["identity_id"])
+
+
+def transfer_ownership(
+    session: Session, endpoint: Endpoint, caller: Caller, owner: tuple[uuid.UUID, str],
+    changes: Changes,
+) -> None:
+    """The owner role moves to ``owner`` (identity id, username); an advertised person
+    follows it, an advertised client (the endpoint's own) stays."""
+    authz.require_endpoint_admin(session, endpoint, caller, "set the endpoint's owner")
+    identity_id, username = owner
+    advertised = endpoint.owner_string
+    set_owner(session, endpoint, identity_id,
+              advertised if advertised == client_owner_string(endpoint.id) else username)
+    changes.all_collections = True
+
+
+def advertise_owner(
+    session: Session, endpoint: Endpoint, caller: Caller, owner: tuple[uuid.UUID, str] | None,
+    changes: Changes,
+) -> None:
+    """Transfer shows ``owner``'s username as the owner (one of the caller's own linked
+    identities), or the endpoint's client when ``owner`` is None."""
+    authz.require_endpoint_admin(session, endpoint, caller, "set the advertised owner")
+    if owner is None:
+        endpoint.owner_string = client_owner_string(endpoint.id)
+    else:
+        identity_id, username = owner
+        if identity_id not in caller.identities:
+            raise gcs_error(403, f"Identity {identity_id} is not one of your linked "
+                            "identities; advertise one of your own")
+        endpoint.owner_string = username
+    session.flush()
+    changes.all_collections = True
+
+
+def set_subscription(
+    session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any],
+    changes: Changes,
+) -> None:
+    """Store the subscription id (or clear it). Isthmus has no subscriptions to check it
+    against: every endpoint has every feature."""
+    authz.require_endpoint_admin(session, endpoint, caller, "set the subscription")
+    values = schemas.ENDPOINT_SUBSCRIPTION.parse(body, creating=True)
+    if "subscription_id" not in values:
+        raise invalid_input("endpoint_subscription", [("subscription_id", "is required")])
+    endpoint.document = {**endpoint.document, "subscription_id": values["subscription_id"]}
+    session.flush()
+    changes.all_collections = True

@@ -393,3 +393,56 @@ ROLE = Schema("role", 0, {
     "role": Field(text(40, single_line=True, non_empty=True), nullable=False),
     "id": Field(uuid_text, RO),
 }, required=("principal", "role"))
+
+
+def ip_address(value: Any) -> str:
+    import ipaddress
+
+    if not isinstance(value, str):
+        raise InvalidValueError("must be an IP address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise InvalidValueError("must be an IP address") from None
+
+
+def port_range(value: Any) -> list[int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise InvalidValueError("must be a list of two port numbers [low, high]")
+    low, high = (integer(1024, 65535)(port) for port in value)
+    if low > high:
+        raise InvalidValueError("must not start above its end")
+    return [low, high]
+
+
+_lan_address = typed_document("lan_address", {
+    "address": ip_address, "network_name": text(256, single_line=True)},
+    required=("address",))
+
+
+def _lan_addresses(value: Any) -> list[Any]:
+    # lan_addresses entries carry no DATA_TYPE of their own in node#1.3.0.
+    if not isinstance(value, list):
+        raise InvalidValueError("must be a list")
+    return [_lan_address({"DATA_TYPE": "lan_address#1.0.0", **item})
+            if isinstance(item, dict) else _lan_address(item) for item in value]
+
+
+NODE = Schema("node", 3, {
+    "ip_addresses": Field(text_list(16, ip_address), nullable=False),
+    "status": Field(one_of("active", "inactive"), nullable=False),
+    "incoming_port_range": Field(port_range),
+    "outgoing_port_range": Field(port_range),
+    "data_interface": Field(ip_address),
+    "data_interface6": Field(ip_address),
+    "lan_addresses": Field(_lan_addresses),
+    "internal_stream_port_range": Field(port_range),
+    "id": Field(uuid_text, RO),
+}, required=("ip_addresses", "status"))
+
+ENDPOINT_OWNER = Schema("endpoint_owner", 0, {"identity_id": Field(uuid_text, nullable=False)},
+                        required=("identity_id",))
+OWNER_STRING = Schema("owner_string", 0, {"identity_id": Field(uuid_text, nullable=False)},
+                      required=("identity_id",))
+ENDPOINT_SUBSCRIPTION = Schema("endpoint_subscription", 0,
+                               {"subscription_id": Field(uuid_or_default)})

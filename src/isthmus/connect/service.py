@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from isthmus.connect import bootstrap, endpoints, publishing
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
-from isthmus.connect.errors import not_authorized
+from isthmus.connect.errors import gcs_error, not_authorized
 from isthmus.connect.models import Collection, Endpoint
 from isthmus.core.db import reading, transaction
+from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import ResourceServerRegistrar, manage_collections_scope
 from isthmus.core.registry import Registry
 from isthmus.core.tokens import TokenIntrospector
@@ -43,6 +44,8 @@ class ConnectService:
     endpoint_id: uuid.UUID
     # The host name clients reach it by (`domain_name` in /api/info).
     domain_name: str
+    # Who an identity id names (usernames for owners and advertised owners).
+    identities: IdentityDirectory
 
     def caller(self, token: str | None) -> Caller:
         """Whoever a bearer token for this endpoint's manage_collections scope speaks for."""
@@ -56,6 +59,15 @@ class ConnectService:
             raise not_authorized(f"The bearer token is not for this endpoint: it needs the "
                                  f"scope {scope}", scope)
         return Caller(info.identity_id, info.username, info.identities)
+
+    def known_identity(self, token: str | None, identity_id: uuid.UUID) -> tuple[uuid.UUID, str]:
+        """An identity a request names, with its username (422 when Auth knows no such one).
+        The caller is authenticated first, so strangers learn nothing."""
+        self.caller(token)
+        found = self.identities.lookup_identities([identity_id]).get(identity_id)
+        if found is None:
+            raise gcs_error(422, f"Identity {identity_id} not found")
+        return found.id, found.username
 
     def endpoint(self, session: Session) -> Endpoint:
         return endpoints.require_endpoint(session, self.endpoint_id)

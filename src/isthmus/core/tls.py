@@ -31,10 +31,19 @@ class ServerCertificate:
     ca_file: Path | None
 
 
-def ensure_certificates(tls_dir: Path, host_names: list[str]) -> ServerCertificate:
-    """Make the CA once; (re)issue the server certificate when names are missing from it."""
+def ensure_certificates(
+    tls_dir: Path, host_names: list[str], ca_dir: Path | None = None
+) -> ServerCertificate:
+    """Make the CA once; (re)issue the server certificate when names are missing from it.
+
+    ``ca_dir``: the CA lives there rather than in ``tls_dir`` (a Connect node beside an
+    all-in-one server has a certificate of its own from the deployment's CA, which clients
+    already trust).
+    """
     tls_dir.mkdir(parents=True, exist_ok=True)
-    ca_cert_file, ca_key_file = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
+    authority = ca_dir or tls_dir
+    authority.mkdir(parents=True, exist_ok=True)
+    ca_cert_file, ca_key_file = authority / "ca.pem", authority / "ca-key.pem"
     cert_file, key_file = tls_dir / "server.pem", tls_dir / "server-key.pem"
     if not ca_cert_file.exists():
         _write_ca(ca_cert_file, ca_key_file)
