@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -110,3 +112,15 @@ def keywords(value: str | None) -> list[str] | None:
 def require_changes(document: dict[str, Any]) -> None:
     if not [key for key in document if key != "DATA_TYPE"]:
         raise click.UsageError("Nothing to change: give at least one option")
+
+
+D = TypeVar("D")
+
+
+def sdk_document(document_class: Callable[..., D], fields: dict[str, Any]) -> D:
+    """One of the SDK's document classes (it deduces the DATA_TYPE version from the fields
+    it knows); fields it has no parameter for travel as ``additional_fields``."""
+    known = inspect.signature(document_class).parameters
+    return document_class(**{key: value for key, value in fields.items() if key in known},
+                          additional_fields={key: value for key, value in fields.items()
+                                             if key not in known})

@@ -10,7 +10,14 @@ from globus_sdk import EndpointDocument
 
 from isthmus.gcs_cli import deployment_commands, output
 from isthmus.gcs_cli.base import GCSGroup
-from isthmus.gcs_cli.common import identity_id, keywords, manager, require_changes, set_if
+from isthmus.gcs_cli.common import (
+    identity_id,
+    keywords,
+    manager,
+    require_changes,
+    sdk_document,
+    set_if,
+)
 from isthmus.gcs_cli.roles import endpoint_roles
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
 
@@ -97,7 +104,7 @@ def update(**options: Any) -> None:
         set_if(document, key, options.get(key))
     require_changes(document)
     response = manager().gcs_client().update_endpoint(
-        EndpointDocument(additional_fields=document), include="endpoint")
+        sdk_document(EndpointDocument, document), include="endpoint")
     output.print_message(envelope(response), "Updated endpoint")
 
 

@@ -18,6 +18,7 @@ from isthmus.gcs_cli.common import (
     manager,
     path_restrictions,
     require_changes,
+    sdk_document,
     set_if,
 )
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
@@ -107,7 +108,7 @@ def _document(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sdk_document(document: dict[str, Any]) -> StorageGatewayDocument:
-    return StorageGatewayDocument(additional_fields=document)
+    return sdk_document(StorageGatewayDocument, document)
 
 
 # --- create ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from isthmus.gcs_cli.common import (
     manager,
     path_restrictions,
     require_changes,
+    sdk_document,
     set_if,
 )
 from isthmus.gcs_cli.endpoints import descriptive_fields, descriptive_options
@@ -136,10 +137,10 @@ def create(storage_gateway_id: str, base_path: str, display_name: str,
     """Create a mapped collection of BASE_PATH on a storage gateway ($USER, $HOME and ~
     stand for the user's account and home)."""
     session = manager()
-    document = MappedCollectionDocument(
-        storage_gateway_id=check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID"),
-        collection_base_path=base_path, display_name=display_name,
-        additional_fields=_document(session, options))
+    document = sdk_document(MappedCollectionDocument, {
+        **_document(session, options),
+        "storage_gateway_id": check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID"),
+        "collection_base_path": base_path, "display_name": display_name})
     created = decoded(session.gcs_client().create_collection(document))
     output.print_created("Collection", created)
 
@@ -230,8 +231,8 @@ def update(collection_id: str, **options: Any) -> None:
     fields = _document(session, options)
     require_changes(fields)
     kind = decoded(client.get_collection(target)).get("collection_type")
-    document = GuestCollectionDocument(additional_fields=fields) if kind == "guest" \
-        else MappedCollectionDocument(additional_fields=fields)
+    document = sdk_document(
+        GuestCollectionDocument if kind == "guest" else MappedCollectionDocument, fields)
     response = client.update_collection(target, document)
     output.print_message(envelope(response), f"Updated Collection {target}")
 
