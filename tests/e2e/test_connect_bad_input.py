@@ -51,6 +51,17 @@ ROUTES = [
     Route("api/collections/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
     Route("api/roles", ("GET", "POST"), "gcs"),
     Route("api/roles/{id}", ("GET", "DELETE"), "gcs"),
+    Route("api/endpoint/owner", ("PUT",), "gcs"),
+    Route("api/endpoint/owner_string", ("PUT", "DELETE"), "gcs"),
+    Route("api/endpoint/subscription_id", ("PUT",), "gcs"),
+    Route("api/nodes", ("GET", "POST"), "gcs"),
+    Route("api/nodes/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
+    Route("api/collections/check", ("GET",), "gcs"),
+    Route("api/collections/batch_delete", ("POST",), "gcs"),
+    Route("api/collections/{id}/check", ("GET",), "gcs"),
+    Route("api/collections/{id}/owner_string", ("PUT", "DELETE"), "gcs"),
+    Route("api/collections/{id}/owner", ("PUT",), "gcs"),
+    Route("api/collections/{id}/subscription_admin_verified", ("PUT",), "gcs"),
     Route("v0.10/endpoint/{id}", ("GET",), "transfer"),
     Route("v0.10/endpoint_search", ("GET",), "transfer"),
 ]
@@ -112,11 +123,20 @@ def _collect(server: LiveServer) -> Known:
                         headers=gcs).json()["data"][0]["id"]
     marker = http.get(server.base_url + "api/collections", params={"page_size": 1},
                       headers=gcs).json()["marker"]
+    node = {"DATA_TYPE": "node#1.3.0", "status": "active", "ip_addresses": ["192.0.2.1"],
+            "incoming_port_range": [50000, 51000], "data_interface": "192.0.2.2"}
+    node_id = http.post(server.base_url + "api/nodes", json=node,
+                        headers=gcs).json()["data"][0]["id"]
     http.close()
+    collection_routes = ("check", "owner_string", "owner", "subscription_admin_verified")
     known.ids = {"api/storage_gateways/{id}": [gateway_id],
                  "api/collections/{id}": [collection_id],
                  "api/roles/{id}": [role_id],
+                 "api/nodes/{id}": [node_id],
+                 **{f"api/collections/{{id}}/{name}": [collection_id]
+                    for name in collection_routes},
                  "v0.10/endpoint/{id}": [endpoint_id, collection_id]}
+    identity = {"DATA_TYPE": "owner_string#1.0.0", "identity_id": owner.id}
     endpoint = {"DATA_TYPE": "endpoint#1.1.0", "display_name": "e", "public": True,
                 "network_use": "normal", "keywords": ["a"], "contact_email": None,
                 "gridftp_control_channel_port": 443}
@@ -125,13 +145,29 @@ def _collect(server: LiveServer) -> Known:
                     "api/storage_gateways/{id}": [gateway],
                     "api/collections": [collection],
                     "api/collections/{id}": [collection],
-                    "api/roles": [role]}
+                    "api/roles": [role],
+                    "api/endpoint/owner": [{**identity, "DATA_TYPE": "endpoint_owner#1.0.0"}],
+                    "api/endpoint/owner_string": [identity],
+                    "api/endpoint/subscription_id": [{
+                        "DATA_TYPE": "endpoint_subscription#1.0.0",
+                        "subscription_id": str(uuid.uuid4())}],
+                    "api/nodes": [node],
+                    "api/nodes/{id}": [node],
+                    "api/collections/batch_delete": [{"DATA_TYPE": "batch#1.0.0",
+                                                      "ids": [collection_id]}],
+                    "api/collections/{id}/owner_string": [identity],
+                    "api/collections/{id}/owner": [{**identity,
+                                                    "DATA_TYPE": "collection_owner#1.0.0"}],
+                    "api/collections/{id}/subscription_admin_verified": [{
+                        "DATA_TYPE": "subscription_admin_verified#1.0.0",
+                        "subscription_admin_verified": True}]}
     known.queries = {
         "api/storage_gateways": [{"include": "private_policies", "page_size": "1"}],
         "api/collections": [{"filter": "mapped_collections,created_at>=2020-01-01",
                              "page_size": "1", "marker": marker,
                              "storage_gateway_id": gateway_id}],
         "api/roles": [{"collection_id": collection_id, "include": "all_roles"}],
+        "api/nodes": [{"page_size": "1", "marker": marker}],
         "v0.10/endpoint_search": [
             {"filter_fulltext": "files", "filter_scope": "all", "limit": "10", "offset": "0"},
             {"filter_scope": "my-endpoints", "filter_entity_type": "GCSv5_endpoint",

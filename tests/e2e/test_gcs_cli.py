@@ -438,3 +438,40 @@ def test_every_group_and_command_has_help() -> None:
         assert shown.exit_code == 0, (path, shown.output)
         assert shown.output.startswith("Usage: globus-connect-server"), path
         assert "-F, --format" in shown.output and "--version" in shown.output
+
+
+def test_node_and_collection_administration_commands(
+    deployment: Deployment, lab: LabSetup, tmp_path: Path,
+) -> None:
+    env = deployment.env
+    export = tmp_path / "spare-node.json"
+    spare = created_id("Node", ok(gcs(env, "node", "create", "--ip-address", "192.0.2.10",
+                                      "--export-node", str(export))))
+    assert json.loads(export.read_text())["node_id"] == spare
+    assert f"Updated Node {spare}" in ok(gcs(env, "node", "disable", spare))
+    shown = ok(gcs(env, "node", "show", spare))
+    assert re.search(r"^Status: +inactive$", shown, re.MULTILINE), shown
+    ok(gcs(env, "node", "update", spare, "--incoming-port-range", "50000", "50500"))
+    assert json.loads(ok(gcs(env, "node", "show", spare, "-F", "json")))[
+        "incoming_port_range"] == [50000, 50500]
+    assert f"Deleted Node {spare}" in ok(gcs(env, "node", "delete", spare))
+
+    checked = gcs(env, "collection", "check", lab.collection_id)
+    # /projects lies under the gateway's root "/", which this machine has no /projects in.
+    assert checked.returncode == 1 and "/projects does not exist" in checked.stdout
+    assert checked.stderr == "Error: 1 collection(s) have problems\n"
+
+    ok(gcs(env, "collection", "set-owner-string", lab.collection_id, deployment.admin.username))
+    tokens = native_login(deployment.server, deployment.admin.username,
+                          deployment.admin.password, [TRANSFER_ALL])
+    with pointed_at(deployment.server):
+        transfer = globus_sdk.TransferClient(authorizer=globus_sdk.AccessTokenAuthorizer(
+            tokens["transfer.api.globus.org"]["access_token"]))
+        assert transfer.get_endpoint(lab.collection_id)["owner_string"] == \
+            deployment.admin.username
+        ok(gcs(env, "collection", "reset-owner-string", lab.collection_id))
+        assert transfer.get_endpoint(lab.collection_id)["owner_string"] == \
+            f"{deployment.endpoint_id}@clients.auth.globus.org"
+    ok(gcs(env, "collection", "set-subscription-admin-verified", lab.collection_id, "true"))
+    assert json.loads(ok(gcs(env, "collection", "show", lab.collection_id, "-F", "json")))[
+        "subscription_admin_verified"] is True

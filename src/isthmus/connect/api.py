@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.connect import (
+    collection_admin,
     collections,
     documents,
     endpoints,
@@ -180,6 +181,26 @@ async def create_collection(request: Request) -> JSONResponse:
     return _one(document, 201, f"Created Collection {document['id']}")
 
 
+@router.get("/collections/check")
+async def check_collections(request: Request) -> Document:
+    """Configuration problems of every collection the caller administers (before the
+    /collections/{collection_id} route, which would take "check" for an id)."""
+    return envelope(await _read(request, lambda session, endpoint, caller:
+                                collection_admin.check(session, endpoint, caller, None)))
+
+
+@router.post("/collections/batch_delete")
+async def batch_delete_collections(request: Request) -> JSONResponse:
+    body = await _body(request)
+    deleted = await _write(request, lambda session, endpoint, caller, changes:
+                           collection_admin.batch_delete(session, endpoint, caller, body,
+                                                         changes))
+    return JSONResponse(envelope([{"DATA_TYPE": "batch#1.0.0", "ids": deleted}], status=202,
+                                 detail="accepted",
+                                 message=f"Deleting {len(deleted)} collection(s)"),
+                        status_code=202)
+
+
 @router.get("/collections/{collection_id}")
 async def get_collection(request: Request, collection_id: str) -> JSONResponse:
     params = _params(request)
@@ -322,3 +343,48 @@ async def delete_node(request: Request, node_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, changes:
                  nodes.delete(session, endpoint, caller, node_id, changes))
     return _done(f"Deleted Node {node_id}")
+
+
+# --- a collection's administration -----------------------------------------------------------
+
+
+@router.get("/collections/{collection_id}/check")
+async def check_collection(request: Request, collection_id: str) -> Document:
+    return envelope(await _read(request, lambda session, endpoint, caller:
+                                collection_admin.check(session, endpoint, caller,
+                                                       collection_id)))
+
+
+@router.put("/collections/{collection_id}/owner_string")
+async def set_collection_owner_string(request: Request, collection_id: str) -> Document:
+    owner = await _named_identity(request, await _body(request), schemas.OWNER_STRING)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 collection_admin.advertise_owner(session, endpoint, caller, collection_id,
+                                                  owner, changes))
+    return _done(f"Set the advertised owner of Collection {collection_id} to {owner[1]}")
+
+
+@router.delete("/collections/{collection_id}/owner_string")
+async def reset_collection_owner_string(request: Request, collection_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 collection_admin.advertise_owner(session, endpoint, caller, collection_id,
+                                                  None, changes))
+    return _done(f"Reset the advertised owner of Collection {collection_id}")
+
+
+@router.put("/collections/{collection_id}/owner")
+async def set_collection_owner(request: Request, collection_id: str) -> Document:
+    owner = await _named_identity(request, await _body(request), schemas.COLLECTION_OWNER)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 collection_admin.transfer_ownership(session, endpoint, caller, collection_id,
+                                                     owner[0], changes))
+    return _done(f"Set the owner of Collection {collection_id} to {owner[1]}")
+
+
+@router.put("/collections/{collection_id}/subscription_admin_verified")
+async def set_collection_verified(request: Request, collection_id: str) -> Document:
+    body = await _body(request)
+    await _write(request, lambda session, endpoint, caller, changes:
+                 collection_admin.set_verified(session, endpoint, caller, collection_id, body,
+                                               changes))
+    return _done(f"Updated subscription_admin_verified of Collection {collection_id}")

@@ -283,7 +283,7 @@ def update(
     assert gateway is not None  # a foreign key keeps it
     # PUT replaces the document, but what only creation sets stays.
     base = defaults_for(collection.collection_type)
-    for key in ("collection_base_path", "domain_name"):
+    for key in ("collection_base_path", "domain_name", *documents.COLLECTION_KEPT_FIELDS):
         if key in collection.document:
             base[key] = collection.document[key]
     _apply(collection, gateway, base if replace else dict(collection.document), values)

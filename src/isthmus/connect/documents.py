@@ -24,6 +24,12 @@ PRIVATE_GATEWAY_FIELDS = ("restrict_paths", "users_allow", "users_deny")
 PRIVATE_GATEWAY_POLICY_FIELDS = ("groups_allow", "groups_deny")
 PRIVATE_COLLECTION_FIELDS = ("sharing_restrict_paths", "sharing_users_allow",
                              "sharing_users_deny", "policies")
+# Stored with a collection, set through their own routes (see `collection_admin`), and kept
+# when a PUT replaces the document: the owner Transfer advertises (never in the Manager's
+# document) and the subscription administrator's mark.
+COLLECTION_OWNER_STRING = "owner_string"
+COLLECTION_VERIFIED = "subscription_admin_verified"
+COLLECTION_KEPT_FIELDS = (COLLECTION_OWNER_STRING, COLLECTION_VERIFIED)
 
 
 def _date(value: Any) -> str | None:
@@ -86,7 +92,8 @@ def collection_document(
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "DATA_TYPE": schemas.COLLECTION.data_type,
-        **collection.document,
+        **{key: value for key, value in collection.document.items()
+           if key != COLLECTION_OWNER_STRING},
         "collection_type": collection.collection_type,
         "id": str(collection.id),
         "display_name": collection.display_name,
@@ -106,7 +113,7 @@ def collection_document(
         "created_at": _date(collection.created),
         "last_access": _date(collection.last_access),
         "deleted": False,
-        "subscription_admin_verified": False,
+        COLLECTION_VERIFIED: bool(collection.document.get(COLLECTION_VERIFIED, False)),
     }
     if collection.mapped_collection_id is not None:
         document["mapped_collection_id"] = str(collection.mapped_collection_id)

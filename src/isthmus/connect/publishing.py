@@ -104,6 +104,7 @@ def _collection_entry(
         "authentication_timeout_mins": gateway.document.get("authentication_timeout_mins"),
         "acl_max_expiration_period_mins": document.get("acl_expiration_mins"),
         "subscription_id": endpoint.document.get("subscription_id"),
+        "subscription_admin_verified": bool(document.get(documents.COLLECTION_VERIFIED)),
         "gcs_version": documents.MANAGER_VERSION,
         "gcs_manager_url": endpoint.manager_url or None,
         "https_server": documents.https_url(endpoint, collection)
@@ -123,7 +124,9 @@ def _collection_entry(
         id=collection.id,
         entity_type=GCSV5_GUEST_COLLECTION if mapped is not None else GCSV5_MAPPED_COLLECTION,
         endpoint_id=endpoint.id, display_name=collection.display_name,
-        public=collection.public, owner_string=client_owner_string(endpoint.id),
+        public=collection.public,
+        owner_string=str(document.get(documents.COLLECTION_OWNER_STRING)
+                         or client_owner_string(endpoint.id)),
         owners=frozenset({collection.identity_id} if collection.identity_id else ()),
         grants=grants, host_endpoint_id=mapped.id if mapped is not None else None,
         attributes=attributes,

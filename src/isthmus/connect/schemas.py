@@ -446,3 +446,12 @@ OWNER_STRING = Schema("owner_string", 0, {"identity_id": Field(uuid_text, nullab
                       required=("identity_id",))
 ENDPOINT_SUBSCRIPTION = Schema("endpoint_subscription", 0,
                                {"subscription_id": Field(uuid_or_default)})
+COLLECTION_OWNER = Schema("collection_owner", 0,
+                          {"identity_id": Field(uuid_text, nullable=False)},
+                          required=("identity_id",))
+SUBSCRIPTION_ADMIN_VERIFIED = Schema(
+    "subscription_admin_verified", 0,
+    {"subscription_admin_verified": Field(boolean, nullable=False)},
+    required=("subscription_admin_verified",))
+BATCH = Schema("batch", 0, {"ids": Field(text_list(1000, uuid_text), nullable=False)},
+               required=("ids",))
