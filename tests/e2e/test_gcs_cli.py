@@ -117,11 +117,16 @@ def _stop_node(env: dict[str, str], data_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def logged_in(deployment: Deployment) -> str:
     """`login --no-local-server` on the node's machine, the admin typing the code."""
-    process = subprocess.Popen([GCS, "login", "--no-local-server"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=deployment.env, cwd=deployment.workdir)
+    return login_as(deployment, deployment.admin, deployment.env, "login", "--no-local-server")
+
+
+def login_as(deployment: Deployment, user: User, env: dict[str, str], *args: str) -> str:
+    """A `globus-connect-server` command that runs a login flow, ``user`` at the keyboard."""
+    process = subprocess.Popen([GCS, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=deployment.workdir)
     try:
-        printed = answer_login(deployment.server, process, deployment.admin)
+        printed = answer_login(deployment.server, process, user)
         out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -475,3 +480,117 @@ def test_node_and_collection_administration_commands(
     ok(gcs(env, "collection", "set-subscription-admin-verified", lab.collection_id, "true"))
     assert json.loads(ok(gcs(env, "collection", "show", lab.collection_id, "-F", "json")))[
         "subscription_admin_verified"] is True
+
+
+def test_session_consent_update_and_logout(
+    deployment: Deployment, lab: LabSetup, tmp_path: Path,
+) -> None:
+    """In a home of its own: log in, consent to data_access on a collection, authenticate
+    again, log out (the tokens are revoked, not only forgotten)."""
+    env = {**deployment.env, "HOME": str(tmp_path / "home")}
+    login_as(deployment, deployment.admin, env, "login", deployment.endpoint_id,
+             "--no-local-server")
+    before = json.loads(ok(gcs(env, "session", "show", "-F", "json")))["authentications"]
+
+    consented = login_as(deployment, deployment.admin, env, "session", "consent",
+                         "--collection", lab.collection_id, "--no-local-server")
+    dependent = (f"urn:globus:auth:scope:{deployment.endpoint_id}:manage_collections"
+                 f"[*https://auth.globus.org/scopes/{lab.collection_id}/data_access]")
+    assert dependent in consented
+    state = json.loads((tmp_path / "home" / ".globus-connect-server" / "state.json")
+                       .read_text())
+    assert state["consents"] == {deployment.endpoint_id: [dependent]}
+    # Later commands ask for that consent too, and have it.
+    ok(gcs(env, "collection", "list"))
+
+    updated = login_as(deployment, deployment.admin, env, "session", "update",
+                       deployment.admin.username, "--no-local-server")
+    assert "prompt=login" in updated and deployment.admin.id in updated
+    after = json.loads(ok(gcs(env, "session", "show", "-F", "json")))["authentications"]
+    assert after[0]["auth_time"] >= before[0]["auth_time"]
+    stranger = gcs(env, "session", "update", "nobody@example.org")
+    assert stranger.returncode == 2 and "not one of your linked identities" in stranger.stderr
+
+    tokens = json.loads((tmp_path / "home" / ".globus-connect-server" / "tokens.json")
+                        .read_text())["data"]["user"][deployment.endpoint_id]
+    assert ok(gcs(env, "logout")).strip() == "You have successfully logged out."
+    with pointed_at(deployment.server):
+        introspecting = globus_sdk.ConfidentialAppAuthClient(
+            *(json.loads(deployment.key_file.read_text())[key] for key in ("client_id",
+                                                                            "secret")))
+        assert introspecting.oauth2_token_introspect(tokens["access_token"])["active"] is False
+    gone = gcs(env, "whoami")
+    assert gone.returncode == 4 and "login" in gone.stderr
+
+
+def test_auth_policies_through_auth(deployment: Deployment, logged_in: str) -> None:
+    env = deployment.env
+    none_yet = gcs(env, "auth-policy", "create", "--display-name", "Campus only")
+    assert none_yet.returncode == 2 and "--project-id" in none_yet.stderr
+    tokens = native_login(deployment.server, deployment.admin.username,
+                          deployment.admin.password,
+                          ["urn:globus:auth:scope:auth.globus.org:manage_projects"])
+    with pointed_at(deployment.server):
+        auth = globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(
+            tokens["auth.globus.org"]["access_token"]))
+        project_id = auth.create_project("Lab endpoint", "lab@example.org",
+                                         admin_ids=[deployment.admin.id])["project"]["id"]
+    policy_id = created_id("Auth Policy", ok(gcs(
+        env, "auth-policy", "create", "--display-name", "Campus only",
+        "--description", "Lab members", "--include", "isthmus.local")))
+    shown = json.loads(ok(gcs(env, "auth-policy", "show", policy_id, "-F", "json")))
+    assert shown["project_id"] == project_id
+    assert shown["domain_constraints_include"] == ["isthmus.local"]
+    assert policy_id in ok(gcs(env, "auth-policy", "list"))
+    ok(gcs(env, "auth-policy", "update", policy_id, "--require-mfa",
+           "--exclude", "example.org"))
+    shown = json.loads(ok(gcs(env, "auth-policy", "show", policy_id, "-F", "json")))
+    assert shown["required_mfa"] is True
+    assert shown["domain_constraints_exclude"] == ["example.org"]
+    assert f"Deleted Auth Policy {policy_id}" in ok(gcs(env, "auth-policy", "delete",
+                                                        policy_id))
+    missing = gcs(env, "auth-policy", "show", policy_id)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_gateway_update_and_delete_and_endpoint_roles(
+    deployment: Deployment, logged_in: str, tmp_path: Path,
+) -> None:
+    env = deployment.env
+    gateway_id = created_id("Storage Gateway", ok(gcs(
+        env, "storage-gateway", "create", "posix", "Scratch", "--domain", "isthmus.local",
+        "--identity-mapping", "external:/usr/local/bin/map-identity --verbose",
+        "--posix-group-allow", "lab")))
+    private = json.loads(ok(gcs(env, "storage-gateway", "show", gateway_id,
+                                "--include-private-policies", "-F", "json")))
+    assert private["identity_mappings"] == [{
+        "DATA_TYPE": "external_identity_mapping#1.0.0",
+        "command": ["/usr/local/bin/map-identity", "--verbose"]}]
+    assert private["policies"]["groups_allow"] == ["lab"]
+    updated = ok(gcs(env, "storage-gateway", "update", "posix", gateway_id,
+                     "--display-name", "Scratch space", "--domain", "isthmus.local",
+                     "--domain", "example.org", "--users-allow", "alice"))
+    assert updated.strip() == f"Message: Updated Storage Gateway {gateway_id}"
+    shown = json.loads(ok(gcs(env, "storage-gateway", "show", gateway_id,
+                              "--include-private-policies", "-F", "json")))
+    assert shown["display_name"] == "Scratch space"
+    assert shown["allowed_domains"] == ["isthmus.local", "example.org"]
+    assert shown["users_allow"] == ["alice"]
+    bad_mapping = gcs(env, "storage-gateway", "update", "posix", gateway_id,
+                      "--identity-mapping", "{not json")
+    assert bad_mapping.returncode == 2 and "not JSON" in bad_mapping.stderr
+    refused = gcs(env, "storage-gateway", "update", "posix", gateway_id,
+                  "--identity-mapping", '{"DATA_TYPE": "nonsense#1.0.0"}')
+    assert refused.returncode == 1 and "400 bad_request" in refused.stderr
+    assert f"Deleted Storage Gateway {gateway_id}" in ok(gcs(
+        env, "storage-gateway", "delete", gateway_id))
+
+    member = _new_user(deployment.server, "monitor")
+    role_id = created_id("Role", ok(gcs(env, "endpoint", "role", "create",
+                                        "activity_monitor", member.id)))
+    shown_role = ok(gcs(env, "endpoint", "role", "show", role_id))
+    assert re.search(rf"^Principal: +{re.escape(member.username)}$", shown_role,
+                     re.MULTILINE), shown_role
+    assert member.username in ok(gcs(env, "endpoint", "role", "list", "--all"))
+    ok(gcs(env, "endpoint", "role", "delete", role_id))
+    assert member.username not in ok(gcs(env, "endpoint", "role", "list", "--all"))

@@ -172,9 +172,9 @@ def session_consent(scopes: tuple[str, ...], collections: tuple[str, ...],
     known = state.consents.setdefault(probe.endpoint_id, [])
     known.extend(scope for scope in wanted if scope not in known)
     session = open_session(probe.endpoint_id, explicit_host=explicit_host(),
-                           local_server=not no_local_server)
+                           local_server=not no_local_server, extra_scopes=wanted)
     session.app.login(force=True)
-    state.save()
+    state.save()  # only once Auth has recorded the consents
     click.echo(f"Consents given for endpoint {probe.endpoint_id}: {' '.join(wanted)}")
 
 
