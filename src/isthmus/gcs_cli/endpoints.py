@@ -8,7 +8,7 @@ from typing import Any
 import click
 from globus_sdk import EndpointDocument
 
-from isthmus.gcs_cli import deployment_commands, output
+from isthmus.gcs_cli import deployment_commands, output, unavailable
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.common import (
     identity_id,
@@ -40,6 +40,7 @@ def endpoint() -> None:
 for name in ("setup", "cleanup", "key-convert", "upgrade"):
     endpoint.add_command(deployment_commands.ENDPOINT_COMMANDS[name], name)
 endpoint.add_command(endpoint_roles())
+endpoint.add_command(unavailable.domain_group("endpoint"))
 
 
 @endpoint.command("show")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from globus_sdk import MISSING, GuestCollectionDocument, MappedCollectionDocument
 
-from isthmus.gcs_cli import output
+from isthmus.gcs_cli import output, unavailable
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.common import (
     identity_id,
@@ -55,6 +55,7 @@ def collection() -> None:
 
 
 collection.add_command(collection_roles())
+collection.add_command(unavailable.domain_group("collection"))
 
 
 def _settings_options(function: Any) -> Any:
