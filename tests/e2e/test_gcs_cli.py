@@ -28,6 +28,7 @@ from globus_sdk import GCSClient
 from tests.conftest import User, _new_user, answer_login, shell_environment
 from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, pointed_at
 from tests.live import LiveServer, free_port, start_server
+from tests.sdk3.test_seeds_sdk3 import sdk3_python  # noqa: F401 (a fixture)
 
 GCS = str(Path(sys.executable).with_name("globus-connect-server"))
 POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
@@ -595,3 +596,41 @@ def test_gateway_update_and_delete_and_endpoint_roles(
     assert member.username in ok(gcs(env, "endpoint", "role", "list", "--all"))
     ok(gcs(env, "endpoint", "role", "delete", role_id))
     assert member.username not in ok(gcs(env, "endpoint", "role", "list", "--all"))
+
+
+SDK3_LISTING = """
+import json
+import sys
+
+import globus_sdk
+
+manager_url, gcs_token = sys.argv[1:3]
+gcs = globus_sdk.GCSClient(manager_url,
+                           authorizer=globus_sdk.AccessTokenAuthorizer(gcs_token))
+print("ISTHMUS-REPORT", json.dumps({
+    "version": globus_sdk.__version__,
+    "gateways": [dict(item) for item in gcs.get_storage_gateway_list()],
+    "collections": [dict(item) for item in gcs.get_collection_list()],
+}))
+"""
+
+
+@pytest.mark.sdk3
+def test_gcs_client_of_sdk_3_lists_them_too(
+    deployment: Deployment, lab: LabSetup, tmp_path: Path,
+    sdk3_python: str,  # noqa: F811 (the fixture imported above)
+) -> None:
+    from tests.sdk3.test_seeds_sdk3 import SDK3_VERSION, run
+
+    tokens = native_login(deployment.server, deployment.admin.username,
+                          deployment.admin.password, [manage_collections(deployment.endpoint_id)])
+    env = shell_environment(deployment.server, tmp_path / "home")
+    report = run(sdk3_python, SDK3_LISTING, env, tmp_path, deployment.node_url,
+                 tokens[deployment.endpoint_id]["access_token"])
+    assert report["version"] == SDK3_VERSION
+    gateways = {item["id"]: item for item in report["gateways"]}
+    assert gateways[lab.gateway_id]["DATA_TYPE"].startswith("storage_gateway#1.")
+    assert gateways[lab.gateway_id]["display_name"] == "Lab POSIX"
+    collections = {item["id"]: item for item in report["collections"]}
+    assert collections[lab.collection_id]["DATA_TYPE"].startswith("collection#1.")
+    assert collections[lab.collection_id]["storage_gateway_id"] == lab.gateway_id
