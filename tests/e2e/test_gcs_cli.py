@@ -26,6 +26,7 @@ import pytest
 from globus_sdk import GCSClient
 
 from tests.conftest import User, _new_user, answer_login, shell_environment
+from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, pointed_at
 from tests.live import LiveServer, free_port, start_server
 from tests.sdk3.test_seeds_sdk3 import sdk3_python  # noqa: F401 (a fixture)
@@ -81,11 +82,19 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("gcs-cli")
-    server = start_server(root / "data")
+    with fresh_database_url(root) as database_url:
+        # On PostgreSQL (-m postgres) the node shares the server's database as a node on
+        # another machine would; on SQLite, the data dir's file.
+        shared = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
+        yield from _deployment(root, shared)
+
+
+def _deployment(root: Path, shared: dict[str, str]) -> Iterator[Deployment]:
+    server = start_server(root / "data", **shared)
     try:
         admin = _new_user(server, "admin")
         env = {**shell_environment(server, root / "home"),
-               "ISTHMUS_DATA_DIR": str(server.data_dir)}
+               "ISTHMUS_DATA_DIR": str(server.data_dir), **shared}
         workdir = root / "work"
         workdir.mkdir()
         setup = gcs(env, "endpoint", "setup", "Lab endpoint", "--organization", "Lab",
@@ -171,6 +180,7 @@ def manage_collections(endpoint_id: str) -> str:
 # --- the administrator's script ------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_endpoint_setup_writes_a_private_deployment_key_and_registers_the_endpoint(
     deployment: Deployment,
 ) -> None:
@@ -192,6 +202,7 @@ def test_endpoint_setup_writes_a_private_deployment_key_and_registers_the_endpoi
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
 
 
+@pytest.mark.postgres
 def test_login_as_a_person_keeps_tokens_readable_by_their_owner_only(
     deployment: Deployment, logged_in: str,
 ) -> None:
@@ -211,6 +222,7 @@ def test_login_as_a_person_keeps_tokens_readable_by_their_owner_only(
     assert [item["id"] for item in shown["authentications"]] == [deployment.admin.id]
 
 
+@pytest.mark.postgres
 def test_storage_gateway_collection_and_role_from_the_script(
     deployment: Deployment, lab: LabSetup,
 ) -> None:
@@ -268,6 +280,7 @@ def test_endpoint_show_as_json_and_updates(deployment: Deployment, logged_in: st
         ("node#1.3.0", "active", ["127.0.0.1"])]
 
 
+@pytest.mark.postgres
 def test_service_credentials_need_no_login(
     deployment: Deployment, lab: LabSetup, tmp_path: Path,
 ) -> None:
@@ -297,6 +310,7 @@ def test_service_credentials_need_no_login(
     assert wrong.stderr.count("\n") == 1 and "GCS_CLI_CLIENT_SECRET" in wrong.stderr
 
 
+@pytest.mark.postgres
 def test_gcs_client_and_globus_cli_see_the_same_gateway_and_collection(
     deployment: Deployment, lab: LabSetup, tmp_path: Path,
 ) -> None:
@@ -401,6 +415,7 @@ def test_isthmus_connect_is_the_same_command(deployment: Deployment, logged_in: 
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
+@pytest.mark.postgres
 def test_endpoint_cleanup_undoes_setup(deployment: Deployment, tmp_path: Path) -> None:
     env = deployment.env
     setup = ok(gcs(env, "endpoint", "setup", "Short-lived", "--organization", "Lab",
@@ -447,6 +462,7 @@ def test_every_group_and_command_has_help() -> None:
         assert "-F, --format" in shown.output and "--version" in shown.output
 
 
+@pytest.mark.postgres
 def test_node_and_collection_administration_commands(
     deployment: Deployment, lab: LabSetup, tmp_path: Path,
 ) -> None:
