@@ -650,3 +650,24 @@ def test_gcs_client_of_sdk_3_lists_them_too(
     collections = {item["id"]: item for item in report["collections"]}
     assert collections[lab.collection_id]["DATA_TYPE"].startswith("collection#1.")
     assert collections[lab.collection_id]["storage_gateway_id"] == lab.gateway_id
+
+
+def test_endpoint_setup_owner_is_whoever_runs_it(
+    deployment: Deployment, tmp_path: Path,
+) -> None:
+    """Without --owner: the GCS_CLI_* client, or the person who logs in when asked."""
+    robot = deployment.server.create_client("setup robot", "client_identity")
+    as_client = {**deployment.env, "GCS_CLI_CLIENT_ID": robot["id"],
+                 "GCS_CLI_CLIENT_SECRET": robot["secret"]}
+    made = json.loads(ok(gcs(as_client, "endpoint", "setup", "Robot's", "--organization",
+                             "Lab", "-d", "robot.json", "-F", "json", cwd=tmp_path)))
+    assert made["owner"] == f"{robot['id']}@clients.auth.globus.org"
+
+    printed = login_as(deployment, deployment.admin, deployment.env, "endpoint", "setup",
+                       "Person's", "--organization", "Lab", "--no-local-server", "-d",
+                       str(tmp_path / "person.json"))
+    assert "authenticate with Globus to set the owner of the endpoint" in printed
+    assert f"Owner: {deployment.admin.username}" in printed
+    for key in ("robot.json", "person.json"):
+        ok(gcs(deployment.env, "endpoint", "cleanup", "-d", key, "--agree-to-delete-endpoint",
+               cwd=tmp_path))

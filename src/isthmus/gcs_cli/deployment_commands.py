@@ -90,14 +90,14 @@ def _who_runs_this(no_local_server: bool) -> str:
                                    client_secret=credentials[1], scope_requirements=wanted,
                                    config=globus_sdk.GlobusAppConfig(token_storage="memory"))
     else:
-        from isthmus.gcs_cli.session import _FlushingCommandLineLogin
+        from isthmus.gcs_cli.session import FlushingCommandLineLogin
 
         click.echo("Please authenticate with Globus to set the owner of the endpoint")
         app = globus_sdk.UserApp(APP_NAME, client_id=str(GCS_CLI_CLIENT_ID),
                                  scope_requirements=wanted, config=globus_sdk.GlobusAppConfig(
                                      token_storage="memory",
                                      login_flow_manager="local-server" if not no_local_server
-                                     else _FlushingCommandLineLogin))
+                                     else FlushingCommandLineLogin))
     app.login()
     return str(globus_sdk.AuthClient(app=app).userinfo()["sub"])
 

@@ -140,7 +140,7 @@ def scope_requirements(endpoint_id: str, extra: list[str]) -> dict[str, list[Sco
 # --- the app -----------------------------------------------------------------------
 
 
-class _FlushingCommandLineLogin(CommandLineLoginFlowManager):
+class FlushingCommandLineLogin(CommandLineLoginFlowManager):
     """The SDK's copy-and-paste login, with the URL flushed before waiting for the code
     (stdout may be a pipe to whoever opens the URL)."""
 
@@ -186,7 +186,7 @@ def make_app(endpoint_id: str, extra_scopes: list[str], *,
         APP_NAME, client_id=str(GCS_CLI_CLIENT_ID), scope_requirements=requirements,
         config=globus_sdk.GlobusAppConfig(
             token_storage=token_storage(), request_refresh_tokens=True,
-            login_flow_manager="local-server" if local_server else _FlushingCommandLineLogin,
+            login_flow_manager="local-server" if local_server else FlushingCommandLineLogin,
             # A command other than login never starts a login on its own: it says so.
             token_validation_error_handler=None,
         ))
