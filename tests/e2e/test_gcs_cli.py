@@ -671,3 +671,31 @@ def test_endpoint_setup_owner_is_whoever_runs_it(
     for key in ("robot.json", "person.json"):
         ok(gcs(deployment.env, "endpoint", "cleanup", "-d", key, "--agree-to-delete-endpoint",
                cwd=tmp_path))
+
+
+def test_a_node_that_cannot_start_leaves_nothing_behind(
+    deployment: Deployment, logged_in: str, tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        # Another machine's data dir, the server's database.
+        env = {**deployment.env, "ISTHMUS_DATABASE_URL": deployment.env.get(
+            "ISTHMUS_DATABASE_URL", f"sqlite:///{deployment.server.data_dir / 'isthmus.db'}")}
+        failed = gcs(env, "node", "setup", "-d", str(deployment.key_file), "--port", port,
+                     "--data-dir", str(tmp_path / "other"))
+    assert failed.returncode == 1, failed.stdout
+    assert failed.stderr.startswith("Error: The node process exited")
+    assert failed.stderr.count("\n") == 1
+    assert not (tmp_path / "other" / "globus-connect-server" / "node.json").exists()
+    nodes = json.loads(ok(gcs(deployment.env, "node", "list", "-F", "json")))
+    assert len(nodes) == 1  # only the node that serves
+    wrong_key = tmp_path / "wrong-key.json"
+    wrong_key.write_text(json.dumps({**json.loads(deployment.key_file.read_text()),
+                                     "secret": "not-the-secret"}))
+    refused = gcs(env, "node", "setup", "-d", str(wrong_key), "--port", port,
+                  "--data-dir", str(tmp_path / "other"))
+    assert refused.returncode == 1 and "client credentials" in refused.stderr

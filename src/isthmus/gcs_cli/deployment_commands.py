@@ -52,8 +52,9 @@ def service_errors() -> Iterator[None]:
 
 
 def open_deployment(data_dir: Path | None, endpoint_id: uuid.UUID | None = None) -> Deployment:
-    """The deployment this machine belongs to, its Auth's public URL from `isthmus serve`'s
-    state file when it ran here."""
+    """The deployment this machine belongs to. Its Auth's public URL (what a deployment key
+    records) is ISTHMUS_PUBLIC_URL, else what `isthmus serve` recorded when it ran here,
+    else the Auth the SDK is pointed at (`isthmus env`)."""
     from isthmus.core.config import Settings
     from isthmus.deployment import open_services
 
@@ -62,6 +63,7 @@ def open_deployment(data_dir: Path | None, endpoint_id: uuid.UUID | None = None)
     with contextlib.suppress(OSError, ValueError, AttributeError):
         public_url = json.loads((directory / local.SERVER_STATE_FILE).read_text()).get(
             "public_url")
+    public_url = public_url or os.environ.get(local.AUTH_URL_VARIABLE) or None
     settings = Settings.load(directory, public_url=public_url)
     return open_services(settings, endpoint_id=endpoint_id)
 
@@ -358,7 +360,12 @@ def node_setup(deployment_key: Path, data_dir: Path | None, ip_address: str, por
     if foreground:
         serve(config)
         return
-    started = _start(node_file, config)
+    try:
+        started = _start(node_file, config)
+    except CLIError:
+        # Leave nothing half set up: the next `node setup` starts afresh.
+        _forget_node(directory, config)
+        raise
     if output.is_json():
         output.print_json({"node_id": str(node_id), "endpoint_id": str(key.endpoint_id),
                            "manager_url": url, "pid": started.pid})
@@ -417,11 +424,28 @@ def _start(node_file: Path, config: NodeConfig) -> subprocess.Popen[bytes]:
     return process
 
 
+def _forget_node(directory: Path, config: NodeConfig) -> bool:
+    """Delete the node's record and its local files; False when the record was gone."""
+    from isthmus import provisioning
+    from isthmus.core.config import Settings
+    from isthmus.deployment import open_services
+    from isthmus.node_server import NODE_FILE
+
+    with service_errors():
+        settings = Settings.load(config.data_dir, database_url=config.database_url)
+        removed = provisioning.remove_node(open_services(settings),
+                                           uuid.UUID(config.endpoint_id),
+                                           uuid.UUID(config.node_id))
+    for name in (NODE_FILE, local.INFO_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    return removed
+
+
 @click.command(cls=GCSCommand)
 @data_dir_option
 def node_cleanup(data_dir: Path | None) -> None:
     """Stop this machine's node and remove it from its endpoint (and its local files)."""
-    from isthmus import provisioning
     from isthmus.node_server import NODE_FILE, NodeConfig
 
     directory = node_dir(data_dir)
@@ -432,16 +456,6 @@ def node_cleanup(data_dir: Path | None) -> None:
         raise CLIError(f"No node is set up here ({node_file} is missing)", EXIT_USAGE) \
             from None
     _stop(config.pid, node_file)
-    with service_errors():
-        from isthmus.core.config import Settings
-        from isthmus.deployment import open_services
-
-        settings = Settings.load(config.data_dir, database_url=config.database_url)
-        deployment = open_services(settings)
-        removed = provisioning.remove_node(deployment, uuid.UUID(config.endpoint_id),
-                                           uuid.UUID(config.node_id))
-    for name in (NODE_FILE, local.INFO_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            (directory / name).unlink()
+    removed = _forget_node(directory, config)
     click.echo(f"Node {config.node_id} {'removed from' if removed else 'was already gone from'}"
                f" endpoint {config.endpoint_id}")
