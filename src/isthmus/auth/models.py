@@ -233,6 +233,53 @@ class SessionAuthentication(Base):
     mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class MfaCredential(Base):
+    """An identity's TOTP authenticator: pending until a first code confirms it."""
+
+    __tablename__ = "mfa_credentials"
+
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The base32 secret, sealed with the data dir's encryption key (core.encryption).
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The newest time step a code was accepted for: no code of it or before works again.
+    last_used_step: Mapped[int | None] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaRecoveryCode(Base):
+    """A single-use recovery code, kept only as a SHA-256 digest (codes carry 80 bits)."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingLogin(Base):
+    """A password login waiting for its second factor, bound to one browser by a cookie."""
+
+    __tablename__ = "pending_logins"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    # Where the login goes on: an authorize request's query, or a page of this site.
+    authorize: Mapped[str] = mapped_column(Text, default="")
+    next_path: Mapped[str] = mapped_column(Text, default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
 
