@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, rfc7636, scopes
+from isthmus.auth import clients, rfc7636, scopes, session_requirements
 from isthmus.auth.models import AuthorizationCode, BrowserSession, Client, Identity
 from isthmus.auth.scopes import ResolvedScope
+from isthmus.auth.session_requirements import SessionRequirements
 from isthmus.core.config import Settings
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
@@ -46,6 +47,8 @@ class AuthorizationRequest:
     prompt_login: bool
     # The query string as received, carried through the login and consent forms.
     query: str
+    # session_required_* and session_message: what the browser session must show.
+    requirements: SessionRequirements = field(default_factory=SessionRequirements)
 
     @property
     def scope_tree(self) -> str:
@@ -105,6 +108,10 @@ def parse_request(
         roots = scopes.resolve(session, params.get("scope", ""))
     except APIError as error:
         raise fail("invalid_scope", error.message) from None
+    try:
+        requirements = session_requirements.parse(session, params)
+    except session_requirements.RequirementError as error:
+        raise fail("invalid_request", str(error)) from None
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
@@ -114,6 +121,7 @@ def parse_request(
         code_challenge=challenge,
         prompt_login=params.get("prompt") == "login",
         query=query,
+        requirements=requirements,
     )
 
 
