@@ -14,6 +14,7 @@ from isthmus.auth import api as auth_api
 from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
+from isthmus.auth import security_pages as auth_security_pages
 from isthmus.auth.service import AuthService
 from isthmus.core.errors import APIError
 
@@ -25,6 +26,7 @@ def create_app(auth: AuthService) -> FastAPI:
     app.state.auth = auth
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
+    app.include_router(auth_security_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     _install_error_handlers(app)
