@@ -221,3 +221,16 @@ def test_required_mfa_without_an_authenticator_leads_to_enrolment(sdk_env: LiveS
     onward = html.unescape(found.group(1))
     location = browser.authorize(onward)
     assert session_info(client, redeem(client, location))["authentications"][user.id]["mfa"]
+
+
+def test_an_administrator_can_reset_a_lost_authenticator(
+    sdk_env: LiveServer, enrolled: Authenticator, user: User
+) -> None:
+    client = web_app(sdk_env)
+    _, _, page = start_login(sdk_env, client, user)
+    assert "code" in parse_form(page).fields
+    name = user.username.partition("@")[0]
+    assert "turned off" in sdk_env.run("user", "reset-mfa", name)
+    _, _, page = start_login(sdk_env, client, user)
+    assert "decision" in parse_form(page).buttons.values()  # no code asked for
+    assert "had no two-factor authentication" in sdk_env.run("user", "reset-mfa", name)

@@ -174,10 +174,20 @@ def disable(
     """Remove the authenticator and recovery codes, if the code proves possession."""
     if not verify(session, box, identity_id, code, now):
         return False
-    session.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.identity_id == identity_id))
-    session.execute(delete(MfaCredential).where(MfaCredential.identity_id == identity_id))
-    session.expire_all()
+    reset(session, identity_id)
     return True
+
+
+def reset(session: Session, identity_id: uuid.UUID) -> bool:
+    """Remove an identity's authenticator and recovery codes (an administrator's way back
+    in for someone who lost both); True when there was one."""
+    session.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.identity_id == identity_id))
+    removed = session.execute(
+        delete(MfaCredential).where(MfaCredential.identity_id == identity_id)
+    )
+    session.expire_all()
+    had_one: bool = removed.rowcount == 1  # type: ignore[attr-defined]
+    return had_one
 
 
 def mark_session_mfa(
