@@ -16,6 +16,8 @@ class Form:
     fields: dict[str, str] = field(default_factory=dict)
     buttons: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
+    # A named button's text -> (name, value), for pressing a button by what it says.
+    button_texts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class _FormParser(HTMLParser):
@@ -24,6 +26,11 @@ class _FormParser(HTMLParser):
         self.forms: list[Form] = []
         self._in_label = False
         self.labels: list[str] = []
+        self._button: tuple[str, str] | None = None
+        self._button_text: list[str] = []
+        self.links: dict[str, str] = {}  # a link's text -> its href
+        self._link: str | None = None
+        self._link_text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {key: value or "" for key, value in attrs}
@@ -33,21 +40,41 @@ class _FormParser(HTMLParser):
             self.forms[-1].fields[attributes["name"]] = attributes.get("value", "")
         elif tag == "button" and self.forms and "name" in attributes:
             self.forms[-1].buttons[attributes.get("value", "")] = attributes["name"]
+            self._button = (attributes["name"], attributes.get("value", ""))
+            self._button_text = []
         elif tag == "label":
             self._in_label = True
+        elif tag == "a" and "href" in attributes:
+            self._link, self._link_text = attributes["href"], []
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "label":
             self._in_label = False
+        elif tag == "button" and self._button is not None:
+            self.forms[-1].button_texts[" ".join("".join(self._button_text).split())] = (
+                self._button)
+            self._button = None
+        elif tag == "a" and self._link is not None:
+            self.links[" ".join("".join(self._link_text).split())] = self._link
+            self._link = None
 
     def handle_data(self, data: str) -> None:
         if self._in_label and data.strip():
             self.labels.append(data.strip())
+        if self._button is not None:
+            self._button_text.append(data)
+        if self._link is not None:
+            self._link_text.append(data)
+
+
+def _parsed(html: str) -> _FormParser:
+    parser = _FormParser()
+    parser.feed(html)
+    return parser
 
 
 def parse_forms(html: str) -> list[Form]:
-    parser = _FormParser()
-    parser.feed(html)
+    parser = _parsed(html)
     for form in parser.forms:
         form.labels = parser.labels
     return parser.forms
@@ -72,6 +99,20 @@ def text_of(html: str, element_id: str) -> str:
     start = html.index(f'id="{element_id}"')
     start = html.index(">", start) + 1
     return html[start:html.index("<", start)].strip()
+
+
+def parse_links(html: str) -> dict[str, str]:
+    """The page's links, by their text."""
+    return _parsed(html).links
+
+
+def form_with_button(html: str, text: str) -> tuple[Form, dict[str, str]]:
+    """The form holding the button that says `text`, and the value that pressing it sends."""
+    for form in parse_forms(html):
+        if text in form.button_texts:
+            name, value = form.button_texts[text]
+            return form, {name: value}
+    raise AssertionError(f"no button {text!r} on the page:\n{html[:3000]}")
 
 
 class Browser:
@@ -138,6 +179,11 @@ class Browser:
         assert response.headers["Location"] == base_url + page
         return self.open(base_url + page)
 
+    def press(self, url: str, html: str, text: str, **values: str) -> requests.Response:
+        """Press the button that says `text` on the page at `url`."""
+        form, pressed = form_with_button(html, text)
+        return self.submit(url, form, **{**pressed, **values})
+
     def code_from_page(self, location: str) -> str:
         """Follow the redirect to /v2/web/auth-code and read the code shown there."""
         page = self.http.get(location, timeout=30)
@@ -148,3 +194,47 @@ class Browser:
 
 def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Sites:
+    """One person's browser across several servers on this machine.
+
+    Each server gets its own `Browser` (cookie jar and CA): cookies ignore ports,
+    so two servers on 127.0.0.1 would otherwise overwrite each other's session
+    cookie, which different host names in a real deployment never do.
+    """
+
+    def __init__(self, *servers: tuple[str, str]) -> None:
+        self.browsers = {origin(base_url): Browser(ca_file) for base_url, ca_file in servers}
+
+    def browser(self, url: str) -> Browser:
+        return self.browsers[origin(url)]
+
+    def knows(self, url: str) -> bool:
+        return origin(url) in self.browsers
+
+    def open(self, url: str) -> requests.Response:
+        return self.browser(url).open(url)
+
+    def submit(self, url: str, form: Form, **values: str) -> requests.Response:
+        return self.browser(url).submit(url, form, **values)
+
+    def press(self, url: str, html: str, text: str, **values: str) -> requests.Response:
+        return self.browser(url).press(url, html, text, **values)
+
+    def follow(self, response: requests.Response, url: str) -> tuple[requests.Response, str]:
+        """Follow redirects among these servers; stop at a page, or a redirect elsewhere."""
+        for _ in range(10):
+            if response.status_code not in (302, 303):
+                return response, url
+            location = urljoin(url, response.headers["Location"])
+            if not self.knows(location):
+                return response, url
+            url = location
+            response = self.open(url)
+        raise AssertionError("too many redirects")

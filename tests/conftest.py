@@ -44,6 +44,65 @@ def short_lived_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
     live.stop()
 
 
+# The upstream Isthmus's own users are alice@upstream.example, ...; downstream, its
+# provider "upstream" names them <sub>@lab.example, and "upstream-named" keeps their
+# preferred_username (which is in upstream.example).
+UPSTREAM_LOCAL_DOMAIN = "upstream.example"
+SUB_DOMAIN = "lab.example"
+
+
+@dataclass(frozen=True)
+class UpstreamPair:
+    """Two live servers: `downstream` lets its users sign in through `upstream`."""
+
+    upstream: LiveServer
+    downstream: LiveServer
+    # The upstream's client for the downstream (id and secret).
+    client: dict[str, str]
+    # Downstream identity-provider ids: "upstream" (sub) and "upstream-named".
+    provider_id: str
+    named_provider_id: str
+
+    @property
+    def callback(self) -> str:
+        return self.downstream.base_url + "v2/web/oidc/callback"
+
+    def add_provider(self, name: str, *options: str, secret: str | None = None) -> str:
+        """`isthmus idp add-oidc NAME` on the downstream, for the upstream; returns its id."""
+        added = self.downstream.run_json(
+            "idp", "add-oidc", name, "--issuer", self.upstream.base_url,
+            "--client-id", self.client["id"], "--client-secret-stdin",
+            "--ca-file", self.upstream.ca_file, *options,
+            stdin=(secret or self.client["secret"]) + "\n",
+        )
+        return str(added["id"])
+
+
+@pytest.fixture(scope="session")
+def upstream_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamPair]:
+    tmp = tmp_path_factory.mktemp("idp")
+    upstream = start_server(tmp / "upstream", ISTHMUS_LOCAL_IDP_DOMAIN=UPSTREAM_LOCAL_DOMAIN)
+    try:
+        downstream = start_server(tmp / "downstream")
+        try:
+            client = upstream.create_client(
+                "Downstream Isthmus", "confidential_client",
+                downstream.base_url + "v2/web/oidc/callback",
+            )
+            pair = UpstreamPair(upstream, downstream, client, "", "")
+            provider_id = pair.add_provider("upstream", "--domain", SUB_DOMAIN,
+                                            "--display-name", "Upstream Lab")
+            named_id = pair.add_provider(
+                "upstream-named", "--domain", UPSTREAM_LOCAL_DOMAIN,
+                "--username-claim", "preferred_username", "--display-name", "Upstream Named",
+            )
+            yield UpstreamPair(upstream, downstream, client, provider_id, named_id)
+        finally:
+            downstream.stop()
+    finally:
+        upstream.stop()
+
+
 @pytest.fixture
 def sdk_env(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
     """Point the official SDK, in this process, at the session's server."""
@@ -92,6 +151,7 @@ def isthmus_env(server: LiveServer, tmp_path: Path) -> dict[str, str]:
     ).stdout.decode()
     env = dict(item.split("=", 1) for item in dumped.split("\0") if "=" in item)
     assert env["GLOBUS_SDK_SERVICE_URL_AUTH"] == server.base_url
+    assert env["GLOBUS_SDK_SERVICE_URL_GROUPS"] == server.base_url + "groups/"
     assert env["GLOBUS_SDK_VERIFY_SSL"] == server.ca_file
     assert "GLOBUS_SDK_ENVIRONMENT" not in env
     return env

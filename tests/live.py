@@ -123,6 +123,7 @@ class LiveServer:
     def sdk_environment(self) -> dict[str, str]:
         return {
             "GLOBUS_SDK_SERVICE_URL_AUTH": self.base_url,
+            "GLOBUS_SDK_SERVICE_URL_GROUPS": self.base_url + "groups/",
             "GLOBUS_SDK_VERIFY_SSL": self.ca_file,
             "NO_PROXY": "127.0.0.1,localhost",
         }

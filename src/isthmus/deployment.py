@@ -11,6 +11,8 @@ from isthmus.auth.keys import SigningKey
 from isthmus.auth.service import AuthService
 from isthmus.core.config import Settings
 from isthmus.core.db import make_engine, make_sessionmaker, migrate, transaction
+from isthmus.core.encryption import SecretBox
+from isthmus.groups.membership import MembershipDirectory
 
 
 def open_deployment(settings: Settings) -> AuthService:
@@ -25,4 +27,6 @@ def open_deployment(settings: Settings) -> AuthService:
         engine=engine,
         sessions=sessions,
         signing_key=SigningKey.load_or_create(settings.keys_dir),
+        groups=MembershipDirectory(sessions),
+        secret_box=SecretBox.load_or_create(settings.keys_dir),
     )

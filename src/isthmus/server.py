@@ -3,34 +3,80 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isthmus import __version__
+from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
 from isthmus.auth import identities_api as auth_identities_api
+from isthmus.auth import login_pages as auth_login_pages
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
+from isthmus.auth import retention
 from isthmus.auth import security_pages as auth_security_pages
+from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.service import AuthService
+from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
+from isthmus.core.tokens import CachedIntrospector
+from isthmus.groups import api as groups_api
+from isthmus.groups.service import GroupsService
 
 logger = logging.getLogger("isthmus")
 
 
 def create_app(auth: AuthService) -> FastAPI:
-    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_purge_periodically, auth)
+            yield
+            tasks.cancel_scope.cancel()
+
+    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.auth = auth
+    # Groups learns who calls by introspection at Auth (in process, briefly cached)
+    # and who an identity id names from Auth's directory, never from Auth's tables.
+    app.state.groups = GroupsService(
+        sessions=auth.sessions,
+        introspector=CachedIntrospector(auth, ttl=auth.settings.introspection_cache_seconds),
+        identities=auth,
+    )
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
+    app.include_router(auth_login_pages.router)
+    app.include_router(auth_upstream_pages.router)
+    app.include_router(auth_account_pages.router)
     app.include_router(auth_security_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
+    app.include_router(groups_api.router)
     _install_error_handlers(app)
     return app
+
+
+async def _purge_periodically(auth: AuthService) -> None:
+    def purge() -> None:
+        with transaction(auth.sessions) as session:
+            purged = retention.purge_expired(session, utcnow())
+        logger.info("purged expired rows: %s", purged)
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            # A busy or briefly unreachable database: try again next round.
+            logger.exception("purging expired rows failed")
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
 
 
 def app_factory() -> FastAPI:
@@ -45,27 +91,34 @@ def app_factory() -> FastAPI:
     return create_app(open_deployment(Settings.load()))
 
 
+def render_error(request: Request, error: APIError) -> Response:
+    """An error in the wire format of the service the request was for (a page for pages)."""
+    if auth_pages.is_page(request.url.path):
+        return auth_pages.error_page(request, error)
+    if request.url.path.startswith(groups_api.PREFIX + "/"):
+        return groups_api.render_error(error)
+    return auth_api.render_error(error)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, error: APIError) -> Response:
-        return auth_api.render_error(error)
+    async def api_error(request: Request, error: APIError) -> Response:
+        return render_error(request, error)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"Invalid request: {where}: {first.get('msg', 'invalid value')}"
-        return auth_api.render_error(APIError(400, "BAD_REQUEST", message))
+        return render_error(request, APIError(400, "BAD_REQUEST", message))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "ERROR")
-        return auth_api.render_error(APIError(error.status_code, code, str(error.detail)))
+        return render_error(request, APIError(error.status_code, code, str(error.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> Response:
         # The traceback goes to the log, never to the client.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = APIError(500, "INTERNAL_ERROR", "An internal error occurred")
-        response: JSONResponse = auth_api.render_error(body)
-        return response
+        return render_error(request, APIError(500, "INTERNAL_ERROR", "An internal error occurred"))

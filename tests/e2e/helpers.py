@@ -5,12 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import globus_sdk
 from globus_sdk.login_flows import CommandLineLoginFlowManager
 
-from tests.browser import Browser
+from tests.browser import Browser, Sites, parse_form
+
+if TYPE_CHECKING:
+    import requests
+
+    from tests.conftest import UpstreamPair, User
 from tests.live import LiveServer
 
 TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
@@ -52,3 +58,61 @@ def scripted_login_flow(browser: Browser, username: str, password: str) -> Any:
 
 def identity_of(response: globus_sdk.OAuthTokenResponse) -> str:
     return str(response.decode_id_token()["sub"])
+
+
+def client_token_auth(server: LiveServer) -> globus_sdk.AuthClient:
+    """An AuthClient on a client-credentials token scoped only openid profile email."""
+    created = server.create_client("lookup", "client_identity")
+    with pointed_at(server):
+        app = globus_sdk.ConfidentialAppAuthClient(created["id"], created["secret"])
+        tokens = app.oauth2_client_credentials_tokens(requested_scopes="openid profile email")
+        token = tokens.by_resource_server["auth.globus.org"]["access_token"]
+        return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
+
+
+# --- signing in through an upstream Isthmus (see conftest.UpstreamPair) -------------------
+
+
+def pair_sites(pair: UpstreamPair) -> Sites:
+    """A fresh browser for both servers of the pair."""
+    return Sites((pair.downstream.base_url, pair.downstream.ca_file),
+                 (pair.upstream.base_url, pair.upstream.ca_file))
+
+
+def through_upstream(
+    pair: UpstreamPair, sites: Sites, page_url: str, page: requests.Response, button: str,
+    user: User, *, decision: str = "allow",
+) -> str:
+    """Press `button` ("Sign in with ...") on a downstream page, log in and answer the
+    consent at the upstream; returns the callback URL the upstream sends the browser to."""
+    response = sites.press(page_url, page.text, button)
+    assert response.status_code == 303, response.text[:2000]
+    url = response.headers["Location"]
+    assert url.startswith(pair.upstream.base_url + "v2/oauth2/authorize?"), url
+    response = sites.open(url)
+    for _ in range(4):
+        if response.status_code in (302, 303):
+            callback = urljoin(url, response.headers["Location"])
+            assert callback.startswith(pair.callback + "?"), callback
+            return callback
+        assert response.status_code == 200, response.text[:2000]
+        form = parse_form(response.text)
+        if "password" in form.fields:
+            response = sites.submit(url, form, username=user.username, password=user.password)
+        else:
+            assert "decision" in form.buttons.values(), response.text[:2000]
+            response = sites.submit(url, form, decision=decision)
+    raise AssertionError("the upstream never sent the browser back")
+
+
+def finish_downstream(sites: Sites, callback: str) -> str:
+    """Open the callback and consent at the downstream; the redirect to the app."""
+    response, url = sites.follow(sites.open(callback), callback)
+    for _ in range(3):
+        if response.status_code in (302, 303):
+            return urljoin(url, response.headers["Location"])
+        assert response.status_code == 200, response.text[:2000]
+        form = parse_form(response.text)
+        assert "decision" in form.buttons.values(), response.text[:2000]
+        response = sites.submit(url, form, decision="allow")
+    raise AssertionError("no redirect to the application")

@@ -56,15 +56,22 @@ class Authenticator:
 
 def enrol(server: LiveServer, browser: Browser, user: User) -> Authenticator:
     """Sign in to the MFA page, scan the secret, confirm with a code, keep the codes."""
-    page = browser.sign_in(server.base_url, MFA_PAGE, user.username, user.password)
+    browser.sign_in(server.base_url, MFA_PAGE, user.username, user.password)
+    return enrol_signed_in(server, browser, user.username)
+
+
+def enrol_signed_in(server: LiveServer, browser: Browser, username: str) -> Authenticator:
+    """`enrol`, for a browser signed in (recently) already, in whatever way."""
     url = server.base_url + MFA_PAGE
+    page = browser.open(url)
+    assert page.status_code == 200, page.text[:2000]
     started = browser.submit(url, form_with(page.text, action="start"))
     assert started.status_code == 200, started.text[:2000]
     secret = text_of(started.text, "totp-secret")
     uri = html.unescape(text_of(started.text, "totp-uri"))
     parsed = pyotp.parse_uri(uri)
     assert parsed.secret == secret
-    assert parsed.name == user.username and parsed.issuer == "Isthmus"
+    assert parsed.name == username and parsed.issuer == "Isthmus"
     assert 'id="qr-code" alt="QR code for your authenticator app" src="data:image/svg+xml' \
         in started.text
     authenticator = Authenticator(secret, [])

@@ -11,6 +11,7 @@ from tests.browser import Browser, form_with, parse_forms, query_of
 from tests.conftest import User, _new_user
 from tests.e2e.helpers import TRANSFER_ALL
 from tests.e2e.security_helpers import WEB_REDIRECT, web_app
+from tests.e2e.test_oauth_errors import assert_error_page
 from tests.live import LiveServer
 
 SESSIONS = "v2/web/account/sessions"
@@ -45,7 +46,7 @@ def test_sessions_are_listed_and_can_be_ended(sdk_env: LiveServer, user: User) -
     assert refused.status_code == 404
     forged = phone.http.post(sdk_env.base_url + SESSIONS + "/end",
                              data={"session_id": laptop_session}, allow_redirects=False)
-    assert forged.status_code == 403
+    assert_error_page(forged, "The form has expired", 403)
 
     ended = phone.submit(sdk_env.base_url + SESSIONS,
                          form_with(page.text, session_id=laptop_session))
@@ -134,7 +135,7 @@ def test_revoking_a_consent_revokes_its_tree_and_tokens(sdk_env: LiveServer, use
     assert refused.status_code == 404
     forged = browser.http.post(sdk_env.base_url + CONSENTS + "/revoke",
                                data={"consent_id": root}, allow_redirects=False)
-    assert forged.status_code == 403
+    assert_error_page(forged, "The form has expired", 403)
     assert active(portal, compute_token)
 
     browser.submit(sdk_env.base_url + CONSENTS, form_with(page.text, consent_id=root))

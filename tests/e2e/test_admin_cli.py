@@ -137,7 +137,9 @@ def test_plain_http_behind_a_proxy_advertises_the_public_url(tmp_path: Path) -> 
         assert config["issuer"] == "https://isthmus.example.edu"
         assert config["jwks_uri"] == "https://isthmus.example.edu/jwk.json"
         assert config["token_endpoint"] == "https://isthmus.example.edu/v2/oauth2/token"
-        assert "export GLOBUS_SDK_SERVICE_URL_AUTH=https://isthmus.example.edu/" in live.run("env")
+        printed = live.run("env")
+        assert "export GLOBUS_SDK_SERVICE_URL_AUTH=https://isthmus.example.edu/" in printed
+        assert "export GLOBUS_SDK_SERVICE_URL_GROUPS=https://isthmus.example.edu/groups/" in printed
         assert not (live.data_dir / "tls").exists()
     finally:
         live.stop()

@@ -20,6 +20,7 @@ from tests.e2e.security_helpers import (
     session_info,
     web_app,
 )
+from tests.e2e.test_oauth_errors import assert_error_page
 from tests.live import LiveServer
 
 
@@ -145,7 +146,7 @@ def test_the_pending_login_belongs_to_its_browser(
     assert "expired or was started in another browser" in stolen.text
     no_csrf = browser.http.post(sdk_env.base_url + "v2/web/login/mfa",
                                 data={"code": enrolled.next_code()}, allow_redirects=False)
-    assert no_csrf.status_code == 403
+    assert_error_page(no_csrf, "The form has expired", 403)
 
 
 def test_turning_mfa_off_needs_a_current_code(
@@ -180,10 +181,10 @@ def test_account_pages_need_a_recent_login(sdk_env: LiveServer, user: User) -> N
     assert "Log in to your Isthmus account" in login.text
     # Only this site's own pages are places to go back to.
     evil = browser.open(sdk_env.base_url + "v2/web/login?next=https://evil.example/")
-    assert 'name="next" value="v2/web/account/sessions"' in evil.text
+    assert 'name="next" value="v2/web/account"' in evil.text
     forged = browser.http.post(sdk_env.base_url + MFA_PAGE, data={"action": "start"},
                                allow_redirects=False)
-    assert forged.status_code == 403
+    assert_error_page(forged, "The form has expired", 403)
 
 
 def test_the_secret_is_neither_stored_in_clear_nor_logged(

@@ -56,7 +56,10 @@ def test_unknown_or_malformed_requirements_are_clear_errors(sdk_env: LiveServer)
     for params, words in [
         ({"session_required_policies": missing}, f"unknown policies: {missing}"),
         ({"session_required_policies": "not-a-uuid"}, "invalid id: 'not-a-uuid'"),
-        ({"session_required_identities": missing}, f"unknown identities: {missing}"),
+        # An unknown identity is the login page's to explain (test_identity_sets).
+        ({"session_required_identities": f"{missing},nope"}, "invalid id: 'nope'"),
+        ({"session_required_single_domain": ",".join(f"d{n}.org" for n in range(51))},
+         "may list at most 50 values"),
         ({"query_params": {"session_required_mfa": "maybe"}}, "must be True or False"),
     ]:
         answer = browser.open(client.oauth2_get_authorize_url(**params))

@@ -13,6 +13,7 @@ from isthmus.auth.session_requirements import (
     domain_allowed,
     domain_matches,
     unmet,
+    unmet_before_login,
 )
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -98,10 +99,37 @@ def test_single_domain_and_required_identities() -> None:
     assert reasons([auth()], single) == [
         "This application requires a login with an identity from uni.edu or lab.org."]
     assert reasons([auth(), auth(ALICE_UNI, "alice@uni.edu")], single) == []
-    needs_uni = SessionRequirements(identities=(RequiredIdentity(ALICE_UNI, "alice@uni.edu"),))
+    needs_uni = SessionRequirements(
+        identities=(RequiredIdentity(ALICE_UNI, "alice@uni.edu", local=True),))
     failed = unmet([auth()], ALICE, needs_uni, NOW)
+    assert failed[0].reason == "This application requires you to log in as alice@uni.edu."
     assert failed[0].usernames == ("alice@uni.edu",)
     assert unmet([auth(ALICE_UNI, "alice@uni.edu")], ALICE_UNI, needs_uni, NOW) == []
+    assert not needs_uni.accepts(ALICE) and needs_uni.accepts(ALICE_UNI)
+
+
+def test_required_identities_are_met_by_any_one_of_them() -> None:
+    either = SessionRequirements(identities=(
+        RequiredIdentity(ALICE, "alice@isthmus.local", local=True),
+        RequiredIdentity(ALICE_UNI, "alice@uni.edu", local=False),
+    ))
+    assert unmet([auth(ALICE_UNI, "alice@uni.edu")], ALICE_UNI, either, NOW) == []
+    bob = uuid.uuid4()
+    [failed] = unmet([auth(bob, "bob@isthmus.local")], bob, either, NOW)
+    assert failed.reason == ("This application requires you to log in with one of these "
+                             "identities: alice@isthmus.local, alice@uni.edu.")
+    # Only an identity that logs in with a password here fills the form in.
+    assert failed.usernames == ("alice@isthmus.local",)
+    assert [item.reason for item in unmet_before_login(either)] == [failed.reason]
+
+
+def test_unknown_required_identities_can_never_be_met() -> None:
+    nobody = SessionRequirements(unknown_identities=(uuid.uuid4(),))
+    assert not nobody.accepts(ALICE)
+    assert reasons([auth()], nobody) == [
+        "This application requires a login with an identity that does not exist on this server."
+    ]
+    assert unmet_before_login(SessionRequirements(mfa=True)) == []
 
 
 def test_every_failure_is_reported() -> None:

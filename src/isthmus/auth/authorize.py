@@ -18,6 +18,8 @@ from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.secrets import digest, new_secret
 
+MAX_NONCE_LENGTH = 512
+
 
 class AuthorizePageError(APIError):
     """A request that cannot be sent back to the client: shown to the user instead."""
@@ -47,6 +49,8 @@ class AuthorizationRequest:
     prompt_login: bool
     # The query string as received, carried through the login and consent forms.
     query: str
+    # OpenID Connect: repeated in the ID token, so the client knows it answers this request.
+    nonce: str | None = None
     # session_required_* and session_message: what the browser session must show.
     requirements: SessionRequirements = field(default_factory=SessionRequirements)
 
@@ -101,6 +105,13 @@ def parse_request(
             raise fail("invalid_request", "Malformed code_challenge")
     elif client.public_client:
         raise fail("invalid_request", "Native apps must use PKCE (code_challenge, S256)")
+    nonce = params.get("nonce")
+    if nonce is not None and not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        raise fail("invalid_request", f"nonce must have 1 to {MAX_NONCE_LENGTH} characters")
+    try:
+        requirements = session_requirements.parse(session, params)
+    except session_requirements.RequirementError as error:
+        raise fail("invalid_request", str(error)) from None
     access_type = params.get("access_type", "online")
     if access_type not in ("online", "offline"):
         raise fail("invalid_request", "access_type must be online or offline")
@@ -108,10 +119,6 @@ def parse_request(
         roots = scopes.resolve(session, params.get("scope", ""))
     except APIError as error:
         raise fail("invalid_scope", error.message) from None
-    try:
-        requirements = session_requirements.parse(session, params)
-    except session_requirements.RequirementError as error:
-        raise fail("invalid_request", str(error)) from None
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
@@ -121,6 +128,7 @@ def parse_request(
         code_challenge=challenge,
         prompt_login=params.get("prompt") == "login",
         query=query,
+        nonce=nonce,
         requirements=requirements,
     )
 
@@ -142,6 +150,7 @@ def issue_code(
         redirect_uri=request.redirect_uri,
         scope=request.scope_tree,
         code_challenge=request.code_challenge,
+        nonce=request.nonce,
         offline=request.offline,
         expires_at=utcnow() + timedelta(seconds=lifetime),
     ))

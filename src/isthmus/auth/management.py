@@ -25,6 +25,7 @@ from isthmus.auth.models import (
     Token,
 )
 from isthmus.core.errors import APIError, bad_request, forbidden, not_found
+from isthmus.core.groups import GroupMembership
 
 MANAGE_PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 _VISIBILITIES = ("public", "private")
@@ -44,14 +45,17 @@ class Caller:
             raise forbidden(f"This call needs a token with the scope {scope}")
 
 
-def caller_of(session: Session, token: Token) -> Caller:
+def caller_of(session: Session, token: Token, groups: GroupMembership) -> Caller:
+    """The token's identity set, and the groups it is an active member of: a project
+    whose ``admin_group_ids`` name one of those groups is administered by this caller."""
     identity = session.get(Identity, token.identity_id)
-    members = identities.identity_set(session, identity) if identity else []
+    members = {member.id for member in identities.identity_set(session, identity)} \
+        if identity else set()
     return Caller(
         identity_id=token.identity_id,
         client_id=token.client_id,
         scopes=frozenset(token.scope.split()),
-        principals=frozenset(member.id for member in members),
+        principals=frozenset(members) | groups.groups_of(members),
     )
 
 

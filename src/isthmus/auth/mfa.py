@@ -8,12 +8,10 @@ are single-use: a TOTP time step, once accepted, never opens a login again.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +24,7 @@ from isthmus.auth.models import (
     PendingLogin,
     SessionAuthentication,
 )
+from isthmus.auth.sign_in import Destination
 from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.secrets import digest, new_secret
@@ -39,11 +38,6 @@ PENDING_LOGIN_LIFETIME = timedelta(minutes=5)
 # Wrong codes against one pending login before it is dropped (the account
 # throttle, which these failures also feed, bounds guesses across logins).
 PENDING_LOGIN_ATTEMPTS = 5
-
-
-@functools.cache
-def secret_box(keys_dir: Path) -> SecretBox:
-    return SecretBox.load_or_create(keys_dir)
 
 
 def _purpose(identity_id: uuid.UUID) -> str:
@@ -208,18 +202,23 @@ def mark_session_mfa(
 
 
 def start_pending_login(
-    session: Session, identity_id: uuid.UUID, *, authorize: str, next_path: str, now: datetime
+    session: Session, identity_id: uuid.UUID, going: Destination, now: datetime
 ) -> str:
-    """Keep a password-checked login for a few minutes; returns the browser's cookie value."""
+    """Keep a login whose first factor is checked for a few minutes, with where it goes
+    on; returns the browser's cookie value."""
     session.execute(delete(PendingLogin).where(PendingLogin.expires_at <= now))
     cookie = new_secret()
     session.add(PendingLogin(
-        digest=digest(cookie), identity_id=identity_id, authorize=authorize,
-        next_path=next_path, failures=0, created=now,
-        expires_at=now + PENDING_LOGIN_LIFETIME,
+        digest=digest(cookie), identity_id=identity_id, **going.columns(), failures=0,
+        created=now, expires_at=now + PENDING_LOGIN_LIFETIME,
     ))
     session.flush()
     return cookie
+
+
+def destination_of(pending: PendingLogin) -> Destination:
+    return Destination.kept(pending.purpose, pending.authorize_query, pending.next_path,
+                            pending.account_id)
 
 
 def find_pending_login(

@@ -1,9 +1,15 @@
-"""The browser side of Auth: authorize, login, consent and the native-app code page."""
+"""The browser side of Auth: authorize, consent, logout and the native-app code page.
+
+The other page modules build on the pieces here: `PageResult`, `respond`/`_run`,
+`_check_csrf`, `login_page`, `_login_page` and `_continue`. Every way of
+signing in (password, second factor, upstream provider, linking) ends in
+`login_pages._authenticated`.
+"""
 
 from __future__ import annotations
 
 import hmac
-import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +27,11 @@ from isthmus.auth import (
     mfa,
     session_requirements,
     sessions,
-    throttle,
+    upstream,
 )
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
 from isthmus.auth.models import BrowserSession, Identity
-from isthmus.core.config import Settings
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.http import read_form
@@ -35,12 +40,9 @@ from isthmus.core.secrets import new_secret
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+PAGE_PREFIXES = ("/v2/web/", "/v2/oauth2/authorize")
 SESSION_COOKIE = "isthmus_session"
 CSRF_COOKIE = "isthmus_csrf"
-# A password login waiting for its second factor (see `mfa.start_pending_login`).
-PENDING_LOGIN_COOKIE = "isthmus_pending_login"
-# Pages of this site a sign-in may return to, as paths below the public base URL.
-_LOCAL_NEXT = re.compile(r"v2/(web/account(/[a-z]+)*|oauth2/authorize)(\?[^\s#\\]*)?")
 
 
 @dataclass
@@ -57,9 +59,8 @@ class PageResult:
     delete_cookies: list[str] = field(default_factory=list)
 
 
-def local_next(value: str) -> str:
-    """``value`` if it names a page of this site a sign-in may return to, else ``""``."""
-    return value if len(value) <= 8000 and _LOCAL_NEXT.fullmatch(value) else ""
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _csrf(request: Request) -> tuple[str, bool]:
@@ -110,33 +111,59 @@ def _render(request: Request, result: PageResult) -> Response:
     return response
 
 
-def _login_page(
-    session: Session, request: AuthorizationRequest | None, *, error: str | None = None,
-    username: str = "", status: int = 200, next_path: str = "",
-    notices: list[dict[str, str]] | None = None,
+def is_page(path: str) -> bool:
+    """Routes a person's browser shows: their errors are pages, not JSON."""
+    return path.startswith(PAGE_PREFIXES)
+
+
+def error_page(request: Request, error: APIError) -> Response:
+    return _render(request, PageResult(template="error.html", status=error.status,
+                                       context={"message": error.message}))
+
+
+def login_page(
+    session: Session, *, heading: str, action: str, purpose: str, hidden: dict[str, str],
+    error: str | None = None, notices: list[dict[str, str]] | None = None,
+    session_message: str | None = None, username: str = "", status: int = 200,
 ) -> PageResult:
+    """The login form, and a "Sign in with ..." button per upstream provider.
+
+    `hidden` fields go with both; `purpose` tells the upstream sign-in where to
+    return (see `sign_in.PURPOSES`). `notices` say what the sign-in must achieve,
+    each ``{"text": ...}`` with an optional ``link`` (below the base URL) and
+    ``link_text``.
+    """
     return PageResult(template="login.html", status=status, context={
-        "client_name": request.client.name if request else None,
-        "authorize": request.query if request else "",
-        "next": next_path,
-        "action": "/v2/web/login",
+        "heading": heading,
+        "action": action,
+        "hidden": hidden,
+        "purpose": purpose,
+        "provider_action": "/v2/web/oidc/start",
+        "providers": upstream.sign_in_choices(session),
         "error": error,
+        "notices": notices or [],
+        "session_message": session_message,
         "username": username,
         "domain": identities.local_domain(session),
-        "session_message": request.requirements.message if request else None,
-        "notices": notices or [],
     })
 
 
-def second_factor_page(
-    request: AuthorizationRequest | None, *, error: str | None = None, status: int = 200
+def _login_page(
+    session: Session, request: AuthorizationRequest, *, error: str | None = None,
+    username: str = "", status: int = 200, notices: list[dict[str, str]] | None = None,
 ) -> PageResult:
-    return PageResult(template="mfa_login.html", status=status, context={
-        "client_name": request.client.name if request else None,
-        "session_message": request.requirements.message if request else None,
-        "action": "/v2/web/login/mfa",
-        "error": error,
-    })
+    """The login form for an authorize request. Without `notices`, it says who must log
+    in (``session_required_identities``) and fills the form in with them."""
+    if notices is None:
+        before = session_requirements.unmet_before_login(request.requirements)
+        notices = [{"text": item.reason} for item in before]
+        username = username or next((name for item in before for name in item.usernames), "")
+    return login_page(
+        session, heading=f"Log in to use {request.client.name}", action="/v2/web/login",
+        purpose="authorize", hidden={"authorize": request.query}, error=error,
+        notices=notices, session_message=request.requirements.message, username=username,
+        status=status,
+    )
 
 
 def _requirements_page(
@@ -153,7 +180,9 @@ def _requirements_page(
             "link": f"v2/web/account/mfa?next={back}",
             "link_text": "Set up two-factor authentication",
         })
-    suggested = next((name for item in unmet for name in item.usernames), identity.username)
+    # Filled in with whom a requirement names; else the person acting, if they may answer.
+    acting = identity.username if request.requirements.accepts(identity.id) else ""
+    suggested = next((name for item in unmet for name in item.usernames), acting)
     return _login_page(session, request, username=suggested, notices=notices)
 
 
@@ -181,56 +210,30 @@ def _continue(
     })
 
 
-def _authenticated(
-    session: Session, request: AuthorizationRequest | None, identity: Identity,
-    cookie: str | None, settings: Settings, *, mfa_used: bool = False, next_path: str = "",
-) -> PageResult:
-    """Every way of signing in (password, upstream provider, second factor) ends here.
-
-    An identity with an authenticator is not signed in on its first factor: the
-    login waits, server-side and bound to this browser, for a code.
-    """
-    if not mfa_used and mfa.is_enabled(session, identity.id):
-        pending = mfa.start_pending_login(
-            session, identity.id, authorize=request.query if request else "",
-            next_path=next_path, now=utcnow(),
-        )
-        result = second_factor_page(request)
-        result.set_cookies[PENDING_LOGIN_COOKIE] = pending
-        return result
-    # Only a complete sign-in clears the failures: a known password alone must
-    # not reset the count of wrong second-factor codes.
-    throttle.record_success(session, identity.username)
-    existing = sessions.find(session, cookie)
-    browser_session, new_cookie = sessions.login(
-        session, identity, existing, settings.browser_session_lifetime, mfa=mfa_used
-    )
-    if request is None:
-        result = PageResult(redirect=settings.public_url + next_path)
-    else:
-        result = _continue(session, request, browser_session,
-                           settings.authorization_code_lifetime)
-    result.new_session_cookie = new_cookie
-    return result
-
-
 def _action_urls(request: Request, result: PageResult) -> PageResult:
-    # Form actions are relative to the public base, which may carry a path prefix.
-    if result.template is not None and "action" in result.context:
+    # Form actions (context keys ending in "action") are relative to the public
+    # base, which may carry a path prefix.
+    if result.template is not None:
         base = service(request).settings.public_url
-        result.context["action"] = base + result.context["action"].lstrip("/")
+        for key, value in result.context.items():
+            if key.endswith("action") and isinstance(value, str):
+                result.context[key] = base + value.lstrip("/")
     return result
 
 
-async def _run(request: Request, work: Any) -> Response:
+async def respond(request: Request, produce: Callable[[], Awaitable[PageResult]]) -> Response:
+    """Render what `produce` decides; a refused request becomes its error page."""
     try:
-        result = await in_transaction(request, work)
+        result = await produce()
     except AuthorizeRedirectError as error:
         result = PageResult(redirect=error.location)
     except APIError as error:
-        result = PageResult(template="error.html", status=error.status,
-                            context={"message": error.message})
+        return error_page(request, error)
     return _render(request, _action_urls(request, result))
+
+
+async def _run(request: Request, work: Callable[[Session], PageResult]) -> Response:
+    return await respond(request, lambda: in_transaction(request, work))
 
 
 @router.get("/v2/oauth2/authorize")
@@ -246,46 +249,6 @@ async def authorize_page(request: Request) -> Response:
         if browser_session is None or parsed.prompt_login:
             return _login_page(session, parsed)
         return _continue(session, parsed, browser_session, settings.authorization_code_lifetime)
-
-    return await _run(request, work)
-
-
-@router.get("/v2/web/login")
-async def login_page(request: Request) -> Response:
-    """Signing in to this site's own pages (``next``), rather than for an application."""
-    next_path = local_next(request.query_params.get("next", "")) or "v2/web/account/sessions"
-    return await _run(request, lambda session: _login_page(session, None, next_path=next_path))
-
-
-@router.post("/v2/web/login")
-async def login(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    query = form.get("authorize", "")
-    next_path = local_next(form.get("next", ""))
-    username = form.get("username", "")
-    password = form.get("password", "")
-    address = request.client.host if request.client else None
-
-    def work(session: Session) -> PageResult:
-        parsed = (
-            authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-            if query or not next_path else None
-        )
-        account = identities.canonical_username(session, username)
-        locked = throttle.check(session, account, address)
-        if locked is not None:
-            return _login_page(session, parsed, error=locked.message, username=username,
-                               status=429, next_path=next_path)
-        identity = identities.check_password(session, username, password)
-        if identity is None:
-            throttle.record_failure(session, account, address)
-            return _login_page(session, parsed, error="Invalid username or password.",
-                               username=username, status=401, next_path=next_path)
-        return _authenticated(session, parsed, identity, cookie, settings,
-                              next_path=next_path)
 
     return await _run(request, work)
 

@@ -1,5 +1,5 @@
-"""The browser pages for sign-in security: the second-factor step of a login, and the
-account pages for two-factor authentication, browser sessions and consents."""
+"""The account pages for sign-in security: two-factor authentication, browser sessions
+and consents. (The second-factor step of a login is `login_pages`'.)"""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote
 
 import segno
 from fastapi import APIRouter, Request
@@ -15,20 +14,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, consents, identities, mfa, sessions, throttle, tokens
+from isthmus.auth import consents, identities, mfa, sessions, throttle, tokens
 from isthmus.auth.api import service
 from isthmus.auth.models import BrowserSession, Client, Consent, Identity
-from isthmus.auth.pages import (
-    PENDING_LOGIN_COOKIE,
-    SESSION_COOKIE,
-    PageResult,
-    _authenticated,
-    _check_csrf,
-    _login_page,
-    _run,
-    local_next,
-    second_factor_page,
-)
+from isthmus.auth.pages import SESSION_COOKIE, PageResult, _check_csrf, _run, client_address
+from isthmus.auth.sign_in import local_next, login_url
 from isthmus.core.db import utcnow
 from isthmus.core.http import read_form
 
@@ -40,61 +30,6 @@ CONSENTS_PAGE = "v2/web/account/consents"
 # Turning two-factor authentication on or off needs a password login this recent,
 # so a browser left signed in is not enough to take over someone's second factor.
 RECENT_LOGIN = timedelta(minutes=15)
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-# --- the second step of a login ----------------------------------------------------
-
-
-@router.post("/v2/web/login/mfa")
-async def second_factor_login(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    pending_cookie = request.cookies.get(PENDING_LOGIN_COOKIE)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    box = mfa.secret_box(settings.keys_dir)
-    code = form.get("code", "")
-    address = _address(request)
-
-    def work(session: Session) -> PageResult:
-        now = utcnow()
-        pending = mfa.find_pending_login(session, pending_cookie, now)
-        if pending is None:
-            return PageResult(template="error.html", status=400, context={
-                "message": "This login has expired or was started in another browser. "
-                           "Go back to the application and log in again."})
-        identity = session.get(Identity, pending.identity_id)
-        assert identity is not None  # the pending row goes with its identity
-        query = pending.authorize
-        parsed = (authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-                  if query else None)
-        locked = throttle.check(session, identity.username, address)
-        if locked is not None:
-            return second_factor_page(parsed, error=locked.message, status=429)
-        if not mfa.verify(session, box, identity.id, code, now):
-            throttle.record_failure(session, identity.username, address)
-            if mfa.record_wrong_code(session, pending):
-                result = _login_page(session, parsed, next_path=pending.next_path, status=401,
-                                     error="Too many wrong codes: log in again.",
-                                     username=identity.username)
-                result.delete_cookies.append(PENDING_LOGIN_COOKIE)
-                return result
-            return second_factor_page(
-                parsed, status=401,
-                error="That code is not valid, or has been used already. Wait for the next "
-                      "code from your app, or use a recovery code.")
-        next_path = pending.next_path
-        mfa.finish_pending_login(session, pending)
-        result = _authenticated(session, parsed, identity, cookie, settings, mfa_used=True,
-                                next_path=next_path)
-        result.delete_cookies.append(PENDING_LOGIN_COOKIE)
-        return result
-
-    return await _run(request, work)
 
 
 # --- who is signed in ------------------------------------------------------------------
@@ -109,12 +44,10 @@ class SignedIn:
 
 
 def _signed_in(session: Session, cookie: str | None) -> SignedIn | None:
-    browser_session = sessions.find(session, cookie)
-    if browser_session is None:
+    found = sessions.signed_in(session, cookie)
+    if found is None:
         return None
-    identity = session.get(Identity, browser_session.primary_identity_id)
-    if identity is None:
-        return None
+    browser_session, identity = found
     linked = [member.id for member in identities.identity_set(session, identity)]
     return SignedIn(browser_session, identity, linked)
 
@@ -123,8 +56,7 @@ def _to_login(request: Request, page: str) -> PageResult:
     """Send the visitor to log in, and back to this page (with its query) afterwards."""
     query = request.url.query
     back = f"{page}?{query}" if query else page
-    base = service(request).settings.public_url
-    return PageResult(redirect=f"{base}v2/web/login?next={quote(back, safe='')}")
+    return PageResult(redirect=login_url(service(request).settings.public_url, back))
 
 
 def _recently_logged_in(signed_in: SignedIn) -> bool:
@@ -178,12 +110,11 @@ async def mfa_change(request: Request) -> Response:
     form = await read_form(request)
     _check_csrf(request, form)
     cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    box = mfa.secret_box(settings.keys_dir)
+    box = service(request).secret_box
     action = form.get("action", "")
     code = form.get("code", "")
     next_path = local_next(form.get("next", ""))
-    address = _address(request)
+    address = client_address(request)
 
     def work(session: Session) -> PageResult:
         signed_in = _signed_in(session, cookie)

@@ -13,7 +13,9 @@ The rules, after the Globus Auth sessions guide and policy fields:
   policies always have one), and which used MFA when ``required_mfa``;
 - ``session_required_single_domain``: some authentication is by an identity of
   one of the domains;
-- ``session_required_identities``: each identity has authenticated;
+- ``session_required_identities``: some authentication is by one of the
+  identities, and a login made for the request must be by one of them (`accepts`);
+  ids unknown here are allowed, but nobody can meet them;
 - ``session_required_mfa``: the acting (primary) identity signed in with MFA.
 """
 
@@ -28,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from isthmus.auth.builtins import LOCAL_IDP_ID
 from isthmus.auth.models import BrowserSession, Identity, Policy
 
 MAX_LISTED = 50
@@ -66,19 +69,35 @@ class PolicyRule:
 class RequiredIdentity:
     id: uuid.UUID
     username: str
+    # Logs in with a password here (not through an upstream provider), so the
+    # login form may be filled in with its username.
+    local: bool
 
 
 @dataclass(frozen=True)
 class SessionRequirements:
     policies: tuple[PolicyRule, ...] = ()
     single_domain: tuple[str, ...] = ()
+    # session_required_identities: those known here, and those that are not.
     identities: tuple[RequiredIdentity, ...] = ()
+    unknown_identities: tuple[uuid.UUID, ...] = ()
     mfa: bool = False
     message: str | None = None
 
     @property
     def wants_mfa(self) -> bool:
         return self.mfa or any(policy.required_mfa for policy in self.policies)
+
+    @property
+    def wants_identity(self) -> bool:
+        return bool(self.identities or self.unknown_identities)
+
+    def accepts(self, identity_id: uuid.UUID) -> bool:
+        """Whether a login by this identity may answer the request: with
+        ``session_required_identities``, only a login by one of them can."""
+        return not self.wants_identity or any(
+            required.id == identity_id for required in self.identities
+        )
 
 
 @dataclass(frozen=True)
@@ -122,8 +141,8 @@ def _uuids(params: Mapping[str, str], name: str) -> list[uuid.UUID]:
         try:
             values.append(uuid.UUID(item))
         except ValueError:
-            raise RequirementError(f"{name} holds an invalid id: {item!r}") from None
-    return values
+            raise RequirementError(f"{name} holds an invalid id: {item[:60]!r}") from None
+    return list(dict.fromkeys(values))
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
@@ -134,7 +153,8 @@ def _flag(params: Mapping[str, str], name: str) -> bool:
 
 
 def parse(session: Session, params: Mapping[str, str]) -> SessionRequirements:
-    """The requirements an authorize request carries, with its policies looked up."""
+    """The requirements an authorize request carries, with its policies and identities
+    looked up."""
     policy_ids = _uuids(params, "session_required_policies")
     found = {
         policy.id: policy
@@ -150,18 +170,19 @@ def parse(session: Session, params: Mapping[str, str]) -> SessionRequirements:
         identity.id: identity
         for identity in session.scalars(select(Identity).where(Identity.id.in_(identity_ids)))
     } if identity_ids else {}
-    missing = [str(identity_id) for identity_id in identity_ids if identity_id not in identities]
-    if missing:
-        raise RequirementError(
-            f"session_required_identities names unknown identities: {', '.join(missing)}"
-        )
     message = params.get("session_message", "").strip()[:MAX_MESSAGE] or None
     return SessionRequirements(
         policies=tuple(PolicyRule.of(found[policy_id]) for policy_id in policy_ids),
         single_domain=tuple(domain.lower() for domain in _listed(
             params, "session_required_single_domain")),
-        identities=tuple(RequiredIdentity(identity_id, identities[identity_id].username)
-                         for identity_id in identity_ids),
+        identities=tuple(sorted(
+            (RequiredIdentity(identity.id, identity.username,
+                              local=identity.identity_provider_id == LOCAL_IDP_ID)
+             for identity in identities.values()),
+            key=lambda required: required.username,
+        )),
+        unknown_identities=tuple(identity_id for identity_id in identity_ids
+                                 if identity_id not in identities),
         mfa=_flag(params, "session_required_mfa"),
         message=message,
     )
@@ -231,6 +252,37 @@ def _policy_reason(
                  usernames=tuple(auth.username for auth in recent))
 
 
+def _who_must_log_in(identities: Sequence[RequiredIdentity]) -> str:
+    if not identities:
+        return ("This application requires a login with an identity that does not exist "
+                "on this server.")
+    names = ", ".join(required.username for required in identities)
+    if len(identities) == 1:
+        return f"This application requires you to log in as {names}."
+    return f"This application requires you to log in with one of these identities: {names}."
+
+
+def _identities_unmet(
+    requirements: SessionRequirements, authentications: Sequence[Authentication]
+) -> Unmet | None:
+    if not requirements.wants_identity or any(
+        requirements.accepts(auth.identity_id) for auth in authentications
+    ):
+        return None
+    return Unmet(
+        _who_must_log_in(requirements.identities),
+        usernames=tuple(required.username for required in requirements.identities
+                        if required.local),
+    )
+
+
+def unmet_before_login(requirements: SessionRequirements) -> list[Unmet]:
+    """What the login page says before anyone has signed in: who must log in. The other
+    requirements are judged on the session that login makes."""
+    required = _identities_unmet(requirements, ())
+    return [required] if required is not None else []
+
+
 def unmet(
     authentications: Sequence[Authentication],
     primary_identity_id: uuid.UUID,
@@ -239,11 +291,9 @@ def unmet(
 ) -> list[Unmet]:
     """Every requirement the session fails, in the order a person should fix them."""
     failures: list[Unmet] = []
-    by_identity = {auth.identity_id: auth for auth in authentications}
-    for required in requirements.identities:
-        if required.id not in by_identity:
-            failures.append(Unmet(f"This application requires a login as {required.username}.",
-                                  usernames=(required.username,)))
+    required = _identities_unmet(requirements, authentications)
+    if required is not None:
+        failures.append(required)
     if requirements.single_domain and not any(
         domain_matches(auth.domain, requirements.single_domain) for auth in authentications
     ):
@@ -254,7 +304,8 @@ def unmet(
     for policy in requirements.policies:
         if not any(satisfies(policy, auth, now) for auth in authentications):
             failures.append(_policy_reason(policy, authentications, now))
-    primary = by_identity.get(primary_identity_id)
+    primary = next((auth for auth in authentications if auth.identity_id == primary_identity_id),
+                   None)
     if requirements.mfa and (primary is None or not primary.mfa):
         failures.append(Unmet(
             "This application requires two-factor authentication. Log in again with your "

@@ -22,6 +22,15 @@ def find(session: Session, cookie: str | None) -> BrowserSession | None:
     return found
 
 
+def signed_in(session: Session, cookie: str | None) -> tuple[BrowserSession, Identity] | None:
+    """The browser's live session and the identity acting in it, if it has one."""
+    browser_session = find(session, cookie)
+    if browser_session is None:
+        return None
+    identity = session.get(Identity, browser_session.primary_identity_id)
+    return (browser_session, identity) if identity is not None else None
+
+
 def login(
     session: Session,
     identity: Identity,
@@ -29,8 +38,13 @@ def login(
     lifetime: int,
     *,
     mfa: bool = False,
+    acting: bool = True,
 ) -> tuple[BrowserSession, str | None]:
-    """Record an authentication; returns the session and a new cookie value if one was made."""
+    """Record an authentication; returns the session and a new cookie value if one was made.
+
+    The identity becomes the one acting in the session unless `acting` is False
+    (an identity being linked joins the session beside the one signed in).
+    """
     now = utcnow()
     cookie = None
     browser_session = existing
@@ -42,7 +56,8 @@ def login(
         )
         session.add(browser_session)
         session.flush()
-    browser_session.primary_identity_id = identity.id
+    if acting:
+        browser_session.primary_identity_id = identity.id
     for authentication in browser_session.authentications:
         if authentication.identity_id == identity.id:
             authentication.auth_time = now
@@ -55,6 +70,14 @@ def login(
         ))
     session.flush()
     return browser_session, cookie
+
+
+def forget(session: Session, browser_session: BrowserSession, identity_id: uuid.UUID) -> None:
+    """Drop an identity's authentication from the session (it left the account)."""
+    for authentication in list(browser_session.authentications):
+        if authentication.identity_id == identity_id:
+            browser_session.authentications.remove(authentication)
+    session.flush()
 
 
 def logout(session: Session, browser_session: BrowserSession) -> None:

@@ -64,6 +64,7 @@ def issue(
     lifetime: int,
     offline: bool,
     session_id: uuid.UUID | None = None,
+    authorization_code_digest: str | None = None,
 ) -> list[IssuedToken]:
     """One access token (and, offline, one refresh token) per resource server."""
     issued = []
@@ -75,7 +76,7 @@ def issue(
         common = {"client_id": client_id, "identity_id": identity_id,
                   "resource_server": resource_server, "scope": scope,
                   "scope_tree": _tree(group), "session_id": session_id, "issued_at": now,
-                  "revoked": False}
+                  "revoked": False, "authorization_code_digest": authorization_code_digest}
         refresh_id = None
         refresh_secret = None
         if offline and all(root.scope.allows_refresh_token for root in group):
@@ -164,6 +165,13 @@ def revoke(session: Session, token: Token) -> None:
             update(Token).where(Token.refresh_token_id == token.id).values(revoked=True)
         )
     session.flush()
+
+
+def revoke_issued_for_code(session: Session, code_digest: str) -> None:
+    for token in session.scalars(
+        select(Token).where(Token.authorization_code_digest == code_digest)
+    ):
+        revoke(session, token)
 
 
 def may_inspect(token: Token, caller: Client) -> bool:

@@ -1,14 +1,22 @@
-"""Small HTTP helpers every service's routes share: bounded bodies, forms, JSON, bearers."""
+"""Small HTTP helpers every service's routes share: bounded bodies, forms, JSON, bearers,
+and running a unit of database work off the event loop."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.to_thread
 from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
 
+from isthmus.core.db import POOL_SIZE, reading, transaction
 from isthmus.core.errors import APIError, bad_request
+
+T = TypeVar("T")
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_JSON_BYTES = 1024 * 1024
@@ -98,3 +106,41 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def database_threads(request: Request) -> anyio.CapacityLimiter:
+    """At most as many units of work in threads as the pool has connections.
+
+    More threads would only queue for a connection (or, past the pool, open and
+    close one per request) and take turns at the GIL; fewer switches serve more.
+    Every service's routes in one process share this limiter.
+    """
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "db_threads", None)
+    if limiter is None:
+        limiter = request.app.state.db_threads = anyio.CapacityLimiter(POOL_SIZE)
+    return limiter
+
+
+async def run_in_thread(request: Request, work: Callable[[], T]) -> T:
+    """Blocking work (database, introspection) in a worker thread, within the limit."""
+    return await anyio.to_thread.run_sync(work, limiter=database_threads(request))
+
+
+async def run_in_transaction(
+    request: Request, sessions: sessionmaker[Session], work: Callable[[Session], T]
+) -> T:
+    def run() -> T:
+        with transaction(sessions) as session:
+            return work(session)
+
+    return await run_in_thread(request, run)
+
+
+async def run_read_only(
+    request: Request, sessions: sessionmaker[Session], work: Callable[[Session], T]
+) -> T:
+    def run() -> T:
+        with reading(sessions) as session:
+            return work(session)
+
+    return await run_in_thread(request, run)

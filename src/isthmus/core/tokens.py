@@ -26,6 +26,9 @@ class TokenInfo:
     scopes: frozenset[str]
     expires_at: float | None
     session_id: uuid.UUID | None
+    # Every identity linked with identity_id, itself included (introspection's
+    # ``identity_set``): a service acts for the whole set, as Globus does.
+    identity_set: frozenset[uuid.UUID] = frozenset()
 
 
 class TokenIntrospector(Protocol):
