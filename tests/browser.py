@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import requests
 
@@ -72,16 +73,32 @@ def _parsed(html: str) -> _FormParser:
     return parser
 
 
-def parse_form(html: str) -> Form:
-    parser = _parsed(html)
-    assert parser.forms, f"no form on the page:\n{html[:2000]}"
-    form = parser.forms[0]
-    form.labels = parser.labels
-    return form
-
-
 def parse_forms(html: str) -> list[Form]:
-    return _parsed(html).forms
+    parser = _parsed(html)
+    for form in parser.forms:
+        form.labels = parser.labels
+    return parser.forms
+
+
+def parse_form(html: str) -> Form:
+    forms = parse_forms(html)
+    assert forms, f"no form on the page:\n{html[:2000]}"
+    return forms[0]
+
+
+def form_with(html: str, **fields: str) -> Form:
+    """The form on the page whose hidden fields have these values (e.g. ``action="start"``)."""
+    for form in parse_forms(html):
+        if all(form.fields.get(key) == value for key, value in fields.items()):
+            return form
+    raise AssertionError(f"no form with {fields} on the page:\n{html[:3000]}")
+
+
+def text_of(html: str, element_id: str) -> str:
+    """The text inside the element with this id (no nested markup)."""
+    start = html.index(f'id="{element_id}"')
+    start = html.index(">", start) + 1
+    return html[start:html.index("<", start)].strip()
 
 
 def parse_links(html: str) -> dict[str, str]:
@@ -117,12 +134,14 @@ class Browser:
 
     def authorize(
         self, authorize_url: str, username: str | None = None, password: str | None = None,
-        *, decision: str = "allow",
+        *, decision: str = "allow", second_factor: Callable[[], str] | None = None,
     ) -> str:
-        """Go through login and consent as needed; return the final redirect Location."""
+        """Go through login, the second factor and consent as needed; return the final
+        redirect Location. ``second_factor`` gives the code when one is asked for."""
         response = self.open(authorize_url)
         url = authorize_url
-        for _ in range(4):
+        logins = 0
+        for _ in range(5):
             if response.status_code in (302, 303):
                 return str(response.headers["Location"])
             self.last_page = response.text
@@ -130,12 +149,35 @@ class Browser:
             form = parse_form(response.text)
             if "password" in form.fields:
                 assert username is not None and password is not None, "login was required"
+                # A login page after a login means the session still misses something.
+                assert logins == 0, f"login asked for again:\n{response.text[:3000]}"
+                logins += 1
                 response = self.submit(url, form, username=username, password=password)
+            elif "code" in form.fields:
+                assert second_factor is not None, "a second factor was asked for"
+                response = self.submit(url, form, code=second_factor())
             elif "decision" in form.buttons.values():
                 response = self.submit(url, form, decision=decision)
             else:
                 raise AssertionError(f"unexpected page:\n{response.text[:2000]}")
         raise AssertionError("too many pages before a redirect")
+
+    def sign_in(
+        self, base_url: str, page: str, username: str, password: str,
+        second_factor: Callable[[], str] | None = None,
+    ) -> requests.Response:
+        """Log in to one of the site's own pages (``page`` below the base URL) and open it."""
+        url = f"{base_url}v2/web/login?next={quote(page, safe='')}"
+        login = self.open(url)
+        assert login.status_code == 200, login.text[:2000]
+        response = self.submit(url, parse_form(login.text), username=username,
+                               password=password)
+        if response.status_code == 200 and "code" in parse_form(response.text).fields:
+            assert second_factor is not None, "a second factor was asked for"
+            response = self.submit(url, parse_form(response.text), code=second_factor())
+        assert response.status_code == 303, response.text[:2000]
+        assert response.headers["Location"] == base_url + page
+        return self.open(base_url + page)
 
     def press(self, url: str, html: str, text: str, **values: str) -> requests.Response:
         """Press the button that says `text` on the page at `url`."""

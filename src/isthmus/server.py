@@ -17,9 +17,11 @@ from isthmus import __version__
 from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
 from isthmus.auth import identities_api as auth_identities_api
+from isthmus.auth import login_pages as auth_login_pages
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
+from isthmus.auth import security_pages as auth_security_pages
 from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
@@ -52,8 +54,10 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.state.connect = deployment.connect
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
+    app.include_router(auth_login_pages.router)
     app.include_router(auth_upstream_pages.router)
     app.include_router(auth_account_pages.router)
+    app.include_router(auth_security_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     app.include_router(groups_api.router)

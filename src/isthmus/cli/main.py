@@ -276,6 +276,23 @@ def user_disable(username: str, data_dir: str | None) -> None:
     click.echo(f"Disabled {username}")
 
 
+@user.command("reset-mfa")
+@click.argument("username")
+@data_dir_option
+def user_reset_mfa(username: str, data_dir: str | None) -> None:
+    """Turn off a user's two-factor authentication (lost phone and recovery codes)."""
+    from isthmus.auth import identities, mfa
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identity_id = identities.require_local_user(session, username).identity_id
+        had_one = mfa.reset(session, identity_id)
+    click.echo(f"Two-factor authentication turned off for {username}" if had_one
+               else f"{username} had no two-factor authentication")
+
+
 # --- clients and scopes ----------------------------------------------------------
 
 
