@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -76,6 +75,8 @@ def _account_page(template: str, signed_in: SignedIn, **context: Any) -> PageRes
 
 
 def _qr_svg(uri: str) -> str:
+    import segno  # only an enrolment needs it; importing it costs every start ~0.1 s
+
     return str(segno.make(uri, error="m").svg_data_uri(scale=4, border=2))
 
 
