@@ -161,6 +161,7 @@ def create(
             session, endpoint, caller, gateway):
         raise gcs_error(403, f"Identity {identity_id} is not in your identity set",
                         {"DATA_TYPE": "id_not_in_identity_set#1.0.0", "id": str(identity_id)})
+    policies = _check_policies(gateway, values.get("policies"))
     identity_username = _identity_username(caller, identity_id, directory)
     found = standing(gateway, identity_id, identity_username, values.get("username"))
     username = found.account.name
@@ -174,8 +175,7 @@ def create(
         id=uuid.uuid4(), endpoint_id=endpoint.id, storage_gateway_id=gateway.id,
         identity_id=identity_id, identity_username=identity_username, username=username,
         display_name=values.get("display_name"), invalid=False,
-        document={"policies": _check_policies(gateway, values.get("policies")),
-                  "home_directory": found.home_directory},
+        document={"policies": policies, "home_directory": found.home_directory},
     )
     session.add(credential)
     session.flush()

@@ -42,7 +42,6 @@ from isthmus.transfer.registry import Caller, bad_request
 
 MAX_RULES = 1000  # per guest collection, as Globus allows
 MAX_PATH = 2000
-MANAGING_ROLES = ("administrator", "access_manager")
 _UNCHANGEABLE = ("principal_type", "principal", "path")
 
 
@@ -65,7 +64,7 @@ def _role_documents(entity: RegistryEntity) -> list[dict[str, Any]]:
     """The implicit rules of managing roles: ``rw`` on ``/`` for each holder."""
     found = []
     for grant in sorted(entity.grants, key=lambda grant: (grant.principal, grant.role)):
-        if grant.role not in MANAGING_ROLES:
+        if grant.role not in registry.RULE_MANAGING_ROLES:
             continue
         for prefix, kind in ((IDENTITY_PRINCIPAL, IDENTITY), (GROUP_PRINCIPAL, GROUP)):
             if grant.principal.startswith(prefix):
@@ -128,14 +127,14 @@ def _expiration(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise bad_request("'expiration_date' must be an ISO 8601 date and time")
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
         try:
-            parsed = datetime.combine(date.fromisoformat(value.strip()), datetime.min.time())
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise bad_request(f"Invalid expiration_date '{value[:40]}': an ISO 8601 date "
-                              "and time") from None
-    when = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            parsed = datetime.combine(date.fromisoformat(value.strip()), datetime.min.time())
+        when = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise bad_request(f"Invalid expiration_date '{value[:40]}': an ISO 8601 date and "
+                          "time") from None
     if when <= utcnow():
         raise bad_request("expiration_date must be in the future")
     return when
@@ -185,10 +184,7 @@ def _guest(session: Session, caller: Caller, entity_id: str) -> RegistryEntity:
     if entity.entity_type != GCSV5_GUEST_COLLECTION:
         raise APIError(400, "NotSupported", f"'{entity.id}' is not a guest collection: "
                        "access rules apply to guest collections only")
-    principals = set(caller.principals)
-    owns = any(owner.identity_id in caller.identities for owner in entity.owners)
-    if not owns and not any(grant.principal in principals and grant.role in MANAGING_ROLES
-                            for grant in entity.grants):
+    if not registry.manages_rules(caller, entity):
         raise APIError(403, "PermissionDenied", f"You may not manage the access rules of "
                        f"'{entity.id}': that takes its owner, or the administrator or "
                        "access_manager role on it")

@@ -36,6 +36,8 @@ from isthmus.transfer.models import (
 )
 
 ADMIN_ROLES = ("owner", "administrator")
+# Roles whose holders manage a guest collection's access rules (and may use all of it).
+RULE_MANAGING_ROLES = ("administrator", "access_manager")
 # What "recently used" reaches back to.
 RECENT_USE = timedelta(days=30)
 
@@ -181,7 +183,19 @@ def _document(session: Session, caller: Caller, entity: RegistryEntity) -> dict[
         RegistryUsage.entity_id == entity.id, RegistryUsage.identity_id.in_(caller.identities),
         RegistryUsage.active_tasks > 0,
     )))
-    return endpoint_document(entity, roles, in_use)
+    document = endpoint_document(entity, roles, in_use)
+    document["acl_editable"] = (entity.entity_type == GCSV5_GUEST_COLLECTION
+                                and manages_rules(caller, entity))
+    return document
+
+
+def manages_rules(caller: Caller, entity: RegistryEntity) -> bool:
+    """Whether the caller may manage the entity's access rules: its owner, or an effective
+    administrator or access manager."""
+    principals = set(caller.principals)
+    return any(owner.identity_id in caller.identities for owner in entity.owners) or any(
+        grant.principal in principals and grant.role in RULE_MANAGING_ROLES
+        for grant in entity.grants)
 
 
 def parse_entity_id(entity_id: str) -> uuid.UUID:
