@@ -256,6 +256,20 @@ def test_the_guest_collection_is_published_like_a_collection(
     assert "administrator" in entry["my_effective_roles"]
     mine = ann_tc.endpoint_search(filter_scope="shared-by-me")
     assert guest in {item["id"] for item in mine}
+
+    # Its owner changes it (Transfer follows); whose it is and what it acts with stay.
+    renamed = ann_gcs.update_collection(guest, GuestCollectionDocument(
+        display_name="ann's results v2"))
+    assert renamed["display_name"] == "ann's results v2"
+    assert ann_tc.get_endpoint(guest)["display_name"] == "ann's results v2"
+    ann_gcs.update_collection(guest, GuestCollectionDocument(display_name="ann's results"))
+    for change, field in ((GuestCollectionDocument(user_credential_id=None),
+                           "user_credential_id"),
+                          (GuestCollectionDocument(identity_id=bob.id), "identity_id"),
+                          (GuestCollectionDocument(collection_base_path="/elsewhere"),
+                           "collection_base_path")):
+        refused = expect_error(400, "bad_request", ann_gcs.update_collection, guest, change)
+        assert refused.detail["errors"][0]["property"] == field
     # A private guest collection is nobody else's business.
     bob_tc = transfer_client(site, bob)
     transfer_error(404, "EndpointNotFound", bob_tc.get_endpoint, guest)

@@ -378,7 +378,7 @@ COLLECTION = Schema("collection", 16, {
     "auto_delete_timeout": Field(integer(1, 100_000), applies=_MAPPED),
     # guest only
     "mapped_collection_id": Field(uuid_text, CREATE, nullable=False, applies=_GUEST),
-    "user_credential_id": Field(uuid_text, applies=_GUEST),
+    "user_credential_id": Field(uuid_text, nullable=False, applies=_GUEST),
     "skip_auto_delete": Field(boolean, nullable=False, applies=_GUEST),
     "activity_notification_policy": Field(json_object, applies=_GUEST),
     # computed by the server
