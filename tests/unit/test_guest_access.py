@@ -16,7 +16,7 @@ from isthmus.auth import identities
 from isthmus.connect import access, collections, credentials, path_restrictions
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
-from isthmus.connect.guest_access import GuestPolicy, effective_permission
+from isthmus.connect.guest_access import GuestPolicy, ShareableArea, effective_permission
 from isthmus.connect.models import Collection, Role, UserCredential
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import AccessRule
@@ -99,14 +99,13 @@ OWNER, READER, OTHER, MANAGER = (uuid.uuid4() for _ in range(4))
 TEAM = uuid.uuid4()
 
 
-def policy(**changes: Any) -> GuestPolicy:
+def policy(guest_base: str = "/alice/share", **area: Any) -> GuestPolicy:
     values: dict[str, Any] = {
-        "owner_identity_id": OWNER, "managers": frozenset({MANAGER}), "mapped_base": "/",
-        "guest_base": "/alice/share", "gateway_restrictions": restrictions(
-            read_write=["$HOME"]),
-        "sharing_restrictions": None, "owner_paths": ALICE, "sharing_paths": ALICE}
-    values.update(changes)
-    return GuestPolicy(**values)
+        "mapped_base": "/", "gateway_restrictions": restrictions(read_write=["$HOME"]),
+        "sharing_restrictions": None, "gateway_paths": ALICE, "mapped_paths": ALICE}
+    values.update(area)
+    return GuestPolicy(owner_identity_id=OWNER, managers=frozenset({MANAGER}),
+                       guest_base=guest_base, area=ShareableArea(**values))
 
 
 def rule(kind: str, principal: object, path: str, permissions: str) -> AccessRule:
@@ -119,7 +118,7 @@ def test_owner_and_managers_have_everything_the_owner_may_share() -> None:
         assert effective_permission(guest, [], {caller}, (), "/any/thing") == "rw"
     assert effective_permission(guest, [], {OTHER}, (), "/") == ""
     # The owner's gateway restrictions cap even the owner: the share lies in alice's home.
-    outside = policy(guest_base="/")
+    outside = policy("/")
     assert effective_permission(outside, [], {OWNER}, (), "/alice/x") == "rw"
     assert effective_permission(outside, [], {OWNER}, (), "/bob") == ""
 

@@ -161,5 +161,6 @@ def resolve_guest(
     assert gateway is not None  # a foreign key keeps it
     return ResolvedAccess(
         replace(location, restrict_paths=None, sharing_restrict_paths=None,
-                root_path=collection_root(gateway, policy.mapped_base, policy.guest_base)),
+                root_path=collection_root(gateway, policy.area.mapped_base,
+                                          policy.guest_base)),
         credential.username, permissions_at(path), permissions_at)

@@ -40,34 +40,44 @@ from isthmus.storage import paths
 
 
 @dataclass(frozen=True)
-class GuestPolicy:
-    """Everything about one guest collection that the decision needs, whoever asks.
+class ShareableArea:
+    """What a storage account may share from a mapped collection.
 
-    Paths: ``mapped_base`` is the mapped collection's root in the gateway's namespace,
-    ``guest_base`` the guest's root in the mapped collection's; both canonical.
-    ``owner_paths`` interpolates the gateway's restrictions (gateway namespace) and
-    ``sharing_paths`` the sharing restrictions (mapped collection namespace).
+    ``mapped_base`` is the mapped collection's root in the gateway's namespace (canonical);
+    ``gateway_paths`` interpolates the gateway's restrictions (gateway namespace) and
+    ``mapped_paths`` the sharing restrictions (mapped collection namespace).
     """
+
+    mapped_base: str
+    gateway_restrictions: Mapping[str, Any] | None
+    sharing_restrictions: Mapping[str, Any] | None
+    gateway_paths: UserPaths
+    mapped_paths: UserPaths
+
+    def reach(self, path: str) -> str:
+        """At most what may be shared at a canonical path of the mapped collection: what
+        the account reaches there (the gateway's restrictions) and may share."""
+        return weaker(
+            path_restrictions.permission(self.gateway_restrictions,
+                                         _join(self.mapped_base, path), self.gateway_paths),
+            path_restrictions.permission(self.sharing_restrictions, path, self.mapped_paths))
+
+
+@dataclass(frozen=True)
+class GuestPolicy:
+    """Everything about one guest collection that the decision needs, whoever asks."""
 
     owner_identity_id: uuid.UUID | None
     # Identities with an effective administrator or access_manager role on the guest.
     managers: frozenset[uuid.UUID]
-    mapped_base: str
+    # The guest's root in the mapped collection's namespace (canonical).
     guest_base: str
-    gateway_restrictions: Mapping[str, Any] | None
-    sharing_restrictions: Mapping[str, Any] | None
-    owner_paths: UserPaths
-    sharing_paths: UserPaths
+    # What its owner's account may share from the mapped collection.
+    area: ShareableArea
 
     def ceiling(self, path: str) -> str:
         """What the owner may share at a guest path: at most this, for anyone."""
-        in_mapped = _join(self.guest_base, path)
-        in_gateway = _join(self.mapped_base, in_mapped)
-        return weaker(
-            path_restrictions.permission(self.gateway_restrictions, in_gateway,
-                                         self.owner_paths),
-            path_restrictions.permission(self.sharing_restrictions, in_mapped,
-                                         self.sharing_paths))
+        return self.area.reach(_join(self.guest_base, path))
 
 
 def _join(base: str, path: str) -> str:

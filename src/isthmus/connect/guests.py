@@ -29,9 +29,9 @@ from isthmus.connect.authz import (
     Caller,
 )
 from isthmus.connect.errors import gcs_error, invalid_input
-from isthmus.connect.guest_access import GuestPolicy
+from isthmus.connect.guest_access import GuestPolicy, ShareableArea
 from isthmus.connect.models import Collection, Role, SharingPolicy, StorageGateway, UserCredential
-from isthmus.connect.path_restrictions import UserPaths, combine, weaker
+from isthmus.connect.path_restrictions import UserPaths, combine
 from isthmus.core.access_rules import NO_ACCESS
 from isthmus.core.errors import APIError
 from isthmus.core.registry import IDENTITY_PRINCIPAL
@@ -79,37 +79,18 @@ def check_sharer(mapped: Collection, username: str, account: LocalAccount) -> No
 
 @dataclass(frozen=True)
 class Sharer:
-    """A credential's account sharing from a mapped collection: where it may share."""
+    """A credential's account sharing from a mapped collection."""
 
     mapped: Collection
     gateway: StorageGateway
     credential: UserCredential
-    # The mapped collection's root in the gateway's namespace, and the account's ~ and
-    # name for patterns in the gateway's namespace and in the mapped collection's.
-    mapped_base: str
-    gateway_paths: UserPaths
-    mapped_paths: UserPaths
-    sharing_restrictions: Mapping[str, Any] | None
-
-    def reach(self, path: str) -> str:
-        """What the account may share at a canonical path of the mapped collection."""
-        in_gateway = paths.normalize(
-            self.mapped_base.rstrip("/") + "/" + path.lstrip("/"))
-        return weaker(
-            path_restrictions.permission(self.gateway.document.get("restrict_paths"),
-                                         in_gateway, self.gateway_paths),
-            path_restrictions.permission(self.sharing_restrictions, path, self.mapped_paths))
+    area: ShareableArea
 
     def policy(self, guest: Collection, managers: frozenset[uuid.UUID]) -> GuestPolicy:
         return GuestPolicy(
             owner_identity_id=guest.identity_id, managers=managers,
-            mapped_base=self.mapped_base,
-            guest_base=paths.normalize(
-                str(guest.document.get("collection_base_path") or "/")),
-            gateway_restrictions=self.gateway.document.get("restrict_paths"),
-            sharing_restrictions=self.sharing_restrictions,
-            owner_paths=self.gateway_paths, sharing_paths=self.mapped_paths,
-        )
+            guest_base=paths.normalize(str(guest.document.get("collection_base_path") or "/")),
+            area=self.area)
 
 
 def sharer(session: Session, mapped: Collection, gateway: StorageGateway,
@@ -123,13 +104,14 @@ def sharer(session: Session, mapped: Collection, gateway: StorageGateway,
     except InvalidPath as error:
         raise gcs_error(403, f"Collection {mapped.id} lies at {error.message}: "
                         f"{credential.username} cannot share from it") from None
-    return Sharer(
-        mapped=mapped, gateway=gateway, credential=credential, mapped_base=mapped_base,
+    area = ShareableArea(
+        mapped_base=mapped_base,
+        gateway_restrictions=gateway.document.get("restrict_paths"),
+        sharing_restrictions=restrictions_for(session, mapped, credential.username),
         gateway_paths=gateway_paths,
         mapped_paths=UserPaths(path_restrictions.within(mapped_base, home) if home else None,
-                               credential.username),
-        sharing_restrictions=restrictions_for(session, mapped, credential.username),
-    )
+                               credential.username))
+    return Sharer(mapped=mapped, gateway=gateway, credential=credential, area=area)
 
 
 def _usable_credential(session: Session, caller: Caller | None, credential_id: Any,
@@ -181,10 +163,10 @@ def prepare(session: Session, caller: Caller, mapped: Collection,
     found = sharer(session, mapped, gateway, credential, standing.account)
     try:
         base = path_restrictions.resolve_path(
-            str(values.get("collection_base_path") or "/"), found.mapped_paths)
+            str(values.get("collection_base_path") or "/"), found.area.mapped_paths)
     except InvalidPath as error:
         raise invalid_input("collection", [("collection_base_path", error.message)]) from None
-    if found.reach(base) == NO_ACCESS:
+    if found.area.reach(base) == NO_ACCESS:
         raise gcs_error(403, f"{credential.username} may not share {base} from collection "
                         f"{mapped.id}: the storage gateway's path restrictions or the "
                         "collection's sharing restrictions do not allow it")
