@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isthmus import __version__
 from isthmus.auth import api as auth_api
+from isthmus.auth import developer_pages as auth_developer_pages
 from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
@@ -25,6 +26,7 @@ def create_app(auth: AuthService) -> FastAPI:
     app.state.auth = auth
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
+    app.include_router(auth_developer_pages.router)
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     _install_error_handlers(app)

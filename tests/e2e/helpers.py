@@ -11,12 +11,14 @@ import globus_sdk
 from globus_sdk.login_flows import CommandLineLoginFlowManager
 
 from tests.browser import Browser
+from tests.conftest import User
 from tests.live import LiveServer
 
 TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 # The 3.x default, which 4.x makes callers spell out.
 SEED_SCOPES = f"openid profile email {TRANSFER_ALL}"
+MANAGE = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 
 
 @contextlib.contextmanager
@@ -52,3 +54,14 @@ def scripted_login_flow(browser: Browser, username: str, password: str) -> Any:
 
 def identity_of(response: globus_sdk.OAuthTokenResponse) -> str:
     return str(response.decode_id_token()["sub"])
+
+
+def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
+    """An AuthClient on the user's own token (a native-app login through the pages)."""
+    login = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+    login.oauth2_start_flow(requested_scopes=scopes)
+    browser = Browser(server.ca_file)
+    location = browser.authorize(login.oauth2_get_authorize_url(), user.username, user.password)
+    tokens = login.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
+    token = tokens.by_resource_server["auth.globus.org"]["access_token"]
+    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))

@@ -8,22 +8,9 @@ import globus_sdk
 import pytest
 from globus_sdk.scopes import AuthScopes
 
-from tests.browser import Browser
 from tests.conftest import User, _new_user
-from tests.e2e.helpers import TRANSFER_ALL, TUTORIAL_CLIENT_ID
+from tests.e2e.helpers import MANAGE, TRANSFER_ALL, auth_client_for
 from tests.live import LiveServer
-
-MANAGE = "urn:globus:auth:scope:auth.globus.org:manage_projects"
-
-
-def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
-    login = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    login.oauth2_start_flow(requested_scopes=scopes)
-    browser = Browser(server.ca_file)
-    location = browser.authorize(login.oauth2_get_authorize_url(), user.username, user.password)
-    tokens = login.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
-    token = tokens.by_resource_server["auth.globus.org"]["access_token"]
-    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
 
 
 @pytest.fixture

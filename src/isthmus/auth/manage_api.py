@@ -266,13 +266,10 @@ async def list_credentials(request: Request, client_id: str) -> Document:
 @router.post("/clients/{client_id}/credentials")
 async def create_credential(request: Request, client_id: str) -> Document:
     body = await _body(request, "credential")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise bad_request("credential.name is required")
 
     def work(session: Session, caller: Caller) -> Document:
         client = management.manageable_client(session, client_id, caller)
-        credential, secret = clients.add_credential(session, client, name.strip()[:200])
+        credential, secret = management.create_credential(session, client, body)
         return {"credential": documents.credential_document(credential, secret)}
 
     return await _writing(request, work)
@@ -284,7 +281,7 @@ async def delete_credential(request: Request, client_id: str, credential_id: str
         client = management.manageable_client(session, client_id, caller)
         credential = management.require_credential(session, client, credential_id)
         document = documents.credential_document(credential, None)
-        session.delete(credential)
+        management.delete_credential(session, credential)
         return {"credential": document}
 
     return await _writing(request, work)

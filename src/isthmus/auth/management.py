@@ -35,7 +35,8 @@ class Caller:
     """The identity behind a bearer token, with every principal it acts as."""
 
     identity_id: uuid.UUID
-    client_id: uuid.UUID
+    # The client the token was issued to; None for a user on Isthmus's own pages.
+    client_id: uuid.UUID | None
     scopes: frozenset[str]
     principals: frozenset[uuid.UUID]
 
@@ -44,14 +45,28 @@ class Caller:
             raise forbidden(f"This call needs a token with the scope {scope}")
 
 
-def caller_of(session: Session, token: Token) -> Caller:
-    identity = session.get(Identity, token.identity_id)
+def _principals(session: Session, identity_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    identity = session.get(Identity, identity_id)
     members = identities.identity_set(session, identity) if identity else []
+    return frozenset(member.id for member in members)
+
+
+def caller_of(session: Session, token: Token) -> Caller:
     return Caller(
         identity_id=token.identity_id,
         client_id=token.client_id,
         scopes=frozenset(token.scope.split()),
-        principals=frozenset(member.id for member in members),
+        principals=_principals(session, token.identity_id),
+    )
+
+
+def signed_in_caller(session: Session, identity_id: uuid.UUID) -> Caller:
+    """A user signed in to the developer page: what a manage_projects token would allow."""
+    return Caller(
+        identity_id=identity_id,
+        client_id=None,
+        scopes=frozenset({MANAGE_PROJECTS}),
+        principals=_principals(session, identity_id),
     )
 
 
@@ -209,6 +224,21 @@ def require_credential(session: Session, client: Client, credential_id: str) -> 
     if credential is None:
         raise not_found(f"No credential with id {credential_id}")
     return credential
+
+
+def create_credential(
+    session: Session, client: Client, body: dict[str, Any]
+) -> tuple[ClientCredential, str]:
+    """A new secret for the client; the secret is returned now and never stored."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("credential.name is required")
+    return clients.add_credential(session, client, name.strip()[:200])
+
+
+def delete_credential(session: Session, credential: ClientCredential) -> None:
+    session.delete(credential)
+    session.flush()
 
 
 # --- scopes ---------------------------------------------------------------------

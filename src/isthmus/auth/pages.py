@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,18 +116,44 @@ def _continue(
     })
 
 
-def _authenticated(
-    session: Session, request: AuthorizationRequest, identity: Identity, cookie: str | None,
-    settings: Settings,
+def _signed_in(
+    session: Session, identity: Identity, cookie: str | None, settings: Settings,
+    proceed: Callable[[BrowserSession], PageResult],
 ) -> PageResult:
-    """Every way of signing in (password, upstream provider) ends here."""
+    """Record the sign-in in the browser's session (a new one if it has none), then proceed."""
     existing = sessions.find(session, cookie)
     browser_session, new_cookie = sessions.login(
         session, identity, existing, settings.browser_session_lifetime
     )
-    result = _continue(session, request, browser_session, settings.authorization_code_lifetime)
+    result = proceed(browser_session)
     result.new_session_cookie = new_cookie
     return result
+
+
+def _authenticated(
+    session: Session, request: AuthorizationRequest, identity: Identity, cookie: str | None,
+    settings: Settings,
+) -> PageResult:
+    """Every way of signing in to an authorization request (password, upstream) ends here."""
+    return _signed_in(session, identity, cookie, settings, lambda browser_session: _continue(
+        session, request, browser_session, settings.authorization_code_lifetime))
+
+
+def _password_login(
+    session: Session, username: str, password: str, address: str | None,
+    *, login_page: Callable[[str, int], PageResult], signed_in: Callable[[Identity], PageResult],
+) -> PageResult:
+    """The login form's check, throttled per account and address, shared by every form."""
+    account = identities.canonical_username(session, username)
+    locked = throttle.check(session, account, address)
+    if locked is not None:
+        return login_page(locked.message, 429)
+    identity = identities.check_password(session, username, password)
+    if identity is None:
+        throttle.record_failure(session, account, address)
+        return login_page("Invalid username or password.", 401)
+    throttle.record_success(session, account)
+    return signed_in(identity)
 
 
 def _action_urls(request: Request, result: PageResult) -> PageResult:
@@ -178,18 +205,13 @@ async def login(request: Request) -> Response:
 
     def work(session: Session) -> PageResult:
         parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-        account = identities.canonical_username(session, username)
-        locked = throttle.check(session, account, address)
-        if locked is not None:
-            return _login_page(session, parsed, error=locked.message, username=username,
-                               status=429)
-        identity = identities.check_password(session, username, password)
-        if identity is None:
-            throttle.record_failure(session, account, address)
-            return _login_page(session, parsed, error="Invalid username or password.",
-                               username=username, status=401)
-        throttle.record_success(session, account)
-        return _authenticated(session, parsed, identity, cookie, settings)
+        return _password_login(
+            session, username, password, address,
+            login_page=lambda error, status: _login_page(
+                session, parsed, error=error, username=username, status=status),
+            signed_in=lambda identity: _authenticated(session, parsed, identity, cookie,
+                                                      settings),
+        )
 
     return await _run(request, work)
 
