@@ -16,6 +16,7 @@ from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth.service import AuthService
+from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.errors import APIError
 
 logger = logging.getLogger("isthmus")
@@ -30,6 +31,8 @@ def create_app(auth: AuthService) -> FastAPI:
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     _install_error_handlers(app)
+    if auth.settings.access_log is not None:
+        app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app
 
 

@@ -16,6 +16,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _absolute(path: str | Path | None) -> Path | None:
+    # Absolute, so worker processes started elsewhere write to the same file.
+    return Path(path).expanduser().resolve() if path else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process needs to know about the deployment it belongs to.
@@ -38,6 +43,8 @@ class Settings:
     browser_session_lifetime: int = 7 * 24 * 3600
     introspection_cache_seconds: float = 1.0
     local_idp_domain: str = field(default="")
+    # Where `isthmus serve` appends one line per request (None: no access log).
+    access_log: Path | None = None
 
     @classmethod
     def load(
@@ -51,6 +58,7 @@ class Settings:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         public_url: str | None = None,
+        access_log: str | Path | None = None,
     ) -> Settings:
         root = Path(
             data_dir or os.environ.get("ISTHMUS_DATA_DIR") or DEFAULT_DATA_DIR
@@ -72,6 +80,7 @@ class Settings:
             access_token_lifetime=_env_int("ISTHMUS_ACCESS_TOKEN_LIFETIME", 48 * 3600),
             authorization_code_lifetime=_env_int("ISTHMUS_AUTHORIZATION_CODE_LIFETIME", 600),
             local_idp_domain=os.environ.get("ISTHMUS_LOCAL_IDP_DOMAIN", ""),
+            access_log=_absolute(access_log or os.environ.get("ISTHMUS_ACCESS_LOG")),
         )
 
     @property
