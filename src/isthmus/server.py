@@ -15,6 +15,7 @@ from isthmus.auth import developer_pages as auth_developer_pages
 from isthmus.auth import identities_api as auth_identities_api
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
+from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.errors import APIError
@@ -31,6 +32,8 @@ def create_app(auth: AuthService) -> FastAPI:
     app.include_router(auth_manage_api.router)
     app.include_router(auth_identities_api.router)
     _install_error_handlers(app)
+    generated = app.openapi
+    app.openapi = lambda: finish_document(generated())  # type: ignore[method-assign]
     if auth.settings.access_log is not None:
         app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app

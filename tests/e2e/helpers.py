@@ -56,12 +56,19 @@ def identity_of(response: globus_sdk.OAuthTokenResponse) -> str:
     return str(response.decode_id_token()["sub"])
 
 
+def user_auth_token(server: LiveServer, user: User, scopes: str) -> str:
+    """The user's access token for auth.globus.org (a native-app login through the pages)."""
+    with pointed_at(server):
+        login = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+        login.oauth2_start_flow(requested_scopes=scopes)
+        browser = Browser(server.ca_file)
+        location = browser.authorize(login.oauth2_get_authorize_url(), user.username,
+                                     user.password)
+        tokens = login.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
+    return str(tokens.by_resource_server["auth.globus.org"]["access_token"])
+
+
 def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
-    """An AuthClient on the user's own token (a native-app login through the pages)."""
-    login = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    login.oauth2_start_flow(requested_scopes=scopes)
-    browser = Browser(server.ca_file)
-    location = browser.authorize(login.oauth2_get_authorize_url(), user.username, user.password)
-    tokens = login.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
-    token = tokens.by_resource_server["auth.globus.org"]["access_token"]
+    """An AuthClient on the user's own token."""
+    token = user_auth_token(server, user, scopes)
     return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))

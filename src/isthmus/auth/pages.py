@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, consents, identities, sessions, throttle
+from isthmus.auth import authorize, consents, identities, openapi, sessions, throttle
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
 from isthmus.auth.models import BrowserSession, Identity
@@ -175,7 +175,7 @@ async def _run(request: Request, work: Any) -> Response:
     return _render(request, _action_urls(request, result))
 
 
-@router.get("/v2/oauth2/authorize")
+@router.get("/v2/oauth2/authorize", openapi_extra=openapi.AUTHORIZE)
 async def authorize_page(request: Request) -> Response:
     params = dict(request.query_params)
     query = request.url.query
