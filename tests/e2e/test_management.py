@@ -137,3 +137,31 @@ def test_child_clients_with_basic_credentials(sdk_env: LiveServer) -> None:
     assert child["parent_client"] == parent["id"]
     assert child["public_client"] is True
     assert child["redirect_uris"] == ["https://child.example.org/cb"]
+
+
+@pytest.mark.parametrize("timeout", [2**31, 2**70, 0, -5, 1.5, True])
+def test_out_of_range_numbers_are_refused_not_stored(
+    admin: globus_sdk.AuthClient, user: User, timeout: object
+) -> None:
+    """An integer past the column's range was a 500 (SQLite: OverflowError, PostgreSQL:
+    integer out of range); the API's own check now refuses it."""
+    project = admin.create_project("Numbers", "n@example.org", admin_ids=[user.id])["project"]
+    assert status_of(lambda: admin.create_policy(
+        project_id=project["id"], display_name="Long", description="",
+        high_assurance=True, authentication_assurance_timeout=timeout)) == 400
+    policy = admin.create_policy(project_id=project["id"], display_name="Short",
+                                 description="")["policy"]
+    assert status_of(lambda: admin.update_policy(
+        policy["id"], authentication_assurance_timeout=timeout)) == 400
+    largest = admin.update_policy(policy["id"], authentication_assurance_timeout=2**31 - 1)
+    assert largest["policy"]["authentication_assurance_timeout"] == 2**31 - 1
+
+
+def test_scope_suffix_is_checked_whole(admin: globus_sdk.AuthClient, user: User) -> None:
+    """The suffix pattern ended in "$", which also accepts a trailing newline."""
+    project = admin.create_project("Suffixes", "s@example.org", admin_ids=[user.id])["project"]
+    client = admin.create_client("Suffixes", project["id"], public_client=False)["client"]
+    for suffix in ("portal\n", "Portal", "por tal", "x" * 101, ""):
+        assert status_of(lambda suffix=suffix: admin.create_scope(
+            client["id"], "Portal", "Portal", suffix)) == 400
+    assert admin.create_scope(client["id"], "Portal", "Portal", "portal_2")["scope"]

@@ -170,7 +170,8 @@ PROJECT = obj({"id": UUID, "display_name": TEXT, "contact_email": TEXT,
 POLICY_FIELDS: dict[str, Schema] = {
     "project_id": UUID, "display_name": TEXT, "description": nullable(TEXT),
     "high_assurance": FLAG, "required_mfa": FLAG,
-    "authentication_assurance_timeout": nullable({"type": "integer"}),
+    "authentication_assurance_timeout": nullable({"type": "integer", "minimum": 1,
+                                                  "maximum": 2**31 - 1}),
     "domain_constraints_include": nullable(array(TEXT)),
     "domain_constraints_exclude": nullable(array(TEXT)),
 }
