@@ -130,12 +130,19 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait()
 
+    @property
+    def manager_url(self) -> str:
+        """The endpoint's GCS Manager address as Transfer advertises it (`gcs_manager_url`)."""
+        return self.base_url.rstrip("/")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def sdk_environment(self) -> dict[str, str]:
         return {
             "GLOBUS_SDK_SERVICE_URL_AUTH": self.base_url,
+            "GLOBUS_SDK_SERVICE_URL_GROUPS": self.base_url + "groups/",
+            "GLOBUS_SDK_SERVICE_URL_TRANSFER": self.base_url,
             "GLOBUS_SDK_VERIFY_SSL": self.ca_file,
             "NO_PROXY": "127.0.0.1,localhost",
         }

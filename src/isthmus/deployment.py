@@ -1,16 +1,34 @@
-"""Opening a deployment: the database (migrated), the built-ins, and the signing key.
+"""Opening a deployment: the database (migrated), the built-ins, the keys, and the services.
 
 Both `isthmus serve` and the administrative commands start here, so either
-works on a fresh data dir and both are safe while the other runs.
+works on a fresh data dir and both are safe while the other runs. This is
+where the services are wired to each other through `core`'s interfaces:
+Transfer and Connect learn who calls through Auth's introspection, Connect
+registers its resource servers with Auth and publishes to Transfer's registry.
 """
 
 from __future__ import annotations
 
+import getpass
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from isthmus.auth import identities
 from isthmus.auth.bootstrap import ensure_builtins
 from isthmus.auth.keys import SigningKey
+from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService
+from isthmus.connect.bootstrap import Site, ensure_default_endpoint
+from isthmus.connect.service import ConnectService
 from isthmus.core.config import Settings
-from isthmus.core.db import make_engine, make_sessionmaker, migrate, transaction
+from isthmus.core.db import make_engine, make_sessionmaker, migrate, reading, transaction
+from isthmus.core.encryption import SecretBox
+from isthmus.core.tokens import CachedIntrospector
+from isthmus.groups.membership import MembershipDirectory
+from isthmus.groups.service import GroupsService
+from isthmus.transfer.service import TransferService
 
 
 def open_deployment(settings: Settings) -> AuthService:
@@ -25,4 +43,73 @@ def open_deployment(settings: Settings) -> AuthService:
         engine=engine,
         sessions=sessions,
         signing_key=SigningKey.load_or_create(settings.keys_dir),
+        groups=MembershipDirectory(sessions),
+        secret_box=SecretBox.load_or_create(settings.keys_dir),
     )
+
+
+@dataclass
+class Deployment:
+    """Every service of the all-in-one process, wired together."""
+
+    auth: AuthService
+    groups: GroupsService
+    transfer: TransferService
+    connect: ConnectService
+
+    @property
+    def settings(self) -> Settings:
+        return self.auth.settings
+
+
+def host_name(settings: Settings) -> str:
+    """What "<host> files" is named after: the public host, or this machine for loopback."""
+    host = urlsplit(settings.public_url).hostname or ""
+    try:
+        if ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified:
+            return socket.gethostname()
+    except ValueError:
+        if host in ("", "localhost"):
+            return socket.gethostname()
+    return host
+
+
+def site_of(settings: Settings, local_domain: str) -> Site:
+    host = urlsplit(settings.public_url).hostname or settings.host
+    return Site(
+        host_name=host_name(settings),
+        # GCSClient turns "https://host:port" into "https://host:port/api/"; a path prefix
+        # of the public URL stays in front of /api.
+        manager_url=settings.public_url.rstrip("/"),
+        files_dir=settings.data_dir / "files",
+        local_domain=local_domain,
+        server_account=getpass.getuser(),
+        addresses=(host,),
+    )
+
+
+def open_services(settings: Settings, *, serving: bool = False) -> Deployment:
+    """The deployment with Transfer and Connect; first start also makes the default endpoint.
+
+    ``serving``: this is `isthmus serve`, whose settings say where clients reach the
+    server; the endpoint advertises that address (other commands do not know it),
+    and Auth and Transfer are brought in line with Connect's tables.
+    """
+    auth = open_deployment(settings)
+    introspector = CachedIntrospector(auth, settings.introspection_cache_seconds)
+    # Groups learns who an identity id names from Auth's directory, never its tables.
+    groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
+    transfer = TransferService(auth.sessions, introspector)
+    with reading(auth.sessions) as session:
+        site = site_of(settings, identities.local_domain(session))
+    with transaction(auth.sessions) as session:
+        endpoint, created = ensure_default_endpoint(session, site, advertise=serving)
+        endpoint_id = endpoint.id
+    connect = ConnectService(
+        sessions=auth.sessions, introspector=introspector,
+        registrar=InProcessRegistrar(auth.sessions), registry=transfer,
+        endpoint_id=endpoint_id, domain_name=urlsplit(settings.public_url).hostname or "",
+    )
+    if created or serving:
+        connect.reconcile()
+    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect)

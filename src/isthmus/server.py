@@ -3,40 +3,97 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isthmus import __version__
+from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
 from isthmus.auth import developer_pages as auth_developer_pages
 from isthmus.auth import identities_api as auth_identities_api
+from isthmus.auth import login_pages as auth_login_pages
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
+from isthmus.auth import retention
+from isthmus.auth import security_pages as auth_security_pages
+from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
+from isthmus.connect import api as connect_api
+from isthmus.connect import errors as connect_errors
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
+from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
+from isthmus.deployment import Deployment
+from isthmus.groups import api as groups_api
+from isthmus.transfer import api as transfer_api
+from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
 
+# Every service's routes, in the order they are matched.
+ROUTERS = (
+    auth_api.router,
+    auth_pages.router,
+    auth_login_pages.router,
+    auth_upstream_pages.router,
+    auth_account_pages.router,
+    auth_security_pages.router,
+    auth_developer_pages.router,
+    auth_manage_api.router,
+    auth_identities_api.router,
+    groups_api.router,
+    transfer_api.router,
+    connect_api.router,
+)
 
-def create_app(auth: AuthService) -> FastAPI:
-    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None)
+
+def create_app(deployment: Deployment) -> FastAPI:
+    auth = deployment.auth
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_purge_periodically, auth)
+            yield
+            tasks.cancel_scope.cancel()
+
+    app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.auth = auth
-    app.include_router(auth_api.router)
-    app.include_router(auth_pages.router)
-    app.include_router(auth_developer_pages.router)
-    app.include_router(auth_manage_api.router)
-    app.include_router(auth_identities_api.router)
+    app.state.groups = deployment.groups
+    app.state.transfer = deployment.transfer
+    app.state.connect = deployment.connect
+    for router in ROUTERS:
+        app.include_router(router)
     _install_error_handlers(app)
     generated = app.openapi
     app.openapi = lambda: finish_document(generated())  # type: ignore[method-assign]
     if auth.settings.access_log is not None:
         app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app
+
+
+async def _purge_periodically(auth: AuthService) -> None:
+    def purge() -> None:
+        with transaction(auth.sessions) as session:
+            purged = retention.purge_expired(session, utcnow())
+        logger.info("purged expired rows: %s", purged)
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            # A busy or briefly unreachable database: try again next round.
+            logger.exception("purging expired rows failed")
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
 
 
 def app_factory() -> FastAPI:
@@ -46,32 +103,61 @@ def app_factory() -> FastAPI:
     settings come from the ``ISTHMUS_*`` variables it set for its workers.
     """
     from isthmus.core.config import Settings
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
-    return create_app(open_deployment(Settings.load()))
+    return create_app(open_services(Settings.load()))
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def render_error(request: Request, error: APIError) -> Response:
+    """An error in the wire format of the service that owns the path."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.render_error(error)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.render_error(path, error)
+    if _is_under(path, groups_api.PREFIX):
+        return groups_api.render_error(error)
+    if auth_pages.is_page(path):
+        return auth_pages.error_page(request, error)
+    return auth_api.render_error(error)
+
+
+def _framework_error(request: Request, status: int, message: str) -> APIError:
+    """An error raised before any handler ran (routing, validation), in the path's service."""
+    path = request.url.path
+    if _is_under(path, connect_api.API_PREFIX):
+        return connect_errors.from_status(status, message)
+    if _is_under(path, transfer_errors.API_PREFIX):
+        return transfer_errors.from_status(status, message)
+    code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+            500: "INTERNAL_ERROR"}.get(status, "ERROR")
+    return APIError(status, code, message)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, error: APIError) -> Response:
-        return auth_api.render_error(error)
+    async def api_error(request: Request, error: APIError) -> Response:
+        return render_error(request, error)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"Invalid request: {where}: {first.get('msg', 'invalid value')}"
-        return auth_api.render_error(APIError(400, "BAD_REQUEST", message))
+        return render_error(request, _framework_error(request, 400, message))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "ERROR")
-        return auth_api.render_error(APIError(error.status_code, code, str(error.detail)))
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        return render_error(request, _framework_error(request, error.status_code,
+                                                      str(error.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> Response:
         # The traceback goes to the log, never to the client.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = APIError(500, "INTERNAL_ERROR", "An internal error occurred")
-        response: JSONResponse = auth_api.render_error(body)
-        return response
+        return render_error(request, _framework_error(request, 500,
+                                                      "An internal error occurred"))

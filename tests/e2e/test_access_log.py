@@ -54,9 +54,21 @@ def test_every_request_is_one_line_without_query_or_secrets(
     assert http.get(server.base_url + "v2/api/x%0Aforged%20200").status_code == 404
     assert http.post(server.base_url + "v2/oauth2/token", data={"grant_type": "password"},
                      auth=(created["id"], secret)).status_code == 400
+    # Every service on the port is logged the same way: Groups, Transfer, Connect.
+    others = [
+        ("GET", "/groups/v2/groups/my_groups", {"statuses": "secret-status"}),
+        ("GET", "/v0.10/endpoint_search", {"filter_fulltext": "secret-search"}),
+        ("GET", "/api/info", {"include": "secret-include"}),
+    ]
+    statuses = [str(http.request(method, server.base_url + path.lstrip("/"), params=params,
+                                 headers={"Authorization": f"Bearer {access_token}"}
+                                 ).status_code)
+                for method, path, params in others]
+    assert "404" not in statuses and not any(status.startswith("5") for status in statuses), \
+        statuses
 
     lines = log.read_text().splitlines()[len(before):]
-    assert len(lines) == 23, lines
+    assert len(lines) == 26, lines
     parsed = [LINE.match(line) for line in lines]
     assert all(parsed), lines
     summary = [(m["method"], m["path"], m["status"]) for m in parsed if m]
@@ -64,7 +76,10 @@ def test_every_request_is_one_line_without_query_or_secrets(
         ("GET", "/v2/web/auth-code", "200"),
         ("GET", "/v2/api/x%0Aforged%20200", "404"),
         ("POST", "/v2/oauth2/token", "400"),
-    ]
+    ] + [(method, path, status) for (method, path, _), status in zip(others, statuses,
+                                                                     strict=True)]
     text = log.read_text()
-    for secret_value in ("secret-user", "secret-code", secret, access_token):
+    assert "?" not in text
+    for secret_value in ("secret-user", "secret-code", "secret-status", "secret-search",
+                         "secret-include", secret, access_token):
         assert secret_value not in text

@@ -115,7 +115,8 @@ def test_env_points_the_sdk_at_the_server(server: LiveServer) -> None:
     script = (
         'eval "$1"; "$2" -c "import globus_sdk, os; '
         "c = globus_sdk.NativeAppAuthClient('" + TUTORIAL_CLIENT_ID + "'); "
-        "print(c.base_url); print(c.get_openid_configuration()['issuer'])\""
+        "print(c.base_url); print(c.get_openid_configuration()['issuer']); "
+        "print(globus_sdk.TransferClient().base_url)\""
     )
     exports = server.run("env")
     assert "export GLOBUS_SDK_VERIFY_SSL=" + server.ca_file in exports
@@ -123,9 +124,11 @@ def test_env_points_the_sdk_at_the_server(server: LiveServer) -> None:
     result = subprocess.run(["bash", "-c", script, "bash", exports, sys.executable],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    base_url, issuer = result.stdout.split()
+    base_url, issuer, transfer_url = result.stdout.split()
     assert base_url == server.base_url
     assert issuer == server.base_url.rstrip("/")
+    # TransferClient requests <base>/v0.10/..., where Isthmus serves Transfer.
+    assert transfer_url == server.base_url
 
 
 def test_plain_http_behind_a_proxy_advertises_the_public_url(tmp_path: Path) -> None:
@@ -137,8 +140,14 @@ def test_plain_http_behind_a_proxy_advertises_the_public_url(tmp_path: Path) -> 
         assert config["issuer"] == "https://isthmus.example.edu"
         assert config["jwks_uri"] == "https://isthmus.example.edu/jwk.json"
         assert config["token_endpoint"] == "https://isthmus.example.edu/v2/oauth2/token"
-        assert "export GLOBUS_SDK_SERVICE_URL_AUTH=https://isthmus.example.edu/" in live.run("env")
+        printed = live.run("env")
+        assert "export GLOBUS_SDK_SERVICE_URL_AUTH=https://isthmus.example.edu/" in printed
+        assert "export GLOBUS_SDK_SERVICE_URL_GROUPS=https://isthmus.example.edu/groups/" in printed
         assert not (live.data_dir / "tls").exists()
+        # The Connect endpoint is advertised at the public address too.
+        info = requests.get(live.base_url + "api/info", timeout=10).json()["data"][0]
+        assert info["domain_name"] == "isthmus.example.edu"
+        assert "GCS Manager API at https://isthmus.example.edu/api/" in live.log()
     finally:
         live.stop()
 
@@ -150,8 +159,13 @@ def test_restart_keeps_keys_users_and_certificate(tmp_path: Path) -> None:
         jwk_before = requests.get(live.base_url + "jwk.json", verify=live.ca_file,
                                   timeout=10).json()
         ca_before = Path(live.ca_file).read_bytes()
+        endpoint_before = requests.get(live.base_url + "api/info", verify=live.ca_file,
+                                       timeout=10).json()["data"][0]["client_id"]
         live.stop()
         live.start()
+        # The same endpoint, not a second one.
+        assert requests.get(live.base_url + "api/info", verify=live.ca_file,
+                            timeout=10).json()["data"][0]["client_id"] == endpoint_before
         jwk_after = requests.get(live.base_url + "jwk.json", verify=live.ca_file,
                                  timeout=10).json()
         assert jwk_after == jwk_before

@@ -8,22 +8,26 @@ a client-credentials login with the secret the page showed).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from urllib.parse import quote
 
 import globus_sdk
 import pytest
 import requests
 
-from tests.browser import Browser, Form, find_form, parse_form
+from tests.browser import Browser, Form, find_form, parse_form, parse_links
 from tests.conftest import User, _new_user
 from tests.e2e.helpers import MANAGE, TRANSFER_ALL, auth_client_for
+from tests.e2e.security_helpers import enrol
 from tests.live import LiveServer
 
 DEVELOPER = "v2/web/developer"
 
 
-def sign_in(server: LiveServer, browser: Browser, user: User) -> requests.Response:
-    """Open the developer page, get sent to log in, and come back to it; returns the page."""
+def sign_in(server: LiveServer, browser: Browser, user: User,
+            second_factor: Callable[[], str] | None = None) -> requests.Response:
+    """Open the developer page, get sent to the site's sign-in, and come back to it (after
+    the second factor when ``second_factor`` gives the codes); returns the page."""
     first = browser.open(server.base_url + DEVELOPER)
     assert first.status_code == 303
     assert first.headers["Location"] == (
@@ -31,11 +35,17 @@ def sign_in(server: LiveServer, browser: Browser, user: User) -> requests.Respon
     )
     login = browser.follow(first)
     assert login.status_code == 200
-    assert "Log in to Isthmus" in login.text
+    assert "Log in to your Isthmus account" in login.text
     form = parse_form(login.text)
-    assert form.fields["next"] == "/" + DEVELOPER
+    assert form.fields["next"] == DEVELOPER  # kept relative to the base URL
     assert {"Username", "Password"} <= set(form.labels)
     signed_in = browser.submit(login.url, form, username=user.username, password=user.password)
+    if second_factor is not None:
+        assert signed_in.status_code == 200, signed_in.text[:2000]
+        asked = parse_form(signed_in.text)
+        assert "code" in asked.fields, signed_in.text[:2000]
+        assert "isthmus_session" not in browser.http.cookies  # not signed in on a password
+        signed_in = browser.submit(login.url, asked, code=second_factor())
     assert signed_in.status_code == 303, signed_in.text[:2000]
     assert signed_in.headers["Location"] == server.base_url + DEVELOPER
     page = browser.follow(signed_in)
@@ -232,36 +242,76 @@ def test_forms_need_the_csrf_token_and_a_session(sdk_env: LiveServer, user: User
 @pytest.mark.parametrize("target", [
     "https://evil.example/", "//evil.example/x", "/\\evil.example", "http:/evil.example",
     "evil.example", "/v2/web/developer\r\nSet-Cookie: x=1", "javascript:alert(1)",
+    "/v2/web/developer\x00", "v2/web/developer/../../../x", "/v2/web/logout",
 ])
 def test_sign_in_returns_only_to_this_site(
     sdk_env: LiveServer, user: User, target: str
 ) -> None:
+    """Anything but a page of this site a sign-in may return to means the account page."""
     browser = Browser(sdk_env.ca_file)
     entry = browser.open(sdk_env.base_url + "v2/web/login?next=" + quote(target, safe=""))
-    assert entry.status_code == 400
-    assert "next must be a path on this site" in html.unescape(entry.text)
-    # A forged form fares no better: no sign-in, no redirect.
-    login = browser.open(sdk_env.base_url + "v2/web/login?next=/v2/web/logout")
+    assert entry.status_code == 200
+    assert parse_form(entry.text).fields["next"] == "v2/web/account"
+    # A forged form fares no better: the sign-in goes to the account, nowhere else.
+    login = browser.open(sdk_env.base_url + "v2/web/login?next=/" + DEVELOPER)
     form = parse_form(login.text)
     response = browser.submit(login.url, form, next=target, username=user.username,
                               password=user.password)
-    assert response.status_code == 400
-    assert "Location" not in response.headers
-    assert "isthmus_session" not in browser.http.cookies
+    if "\x00" in target:  # a form with a NUL is refused before anything else
+        assert response.status_code == 400
+        assert "isthmus_session" not in browser.http.cookies
+        return
+    assert response.status_code == 303
+    assert response.headers["Location"] == sdk_env.base_url + "v2/web/account"
 
 
 def test_sign_in_returns_to_the_page_asked_for(sdk_env: LiveServer, user: User) -> None:
     browser = Browser(sdk_env.ca_file)
-    login = browser.open(sdk_env.base_url + "v2/web/login?next=/v2/web/logout")
+    # The path as a browser shows it, or relative to the base URL: the same page.
+    for asked in ("/v2/web/account/sessions", "v2/web/account/sessions"):
+        login = browser.open(sdk_env.base_url + "v2/web/login?next=" + quote(asked, safe=""))
+        assert parse_form(login.text).fields["next"] == "v2/web/account/sessions"
     form = parse_form(login.text)
     wrong = browser.submit(login.url, form, username=user.username, password="wrong")
     assert wrong.status_code == 401
     assert "Invalid username or password." in wrong.text
-    assert parse_form(wrong.text).fields["next"] == "/v2/web/logout"
+    assert parse_form(wrong.text).fields["next"] == "v2/web/account/sessions"
     done = browser.submit(login.url, form, username=user.username, password=user.password)
-    assert done.headers["Location"] == sdk_env.base_url + "v2/web/logout"
+    assert done.headers["Location"] == sdk_env.base_url + "v2/web/account/sessions"
     assert user.username in browser.follow(done).text
-    # Signed in already: the entry goes straight on (by default to the developer page).
-    again = browser.open(sdk_env.base_url + "v2/web/login")
-    assert again.status_code == 303
-    assert again.headers["Location"] == sdk_env.base_url + DEVELOPER
+
+
+def test_developer_sign_in_asks_for_the_second_factor(sdk_env: LiveServer) -> None:
+    """The developer page signs in through the site's one sign-in: an identity with an
+    authenticator is not signed in on its password alone."""
+    user = _new_user(sdk_env, "mfadev")
+    authenticator = enrol(sdk_env, Browser(sdk_env.ca_file), user)
+    browser = Browser(sdk_env.ca_file)
+    page = sign_in(sdk_env, browser, user, second_factor=authenticator.next_code)
+    page = act(browser, page, "create-project", display_name="Second factor lab",
+               contact_email="mfa@example.org")
+    assert "Second factor lab" in page.text
+    # A wrong code leaves the browser signed out: the page still sends it to log in.
+    other = Browser(sdk_env.ca_file)
+    login = other.follow(other.open(sdk_env.base_url + DEVELOPER))
+    asked = other.submit(login.url, parse_form(login.text), username=user.username,
+                         password=user.password)
+    refused = other.submit(login.url, parse_form(asked.text), code=authenticator.wrong_code())
+    assert refused.status_code == 401
+    assert other.open(sdk_env.base_url + DEVELOPER).status_code == 303
+
+
+def test_the_developer_page_is_part_of_the_account_pages(
+    sdk_env: LiveServer, user: User
+) -> None:
+    browser = Browser(sdk_env.ca_file)
+    page = sign_in(sdk_env, browser, user)
+    links = parse_links(page.text)
+    assert links["Developers"] == sdk_env.base_url + DEVELOPER
+    assert links["Identities"] == sdk_env.base_url + "v2/web/account"
+    account = browser.open(links["Identities"])
+    assert account.status_code == 200
+    # And back, from the account's own navigation.
+    again = browser.open(parse_links(account.text)["Developers"])
+    assert again.status_code == 200
+    assert 'id="create-project"' in again.text

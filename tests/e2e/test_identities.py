@@ -8,16 +8,8 @@ import uuid
 import globus_sdk
 
 from tests.conftest import User
+from tests.e2e.helpers import client_token_auth
 from tests.live import LiveServer
-
-
-def client_token_auth(server: LiveServer) -> globus_sdk.AuthClient:
-    """An AuthClient on a client-credentials token scoped only openid profile email."""
-    created = server.create_client("lookup", "client_identity")
-    app = globus_sdk.ConfidentialAppAuthClient(created["id"], created["secret"])
-    tokens = app.oauth2_client_credentials_tokens(requested_scopes="openid profile email")
-    token = tokens.by_resource_server["auth.globus.org"]["access_token"]
-    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
 
 
 def test_get_identities_by_usernames_and_ids(sdk_env: LiveServer, user: User) -> None:

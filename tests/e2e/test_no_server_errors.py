@@ -36,9 +36,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.browser import Browser, query_of
+from tests.browser import Browser, parse_form, query_of
 from tests.conftest import _new_user
 from tests.database import fresh_database_url, wants_postgres
+from tests.e2e.security_helpers import enrol
 from tests.live import LiveServer, start_server
 
 pytestmark = pytest.mark.postgres
@@ -95,12 +96,28 @@ ROUTES = [
     Route("v2/oauth2/userinfo", ("GET", "POST"), True, "query"),
     Route("v2/oauth2/authorize", ("GET",), False, "query", AUTHORIZE_FIELDS),
     Route("v2/web/login", ("POST",), False, "form",
-          ("csrf_token", "authorize", "username", "password")),
+          ("csrf_token", "authorize", "next", "username", "password")),
+    Route("v2/web/login/mfa", ("POST",), False, "form", ("csrf_token", "code")),
     Route("v2/web/consent", ("POST",), False, "form", ("csrf_token", "authorize", "decision")),
     Route("v2/web/auth-code", ("GET",), False, "query",
           ("code", "state", "error", "error_description")),
-    Route("v2/web/login/return", ("POST",), False, "form",
-          ("csrf_token", "next", "username", "password")),
+    Route("v2/web/oidc/start", ("POST",), False, "form",
+          ("csrf_token", "provider", "purpose", "authorize")),
+    Route("v2/web/oidc/callback", ("GET",), False, "query",
+          ("state", "code", "error", "error_description")),
+    Route("v2/web/account", ("GET",), False, "query", ("done", "identity")),
+    Route("v2/web/account/login", ("GET",), False, "query", ()),
+    Route("v2/web/account/mfa", ("GET", "POST"), False, "form",
+          ("csrf_token", "action", "code", "next")),
+    Route("v2/web/account/sessions", ("GET",), False, "query", ()),
+    Route("v2/web/account/consents", ("GET",), False, "query", ()),
+    Route("v2/web/account/link", ("GET", "POST"), False, "form",
+          ("csrf_token", "username", "password")),
+    Route("v2/web/account/unlink", ("POST",), False, "form", ("csrf_token", "identity")),
+    Route("v2/web/account/sessions/end", ("POST",), False, "form",
+          ("csrf_token", "session_id")),
+    Route("v2/web/account/consents/revoke", ("POST",), False, "form",
+          ("csrf_token", "consent_id")),
     Route("v2/web/developer", ("GET",), False, "query", ("done",)),
     Route("v2/web/developer/projects", ("POST",), False, "form",
           ("csrf_token", "display_name", "contact_email")),
@@ -178,6 +195,28 @@ def _collect(server: LiveServer) -> Known:
     csrf = str(browser.http.cookies["isthmus_csrf"])
     both_cookies = f"isthmus_csrf={csrf}; isthmus_session={browser.http.cookies['isthmus_session']}"
     browser.http.close()
+    # The server is its own upstream identity provider, so sign-ins through it get as
+    # far as the provider's answer; a second user to link.
+    upstream_client = server.create_client("self", "confidential_client",
+                                           base + "v2/web/oidc/callback")
+    provider = server.run_json(
+        "idp", "add-oidc", "self", "--issuer", base, "--client-id", upstream_client["id"],
+        "--client-secret-stdin", "--domain", "self.example", "--ca-file", server.ca_file,
+        stdin=upstream_client["secret"] + "\n",
+    )["id"]
+    second = _new_user(server, "linked")
+    # A user with an authenticator, and a login of theirs waiting for its code.
+    third = _new_user(server, "second-factor")
+    authenticator = enrol(server, Browser(server.ca_file), third)
+    waiting = Browser(server.ca_file)
+    login = waiting.open(base + "v2/web/login")
+    waiting.submit(base + "v2/web/login", parse_form(login.text), username=third.username,
+                   password=third.password)
+    pending = f"isthmus_csrf={waiting.http.cookies['isthmus_csrf']}; " \
+              f"isthmus_pending_login={waiting.http.cookies['isthmus_pending_login']}"
+    pending_csrf = str(waiting.http.cookies["isthmus_csrf"])
+    waiting.http.close()
+    code = authenticator.next_code()
 
     basic = _basic(app["id"], app["secret"])
     user_bearer = "Bearer " + tokens["access_token"]
@@ -191,6 +230,9 @@ def _collect(server: LiveServer) -> Known:
         f"{TRANSFER_ALL}[openid]", "authorization_code", "refresh_token", "client_credentials",
         "urn:globus:auth:grant_type:dependent_token", "offline", "allow", "code", "S256",
         "login", "True", "identity_set,session_info", "", "\x00", "a" * 2000,
+        provider, "authorize", "account", "link", "access_denied", second.username,
+        second.password, second.id, "linked", "unlinked", "v2/web/account/sessions",
+        "start", "confirm", "disable", code, authenticator.recovery_code(),
     ]
     known.headers = {
         "Authorization": [
@@ -229,15 +271,51 @@ def _collect(server: LiveServer) -> Known:
         "v2/web/login": [
             {"csrf_token": csrf, "authorize": authorize, "username": user.username,
              "password": user.password, "@Cookie": f"isthmus_csrf={csrf}"},
+            {"csrf_token": csrf, "next": "v2/web/account/sessions", "username": user.username,
+             "password": user.password, "@Cookie": f"isthmus_csrf={csrf}"},
         ],
         "v2/web/consent": [
             {"csrf_token": csrf, "authorize": authorize, "decision": "allow",
              "@Cookie": both_cookies},
         ],
         "v2/web/auth-code": [{"code": spare_code, "state": "_default"}],
-        "v2/web/login/return": [
-            {"csrf_token": csrf, "next": "/v2/web/developer", "username": user.username,
-             "password": user.password, "@Cookie": f"isthmus_csrf={csrf}"},
+        "v2/web/oidc/start": [
+            {"csrf_token": csrf, "provider": provider, "purpose": purpose, "authorize": authorize,
+             "@Cookie": both_cookies}
+            for purpose in ("authorize", "account", "link")
+        ],
+        "v2/web/oidc/callback": [
+            {"state": secrets.token_urlsafe(32), "code": spare_code, "@Cookie": both_cookies},
+            {"state": secrets.token_urlsafe(32), "error": "access_denied",
+             "@Cookie": both_cookies},
+        ],
+        "v2/web/account": [{"done": "linked", "identity": user.id, "@Cookie": both_cookies}],
+        "v2/web/login/mfa": [
+            {"csrf_token": pending_csrf, "code": code, "@Cookie": pending},
+            {"csrf_token": pending_csrf, "code": authenticator.recovery_code(),
+             "@Cookie": pending},
+        ],
+        "v2/web/account/login": [{"@Cookie": both_cookies}, {}],
+        "v2/web/account/mfa": [
+            {"csrf_token": csrf, "action": action, "next": "v2/web/account",
+             "@Cookie": both_cookies}
+            for action in ("start", "confirm", "disable")
+        ],
+        "v2/web/account/sessions": [{"@Cookie": both_cookies}],
+        "v2/web/account/consents": [{"@Cookie": both_cookies}],
+        "v2/web/account/sessions/end": [
+            {"csrf_token": csrf, "session_id": str(uuid.uuid4()), "@Cookie": both_cookies},
+        ],
+        "v2/web/account/consents/revoke": [
+            {"csrf_token": csrf, "consent_id": "999999", "@Cookie": both_cookies},
+        ],
+        "v2/web/account/link": [
+            {"csrf_token": csrf, "username": second.username, "password": second.password,
+             "@Cookie": both_cookies},
+        ],
+        "v2/web/account/unlink": [
+            {"csrf_token": csrf, "identity": second.id, "@Cookie": both_cookies},
+            {"csrf_token": csrf, "identity": user.id, "@Cookie": both_cookies},
         ],
         "v2/web/developer": [{"done": "project_created", "@Cookie": both_cookies}],
         "v2/web/developer/projects": [

@@ -72,9 +72,9 @@ def assert_raw_error(response: requests.Response, status: int, code: str, error:
     return body
 
 
-def assert_error_page(response: requests.Response, text: str) -> None:
-    """A request that cannot be sent back to its client: a 400 page, never a redirect."""
-    assert response.status_code == 400, response.text[:500]
+def assert_error_page(response: requests.Response, text: str, status: int = 400) -> None:
+    """What a person's browser gets when a page cannot go on: HTML, never JSON or a redirect."""
+    assert response.status_code == status, response.text[:500]
     assert "Location" not in response.headers
     assert response.headers["Content-Type"].startswith("text/html")
     assert text in response.text
@@ -217,16 +217,27 @@ def test_malformed_basic_header_is_401(
 # --- authorization codes -----------------------------------------------------------------
 
 
-def test_reused_authorization_code_is_invalid_grant(
+def test_reused_authorization_code_is_invalid_grant_and_revokes_its_tokens(
     sdk_env: LiveServer, browser: Browser, user: User
 ) -> None:
     client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    code = native_code(browser, user, client)
-    assert client.oauth2_exchange_code_for_tokens(code)["access_token"]
+    code = native_code(browser, user, client, refresh_tokens=True)
+    first = client.oauth2_exchange_code_for_tokens(code).by_resource_server["auth.globus.org"]
+    auth = globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(
+        first["access_token"]))
+    assert auth.userinfo()["preferred_username"] == user.username
     with pytest.raises(globus_sdk.AuthAPIError) as caught:
         client.oauth2_exchange_code_for_tokens(code)
     err = assert_sdk_error(caught, 400, "INVALID_GRANT", "invalid_grant")
     assert "already been used" in (err.message or "")
+
+    # The replay may be an attacker's: the first exchange's tokens are revoked (RFC 6749 4.1.2).
+    with pytest.raises(globus_sdk.AuthAPIError) as caught:
+        auth.userinfo()
+    assert caught.value.http_status == 401
+    with pytest.raises(globus_sdk.AuthAPIError) as caught:
+        client.oauth2_refresh_token(first["refresh_token"])
+    assert_sdk_error(caught, 400, "INVALID_GRANT", "invalid_grant")
 
 
 def test_unknown_or_foreign_code_is_invalid_grant(
@@ -675,7 +686,7 @@ def test_login_form_without_csrf_is_403_and_makes_no_session(
     assert response.status_code == 403, response.text[:500]
     assert "isthmus_session" not in response.headers.get("Set-Cookie", "")
     assert "Location" not in response.headers
-    assert_raw_error(response, 403, "FORBIDDEN", "forbidden")
+    assert_error_page(response, "The form has expired", 403)
     assert "isthmus_session" not in poster.cookies
 
     # Nobody is logged in: the authorize page still asks for a password.
@@ -697,7 +708,7 @@ def test_consent_form_without_csrf_is_403(
     del data["csrf_token"]
     response = browser.http.post(sdk_env.base_url + "v2/web/consent", data=data,
                                  allow_redirects=False, timeout=30)
-    assert_raw_error(response, 403, "FORBIDDEN", "forbidden")
+    assert_error_page(response, "The form has expired", 403)
     assert "Location" not in response.headers
 
 

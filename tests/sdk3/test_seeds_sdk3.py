@@ -6,13 +6,14 @@ that seed 003 asks for with `input()` is typed into the script's stdin after thi
 process has gone through the login and consent pages. Each script runs in its own
 virtualenv (`.venv-sdk3`, globus-sdk from `requirements.txt` beside this file)
 with the environment `isthmus env` gives, followed by a few lines of the test's own
-that print what the seed produced as JSON. The seeds' Transfer calls
-(`tc.endpoint_search(...)`) are left out until Isthmus has Transfer.
+that print what the seed produced as JSON. The seeds' Transfer listings
+(`tc.endpoint_search(filter_scope="my-endpoints")`) run against Isthmus's registry.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -183,7 +184,17 @@ def run(
     lines = [line for line in out.splitlines() if line.startswith(REPORT)]
     assert len(lines) == 1, out
     report: dict[str, Any] = json.loads(lines[0].removeprefix(REPORT))
+    report["printed"] = out
     return report
+
+
+def listed(report: dict[str, Any], heading: str) -> list[tuple[str, str]]:
+    """The ``[id] display name`` lines a seed printed under ``heading``."""
+    after = report["printed"].split(heading + "\n", 1)[1].split(REPORT, 1)[0]
+    lines = after.splitlines()
+    found = [re.fullmatch(r"\[([0-9a-f-]{36})\] (.+)", line) for line in lines]
+    assert all(found), lines
+    return [(match.group(1), match.group(2)) for match in found if match]
 
 
 def authorize_query(report: dict[str, Any], server: LiveServer) -> dict[str, str]:
@@ -222,6 +233,11 @@ def test_tutorial_first_steps(
     assert report["id_token"]["aud"] == TUTORIAL_CLIENT_ID
     assert report["userinfo"]["sub"] == user.id
     assert report["userinfo"]["preferred_username"] == user.username
+    # Step 3's listing ran. It lists the server's endpoint and files collection when this
+    # user owns them (the session server's first user does), else nothing.
+    owned = {entity_id for entity_id, _ in listed(report, "My Endpoints:")}
+    assert owned in (set(), set(re.findall(
+        r'(?:endpoint|collection "[^"]+"): ([0-9a-f-]{36})', server.log())))
 
 
 def test_tutorial_refresh_tokens(
@@ -276,6 +292,9 @@ def test_client_credentials(
     assert report["transfer_token"]["username"] == client_username
     assert report["transfer_token"]["scope"] == TRANSFER_ALL
 
+    # A client that set nothing up owns nothing.
+    assert listed(report, f"Endpoints Belonging to {client_username}:") == []
+
     assert [found["id"] for found in report["by_username"]["identities"]] == [user.id]
     assert report["by_username"]["identities"][0]["username"] == user.username
     by_id = {found["id"]: found for found in report["by_id"]["identities"]}
@@ -300,3 +319,74 @@ def test_client_credentials_authorizer(
     assert introspection["username"] == f"{created['id']}@clients.auth.globus.org"
     assert "transfer.api.globus.org" in introspection["aud"]
     assert report["validate"] == {"active": True}
+
+
+GCS_SCRIPT = """
+import json
+import sys
+
+import globus_sdk
+
+manager_url, gcs_token, transfer_token = sys.argv[1:4]
+gcs = globus_sdk.GCSClient(manager_url,
+                           authorizer=globus_sdk.AccessTokenAuthorizer(gcs_token))
+tc = globus_sdk.TransferClient(authorizer=globus_sdk.AccessTokenAuthorizer(transfer_token))
+
+print("My Endpoints:")
+for ep in tc.endpoint_search(filter_scope="my-endpoints"):
+    print("[{}] {}".format(ep["id"], ep["display_name"]))
+
+gateway = gcs.create_storage_gateway(globus_sdk.StorageGatewayDocument(
+    display_name="made by 3.x", connector_id="145812c8-decc-41f1-83cf-bb2a85a2a70b", root="/",
+    allowed_domains=["example.org"],
+    policies=globus_sdk.POSIXStoragePolicies(groups_allow=["staff"])))
+collection = gcs.create_collection(globus_sdk.MappedCollectionDocument(
+    display_name="made by 3.x", storage_gateway_id=gateway["id"], delete_protected=False,
+    policies=globus_sdk.POSIXCollectionPolicies(sharing_groups_allow=["g"])))
+report = {
+    "client_id": gcs.endpoint_client_id,
+    "endpoint": gcs.get_endpoint().data,
+    "gateways": [dict(item) for item in gcs.get_storage_gateway_list()],
+    "collection_pages": [[item["id"] for item in page]
+                         for page in gcs.paginated.get_collection_list(page_size=1).pages()],
+    "created": [gateway.data, collection.data],
+    "found": tc.get_endpoint(collection["id"]).data,
+    "deleted": [gcs.delete_collection(collection["id"])["code"],
+                gcs.delete_storage_gateway(gateway["id"])["code"]],
+}
+print("ISTHMUS-REPORT", json.dumps(report))
+"""
+
+
+def test_gcs_client_and_my_endpoints(
+    sdk3_python: str, endpoint_site: Any, tmp_path: Path,
+) -> None:
+    """3.x's GCSClient against the endpoint, and the seeds' my-endpoints listing of its owner."""
+    from tests.conftest import shell_environment
+    from tests.e2e.helpers import native_login
+
+    site = endpoint_site
+    scope = f"urn:globus:auth:scope:{site.endpoint_id}:manage_collections"
+    tokens = native_login(site.server, site.owner.username, site.owner.password,
+                          [scope, TRANSFER_ALL])
+    env = shell_environment(site.server, tmp_path / "home")
+    report = run(sdk3_python, GCS_SCRIPT, env, tmp_path, site.server.manager_url,
+                 tokens[site.endpoint_id]["access_token"],
+                 tokens["transfer.api.globus.org"]["access_token"])
+
+    listing = dict(listed(report, "My Endpoints:"))
+    assert site.endpoint_id in listing
+    assert listing[site.collection_id] == site.collection_name
+    assert report["client_id"] == site.endpoint_id
+    assert report["endpoint"]["DATA_TYPE"].startswith("endpoint#")
+    assert any(item["DATA_TYPE"].startswith("storage_gateway#")
+               for item in report["gateways"])
+    pages = report["collection_pages"]
+    assert len(pages) >= 2 and all(len(page) == 1 for page in pages)
+    assert site.collection_id in {item for page in pages for item in page}
+    gateway, collection = report["created"]
+    assert gateway["policies"]["groups_allow"] == ["staff"]
+    assert collection["collection_type"] == "mapped"
+    assert collection["policies"]["sharing_groups_allow"] == ["g"]
+    assert report["found"]["entity_type"] == "GCSv5_mapped_collection"
+    assert report["deleted"] == ["success", "success"]

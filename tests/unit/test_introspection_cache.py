@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from isthmus.auth import clients, grants, tokens
 from isthmus.auth.builtins import TRANSFER_ALL
 from isthmus.auth.service import AuthService
-from isthmus.core.config import Settings
 from isthmus.core.db import transaction
 from isthmus.core.tokens import CachedIntrospector
-from isthmus.deployment import open_deployment
-from tests.database import fresh_database_url
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def auth(tmp_path: Path) -> Iterator[AuthService]:
-    with fresh_database_url(tmp_path) as url:
-        service = open_deployment(Settings.load(tmp_path / "data", database_url=url))
-        yield service
-        service.engine.dispose()
 
 
 def test_revocation_is_visible_through_the_cache_within_a_second(auth: AuthService) -> None:

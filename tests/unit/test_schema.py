@@ -8,7 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import isthmus.auth.models  # noqa: F401  (registers the tables)
+import isthmus.auth.models
+import isthmus.connect.models
+import isthmus.transfer.models  # noqa: F401
 from isthmus.core.db import SCHEMA_REVISION, Base, alembic_config, make_engine, migrate
 
 

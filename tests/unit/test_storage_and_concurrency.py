@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select
 
-from isthmus.auth import authorize, clients, grants, identities, scopes, sessions, tokens
-from isthmus.auth.builtins import TRANSFER_ALL
+from isthmus.auth import clients, grants, scopes, tokens
 from isthmus.auth.errors import OAuthError
 from isthmus.auth.models import Token
 from isthmus.auth.service import AuthService
-from isthmus.core.config import Settings
 from isthmus.core.db import transaction
 from isthmus.deployment import open_deployment
-from tests.database import fresh_database_url
+from tests.unit.factories import code_for
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def auth(tmp_path: Path) -> Iterator[AuthService]:
-    with fresh_database_url(tmp_path) as url:
-        settings = Settings.load(tmp_path / "data", database_url=url)
-        service = open_deployment(settings)
-        yield service
-        service.engine.dispose()
 
 
 def run_concurrently(count: int, work: Callable[[], Any]) -> list[Any]:
@@ -59,27 +47,8 @@ def test_migrations_and_bootstrap_are_idempotent(auth: AuthService) -> None:
     again.engine.dispose()
 
 
-def _code_for(auth: AuthService) -> tuple[str, str, str]:
-    """A confidential client and a fresh authorization code for a new user."""
-    with transaction(auth.sessions) as session:
-        identity = identities.create_user(session, "carol", "pw")
-        created = clients.create_client(
-            session, "web app", "confidential_client",
-            redirect_uris=["https://app.example.org/cb"],
-        )
-        browser_session, _ = sessions.login(session, identity, None, 3600)
-        request = authorize.AuthorizationRequest(
-            client=created.client, redirect_uri="https://app.example.org/cb",
-            roots=scopes.resolve(session, f"openid {TRANSFER_ALL}"),
-            state="s", offline=True, code_challenge=None, prompt_login=False, query="",
-        )
-        location = authorize.issue_code(session, request, identity, browser_session, 600)
-        assert created.secret is not None
-        return str(created.client.id), created.secret, location.split("code=")[1].split("&")[0]
-
-
 def test_a_code_is_redeemed_exactly_once_under_concurrency(auth: AuthService) -> None:
-    client_id, secret, code = _code_for(auth)
+    client_id, secret, code = code_for(auth)
 
     def redeem() -> dict[str, Any]:
         with transaction(auth.sessions) as session:
@@ -120,7 +89,7 @@ def test_concurrent_client_credentials_all_succeed(auth: AuthService) -> None:
 
 
 def test_revoking_a_refresh_token_revokes_its_access_tokens(auth: AuthService) -> None:
-    client_id, secret, code = _code_for(auth)
+    client_id, secret, code = code_for(auth)
     with transaction(auth.sessions) as session:
         client = clients.authenticate_confidential(session, client_id, secret)
         response = grants.authorization_code(

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -22,8 +20,9 @@ from isthmus.auth.errors import OAuthError, invalid_request
 from isthmus.auth.keys import ID_TOKEN_ALGORITHM
 from isthmus.auth.models import BrowserSession, Identity, Token
 from isthmus.auth.service import AuthService
-from isthmus.core.db import POOL_SIZE, reading, transaction
+from isthmus.core import work as work_units
 from isthmus.core.errors import APIError, unauthorized
+from isthmus.core.group_commit import GroupCommitter
 from isthmus.core.http import bearer_token, read_form
 
 router = APIRouter()
@@ -38,32 +37,20 @@ def service(request: Request) -> AuthService:
     return auth
 
 
-def _database_threads(request: Request) -> anyio.CapacityLimiter:
-    """At most as many units of work in threads as the pool has connections.
-
-    More threads would only queue for a connection (or, past the pool, open and
-    close one per request) and take turns at the GIL; fewer switches serve more.
-    """
-    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "db_threads", None)
-    if limiter is None:
-        limiter = request.app.state.db_threads = anyio.CapacityLimiter(POOL_SIZE)
-    return limiter
-
-
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with transaction(service(request).sessions) as session:
-            return work(session)
+    return await work_units.in_transaction(request, service(request).sessions, work)
 
-    return await anyio.to_thread.run_sync(run, limiter=_database_threads(request))
+
+async def in_group_commit(request: Request, work: Callable[[Session], T]) -> T:
+    """A short write unit of work, committed together with others waiting (``group_commit``)."""
+    committer: GroupCommitter | None = getattr(request.app.state, "group_commit", None)
+    if committer is None:
+        committer = request.app.state.group_commit = GroupCommitter(service(request).sessions)
+    return await committer.run(work)
 
 
 async def read_only(request: Request, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with reading(service(request).sessions) as session:
-            return work(session)
-
-    return await anyio.to_thread.run_sync(run, limiter=_database_threads(request))
+    return await work_units.read_only(request, service(request).sessions, work)
 
 
 def render_error(error: APIError) -> JSONResponse:
@@ -112,7 +99,8 @@ async def openid_configuration(request: Request) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
-            "aud", "email", "exp", "iat", "iss", "name", "organization", "preferred_username",
+            "aud", "email", "exp", "iat", "iss", "name", "nonce", "organization",
+            "preferred_username",
             "sub", "identity_provider", "identity_provider_display_name", "identity_set",
             "last_authentication",
         ],
@@ -138,7 +126,7 @@ async def token(request: Request) -> JSONResponse:
         raise invalid_request("Missing required parameter: grant_type")
 
     def work(session: Session) -> Any:
-        client = clients.authenticate(session, authorization, form)
+        client = clients.authenticate(session, authorization, form, cached=True)
         if grant_type == grants.DEPENDENT_TOKEN:
             return grants.dependent_token(session, context, client, form)
         grant = grants.GRANTS.get(grant_type)
@@ -146,7 +134,7 @@ async def token(request: Request) -> JSONResponse:
             raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type}")
         return grant(session, context, client, form)
 
-    return JSONResponse(await in_transaction(request, work), headers=NO_STORE)
+    return JSONResponse(await in_group_commit(request, work), headers=NO_STORE)
 
 
 async def _token_form(request: Request) -> tuple[dict[str, str], str | None, str]:
@@ -165,7 +153,8 @@ async def introspect(request: Request) -> JSONResponse:
     issuer = service(request).settings.issuer
 
     def work(session: Session) -> dict[str, Any]:
-        caller = clients.authenticate(session, authorization, form, allow_public=False)
+        caller = clients.authenticate(session, authorization, form, allow_public=False,
+                                      cached=True)
         return rfc7662.describe(session, caller, secret, include, issuer)
 
     return JSONResponse(await read_only(request, work))

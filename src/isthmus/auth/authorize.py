@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, rfc7636, scopes
+from isthmus.auth import clients, rfc7636, scopes, session_requirements
 from isthmus.auth.models import AuthorizationCode, BrowserSession, Client, Identity
 from isthmus.auth.scopes import ResolvedScope
+from isthmus.auth.session_requirements import SessionRequirements
 from isthmus.core.config import Settings
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.secrets import digest, new_secret
+
+MAX_NONCE_LENGTH = 512
 
 
 class AuthorizePageError(APIError):
@@ -46,6 +49,10 @@ class AuthorizationRequest:
     prompt_login: bool
     # The query string as received, carried through the login and consent forms.
     query: str
+    # OpenID Connect: repeated in the ID token, so the client knows it answers this request.
+    nonce: str | None = None
+    # session_required_* and session_message: what the browser session must show.
+    requirements: SessionRequirements = field(default_factory=SessionRequirements)
 
     @property
     def scope_tree(self) -> str:
@@ -98,6 +105,13 @@ def parse_request(
             raise fail("invalid_request", "Malformed code_challenge")
     elif client.public_client:
         raise fail("invalid_request", "Native apps must use PKCE (code_challenge, S256)")
+    nonce = params.get("nonce")
+    if nonce is not None and not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        raise fail("invalid_request", f"nonce must have 1 to {MAX_NONCE_LENGTH} characters")
+    try:
+        requirements = session_requirements.parse(session, params)
+    except session_requirements.RequirementError as error:
+        raise fail("invalid_request", str(error)) from None
     access_type = params.get("access_type", "online")
     if access_type not in ("online", "offline"):
         raise fail("invalid_request", "access_type must be online or offline")
@@ -114,6 +128,8 @@ def parse_request(
         code_challenge=challenge,
         prompt_login=params.get("prompt") == "login",
         query=query,
+        nonce=nonce,
+        requirements=requirements,
     )
 
 
@@ -134,6 +150,7 @@ def issue_code(
         redirect_uri=request.redirect_uri,
         scope=request.scope_tree,
         code_challenge=request.code_challenge,
+        nonce=request.nonce,
         offline=request.offline,
         expires_at=utcnow() + timedelta(seconds=lifetime),
     ))

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from isthmus.auth import lookup_cache
 from isthmus.auth.builtins import CLIENTS_DOMAIN, CLIENTS_IDP_ID
 from isthmus.auth.errors import invalid_client
 from isthmus.auth.models import Client, ClientCredential, Identity, Token
@@ -195,20 +196,42 @@ _CLIENT_AND_DIGESTS = (
 )
 
 
-def authenticate_confidential(session: Session, client_id: str, secret: str) -> Client:
+@dataclass(frozen=True)
+class _KnownClient:
+    """A client and its secrets' digests as a recent successful authentication saw them."""
+
+    client: Client
+    digests: tuple[str, ...]
+
+
+def authenticate_confidential(
+    session: Session, client_id: str, secret: str, *, cached: bool = False
+) -> Client:
+    """The client these credentials belong to, or ``invalid_client``.
+
+    With ``cached``, a client that authenticated within the last second is
+    checked against the digests seen then (see ``lookup_cache``); the client
+    returned is then a detached copy, fit for reading only.
+    """
     try:
         key = uuid.UUID(str(client_id))
     except ValueError:
         key = None
+    cache = lookup_cache.cache_for(session, "clients") if cached and key else None
+    known: _KnownClient | None = cache.get(key) if cache is not None else None
+    if known is not None and any(same_digest(secret, stored) for stored in known.digests):
+        return known.client
     rows = session.execute(_CLIENT_AND_DIGESTS, {"client_id": key}).all() if key else []
     client = rows[0][0] if rows else None
     if client is None or client.client_type not in _TYPES_WITH_SECRETS:
         # Spend the same digest work as a real check, so timing tells nothing.
         same_digest(secret, "0" * 64)
         raise invalid_client()
-    digests = [stored for _, stored in rows if stored is not None]
+    digests = tuple(stored for _, stored in rows if stored is not None)
     if not any(same_digest(secret, stored) for stored in digests):
         raise invalid_client()
+    if cache is not None:
+        cache.put(key, _KnownClient(lookup_cache.detached_copy(client), digests))
     return client
 
 
@@ -218,11 +241,15 @@ def authenticate(
     form: dict[str, Any],
     *,
     allow_public: bool = True,
+    cached: bool = False,
 ) -> Client:
-    """Who is calling a token endpoint: Basic credentials, or a public client's id in the body."""
+    """Who is calling a token endpoint: Basic credentials, or a public client's id in the body.
+
+    ``cached`` is for callers that only read the client (see ``authenticate_confidential``).
+    """
     basic = parse_basic(authorization)
     if basic is not None:
-        return authenticate_confidential(session, *basic)
+        return authenticate_confidential(session, *basic, cached=cached)
     if authorization:
         raise invalid_client("Unsupported authorization scheme")
     client_id = form.get("client_id")
@@ -231,7 +258,7 @@ def authenticate(
             secret = form.get("client_secret")
             if not isinstance(secret, str):
                 raise invalid_client()
-            return authenticate_confidential(session, client_id, secret)
+            return authenticate_confidential(session, client_id, secret, cached=cached)
         client = get_client(session, client_id)
         if client is None:
             raise invalid_client("Unknown client")

@@ -5,8 +5,8 @@ calls, with the signed-in user as the caller, so the page and the API share
 every rule (who administers what, what a valid client or scope is). A refused
 action is shown on the page as a message with the API's words and status.
 
-Also here: ``GET /v2/web/login?next=PATH``, a sign-in that is not part of an
-OAuth authorization and returns to a path on this site (never elsewhere).
+Signing in is the site's own (`login_pages`, ``/v2/web/login?next=``), so the
+page gets the second factor and everything else a sign-in asks for.
 """
 
 from __future__ import annotations
@@ -16,35 +16,23 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, identities, management, projects, scopes, sessions
+from isthmus.auth import clients, management, projects, scopes, sessions
 from isthmus.auth.api import in_transaction, read_only, service
 from isthmus.auth.management import Caller
-from isthmus.auth.models import ClientCredential, Identity, Scope
-from isthmus.auth.pages import (
-    SESSION_COOKIE,
-    PageResult,
-    _check_csrf,
-    _password_login,
-    _render,
-    _run,
-    _signed_in,
-)
-from isthmus.core.config import Settings
+from isthmus.auth.models import ClientCredential, Scope
+from isthmus.auth.pages import SESSION_COOKIE, PageResult, _check_csrf, respond
+from isthmus.auth.sign_in import DEVELOPER_PAGE, login_url
 from isthmus.core.errors import APIError, bad_request
+from isthmus.core.groups import GroupMembership
 from isthmus.core.http import read_form
 
 router = APIRouter(prefix="/v2/web")
-
-DEVELOPER_PATH = "v2/web/developer"
-LOGIN_PATH = "v2/web/login"
-LOGIN_RETURN_PATH = "v2/web/login/return"
-MAX_NEXT_LENGTH = 2000
 
 # What a successful action says on the page it redirects to (fixed texts: a
 # message taken from the query string would let anyone put words on the page).
@@ -59,98 +47,11 @@ NOTICES = {
 }
 
 
-# --- where a sign-in may return to ------------------------------------------------
-
-
-def _site_prefix(settings: Settings) -> str:
-    """The path every page of this deployment starts with (``/`` unless behind a prefix)."""
-    return urlsplit(settings.public_url).path or "/"
-
-
-def _origin(settings: Settings) -> str:
-    parts = urlsplit(settings.public_url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def same_site_path(value: str, settings: Settings) -> str | None:
-    """``value`` if it is a path on this site, else None: a sign-in never redirects elsewhere.
-
-    Only a path is accepted (no scheme, host, ``//`` or ``\\``, no control or
-    space characters), and the redirect is built from our own origin anyway.
-    """
-    if not value or len(value) > MAX_NEXT_LENGTH or not value.startswith(_site_prefix(settings)):
-        return None
-    if value.startswith("//") or "\\" in value or not all(33 <= ord(char) < 127 for char in value):
-        return None
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return None
-    return value
-
-
-def _return_path(settings: Settings, value: str | None) -> str:
-    if value is None or value == "":
-        return _site_prefix(settings) + DEVELOPER_PATH
-    path = same_site_path(value, settings)
-    if path is None:
-        raise bad_request("next must be a path on this site, such as /v2/web/developer")
-    return path
-
-
-def _login_url(settings: Settings, next_path: str) -> str:
-    return f"{settings.public_url}{LOGIN_PATH}?{urlencode({'next': next_path})}"
-
-
-def _login_form(
-    session: Session, next_path: str, *, error: str | None = None,
-    username: str = "", status: int = 200,
-) -> PageResult:
-    return PageResult(template="login.html", status=status, context={
-        "next": next_path,
-        "action": LOGIN_RETURN_PATH,  # `_run` puts the public base in front
-        "error": error,
-        "username": username,
-        "domain": identities.local_domain(session),
-    })
-
-
-@router.get("/login")
-async def login_page(request: Request) -> Response:
+def _to_login(request: Request) -> PageResult:
+    """The site's sign-in, coming back to this page afterwards."""
     settings = service(request).settings
-    cookie = request.cookies.get(SESSION_COOKIE)
-    wanted = request.query_params.get("next")
-
-    def work(session: Session) -> PageResult:
-        next_path = _return_path(settings, wanted)
-        if sessions.find(session, cookie) is not None:
-            return PageResult(redirect=_origin(settings) + next_path)
-        return _login_form(session, next_path)
-
-    return await _run(request, work)
-
-
-@router.post("/login/return")
-async def login_and_return(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    settings = service(request).settings
-    cookie = request.cookies.get(SESSION_COOKIE)
-    username = form.get("username", "")
-    password = form.get("password", "")
-    address = request.client.host if request.client else None
-
-    def work(session: Session) -> PageResult:
-        next_path = _return_path(settings, form.get("next"))
-        return _password_login(
-            session, username, password, address,
-            login_page=lambda error, status: _login_form(
-                session, next_path, error=error, username=username, status=status),
-            signed_in=lambda identity: _signed_in(
-                session, identity, cookie, settings,
-                lambda _browser_session: PageResult(redirect=_origin(settings) + next_path)),
-        )
-
-    return await _run(request, work)
+    return PageResult(redirect=login_url(settings.public_url,
+                                         settings.site_path + DEVELOPER_PAGE))
 
 
 # --- the page ---------------------------------------------------------------------
@@ -216,14 +117,13 @@ class ProjectView:
     clients: list[ClientView]
 
 
-def _viewer(session: Session, cookie: str | None) -> Viewer | None:
-    browser_session = sessions.find(session, cookie)
-    if browser_session is None:
+def _viewer(session: Session, cookie: str | None, groups: GroupMembership) -> Viewer | None:
+    signed_in = sessions.signed_in(session, cookie)
+    if signed_in is None:
         return None
-    identity = session.get(Identity, browser_session.primary_identity_id)
-    if identity is None:
-        return None
-    return Viewer(identity.username, management.signed_in_caller(session, identity.id))
+    identity = signed_in[1]
+    return Viewer(identity.username,
+                  management.signed_in_caller(session, identity.id, groups))
 
 
 def _project_views(session: Session, caller: Caller) -> list[ProjectView]:
@@ -263,36 +163,19 @@ def _developer_page(
     })
 
 
-def _with_base(request: Request, result: PageResult) -> PageResult:
-    # Form actions and links are built on the public URL: it may carry a path prefix.
-    if result.template is not None:
-        result.context["base"] = service(request).settings.public_url
-    return result
-
-
 @router.get("/developer")
 async def developer_page(request: Request) -> Response:
-    settings = service(request).settings
     cookie = request.cookies.get(SESSION_COOKIE)
+    groups = service(request).groups
     notice = NOTICES.get(request.query_params.get("done", ""))
 
     def work(session: Session) -> PageResult:
-        viewer = _viewer(session, cookie)
+        viewer = _viewer(session, cookie, groups)
         if viewer is None:
-            return PageResult(redirect=_login_url(settings, _site_prefix(settings)
-                                                  + DEVELOPER_PATH))
+            return _to_login(request)
         return _developer_page(session, viewer, notice=notice)
 
-    return await _page(request, work)
-
-
-async def _page(request: Request, work: Callable[[Session], PageResult]) -> Response:
-    try:
-        result = await read_only(request, work)
-    except APIError as error:
-        result = PageResult(template="error.html", status=error.status,
-                            context={"message": error.message})
-    return _render(request, _with_base(request, result))
+    return await respond(request, lambda: read_only(request, work))
 
 
 Action = Callable[[Session, Viewer, dict[str, str]], PageResult]
@@ -302,37 +185,35 @@ async def _act(request: Request, action: Action) -> Response:
     """Run one form's action in a transaction; a refusal is shown on the page, rolled back."""
     form = await read_form(request)
     _check_csrf(request, form)
-    settings = service(request).settings
     cookie = request.cookies.get(SESSION_COOKIE)
-    to_login = PageResult(redirect=_login_url(settings, _site_prefix(settings) + DEVELOPER_PATH))
+    groups = service(request).groups
 
     def work(session: Session) -> PageResult:
-        viewer = _viewer(session, cookie)
-        return to_login if viewer is None else action(session, viewer, form)
+        viewer = _viewer(session, cookie, groups)
+        return _to_login(request) if viewer is None else action(session, viewer, form)
 
-    try:
-        result = await in_transaction(request, work)
-    except APIError as error:
-        # The action's writes are rolled back; the page is read afresh with the message.
-        result = await read_only(request, _refused(cookie, to_login, error))
-    return _render(request, _with_base(request, result))
+    def refused(error: APIError) -> Callable[[Session], PageResult]:
+        def page(session: Session) -> PageResult:
+            viewer = _viewer(session, cookie, groups)
+            if viewer is None:
+                return _to_login(request)
+            return _developer_page(session, viewer, error=error.message, status=error.status)
 
+        return page
 
-def _refused(
-    cookie: str | None, to_login: PageResult, error: APIError
-) -> Callable[[Session], PageResult]:
-    def page(session: Session) -> PageResult:
-        viewer = _viewer(session, cookie)
-        if viewer is None:
-            return to_login
-        return _developer_page(session, viewer, error=error.message, status=error.status)
+    async def produce() -> PageResult:
+        try:
+            return await in_transaction(request, work)
+        except APIError as error:
+            # The action's writes are rolled back; the page is read afresh with the message.
+            return await read_only(request, refused(error))
 
-    return page
+    return await respond(request, produce)
 
 
 def _done(request: Request, notice: str) -> PageResult:
     base = service(request).settings.public_url
-    return PageResult(redirect=f"{base}{DEVELOPER_PATH}?{urlencode({'done': notice})}")
+    return PageResult(redirect=f"{base}{DEVELOPER_PAGE}?{urlencode({'done': notice})}")
 
 
 # --- projects -----------------------------------------------------------------------
@@ -399,7 +280,7 @@ async def create_credential(request: Request, client_id: str) -> Response:
                                                           {"name": form.get("name")})
         # The one time the secret exists outside its owner's hands: only its digest is kept.
         return PageResult(template="developer_secret.html", context={
-            "client_id": str(client.id), "client_name": client.name,
+            "username": viewer.username, "client_id": str(client.id), "client_name": client.name,
             "credential": CredentialView.of(credential), "secret": secret,
         })
 

@@ -20,7 +20,7 @@ from isthmus.auth.keys import SigningKey
 from isthmus.auth.models import AuthorizationCode, BrowserSession, Client, Identity, Token
 from isthmus.auth.scopes import ResolvedScope
 from isthmus.core.config import Settings
-from isthmus.core.db import utcnow
+from isthmus.core.db import CommitThenRaise, utcnow
 from isthmus.core.secrets import digest
 
 AUTHORIZATION_CODE = "authorization_code"
@@ -77,14 +77,24 @@ def _id_token(
     identity: Identity,
     roots: list[ResolvedScope],
     browser_session: BrowserSession | None,
+    nonce: str | None = None,
 ) -> str | None:
     granted = {root.scope_string for root in roots}
     if "openid" not in granted:
         return None
     identity_claims = claims.user_claims(session, identity, granted, browser_session)
+    if nonce is not None:
+        identity_claims["nonce"] = nonce
     return context.signing_key.sign_id_token(
         identity_claims, issuer=context.settings.issuer, audience=str(client.id)
     )
+
+
+def _replayed(session: Session, code: AuthorizationCode) -> CommitThenRaise:
+    """A second use of a code may be an attacker's: the tokens of the first use are revoked
+    too (RFC 6749 4.1.2), and that revocation is kept although the request fails."""
+    tokens.revoke_issued_for_code(session, code.digest)
+    return CommitThenRaise(invalid_grant("The authorization code has already been used"))
 
 
 def authorization_code(
@@ -97,7 +107,7 @@ def authorization_code(
     if row is None or row.client_id != client.id:
         raise invalid_grant("Invalid authorization code")
     if row.used:
-        raise invalid_grant("The authorization code has already been used")
+        raise _replayed(session, row)
     if row.expires_at <= utcnow():
         raise invalid_grant("The authorization code has expired")
     if row.redirect_uri != redirect_uri:
@@ -115,7 +125,7 @@ def authorization_code(
         .values(used=True)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise invalid_grant("The authorization code has already been used")
+        raise _replayed(session, row)
     identity = session.get(Identity, row.identity_id)
     if identity is None or identity.status == "closed":
         raise invalid_grant("The identity behind this code no longer exists")
@@ -124,9 +134,9 @@ def authorization_code(
     issued = tokens.issue(
         session, client_id=client.id, identity_id=identity.id, roots=roots,
         lifetime=context.settings.access_token_lifetime, offline=row.offline,
-        session_id=row.session_id,
+        session_id=row.session_id, authorization_code_digest=row.digest,
     )
-    id_token = _id_token(session, context, client, identity, roots, browser_session)
+    id_token = _id_token(session, context, client, identity, roots, browser_session, row.nonce)
     return token_response(issued, id_token)
 
 

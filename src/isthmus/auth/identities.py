@@ -10,8 +10,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from isthmus.auth import identity_sets
 from isthmus.auth.builtins import LOCAL_IDP_ID
-from isthmus.auth.models import Account, Identity, IdentityProvider, LocalUser
+from isthmus.auth.models import Identity, IdentityProvider, LocalUser
 from isthmus.core.errors import APIError, bad_request
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended costs
@@ -80,19 +81,18 @@ def create_user(
     identity = session.scalar(select(Identity).where(Identity.username == full_name))
     if identity is not None and identity.status != "unused":
         raise UserExistsError(full_name)
-    account = Account()
-    session.add(account)
-    session.flush()
     if identity is None:
         identity = Identity(username=full_name, identity_provider_id=LOCAL_IDP_ID,
                             identity_type="login")
         session.add(identity)
+        session.flush()
     # A provisioned ("unused") identity keeps its id: grants made to it still apply.
     identity.name = name or full_name.split("@", 1)[0]
     identity.email = email
     identity.organization = organization
     identity.status = "used"
-    identity.account_id = account.id
+    if identity.account_id is None:
+        identity_sets.new_account(session, identity)
     session.flush()
     session.add(LocalUser(
         identity_id=identity.id,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from isthmus.auth import clients, documents, management, openapi, projects
-from isthmus.auth.api import auth_token, in_transaction, read_only
+from isthmus.auth.api import auth_token, in_transaction, read_only, service
 from isthmus.auth.management import MANAGE_PROJECTS, Caller
 from isthmus.core.errors import bad_request, forbidden
 from isthmus.core.http import read_json_object
@@ -24,7 +24,8 @@ Document = dict[str, Any]
 
 
 def _caller(session: Session, request: Request) -> Caller:
-    caller = management.caller_of(session, auth_token(session, request))
+    caller = management.caller_of(session, auth_token(session, request),
+                                  service(request).groups)
     caller.require(MANAGE_PROJECTS)
     return caller
 

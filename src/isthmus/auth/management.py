@@ -25,6 +25,7 @@ from isthmus.auth.models import (
     Token,
 )
 from isthmus.core.errors import APIError, bad_request, forbidden, not_found
+from isthmus.core.groups import GroupMembership
 
 MANAGE_PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 _VISIBILITIES = ("public", "private")
@@ -45,28 +46,35 @@ class Caller:
             raise forbidden(f"This call needs a token with the scope {scope}")
 
 
-def _principals(session: Session, identity_id: uuid.UUID) -> frozenset[uuid.UUID]:
+def _principals(
+    session: Session, identity_id: uuid.UUID, groups: GroupMembership
+) -> frozenset[uuid.UUID]:
+    """The identity's identity set, and the groups it is an active member of: a project
+    whose ``admin_group_ids`` name one of those groups is administered by this caller."""
     identity = session.get(Identity, identity_id)
-    members = identities.identity_set(session, identity) if identity else []
-    return frozenset(member.id for member in members)
+    members = {member.id for member in identities.identity_set(session, identity)} \
+        if identity else set()
+    return frozenset(members) | groups.groups_of(members)
 
 
-def caller_of(session: Session, token: Token) -> Caller:
+def caller_of(session: Session, token: Token, groups: GroupMembership) -> Caller:
     return Caller(
         identity_id=token.identity_id,
         client_id=token.client_id,
         scopes=frozenset(token.scope.split()),
-        principals=_principals(session, token.identity_id),
+        principals=_principals(session, token.identity_id, groups),
     )
 
 
-def signed_in_caller(session: Session, identity_id: uuid.UUID) -> Caller:
+def signed_in_caller(
+    session: Session, identity_id: uuid.UUID, groups: GroupMembership
+) -> Caller:
     """A user signed in to the developer page: what a manage_projects token would allow."""
     return Caller(
         identity_id=identity_id,
         client_id=None,
         scopes=frozenset({MANAGE_PROJECTS}),
-        principals=_principals(session, identity_id),
+        principals=_principals(session, identity_id, groups),
     )
 
 

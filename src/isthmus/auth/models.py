@@ -40,6 +40,10 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    # The identity the account was made for; it cannot be unlinked. A plain column,
+    # not a foreign key: identities already refer to accounts, and SQLite cannot
+    # add the second half of such a cycle to an existing table.
+    primary_identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -233,6 +237,55 @@ class SessionAuthentication(Base):
     mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class MfaCredential(Base):
+    """An identity's TOTP authenticator: pending until a first code confirms it."""
+
+    __tablename__ = "mfa_credentials"
+
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The base32 secret, sealed with the data dir's encryption key (core.encryption).
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The newest time step a code was accepted for: no code of it or before works again.
+    last_used_step: Mapped[int | None] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaRecoveryCode(Base):
+    """A single-use recovery code, kept only as a SHA-256 digest (codes carry 80 bits)."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingLogin(Base):
+    """A password login waiting for its second factor, bound to one browser by a cookie."""
+
+    __tablename__ = "pending_logins"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    # Where the login goes on, as `sign_in.Destination` keeps it.
+    purpose: Mapped[str] = mapped_column(String(20))
+    authorize_query: Mapped[str | None] = mapped_column(Text)
+    next_path: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
 
@@ -245,6 +298,8 @@ class AuthorizationCode(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
+    # The OpenID Connect nonce of the request, repeated in the ID token.
+    nonce: Mapped[str | None] = mapped_column(String(512))
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -276,8 +331,10 @@ class Token(Base):
     refresh_token_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tokens.id", ondelete="CASCADE"), index=True
     )
+    # The code a token was issued for: a replayed code revokes them (RFC 6749 4.1.2).
+    authorization_code_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -339,3 +396,69 @@ class LoginFailure(Base):
     # "account:<username>" or "address:<client address>"
     key: Mapped[str] = mapped_column(String(400), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamProvider(Base):
+    """How to reach an upstream OpenID Connect provider (an `IdentityProvider` of kind "oidc")."""
+
+    __tablename__ = "upstream_providers"
+
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(500))
+    # Sealed with the data dir's encryption key (core.encryption); never stored in clear.
+    client_secret_sealed: Mapped[str] = mapped_column(Text)
+    # Which ID-token claim names the identity: "sub" or "preferred_username".
+    username_claim: Mapped[str] = mapped_column(String(40))
+    scopes: Mapped[str] = mapped_column(String(500))
+    # PEM certificates trusted for the provider's HTTPS (a private CA), else the system's.
+    ca_certificates: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    identity_provider: Mapped[IdentityProvider] = relationship(lazy="joined")
+
+
+class UpstreamSubject(Base):
+    """The identity an upstream provider's subject signs in as, fixed at its first login.
+
+    Keyed on the exact ``sub`` (case-sensitive, never reassigned by the provider), so
+    a username reused upstream, or two subjects equal but for case, can never sign
+    in as someone else's identity here.
+    """
+
+    __tablename__ = "upstream_subjects"
+
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), unique=True
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamLoginState(Base):
+    """A sign-in sent to an upstream provider and not yet back: single use, short-lived."""
+
+    __tablename__ = "upstream_login_states"
+
+    # SHA-256 of the `state` parameter; the parameter itself is only in the browser.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identity_provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identity_providers.id", ondelete="CASCADE")
+    )
+    # SHA-256 of the cookie that binds the sign-in to the browser that started it.
+    browser_digest: Mapped[str] = mapped_column(String(64))
+    nonce_digest: Mapped[str] = mapped_column(String(64))
+    code_verifier_sealed: Mapped[str] = mapped_column(Text)
+    # Where the sign-in goes on, as `sign_in.Destination` keeps it: authorize (an OAuth
+    # request), account (a page of this site, next_path) or link (join account_id).
+    purpose: Mapped[str] = mapped_column(String(20))
+    authorize_query: Mapped[str | None] = mapped_column(Text)
+    next_path: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,24 +1,39 @@
-"""The browser side of Auth: authorize, login, consent and the native-app code page."""
+"""The browser side of Auth: authorize, consent, logout and the native-app code page.
+
+The other page modules build on the pieces here: `PageResult`, `respond`/`_run`,
+`_check_csrf`, `login_page`, `_login_page` and `_continue`. Every way of
+signing in (password, second factor, upstream provider, linking) ends in
+`login_pages._authenticated`.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, consents, identities, openapi, sessions, throttle
+from isthmus.auth import (
+    authorize,
+    consents,
+    identities,
+    mfa,
+    openapi,
+    session_requirements,
+    sessions,
+    upstream,
+)
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
 from isthmus.auth.models import BrowserSession, Identity
-from isthmus.core.config import Settings
+from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.http import read_form
 from isthmus.core.secrets import new_secret
@@ -26,6 +41,7 @@ from isthmus.core.secrets import new_secret
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+PAGE_PREFIXES = ("/v2/web/", "/v2/oauth2/authorize")
 SESSION_COOKIE = "isthmus_session"
 CSRF_COOKIE = "isthmus_csrf"
 
@@ -39,6 +55,13 @@ class PageResult:
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     new_session_cookie: str | None = None
+    # Short-lived cookies to set (until the browser closes) or to remove.
+    set_cookies: dict[str, str] = field(default_factory=dict)
+    delete_cookies: list[str] = field(default_factory=list)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _csrf(request: Request) -> tuple[str, bool]:
@@ -67,7 +90,7 @@ def _render(request: Request, result: PageResult) -> Response:
     else:
         assert result.template is not None
         csrf, fresh = _csrf(request)
-        context = {"csrf_token": csrf, **result.context}
+        context = {"csrf_token": csrf, "base": settings.public_url, **result.context}
         response = templates.TemplateResponse(
             request, result.template, context, status_code=result.status
         )
@@ -79,23 +102,89 @@ def _render(request: Request, result: PageResult) -> Response:
             SESSION_COOKIE, result.new_session_cookie, httponly=True, secure=secure,
             samesite="lax", path=cookie_path, max_age=settings.browser_session_lifetime,
         )
+    for name, value in result.set_cookies.items():
+        response.set_cookie(name, value, httponly=True, secure=secure, samesite="lax",
+                            path=cookie_path)
+    for name in result.delete_cookies:
+        response.delete_cookie(name, path=cookie_path)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
-def _login_page(
-    session: Session, request: AuthorizationRequest, *, error: str | None = None,
-    username: str = "", status: int = 200,
+def is_page(path: str) -> bool:
+    """Routes a person's browser shows: their errors are pages, not JSON."""
+    return path.startswith(PAGE_PREFIXES)
+
+
+def error_page(request: Request, error: APIError) -> Response:
+    return _render(request, PageResult(template="error.html", status=error.status,
+                                       context={"message": error.message}))
+
+
+def login_page(
+    session: Session, *, heading: str, action: str, purpose: str, hidden: dict[str, str],
+    error: str | None = None, notices: list[dict[str, str]] | None = None,
+    session_message: str | None = None, username: str = "", status: int = 200,
 ) -> PageResult:
+    """The login form, and a "Sign in with ..." button per upstream provider.
+
+    `hidden` fields go with both; `purpose` tells the upstream sign-in where to
+    return (see `sign_in.PURPOSES`). `notices` say what the sign-in must achieve,
+    each ``{"text": ...}`` with an optional ``link`` (below the base URL) and
+    ``link_text``.
+    """
     return PageResult(template="login.html", status=status, context={
-        "client_name": request.client.name,
-        "authorize": request.query,
-        "action": "/v2/web/login",
+        "heading": heading,
+        "action": action,
+        "hidden": hidden,
+        "purpose": purpose,
+        "provider_action": "/v2/web/oidc/start",
+        "providers": upstream.sign_in_choices(session),
         "error": error,
+        "notices": notices or [],
+        "session_message": session_message,
         "username": username,
         "domain": identities.local_domain(session),
     })
+
+
+def _login_page(
+    session: Session, request: AuthorizationRequest, *, error: str | None = None,
+    username: str = "", status: int = 200, notices: list[dict[str, str]] | None = None,
+) -> PageResult:
+    """The login form for an authorize request. Without `notices`, it says who must log
+    in (``session_required_identities``) and fills the form in with them."""
+    if notices is None:
+        before = session_requirements.unmet_before_login(request.requirements)
+        notices = [{"text": item.reason} for item in before]
+        username = username or next((name for item in before for name in item.usernames), "")
+    return login_page(
+        session, heading=f"Log in to use {request.client.name}", action="/v2/web/login",
+        purpose="authorize", hidden={"authorize": request.query}, error=error,
+        notices=notices, session_message=request.requirements.message, username=username,
+        status=status,
+    )
+
+
+def _requirements_page(
+    session: Session, request: AuthorizationRequest, identity: Identity,
+    unmet: list[session_requirements.Unmet],
+) -> PageResult:
+    """The login page again, saying what this application needs of the session."""
+    notices = [{"text": item.reason} for item in unmet]
+    if any(item.needs_mfa for item in unmet) and not mfa.is_enabled(session, identity.id):
+        back = quote("v2/oauth2/authorize?" + request.query, safe="")
+        notices.append({
+            "text": f"{identity.username} has no two-factor authentication set up yet. "
+                    "Set it up, then continue to the application.",
+            "link": f"v2/web/account/mfa?next={back}",
+            "link_text": "Set up two-factor authentication",
+        })
+    # Filled in with whom a requirement names; else the person acting, if they may answer.
+    acting = identity.username if request.requirements.accepts(identity.id) else ""
+    suggested = next((name for item in unmet for name in item.usernames), acting)
+    return _login_page(session, request, username=suggested, notices=notices)
 
 
 def _continue(
@@ -104,6 +193,12 @@ def _continue(
 ) -> PageResult:
     identity = session.get(Identity, browser_session.primary_identity_id)
     assert identity is not None
+    unmet = session_requirements.unmet(
+        session_requirements.authentications_of(session, browser_session), identity.id,
+        request.requirements, utcnow(),
+    )
+    if unmet:
+        return _requirements_page(session, request, identity, unmet)
     if consents.is_consented(session, identity.id, request.client.id, request.roots):
         return PageResult(redirect=authorize.issue_code(
             session, request, identity, browser_session, code_lifetime))
@@ -116,63 +211,30 @@ def _continue(
     })
 
 
-def _signed_in(
-    session: Session, identity: Identity, cookie: str | None, settings: Settings,
-    proceed: Callable[[BrowserSession], PageResult],
-) -> PageResult:
-    """Record the sign-in in the browser's session (a new one if it has none), then proceed."""
-    existing = sessions.find(session, cookie)
-    browser_session, new_cookie = sessions.login(
-        session, identity, existing, settings.browser_session_lifetime
-    )
-    result = proceed(browser_session)
-    result.new_session_cookie = new_cookie
-    return result
-
-
-def _authenticated(
-    session: Session, request: AuthorizationRequest, identity: Identity, cookie: str | None,
-    settings: Settings,
-) -> PageResult:
-    """Every way of signing in to an authorization request (password, upstream) ends here."""
-    return _signed_in(session, identity, cookie, settings, lambda browser_session: _continue(
-        session, request, browser_session, settings.authorization_code_lifetime))
-
-
-def _password_login(
-    session: Session, username: str, password: str, address: str | None,
-    *, login_page: Callable[[str, int], PageResult], signed_in: Callable[[Identity], PageResult],
-) -> PageResult:
-    """The login form's check, throttled per account and address, shared by every form."""
-    account = identities.canonical_username(session, username)
-    locked = throttle.check(session, account, address)
-    if locked is not None:
-        return login_page(locked.message, 429)
-    identity = identities.check_password(session, username, password)
-    if identity is None:
-        throttle.record_failure(session, account, address)
-        return login_page("Invalid username or password.", 401)
-    throttle.record_success(session, account)
-    return signed_in(identity)
-
-
 def _action_urls(request: Request, result: PageResult) -> PageResult:
-    # Form actions are relative to the public base, which may carry a path prefix.
-    if result.template is not None and "action" in result.context:
+    # Form actions (context keys ending in "action") are relative to the public
+    # base, which may carry a path prefix.
+    if result.template is not None:
         base = service(request).settings.public_url
-        result.context["action"] = base + result.context["action"].lstrip("/")
+        for key, value in result.context.items():
+            if key.endswith("action") and isinstance(value, str):
+                result.context[key] = base + value.lstrip("/")
     return result
 
 
-async def _run(request: Request, work: Any) -> Response:
+async def respond(request: Request, produce: Callable[[], Awaitable[PageResult]]) -> Response:
+    """Render what `produce` decides; a refused request becomes its error page."""
     try:
-        result = await in_transaction(request, work)
+        result = await produce()
     except AuthorizeRedirectError as error:
         result = PageResult(redirect=error.location)
     except APIError as error:
-        result = PageResult(template="error.html", status=error.status,
-                            context={"message": error.message})
+        return error_page(request, error)
     return _render(request, _action_urls(request, result))
+
+
+async def _run(request: Request, work: Callable[[Session], PageResult]) -> Response:
+    return await respond(request, lambda: in_transaction(request, work))
 
 
 @router.get("/v2/oauth2/authorize", openapi_extra=openapi.AUTHORIZE)
@@ -188,30 +250,6 @@ async def authorize_page(request: Request) -> Response:
         if browser_session is None or parsed.prompt_login:
             return _login_page(session, parsed)
         return _continue(session, parsed, browser_session, settings.authorization_code_lifetime)
-
-    return await _run(request, work)
-
-
-@router.post("/v2/web/login")
-async def login(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    query = form.get("authorize", "")
-    username = form.get("username", "")
-    password = form.get("password", "")
-    address = request.client.host if request.client else None
-
-    def work(session: Session) -> PageResult:
-        parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-        return _password_login(
-            session, username, password, address,
-            login_page=lambda error, status: _login_page(
-                session, parsed, error=error, username=username, status=status),
-            signed_in=lambda identity: _authenticated(session, parsed, identity, cookie,
-                                                      settings),
-        )
 
     return await _run(request, work)
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from isthmus.auth import identities, tokens
-from isthmus.auth.models import BrowserSession, Client, Token
+from isthmus.auth import identities, lookup_cache, tokens
+from isthmus.auth.models import BrowserSession, Client, Identity, Token
+from isthmus.core.secrets import digest
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -15,7 +16,7 @@ INACTIVE: dict[str, Any] = {"active": False}
 def describe(
     session: Session, caller: Client, secret: str, include: set[str], issuer: str
 ) -> dict[str, Any]:
-    found = tokens.find_active_with_identity(session, secret)
+    found = _find_active(session, secret)
     if found is None or not tokens.may_inspect(found[0], caller):
         return INACTIVE
     token, identity = found
@@ -43,6 +44,21 @@ def describe(
     if "session_info" in include:
         document["session_info"] = _session_info(session, token)
     return document
+
+
+def _find_active(session: Session, secret: str) -> tuple[Token, Identity] | None:
+    """The live token and its identity; a token seen active within the last second is
+    answered from ``lookup_cache`` (a revocation in this process clears it at once)."""
+    cache = lookup_cache.cache_for(session, "tokens")
+    key = digest(secret) if cache is not None and 0 < len(secret) <= 512 else None
+    found: tuple[Token, Identity] | None = cache.get(key) if cache and key else None
+    if found is not None:
+        return found if tokens.is_active(found[0]) else None
+    found = tokens.find_active_with_identity(session, secret)
+    if found is not None and cache is not None and key is not None:
+        token, identity = found
+        cache.put(key, (lookup_cache.detached_copy(token), lookup_cache.detached_copy(identity)))
+    return found
 
 
 def _session_info(session: Session, token: Token) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from isthmus.auth import scope_strings
+from isthmus.auth import lookup_cache, scope_strings
 from isthmus.auth.builtins import TRANSFER_ALL
 from isthmus.auth.errors import invalid_scope
 from isthmus.auth.models import Client, Scope, ScopeDependency
@@ -26,11 +26,30 @@ _MANAGE_COLLECTIONS = re.compile(rf"urn:globus:auth:scope:{_UUID}:manage_collect
 _MAX_EXPANSION_DEPTH = 6
 
 
+@dataclass(frozen=True)
+class ScopeInfo:
+    """What a token request needs of a scope row: a snapshot that threads may share."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID | None
+    scope_string: str
+    resource_server: str
+    name: str
+    description: str
+    allows_refresh_token: bool
+
+    @classmethod
+    def of(cls, scope: Scope) -> ScopeInfo:
+        return cls(scope.id, scope.client_id, scope.scope_string, scope.resource_server,
+                   scope.name, scope.description, scope.allows_refresh_token)
+
+
 @dataclass
 class ResolvedScope:
-    """A requested scope with its row and the dependencies that come with it."""
+    """A requested scope with the dependencies that come with it. Never changed once made:
+    resolutions are cached and shared (see ``lookup_cache``)."""
 
-    scope: Scope
+    scope: ScopeInfo
     optional: bool = False
     dependencies: list[ResolvedScope] = field(default_factory=list)
 
@@ -70,45 +89,56 @@ def scope_by_string(session: Session, scope_string: str) -> Scope | None:
 
 def resolve(session: Session, requested: str) -> list[ResolvedScope]:
     """Check a scope parameter and expand it; raises ``invalid_scope`` for what may not be asked."""
+    cache = lookup_cache.cache_for(session, "scopes")
+    cached: list[ResolvedScope] | None = cache.get(requested) if cache is not None else None
+    if cached is not None:
+        return cached
     try:
         roots = scope_strings.parse(requested)
     except scope_strings.ScopeSyntaxError as error:
         raise invalid_scope(f"Malformed scope string: {error}") from None
     if not roots:
         raise invalid_scope("No scopes were requested")
+    created: list[Scope] = []
     resolved = []
     for node in roots.values():
         scope = scope_by_string(session, node.scope_string)
         if scope is None:
             raise invalid_scope(f"Unknown scope: {node.scope_string}")
-        resolved.append(_resolve_node(session, scope, node, depth=0))
+        resolved.append(_resolve_node(session, scope, node, 0, created))
+    # A scope made just now exists only if this transaction commits: not cached.
+    if cache is not None and not created:
+        cache.put(requested, resolved)
     return resolved
 
 
 def _resolve_node(
-    session: Session, scope: Scope, node: scope_strings.ScopeNode | None, depth: int
+    session: Session, scope: Scope, node: scope_strings.ScopeNode | None, depth: int,
+    created: list[Scope],
 ) -> ResolvedScope:
     if depth > _MAX_EXPANSION_DEPTH:
         raise invalid_scope("Scope dependencies are nested too deeply")
-    result = ResolvedScope(scope, optional=node.optional if node else False)
+    result = ResolvedScope(ScopeInfo.of(scope), optional=node.optional if node else False)
     registered = {dep.dependent_scope.scope_string: dep for dep in scope.dependencies}
     requested = dict(node.dependencies) if node else {}
     for scope_string, dependency in registered.items():
         child = requested.pop(scope_string, None)
-        resolved = _resolve_node(session, dependency.dependent_scope, child, depth + 1)
+        resolved = _resolve_node(session, dependency.dependent_scope, child, depth + 1, created)
         resolved.optional = dependency.optional or (child.optional if child else False)
         result.dependencies.append(resolved)
     for scope_string, child in requested.items():
-        dynamic = _dynamic_dependency(session, scope, scope_string)
+        dynamic = _dynamic_dependency(session, scope, scope_string, created)
         if dynamic is None:
             raise invalid_scope(
                 f"{scope_string} may not be requested as a dependency of {scope.scope_string}"
             )
-        result.dependencies.append(_resolve_node(session, dynamic, child, depth + 1))
+        result.dependencies.append(_resolve_node(session, dynamic, child, depth + 1, created))
     return result
 
 
-def _dynamic_dependency(session: Session, parent: Scope, scope_string: str) -> Scope | None:
+def _dynamic_dependency(
+    session: Session, parent: Scope, scope_string: str, created: list[Scope]
+) -> Scope | None:
     match = _DATA_ACCESS.fullmatch(scope_string)
     if match is None:
         return None
@@ -137,6 +167,7 @@ def _dynamic_dependency(session: Session, parent: Scope, scope_string: str) -> S
             session.add(scope)
     except IntegrityError:
         return scope_by_string(session, scope_string)
+    created.append(scope)
     return scope
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.auth import tokens
+from isthmus.auth import identities, tokens
 from isthmus.auth.grants import GrantContext
 from isthmus.auth.keys import SigningKey
+from isthmus.auth.models import Identity
 from isthmus.core.config import Settings
 from isthmus.core.db import reading
+from isthmus.core.encryption import SecretBox
+from isthmus.core.groups import GroupMembership
+from isthmus.core.identities import IdentityRecord
 from isthmus.core.tokens import TokenInfo
+
+# Bounds one lookup's IN list (PostgreSQL and SQLite both take far more).
+_LOOKUP_CHUNK = 500
 
 
 @dataclass
@@ -21,6 +30,11 @@ class AuthService:
     engine: Engine
     sessions: sessionmaker[Session]
     signing_key: SigningKey
+    # Who belongs to which group: a project administered by a group is
+    # administered by its active members (see `management.caller_of`).
+    groups: GroupMembership
+    # Seals what Auth must read back (upstream providers' client secrets).
+    secret_box: SecretBox
 
     @property
     def grant_context(self) -> GrantContext:
@@ -33,6 +47,7 @@ class AuthService:
             if found is None:
                 return None
             row, identity = found
+            linked = identities.identity_set(session, identity)
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,
@@ -41,4 +56,20 @@ class AuthService:
                 scopes=frozenset(row.scope.split()),
                 expires_at=row.expires_at.timestamp() if row.expires_at else None,
                 session_id=row.session_id,
+                identity_set=frozenset(member.id for member in linked),
             )
+
+    def lookup_identities(
+        self, identity_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, IdentityRecord]:
+        """`core.identities.IdentityDirectory` for services in this process."""
+        wanted = list(dict.fromkeys(identity_ids))
+        found: dict[uuid.UUID, IdentityRecord] = {}
+        with reading(self.sessions) as session:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start:start + _LOOKUP_CHUNK]
+                for identity_id, username in session.execute(
+                    select(Identity.id, Identity.username).where(Identity.id.in_(chunk))
+                ):
+                    found[identity_id] = IdentityRecord(identity_id, username)
+        return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -21,6 +22,15 @@ def find(session: Session, cookie: str | None) -> BrowserSession | None:
     return found
 
 
+def signed_in(session: Session, cookie: str | None) -> tuple[BrowserSession, Identity] | None:
+    """The browser's live session and the identity acting in it, if it has one."""
+    browser_session = find(session, cookie)
+    if browser_session is None:
+        return None
+    identity = session.get(Identity, browser_session.primary_identity_id)
+    return (browser_session, identity) if identity is not None else None
+
+
 def login(
     session: Session,
     identity: Identity,
@@ -28,8 +38,13 @@ def login(
     lifetime: int,
     *,
     mfa: bool = False,
+    acting: bool = True,
 ) -> tuple[BrowserSession, str | None]:
-    """Record an authentication; returns the session and a new cookie value if one was made."""
+    """Record an authentication; returns the session and a new cookie value if one was made.
+
+    The identity becomes the one acting in the session unless `acting` is False
+    (an identity being linked joins the session beside the one signed in).
+    """
     now = utcnow()
     cookie = None
     browser_session = existing
@@ -41,7 +56,8 @@ def login(
         )
         session.add(browser_session)
         session.flush()
-    browser_session.primary_identity_id = identity.id
+    if acting:
+        browser_session.primary_identity_id = identity.id
     for authentication in browser_session.authentications:
         if authentication.identity_id == identity.id:
             authentication.auth_time = now
@@ -56,6 +72,35 @@ def login(
     return browser_session, cookie
 
 
+def forget(session: Session, browser_session: BrowserSession, identity_id: uuid.UUID) -> None:
+    """Drop an identity's authentication from the session (it left the account)."""
+    for authentication in list(browser_session.authentications):
+        if authentication.identity_id == identity_id:
+            browser_session.authentications.remove(authentication)
+    session.flush()
+
+
 def logout(session: Session, browser_session: BrowserSession) -> None:
     browser_session.revoked = True
     session.flush()
+
+
+def list_for(session: Session, identity_ids: list[uuid.UUID]) -> list[BrowserSession]:
+    """Live browser sessions in which any of these identities signed in, newest first."""
+    signed_in = select(SessionAuthentication.session_id).where(
+        SessionAuthentication.identity_id.in_(identity_ids)
+    )
+    return list(session.scalars(
+        select(BrowserSession)
+        .where(BrowserSession.id.in_(signed_in), BrowserSession.revoked.is_(False),
+               BrowserSession.expires_at > utcnow())
+        .order_by(BrowserSession.created.desc())
+    ))
+
+
+def find_owned(
+    session: Session, session_id: uuid.UUID, identity_ids: list[uuid.UUID]
+) -> BrowserSession | None:
+    """A live session of these identities by id; others' sessions look like missing ones."""
+    return next((found for found in list_for(session, identity_ids) if found.id == session_id),
+                None)

@@ -14,7 +14,8 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from isthmus.auth.models import LoginFailure
+from isthmus.auth import identities
+from isthmus.auth.models import Identity, LoginFailure
 from isthmus.core.db import utcnow
 
 WINDOW = timedelta(minutes=15)
@@ -66,3 +67,27 @@ def record_failure(session: Session, username: str, address: str | None) -> None
 def record_success(session: Session, username: str) -> None:
     account_key = _keys(username, None)[0][0]
     session.execute(delete(LoginFailure).where(LoginFailure.key == account_key))
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    message: str
+    status: int
+
+
+def password_login(
+    session: Session, username: str, password: str, address: str | None
+) -> Identity | LoginRefused:
+    """Check a password login under the throttle; failures are recorded, not raised,
+    so that the unit of work commits them. A right password does not clear the
+    failures: only a complete sign-in does (see `record_success`), so that wrong
+    second-factor codes keep counting."""
+    account = identities.canonical_username(session, username)
+    locked = check(session, account, address)
+    if locked is not None:
+        return LoginRefused(locked.message, 429)
+    identity = identities.check_password(session, username, password)
+    if identity is None:
+        record_failure(session, account, address)
+        return LoginRefused("Invalid username or password.", 401)
+    return identity

@@ -64,6 +64,7 @@ def issue(
     lifetime: int,
     offline: bool,
     session_id: uuid.UUID | None = None,
+    authorization_code_digest: str | None = None,
 ) -> list[IssuedToken]:
     """One access token (and, offline, one refresh token) per resource server."""
     issued = []
@@ -75,7 +76,7 @@ def issue(
         common = {"client_id": client_id, "identity_id": identity_id,
                   "resource_server": resource_server, "scope": scope,
                   "scope_tree": _tree(group), "session_id": session_id, "issued_at": now,
-                  "revoked": False}
+                  "revoked": False, "authorization_code_digest": authorization_code_digest}
         refresh_id = None
         refresh_secret = None
         if offline and all(root.scope.allows_refresh_token for root in group):
@@ -166,6 +167,13 @@ def revoke(session: Session, token: Token) -> None:
     session.flush()
 
 
+def revoke_issued_for_code(session: Session, code_digest: str) -> None:
+    for token in session.scalars(
+        select(Token).where(Token.authorization_code_digest == code_digest)
+    ):
+        revoke(session, token)
+
+
 def may_inspect(token: Token, caller: Client) -> bool:
     """The client the token was issued to, or the resource server it is for."""
     return token.client_id == caller.id or (
@@ -182,3 +190,18 @@ def may_revoke(session: Session, token: Token, caller: Client) -> bool:
         return False
     holder = session.get(Client, token.client_id)
     return holder is not None and holder.parent_client_id == caller.id
+
+
+def revoke_carrying(
+    session: Session, client_id: uuid.UUID, identity_id: uuid.UUID, scope_string: str
+) -> int:
+    """Revoke every live token issued to this client for this identity that carries the
+    scope (refresh tokens take their access tokens with them); returns how many."""
+    rows = session.scalars(
+        select(Token).where(Token.client_id == client_id, Token.identity_id == identity_id,
+                            Token.revoked.is_(False))
+    ).all()
+    carrying = [row for row in rows if scope_string in row.scope.split()]
+    for row in carrying:
+        revoke(session, row)
+    return len(carrying)

@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from isthmus.core.config import DEFAULT_PORT, Settings
+
+if TYPE_CHECKING:
+    from isthmus.auth.upstream import ListedProvider
 
 STATE_FILE = "server.json"
 
@@ -68,7 +71,7 @@ def serve(
     import uvicorn
 
     from isthmus.core.tls import ensure_certificates
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -76,7 +79,7 @@ def serve(
     settings = _settings(data_dir, host=host, port=port, tls=not plain_http,
                          tls_cert=tls_cert, tls_key=tls_key, public_url=public_url,
                          access_log=access_log)
-    auth = open_deployment(settings)
+    deployment = open_services(settings, serving=True)
     ssl: dict[str, Any] = {}
     ca_file: Path | None = None
     if settings.tls:
@@ -93,15 +96,23 @@ def serve(
     if workers == 1:
         from isthmus.server import create_app
 
-        app = create_app(auth)
+        app = create_app(deployment)
     click.echo(f"Isthmus is serving at {settings.public_url}")
     click.echo(f"  data dir: {settings.data_dir}")
+    click.echo(f"  Globus Connect Server endpoint: {deployment.connect.endpoint_id}"
+               f" (GCS Manager API at {settings.public_url}api/)")
+    default_collection = deployment.connect.default_collection()
+    if default_collection is not None:
+        collection_id, collection_name = default_collection
+        click.echo(f"  collection \"{collection_name}\": {collection_id}")
     click.echo(f"  point the Globus SDK and CLI here with: eval \"$(isthmus env"
                f" --data-dir {settings.data_dir})\"")
     click.echo("  create a user with: isthmus user create USERNAME")
     if settings.access_log:
         click.echo(f"  access log: {settings.access_log}")
     click.echo(f"  ready in {time.monotonic() - started:.2f}s")
+    # Whoever reads this through a pipe or a log file needs it now, not at exit.
+    sys.stdout.flush()
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
                                "log_level": "warning", "access_log": False,
                                "server_header": False,
@@ -114,7 +125,7 @@ def serve(
     # above, once. The workers are fresh interpreters (uvicorn spawns them) that
     # open the same deployment from the settings passed through the environment.
     click.echo(f"  {workers} worker processes")
-    auth.engine.dispose()
+    deployment.auth.engine.dispose()
     os.environ.update(_worker_environment(settings))
     uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
 
@@ -157,6 +168,9 @@ def env(data_dir: str | None) -> None:
         state = {"public_url": settings.public_url, "ca_file": None}
     base = state["public_url"]
     click.echo(f"export GLOBUS_SDK_SERVICE_URL_AUTH={base}")
+    click.echo(f"export GLOBUS_SDK_SERVICE_URL_GROUPS={base}groups/")
+    # The SDK requests <base>/v0.10/... (4.x's absolute paths and 3.x's base_path alike).
+    click.echo(f"export GLOBUS_SDK_SERVICE_URL_TRANSFER={base}")
     if state.get("ca_file"):
         click.echo(f"export GLOBUS_SDK_VERIFY_SSL={state['ca_file']}")
     # requests honours proxies even for loopback; keep this server out of them.
@@ -193,21 +207,29 @@ def user_create(
     username: str, password_stdin: bool, email: str | None, name: str | None,
     organization: str | None, as_json: bool, data_dir: str | None,
 ) -> None:
-    """Create a user; a bare USERNAME gets the local identity provider's domain."""
+    """Create a user; a bare USERNAME gets the local identity provider's domain.
+
+    The first user created owns the server's Globus Connect Server endpoint.
+    """
     from isthmus.auth import identities
     from isthmus.core.db import transaction
-    from isthmus.deployment import open_deployment
+    from isthmus.deployment import open_services
 
     password = _read_password(password_stdin)
-    auth = open_deployment(_settings(data_dir))
-    with _api_errors(), transaction(auth.sessions) as session:
+    deployment = open_services(_settings(data_dir))
+    with _api_errors(), transaction(deployment.auth.sessions) as session:
         identity = identities.create_user(
             session, username, password, email=email, name=name, organization=organization
         )
-        document = {"id": str(identity.id), "username": identity.username,
-                    "name": identity.name, "email": identity.email,
-                    "organization": identity.organization}
-    _emit(as_json, document, [f"Created user {document['username']} ({document['id']})"])
+        document: dict[str, Any] = {
+            "id": str(identity.id), "username": identity.username, "name": identity.name,
+            "email": identity.email, "organization": identity.organization}
+    owner = deployment.connect.claim_ownership(identity.id, identity.username)
+    document["endpoint_owner"] = owner
+    lines = [f"Created user {document['username']} ({document['id']})"]
+    if owner:
+        lines.append(f"{document['username']} owns endpoint {deployment.connect.endpoint_id}")
+    _emit(as_json, document, lines)
 
 
 @user.command("list")
@@ -262,6 +284,23 @@ def user_disable(username: str, data_dir: str | None) -> None:
     with _api_errors(), transaction(auth.sessions) as session:
         identities.set_disabled(session, username, True)
     click.echo(f"Disabled {username}")
+
+
+@user.command("reset-mfa")
+@click.argument("username")
+@data_dir_option
+def user_reset_mfa(username: str, data_dir: str | None) -> None:
+    """Turn off a user's two-factor authentication (lost phone and recovery codes)."""
+    from isthmus.auth import identities, mfa
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identity_id = identities.require_local_user(session, username).identity_id
+        had_one = mfa.reset(session, identity_id)
+    click.echo(f"Two-factor authentication turned off for {username}" if had_one
+               else f"{username} had no two-factor authentication")
 
 
 # --- clients and scopes ----------------------------------------------------------
@@ -369,6 +408,147 @@ def scope_create(
                     "dependent_scopes": [dep.dependent_scope.scope_string
                                          for dep in created.dependencies]}
     _emit(as_json, document, [f"Created scope {document['scope_string']}"])
+
+
+# --- upstream identity providers ----------------------------------------------------
+
+
+@main.group()
+def idp() -> None:
+    """Upstream identity providers users can sign in with."""
+
+
+@idp.command("add-oidc")
+@click.argument("name")
+@click.option("--issuer", required=True, help="The provider's issuer URL (https).")
+@click.option("--client-id", required=True, help="This server's client id at the provider.")
+@click.option("--client-secret-stdin", is_flag=True, required=True,
+              help="Read the client secret from standard input (it is never shown again).")
+@click.option("--domain", "domains", multiple=True, required=True,
+              help="A domain the provider's usernames belong to (repeatable; the first "
+                   "qualifies bare names).")
+@click.option("--username-claim", type=click.Choice(["sub", "preferred_username"]),
+              default="sub", show_default=True,
+              help="The ID-token claim that names a user: <sub>@<domain>, or the "
+                   "preferred_username (kept whole when it ends in one of the domains).")
+@click.option("--scope", "scopes", default="openid profile email", show_default=True)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM certificates of a private CA to trust for the provider's HTTPS.")
+@click.option("--display-name", default=None,
+              help="What the login page's button says after \"Sign in with\" (default NAME).")
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def idp_add_oidc(
+    name: str, issuer: str, client_id: str, client_secret_stdin: bool,
+    domains: tuple[str, ...], username_claim: str, scopes: str, ca_file: str | None,
+    display_name: str | None, as_json: bool, data_dir: str | None,
+) -> None:
+    """Register an upstream OpenID Connect provider; its discovery document is checked now.
+
+    Register this server's redirect URI at the provider first:
+    <public url>v2/web/oidc/callback (confidential client, client_secret_basic).
+    """
+    import asyncio
+    import dataclasses
+
+    from isthmus.auth import oidc_client, upstream
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    if not client_secret_stdin:
+        raise click.UsageError("Give the client secret on standard input: --client-secret-stdin")
+    secret = sys.stdin.readline().rstrip("\r\n")
+    ca_certificates = _read_certificates(ca_file) if ca_file else None
+    settings = _settings(data_dir)
+    with _api_errors():
+        wanted = upstream.validated(upstream.ProviderSettings(
+            short_name=name, display_name=display_name or name, issuer=issuer,
+            client_id=client_id, client_secret=secret, domains=list(domains),
+            username_claim=username_claim, scopes=scopes, ca_certificates=ca_certificates,
+        ))
+        # The issuer must answer as itself now, not at a user's first sign-in; it is
+        # stored as its discovery document spells it.
+        discovery = asyncio.run(oidc_client.discover(wanted.relying_party(), fresh=True))
+        wanted = dataclasses.replace(wanted, issuer=discovery.issuer)
+        auth = open_deployment(settings)
+        with transaction(auth.sessions) as session:
+            document = _provider_document(
+                upstream.add_oidc_provider(session, auth.secret_box, wanted)
+            )
+    redirect_uri = settings.public_url + "v2/web/oidc/callback"
+    _emit(as_json, {**document, "redirect_uri": redirect_uri}, [
+        f"Added identity provider {document['name']} ({document['id']})",
+        f"  issuer: {document['issuer']}",
+        f"  domains: {', '.join(document['domains'])}",
+        f"  redirect URI to register at the provider: {redirect_uri}",
+    ])
+
+
+def _read_certificates(path: str) -> str:
+    from cryptography import x509
+
+    data = Path(path).read_bytes()
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise click.UsageError(f"{path} holds no PEM certificate") from None
+    if not certificates:
+        raise click.UsageError(f"{path} holds no PEM certificate")
+    return data.decode("ascii", "replace")
+
+
+def _provider_document(listed: ListedProvider) -> dict[str, Any]:
+    """An upstream provider as `idp list` shows it: never its client secret."""
+    provider, configuration = listed.provider, listed.upstream
+    return {
+        "id": str(provider.id),
+        "name": provider.short_name,
+        "display_name": provider.name,
+        "domains": list(provider.domains),
+        "status": "active" if configuration is not None else "retired",
+        "identities": listed.identities,
+        "issuer": configuration.issuer if configuration else None,
+        "client_id": configuration.client_id if configuration else None,
+        "username_claim": configuration.username_claim if configuration else None,
+        "scopes": configuration.scopes if configuration else None,
+        "private_ca": bool(configuration and configuration.ca_certificates),
+    }
+
+
+@idp.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@data_dir_option
+def idp_list(as_json: bool, data_dir: str | None) -> None:
+    """List upstream identity providers (client secrets are never shown)."""
+    from isthmus.auth import upstream
+    from isthmus.core.db import reading
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with reading(auth.sessions) as session:
+        rows = [_provider_document(listed) for listed in upstream.list_oidc_providers(session)]
+    _emit(as_json, {"identity_providers": rows}, [
+        f"{row['name']}\t{row['status']}\t{row['issuer'] or '-'}\t{','.join(row['domains'])}"
+        f"\t{row['identities']} identities"
+        for row in rows
+    ] or ["No upstream identity providers."])
+
+
+@idp.command("delete")
+@click.argument("name")
+@data_dir_option
+def idp_delete(name: str, data_dir: str | None) -> None:
+    """Stop sign-ins through a provider (identities it made are kept)."""
+    from isthmus.auth import upstream
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        kept = upstream.delete_oidc_provider(session, name)
+    click.echo(f"Deleted identity provider {name}")
+    if kept:
+        click.echo(f"  its {kept} identities are kept; adding {name} again lets them sign in")
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = "~/.isthmus"
 DEFAULT_HOST = "127.0.0.1"
@@ -93,6 +94,11 @@ class Settings:
             host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
             url = f"{scheme}://{host}:{self.port}"
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def site_path(self) -> str:
+        """The path every page of the deployment starts with (``/`` unless behind a prefix)."""
+        return urlsplit(self.public_url).path or "/"
 
     @property
     def issuer(self) -> str:

@@ -7,7 +7,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,17 +176,28 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class CommitThenRaise(Exception):  # noqa: N818  (not an error itself: it carries one)
+    """Raised by a unit whose writes must stand although its caller gets ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+    """One unit of work: commit on success (or ``CommitThenRaise``), roll back otherwise."""
     bind = factory.kw.get("bind")
     gate = _write_gates.get(bind) if isinstance(bind, Engine) else None
-    if gate is None:
-        with factory() as session, session.begin():
+    kept: CommitThenRaise | None = None
+    with gate.held() if gate is not None else nullcontext(), factory() as session, \
+            session.begin():
+        try:
             yield session
-        return
-    with gate.held(), factory() as session, session.begin():
-        yield session
+        except CommitThenRaise as error:
+            kept = error
+    if kept is not None:
+        raise kept.error
 
 
 @contextmanager
@@ -202,7 +213,7 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 # The newest Alembic revision. Checked against the migrations by a test; kept
 # here so that a restart with an up-to-date schema never imports Alembic.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0008"
 
 
 def current_revision(engine: Engine) -> str | None:

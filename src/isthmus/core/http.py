@@ -1,14 +1,17 @@
-"""Small HTTP helpers every service's routes share: bounded bodies, forms, JSON, bearers."""
+"""Small HTTP helpers every service's routes share: bounded bodies, forms, JSON, bearers,
+and running a unit of database work off the event loop."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request
 
 from isthmus.core.errors import APIError, bad_request
+
+T = TypeVar("T")
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_JSON_BYTES = 1024 * 1024

@@ -26,6 +26,13 @@ class TokenInfo:
     scopes: frozenset[str]
     expires_at: float | None
     session_id: uuid.UUID | None
+    # Every identity linked to the bearer's (the bearer's own included): roles and
+    # permissions granted to any of them apply to the caller, as Globus services do.
+    identity_set: frozenset[uuid.UUID] = frozenset()
+
+    @property
+    def identities(self) -> frozenset[uuid.UUID]:
+        return self.identity_set | {self.identity_id}
 
 
 class TokenIntrospector(Protocol):

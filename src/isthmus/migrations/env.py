@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-import isthmus.auth.models  # noqa: F401  (registers the tables)
+# Importing the models registers their tables on Base.metadata.
+import isthmus.auth.models
+import isthmus.connect.models
+import isthmus.groups.models
+import isthmus.transfer.models  # noqa: F401
 from isthmus.core.config import Settings
 from isthmus.core.db import Base, make_engine
 

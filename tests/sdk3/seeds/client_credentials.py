@@ -18,8 +18,7 @@ globus_transfer_token = globus_transfer_data['access_token']
 authorizer = globus_sdk.AccessTokenAuthorizer(globus_transfer_token)
 tc = globus_sdk.TransferClient(authorizer=authorizer)
 
-# Left out until Isthmus has Transfer: the listing, which calls Transfer:
-#   print("Endpoints Belonging to {}@clients.auth.globus.org:"
-#         .format(CLIENT_ID))
-#   for ep in tc.endpoint_search(filter_scope="my-endpoints"):
-#       print("[{}] {}".format(ep["id"], ep["display_name"]))
+print("Endpoints Belonging to {}@clients.auth.globus.org:"
+      .format(CLIENT_ID))
+for ep in tc.endpoint_search(filter_scope="my-endpoints"):
+    print("[{}] {}".format(ep["id"], ep["display_name"]))

@@ -26,7 +26,6 @@ TRANSFER_TOKEN = globus_transfer_data["access_token"]
 authorizer = globus_sdk.AccessTokenAuthorizer(TRANSFER_TOKEN)
 tc = globus_sdk.TransferClient(authorizer=authorizer)
 
-# Left out until Isthmus has Transfer: step 3's listing, which calls Transfer:
-#   print("My Endpoints:")
-#   for ep in tc.endpoint_search(filter_scope="my-endpoints"):
-#       print("[{}] {}".format(ep["id"], ep["display_name"]))
+print("My Endpoints:")
+for ep in tc.endpoint_search(filter_scope="my-endpoints"):
+    print("[{}] {}".format(ep["id"], ep["display_name"]))

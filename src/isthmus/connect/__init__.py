@@ -1,0 +1,1 @@
+"""Connect (GCS): one endpoint, its storage gateways, collections, roles and policies."""

@@ -1,0 +1,120 @@
+"""Where a collection's files are and who a caller is there: Connect's seam to `storage`.
+
+Connect keeps gateways and collections as data. This module turns a collection
+into its `CollectionLocation` (connector, root path, identity-mapping rules and
+path policies) and, given an identity, applies the gateway's identity policies
+and asks an `IdentityMapper` for the local account. The storage package
+implements `IdentityMapper` (expression and external-program mappings) and
+opens connector sessions confined to the location's root.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from isthmus.connect.errors import gcs_error, not_found
+from isthmus.connect.models import Collection, StorageGateway
+
+
+@dataclass(frozen=True)
+class CollectionLocation:
+    collection_id: uuid.UUID
+    collection_type: str
+    storage_gateway_id: uuid.UUID
+    connector_id: uuid.UUID
+    # Absolute, in the connector's namespace; a guest's lies inside its mapped collection's.
+    root_path: str
+    default_directory: str | None
+    allowed_domains: tuple[str, ...]
+    identity_mappings: tuple[Mapping[str, Any], ...]
+    users_allow: tuple[str, ...] | None
+    users_deny: tuple[str, ...]
+    restrict_paths: Mapping[str, Any] | None
+    sharing_restrict_paths: Mapping[str, Any] | None
+
+
+class IdentityMapper(Protocol):
+    def map_identity(
+        self, location: CollectionLocation, identity: Mapping[str, Any]
+    ) -> str | None:
+        """The local account ``identity`` (id, username, email, ...) maps to, or None."""
+
+
+@dataclass(frozen=True)
+class ResolvedAccess:
+    location: CollectionLocation
+    local_username: str
+
+
+def collection_root(gateway: StorageGateway, *base_paths: str) -> str:
+    """The gateway's root joined with collection base paths (mapped, then guest)."""
+    root = str(gateway.document.get("root") or "/")
+    for base in base_paths:
+        root = posixpath.join(root, base.lstrip("/"))
+    return posixpath.normpath(root)
+
+
+def locate(session: Session, collection_id: uuid.UUID) -> CollectionLocation:
+    collection = session.get(Collection, collection_id)
+    if collection is None:
+        raise not_found("Collection", collection_id)
+    gateway = session.get(StorageGateway, collection.storage_gateway_id)
+    assert gateway is not None  # a foreign key keeps it
+    bases = [str(collection.document.get("collection_base_path") or "/")]
+    sharing = collection.document.get("sharing_restrict_paths")
+    if collection.mapped_collection_id is not None:
+        mapped = session.get(Collection, collection.mapped_collection_id)
+        assert mapped is not None  # guests go with their mapped collection
+        bases.insert(0, str(mapped.document.get("collection_base_path") or "/"))
+        sharing = mapped.document.get("sharing_restrict_paths")
+    document = gateway.document
+    return CollectionLocation(
+        collection_id=collection.id,
+        collection_type=collection.collection_type,
+        storage_gateway_id=gateway.id,
+        connector_id=gateway.connector_id,
+        root_path=collection_root(gateway, *bases),
+        default_directory=collection.document.get("default_directory"),
+        allowed_domains=tuple(document.get("allowed_domains") or ()),
+        identity_mappings=tuple(document.get("identity_mappings") or ()),
+        users_allow=(tuple(document["users_allow"])
+                     if document.get("users_allow") is not None else None),
+        users_deny=tuple(document.get("users_deny") or ()),
+        restrict_paths=document.get("restrict_paths"),
+        sharing_restrict_paths=sharing,
+    )
+
+
+def resolve(
+    session: Session, collection_id: uuid.UUID, identity: Mapping[str, Any],
+    mapper: IdentityMapper,
+) -> ResolvedAccess:
+    """The collection's location and the local account ``identity`` acts as there.
+
+    Refuses (403, with the GCS detail documents) an identity outside the
+    gateway's allowed domains, one that maps to no account, and a mapped
+    account the gateway's ``users_allow``/``users_deny`` exclude.
+    """
+    location = locate(session, collection_id)
+    username = str(identity.get("username") or "")
+    domain = username.rpartition("@")[2].lower()
+    if location.allowed_domains and domain not in location.allowed_domains:
+        raise gcs_error(403, f"Identity {username} is not from a domain this storage gateway "
+                        "allows", {"DATA_TYPE": "not_from_allowed_domain#1.0.0",
+                                   "allowed_domains": list(location.allowed_domains)})
+    local = mapper.map_identity(location, identity)
+    if not local:
+        raise gcs_error(403, f"Identity {username} maps to no local account on this "
+                        "storage gateway")
+    if local in location.users_deny or (
+        location.users_allow is not None and local not in location.users_allow
+    ):
+        raise gcs_error(403, f"The local account {local} may not use this storage gateway",
+                        {"DATA_TYPE": "invalid_user#1.0.0", "usernames": [local]})
+    return ResolvedAccess(location, local)

@@ -1,0 +1,232 @@
+"""The GCS Manager API routes, under /api: parse, call the domain, wrap in the envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from isthmus.connect import collections, documents, endpoints, gateways, paging, roles
+from isthmus.connect.authz import Caller
+from isthmus.connect.changes import Changes
+from isthmus.connect.errors import gcs_error
+from isthmus.connect.models import Endpoint
+from isthmus.connect.results import envelope
+from isthmus.connect.service import ConnectService, ReadWork, WriteWork
+from isthmus.core import work
+from isthmus.core.db import reading
+from isthmus.core.http import bearer_token, read_json_object
+
+API_PREFIX = "/api"
+router = APIRouter(prefix=API_PREFIX)
+
+Document = dict[str, Any]
+
+
+def _service(request: Request) -> ConnectService:
+    service: ConnectService = request.app.state.connect
+    return service
+
+
+def _params(request: Request) -> dict[str, str]:
+    params = dict(request.query_params.items())
+    if any("\x00" in value for value in params.values()):
+        raise gcs_error(400, "Query parameters must not contain NUL characters")
+    return params
+
+
+async def _read(request: Request, run: ReadWork[Any]) -> Any:
+    service = _service(request)
+    token = bearer_token(request)
+    return await work.in_thread(request, lambda: service.read(token, run))
+
+
+async def _write(request: Request, run: WriteWork[Any]) -> Any:
+    service = _service(request)
+    token = bearer_token(request)
+    return await work.in_thread(request, lambda: service.write(token, run))
+
+
+async def _body(request: Request) -> Document:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/json", ""):
+        raise gcs_error(415, f"Expected an application/json body, not {content_type}")
+    return await read_json_object(request)
+
+
+def _page(page: paging.Page) -> Document:
+    return envelope(list(page.items), marker=page.marker, has_next_page=page.has_next_page)
+
+
+def _one(document: Document, status: int = 200, message: str | None = None) -> JSONResponse:
+    detail = "created" if status == 201 else "success"
+    return JSONResponse(envelope([document], status=status, detail=detail, message=message),
+                        status_code=status)
+
+
+def _done(message: str) -> Document:
+    return envelope([], message=message)
+
+
+# --- info and endpoint ---------------------------------------------------------------
+
+
+@router.get("/info")
+async def get_info(request: Request) -> Document:
+    """Unauthenticated: the SDK learns the endpoint's client id (its resource server) here."""
+    service = _service(request)
+
+    def run() -> Document:
+        with reading(service.sessions) as session:
+            return envelope(documents.info_documents(service.endpoint(session),
+                                                     service.domain_name))
+
+    return await work.in_thread(request, run)
+
+
+@router.get("/endpoint")
+async def get_endpoint(request: Request) -> JSONResponse:
+    document = await _read(request, lambda session, endpoint, caller:
+                           endpoints.get_document(session, endpoint, caller))
+    return _one(document)
+
+
+@router.patch("/endpoint")
+@router.put("/endpoint")
+async def update_endpoint(request: Request) -> Document:
+    body = await _body(request)
+    replace = request.method == "PUT"
+    include = _params(request).get("include", "").split(",")
+
+    def run(session: Session, endpoint: Endpoint, caller: Caller, changes: Changes) -> Document:
+        return endpoints.update(session, endpoint, caller, body, changes, replace=replace)
+
+    document = await _write(request, run)
+    message = f"Updated endpoint {document['id']}"
+    return envelope([document] if "endpoint" in include else [], message=message)
+
+
+# --- storage gateways ----------------------------------------------------------------------
+
+
+@router.get("/storage_gateways")
+async def list_storage_gateways(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             gateways.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/storage_gateways")
+async def create_storage_gateway(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            gateways.create(session, endpoint, caller, body))
+    return _one(document, 201, f"Created Storage Gateway {document['id']}")
+
+
+@router.get("/storage_gateways/{gateway_id}")
+async def get_storage_gateway(request: Request, gateway_id: str) -> JSONResponse:
+    params = _params(request)
+    return _one(await _read(request, lambda session, endpoint, caller: gateways.get_document(
+        session, endpoint, caller, gateway_id, params)))
+
+
+@router.patch("/storage_gateways/{gateway_id}")
+@router.put("/storage_gateways/{gateway_id}")
+async def update_storage_gateway(request: Request, gateway_id: str) -> JSONResponse:
+    body = await _body(request)
+    replace = request.method == "PUT"
+
+    def run(session: Session, endpoint: Endpoint, caller: Caller, changes: Changes) -> Document:
+        return gateways.update(session, endpoint, caller, gateway_id, body, changes,
+                               replace=replace)
+
+    document = await _write(request, run)
+    return _one(document, message=f"Updated Storage Gateway {document['id']}")
+
+
+@router.delete("/storage_gateways/{gateway_id}")
+async def delete_storage_gateway(request: Request, gateway_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, _changes:
+                 gateways.delete(session, endpoint, caller, gateway_id))
+    return _done(f"Deleted Storage Gateway {gateway_id}")
+
+
+# --- collections ---------------------------------------------------------------------------
+
+
+@router.get("/collections")
+async def list_collections(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             collections.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/collections")
+async def create_collection(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            collections.create(session, endpoint, caller, body, changes))
+    return _one(document, 201, f"Created Collection {document['id']}")
+
+
+@router.get("/collections/{collection_id}")
+async def get_collection(request: Request, collection_id: str) -> JSONResponse:
+    params = _params(request)
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            collections.get_document(session, endpoint, caller, collection_id,
+                                                     params)))
+
+
+@router.patch("/collections/{collection_id}")
+@router.put("/collections/{collection_id}")
+async def update_collection(request: Request, collection_id: str) -> JSONResponse:
+    body = await _body(request)
+    replace = request.method == "PUT"
+
+    def run(session: Session, endpoint: Endpoint, caller: Caller, changes: Changes) -> Document:
+        return collections.update(session, endpoint, caller, collection_id, body, changes,
+                                  replace=replace)
+
+    document = await _write(request, run)
+    return _one(document, message=f"Updated Collection {document['id']}")
+
+
+@router.delete("/collections/{collection_id}")
+async def delete_collection(request: Request, collection_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 collections.delete(session, endpoint, caller, collection_id, changes))
+    return _done(f"Deleted Collection {collection_id}")
+
+
+# --- roles ------------------------------------------------------------------------------
+
+
+@router.get("/roles")
+async def list_roles(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             roles.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/roles")
+async def create_role(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            roles.create(session, endpoint, caller, body, changes))
+    return _one(document, message=f"Created Role {document['id']}")
+
+
+@router.get("/roles/{role_id}")
+async def get_role(request: Request, role_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            roles.get_document(session, endpoint, caller, role_id)))
+
+
+@router.delete("/roles/{role_id}")
+async def delete_role(request: Request, role_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 roles.delete(session, endpoint, caller, role_id, changes))
+    return _done(f"Deleted Role {role_id}")

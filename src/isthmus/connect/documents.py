@@ -1,0 +1,127 @@
+"""The documents the Manager API returns: info, endpoint, storage gateway, collection, role.
+
+Each carries its ``DATA_TYPE`` (the SDK finds a resource in ``data`` by it).
+Stored settable fields come first, then the fields the server computes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from isthmus.connect import schemas
+from isthmus.connect.models import Collection, Endpoint, Role, StorageGateway
+
+API_VERSION = "1.32.0"
+MANAGER_VERSION = "5.4.76"
+POSIX_CONNECTOR_ID = uuid.UUID("145812c8-decc-41f1-83cf-bb2a85a2a70b")
+# The connectors this server has, by id: what `connector_id` may name.
+CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX"}
+DEFAULT_AUTHENTICATION_TIMEOUT_MINS = 15840  # 11 days, as GCS
+
+# Private gateway and collection fields: shown with include=private_policies to administrators.
+PRIVATE_GATEWAY_FIELDS = ("restrict_paths", "users_allow", "users_deny")
+PRIVATE_GATEWAY_POLICY_FIELDS = ("groups_allow", "groups_deny")
+PRIVATE_COLLECTION_FIELDS = ("sharing_restrict_paths", "sharing_users_allow",
+                             "sharing_users_deny", "policies")
+
+
+def _date(value: Any) -> str | None:
+    return value.date().isoformat() if value is not None else None
+
+
+def info_documents(endpoint: Endpoint, domain_name: str) -> list[dict[str, Any]]:
+    return [
+        {"DATA_TYPE": "info#1.0.0", "api_version": API_VERSION, "client_id": str(endpoint.id),
+         "endpoint_id": str(endpoint.id), "domain_name": domain_name,
+         "manager_version": MANAGER_VERSION},
+        *({"DATA_TYPE": "connector#1.1.0", "display_name": name, "id": str(connector_id),
+           "version": MANAGER_VERSION, "is_ha": False, "is_baa": False}
+          for connector_id, name in CONNECTORS.items()),
+    ]
+
+
+def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.ENDPOINT.data_type,
+        **endpoint.document,
+        "id": str(endpoint.id),
+        "display_name": endpoint.display_name,
+        "public": endpoint.public,
+        "gcs_manager_url": endpoint.manager_url,
+        "earliest_last_access": None,
+    }
+
+
+def gateway_document(gateway: StorageGateway, *, private: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "DATA_TYPE": schemas.STORAGE_GATEWAY.data_type,
+        **gateway.document,
+        "id": str(gateway.id),
+        "display_name": gateway.display_name,
+        "connector_id": str(gateway.connector_id),
+        "high_assurance": gateway.high_assurance,
+        "require_high_assurance": gateway.high_assurance,
+        "authentication_assurance_timeout": gateway.document.get("authentication_timeout_mins"),
+        "deleted": False,
+    }
+    if not private:
+        for key in PRIVATE_GATEWAY_FIELDS:
+            document.pop(key, None)
+        policies = document.get("policies")
+        if isinstance(policies, dict):
+            document["policies"] = {key: value for key, value in policies.items()
+                                    if key not in PRIVATE_GATEWAY_POLICY_FIELDS}
+    return document
+
+
+def https_url(endpoint: Endpoint, collection: Collection) -> str:
+    """Where a collection's files are reached over HTTPS: a path under the endpoint's host."""
+    return f"{endpoint.manager_url}/data/{collection.id}"
+
+
+def collection_document(
+    endpoint: Endpoint, gateway: StorageGateway, collection: Collection, *,
+    private: bool, root_path: str | None,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "DATA_TYPE": schemas.COLLECTION.data_type,
+        **collection.document,
+        "collection_type": collection.collection_type,
+        "id": str(collection.id),
+        "display_name": collection.display_name,
+        "public": collection.public,
+        "identity_id": str(collection.identity_id) if collection.identity_id else None,
+        "storage_gateway_id": str(gateway.id),
+        "connector_id": str(gateway.connector_id),
+        "high_assurance": gateway.high_assurance,
+        "require_mfa": bool(gateway.document.get("require_mfa", False)),
+        "authentication_timeout_mins": gateway.document.get(
+            "authentication_timeout_mins", DEFAULT_AUTHENTICATION_TIMEOUT_MINS),
+        "manager_url": endpoint.manager_url,
+        "https_url": https_url(endpoint, collection),
+        # Isthmus moves data over HTTPS only; it runs no GridFTP server.
+        "tlsftp_url": None,
+        "root_path": root_path,
+        "created_at": _date(collection.created),
+        "last_access": _date(collection.last_access),
+        "deleted": False,
+        "subscription_admin_verified": False,
+    }
+    if collection.mapped_collection_id is not None:
+        document["mapped_collection_id"] = str(collection.mapped_collection_id)
+    if not private:
+        for key in PRIVATE_COLLECTION_FIELDS:
+            document.pop(key, None)
+    return document
+
+
+def role_document(role: Role) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.ROLE.data_type,
+        "id": str(role.id),
+        "collection": str(role.collection_id) if role.collection_id else None,
+        "principal": role.principal,
+        "role": role.role,
+    }
+

@@ -1,0 +1,117 @@
+"""Connect's tables: endpoints, their nodes, storage gateways, collections and roles.
+
+Each resource keeps the columns that queries select on, and its settable GCS
+document fields as JSON (``document``), so a field the Manager API adds in a
+later version needs no migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from isthmus.core.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Endpoint(Base):
+    __tablename__ = "connect_endpoints"
+
+    # Also the endpoint's Auth client id and resource server.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    display_name: Mapped[str] = mapped_column(String(128))
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The identity holding the owner role; None until the first user exists.
+    owner_identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # What Transfer shows as the owner: a username, or <id>@clients.auth.globus.org.
+    owner_string: Mapped[str] = mapped_column(String(320))
+    # The HTTPS base the Manager API is served under (`gcs_manager_url`).
+    manager_url: Mapped[str] = mapped_column(String(1024))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The collection first start made over <data dir>/files (no foreign key: the
+    # collection refers to the endpoint, and either may be deleted first).
+    default_collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Node(Base):
+    """A process serving the endpoint's Manager API and data (`node#1.x` fields in document)."""
+
+    __tablename__ = "connect_nodes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StorageGateway(Base):
+    __tablename__ = "connect_storage_gateways"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(128))
+    connector_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    high_assurance: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Collection(Base):
+    __tablename__ = "connect_collections"
+    __table_args__ = (Index("ix_connect_collections_endpoint_created",
+                            "endpoint_id", "created", "id"),)
+
+    # Also the collection's Auth client id and resource server.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE")
+    )
+    collection_type: Mapped[str] = mapped_column(String(10))  # mapped | guest
+    storage_gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_storage_gateways.id"), index=True
+    )
+    mapped_collection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connect_collections.id", ondelete="CASCADE"), index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(128))
+    # The owner (an administrator) whose identity Transfer's my-endpoints matches.
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_access: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Role(Base):
+    """A role on the endpoint (``collection_id`` NULL) or on one collection."""
+
+    __tablename__ = "connect_roles"
+    __table_args__ = (Index("ix_connect_roles_endpoint_collection",
+                            "endpoint_id", "collection_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE")
+    )
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connect_collections.id", ondelete="CASCADE")
+    )
+    # urn:globus:auth:identity:<id> or urn:globus:groups:id:<id>
+    principal: Mapped[str] = mapped_column(String(100), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    # The endpoint's owner role and a collection creator's administrator role:
+    # not deletable through the roles API.
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,395 @@
+"""The GCS Manager's input documents: which fields each type has, and how each is checked.
+
+A `Schema` knows a document type's accepted ``DATA_TYPE`` versions and its
+fields: settable (``rw``), settable only at creation (``create``), or computed
+by the server (``ro``: accepted when equal to the stored value, as scripts that
+send back a fetched document do). Fields are accepted under any accepted
+version, even one older than the version that introduced them: the SDK sends
+``posix_collection_policies#1.0.0`` with 1.1.0's fields.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from isthmus.connect.errors import bad_request, invalid_input
+
+Check = Callable[[Any], Any]
+RW, CREATE, RO = "rw", "create", "ro"
+
+
+class InvalidValueError(ValueError):
+    """A field value that does not fit its type; the message says how."""
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def text(max_length: int = 1024, *, single_line: bool = False, non_empty: bool = False) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidValueError("must be a string")
+        if len(value) > max_length:
+            raise InvalidValueError(f"must have at most {max_length} characters")
+        if single_line and ("\n" in value or "\r" in value):
+            raise InvalidValueError("must not contain line breaks")
+        if non_empty and not value.strip():
+            raise InvalidValueError("must not be empty")
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValueError("must be true or false")
+    return value
+
+
+def integer(minimum: int, maximum: int) -> Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValueError("must be an integer")
+        if not minimum <= value <= maximum:
+            raise InvalidValueError(f"must be between {minimum} and {maximum}")
+        return value
+
+    return check
+
+
+def uuid_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidValueError("must be a UUID string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidValueError("must be a UUID") from None
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise InvalidValueError(f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def text_list(max_items: int = 256, item: Check | None = None) -> Check:
+    item_check = item or text(1024)
+
+    def check(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise InvalidValueError("must be a list")
+        if len(value) > max_items:
+            raise InvalidValueError(f"must have at most {max_items} items")
+        checked = []
+        for index, entry in enumerate(value):
+            try:
+                checked.append(item_check(entry))
+            except InvalidValueError as error:
+                raise InvalidValueError(f"item {index} {error}") from None
+        return checked
+
+    return check
+
+
+_DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
+
+
+def domain_name(value: Any) -> str:
+    if not isinstance(value, str) or not _DOMAIN.match(value.lower()) or len(value) > 253:
+        raise InvalidValueError("must be a DNS domain name")
+    return value.lower()
+
+
+def absolute_path(value: Any) -> str:
+    path: str = text(4096, single_line=True, non_empty=True)(value)
+    if not path.startswith(("/", "~", "$HOME", "$USER")):
+        raise InvalidValueError("must be an absolute path (or start with ~, $HOME or $USER)")
+    if ".." in path.split("/"):
+        raise InvalidValueError("must not contain '..' segments")
+    return path
+
+
+def typed_document(data_type: str, fields: Mapping[str, Check],
+                   required: tuple[str, ...] = ()) -> Check:
+    """A nested document tagged ``<data_type>#1.x.0`` with exactly these fields."""
+
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise InvalidValueError(f"must be a {data_type} document")
+        tag = value.get("DATA_TYPE", f"{data_type}#1.0.0")
+        if not isinstance(tag, str) or not re.fullmatch(re.escape(data_type) + r"#1\.\d+\.0",
+                                                          tag):
+            raise InvalidValueError(f"DATA_TYPE must be {data_type}#1.x.0")
+        checked: dict[str, Any] = {"DATA_TYPE": tag}
+        for key, inner in value.items():
+            if key == "DATA_TYPE":
+                continue
+            if key not in fields:
+                raise InvalidValueError(f"has an unknown property {key!r}")
+            try:
+                checked[key] = None if inner is None else fields[key](inner)
+            except InvalidValueError as error:
+                raise InvalidValueError(f"{key} {error}") from None
+        missing = [key for key in required if checked.get(key) is None]
+        if missing:
+            raise InvalidValueError(f"needs {', '.join(missing)}")
+        return checked
+
+    return check
+
+
+def any_of(*checks: Check, message: str) -> Check:
+    """The first check that accepts the value (documents told apart by DATA_TYPE)."""
+
+    def check(value: Any) -> Any:
+        tag = value.get("DATA_TYPE") if isinstance(value, dict) else None
+        for candidate in checks:
+            try:
+                return candidate(value)
+            except InvalidValueError as error:
+                if isinstance(tag, str) and str(error).startswith("DATA_TYPE"):
+                    continue
+                raise
+        raise InvalidValueError(message)
+
+    return check
+
+
+_paths = text_list(256, text(4096, single_line=True, non_empty=True))
+path_restrictions = typed_document(
+    "path_restrictions", {"read": _paths, "read_write": _paths, "none": _paths})
+
+_expression_rule = typed_document("expression_identity_mapping_rule", {
+    "source": text(1024, non_empty=True), "match": text(1024, non_empty=True),
+    "output": text(1024), "ignore_case": boolean, "literal": boolean,
+}, required=("source", "match", "output"))
+identity_mapping = any_of(
+    typed_document("expression_identity_mapping",
+                   {"mappings": text_list(256, _expression_rule)}, required=("mappings",)),
+    typed_document("external_identity_mapping",
+                   {"command": text_list(64, text(4096, non_empty=True))},
+                   required=("command",)),
+    message="must be an expression_identity_mapping or external_identity_mapping document",
+)
+
+_groups = text_list(256, text(256, single_line=True, non_empty=True))
+posix_storage_policies = typed_document(
+    "posix_storage_policies", {"groups_allow": _groups, "groups_deny": _groups})
+posix_collection_policies = typed_document(
+    "posix_collection_policies",
+    {"sharing_groups_allow": _groups, "sharing_groups_deny": _groups})
+
+domain_document = typed_document("domain", {
+    "domain_name": domain_name, "wildcard": boolean, "certificate": text(65536),
+    "certificate_chain": text(65536), "private_key": text(65536),
+    "certificate_path": text(4096), "certificate_chain_path": text(4096),
+    "private_key_path": text(4096),
+}, required=("domain_name",))
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidValueError("must be an object")
+    return value
+
+
+def uuid_or_default(value: Any) -> str:
+    # "DEFAULT" names the caller's only subscription; Isthmus stores it as given.
+    return "DEFAULT" if value == "DEFAULT" else uuid_text(value)
+
+
+# --- schemas ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Check
+    mode: str = RW
+    nullable: bool = True
+    # For collections: which collection types may set it.
+    applies: frozenset[str] = frozenset({"mapped", "guest"})
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    newest_minor: int
+    fields: Mapping[str, Field]
+    required: tuple[str, ...] = ()
+    ignored: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def data_type(self) -> str:
+        return f"{self.name}#1.{self.newest_minor}.0"
+
+    def check_data_type(self, document: Mapping[str, Any]) -> None:
+        tag = document.get("DATA_TYPE")
+        if not isinstance(tag, str):
+            raise bad_request(f"The document needs a DATA_TYPE of {self.name}#1.x.0")
+        match = re.fullmatch(re.escape(self.name) + r"#1\.(\d+)\.0", tag)
+        if match is None or int(match.group(1)) > self.newest_minor:
+            raise bad_request(
+                f"Unsupported DATA_TYPE {tag!r}: this server accepts {self.name}#1.0.0 "
+                f"to {self.data_type}")
+
+    def parse(
+        self,
+        document: Mapping[str, Any],
+        *,
+        creating: bool,
+        stored: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+    ) -> dict[str, Any]:
+        """The fields a request sets (``None`` for an explicit null: clear it).
+
+        ``stored`` is the current document (with read-only fields) when updating;
+        ``kind`` the collection type, whose fields alone apply.
+        """
+        self.check_data_type(document)
+        stored = stored or {}
+        problems: list[tuple[str, str]] = []
+        values: dict[str, Any] = {}
+        for key, value in document.items():
+            if key == "DATA_TYPE" or key in self.ignored:
+                continue
+            spec = self.fields.get(key)
+            if spec is None or (kind is not None and kind not in spec.applies):
+                problems.append((key, "is not a property of this document"))
+                continue
+            if spec.mode == RO or (spec.mode == CREATE and not creating):
+                if value != stored.get(key):
+                    problems.append((key, "is read-only" if spec.mode == RO else
+                                     "can only be set when the resource is created"))
+                continue
+            if value is None:
+                if not spec.nullable:
+                    problems.append((key, "must not be null"))
+                else:
+                    values[key] = None
+                continue
+            try:
+                values[key] = spec.check(value)
+            except InvalidValueError as error:
+                problems.append((key, str(error)))
+        if creating:
+            problems.extend((key, "is required") for key in self.required
+                            if values.get(key) is None)
+        if problems:
+            raise invalid_input(self.name, problems)
+        return values
+
+
+_STRING_FIELDS = {
+    "contact_email": Field(text(256, single_line=True)),
+    "contact_info": Field(text(4096)),
+    "department": Field(text(1024, single_line=True)),
+    "description": Field(text(4096)),
+    "info_link": Field(text(1024, single_line=True)),
+    "organization": Field(text(1024, single_line=True)),
+    "keywords": Field(text_list(64, text(256, single_line=True))),
+}
+_DISPLAY_NAME = Field(text(128, single_line=True, non_empty=True), nullable=False)
+_TUNING = {name: Field(integer(1, 1000)) for name in (
+    "max_concurrency", "preferred_concurrency", "max_parallelism", "preferred_parallelism")}
+NETWORK_USE = ("normal", "minimal", "aggressive", "custom")
+
+ENDPOINT = Schema("endpoint", 2, {
+    "display_name": _DISPLAY_NAME,
+    "public": Field(boolean, nullable=False),
+    "network_use": Field(one_of(*NETWORK_USE), nullable=False),
+    **_TUNING,
+    **_STRING_FIELDS,
+    "allow_udt": Field(boolean, nullable=False),
+    "subscription_id": Field(uuid_or_default),
+    "gridftp_control_channel_port": Field(integer(1, 65535)),
+    "id": Field(uuid_text, RO),
+    "gcs_manager_url": Field(text(), RO),
+    "earliest_last_access": Field(text(), RO),
+}, required=("display_name",))
+
+STORAGE_GATEWAY = Schema("storage_gateway", 3, {
+    "display_name": _DISPLAY_NAME,
+    "connector_id": Field(uuid_text, CREATE, nullable=False),
+    "root": Field(absolute_path),
+    "allowed_domains": Field(text_list(64, domain_name), nullable=False),
+    "identity_mappings": Field(text_list(64, identity_mapping)),
+    "policies": Field(json_object),  # checked against the connector's own policy schema
+    "restrict_paths": Field(path_restrictions),
+    "users_allow": Field(text_list(1024, text(256, single_line=True, non_empty=True))),
+    "users_deny": Field(text_list(1024, text(256, single_line=True, non_empty=True))),
+    "high_assurance": Field(boolean, CREATE, nullable=False),
+    "require_mfa": Field(boolean, nullable=False),
+    "authentication_timeout_mins": Field(integer(1, 10_000_000)),
+    "admin_managed_credentials": Field(boolean, nullable=False),
+    "network_use": Field(one_of(*NETWORK_USE)),
+    **_TUNING,
+    "process_user": Field(text(256, single_line=True)),
+    "load_dsi_module": Field(text(256, single_line=True)),
+    "id": Field(uuid_text, RO),
+    "deleted": Field(boolean, RO),
+    "require_high_assurance": Field(boolean, RO),
+    "authentication_assurance_timeout": Field(integer(0, 10_000_000), RO),
+}, required=("display_name", "connector_id", "allowed_domains"))
+
+_MAPPED = frozenset({"mapped"})
+_GUEST = frozenset({"guest"})
+_BOTH = frozenset({"mapped", "guest"})
+HTTPS_METHODS = ("GET", "PUT", "DELETE")
+
+COLLECTION = Schema("collection", 16, {
+    "display_name": _DISPLAY_NAME,
+    "collection_base_path": Field(absolute_path, CREATE),
+    "identity_id": Field(uuid_text, nullable=False),
+    "public": Field(boolean, nullable=False),
+    "default_directory": Field(text(4096, single_line=True)),
+    **_STRING_FIELDS,
+    "disable_verify": Field(boolean, nullable=False),
+    "force_encryption": Field(boolean, nullable=False),
+    "force_verify": Field(boolean, nullable=False),
+    "enable_https": Field(boolean, nullable=False),
+    "https_methods": Field(text_list(3, one_of(*HTTPS_METHODS))),
+    "domain": Field(domain_document),
+    "acl_expiration_mins": Field(integer(1, 10_000_000)),
+    "associated_flow_policy": Field(json_object),
+    "preserve_modtime": Field(one_of("inbound", "outbound", "all")),
+    # mapped only
+    "storage_gateway_id": Field(uuid_text, CREATE, nullable=False, applies=_MAPPED),
+    "domain_name": Field(domain_name, CREATE, applies=_MAPPED),
+    "user_message": Field(text(256), applies=_MAPPED),
+    "user_message_link": Field(text(1024, single_line=True), applies=_MAPPED),
+    "allow_guest_collections": Field(boolean, nullable=False, applies=_MAPPED),
+    "sharing_restrict_paths": Field(path_restrictions, applies=_MAPPED),
+    "sharing_users_allow": Field(text_list(1024, text(256, single_line=True)), applies=_MAPPED),
+    "sharing_users_deny": Field(text_list(1024, text(256, single_line=True)), applies=_MAPPED),
+    "policies": Field(json_object, applies=_MAPPED),
+    "disable_anonymous_writes": Field(boolean, nullable=False, applies=_MAPPED),
+    "guest_auth_policy_id": Field(uuid_text, applies=_MAPPED),
+    "delete_protected": Field(boolean, nullable=False, applies=_MAPPED),
+    "restrict_transfers_to_high_assurance": Field(one_of("inbound", "outbound", "all"),
+                                                  applies=_MAPPED),
+    "auto_delete_timeout": Field(integer(1, 100_000), applies=_MAPPED),
+    # guest only
+    "mapped_collection_id": Field(uuid_text, CREATE, nullable=False, applies=_GUEST),
+    "user_credential_id": Field(uuid_text, applies=_GUEST),
+    "skip_auto_delete": Field(boolean, nullable=False, applies=_GUEST),
+    "activity_notification_policy": Field(json_object, applies=_GUEST),
+    # computed by the server
+    **{name: Field(json_object, RO, applies=_BOTH) for name in (
+        "id", "root_path", "https_url", "tlsftp_url", "manager_url", "connector_id",
+        "high_assurance", "authentication_timeout_mins", "require_mfa", "created_at",
+        "last_access", "deleted", "subscription_admin_verified")},
+}, required=("display_name",), ignored=frozenset({"collection_type"}))
+
+ROLE = Schema("role", 0, {
+    "collection": Field(uuid_text),
+    "principal": Field(text(200, single_line=True, non_empty=True), nullable=False),
+    "role": Field(text(40, single_line=True, non_empty=True), nullable=False),
+    "id": Field(uuid_text, RO),
+}, required=("principal", "role"))

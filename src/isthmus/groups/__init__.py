@@ -1,0 +1,1 @@
+"""Globus Groups v2: groups, memberships and their policies."""

@@ -1,0 +1,427 @@
+"""The connector interface: what Transfer's engine and Connect's HTTPS/WebDAV server know of
+storage (list, stat, read with offset, atomic write, mkdir, rename, delete, checksum).
+
+Paths are collection-relative POSIX strings (``/a/b``), canonicalised by `paths.normalize`.
+A connector knows nothing of tasks, collections or users: whoever opens one has already
+decided which root it is confined to and which local account it acts as.
+"""
+
+from __future__ import annotations
+
+import hmac
+import types
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from isthmus.storage.digests import (
+    DEFAULT_ALGORITHMS,
+    MultiDigest,
+    canonical_algorithm,
+    canonical_algorithms,
+)
+from isthmus.storage.errors import (
+    ChecksumMismatch,
+    InvalidArgument,
+    NotFound,
+    NotSupported,
+    SizeMismatch,
+    StorageError,
+)
+
+# Bytes moved per step: large enough for throughput, small enough that memory stays flat.
+CHUNK_SIZE = 1024 * 1024
+
+
+class EntryType(StrEnum):
+    """An entry's kind, named as Transfer's ``file`` documents name them."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    CHAR_DEVICE = "chr"
+    BLOCK_DEVICE = "blk"
+    PIPE = "pipe"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One directory entry as `stat` and `list` report it.
+
+    A symlink is reported as a symlink (``type`` SYMLINK, ``link_target`` its collection path
+    when it points inside the root, else its raw text); ``target`` describes what it points
+    at, or is None when it dangles or leads outside the root (Transfer's ``invalid_symlink``).
+    """
+
+    name: str
+    type: EntryType
+    size: int
+    mtime: float  # seconds since the epoch
+    permissions: int | None = None  # mode bits (0o7777), None where the storage has none
+    user: str | None = None
+    group: str | None = None
+    link_target: str | None = None
+    target: Entry | None = None
+
+    @property
+    def modified(self) -> datetime:
+        return datetime.fromtimestamp(self.mtime, UTC)
+
+    @property
+    def resolved(self) -> Entry:
+        """What a reader gets: the target of a working symlink, else the entry itself."""
+        return self.target if self.target is not None else self
+
+    def is_dir(self) -> bool:
+        return self.resolved.type is EntryType.DIR
+
+    def is_file(self) -> bool:
+        return self.resolved.type is EntryType.FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type.value,
+            "size": self.size,
+            "mtime": self.mtime,
+            "permissions": self.permissions,
+            "user": self.user,
+            "group": self.group,
+            "link_target": self.link_target,
+            "target": self.target.to_dict() if self.target is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
+        """Rebuild an entry from `to_dict` output, checking every field's type (the data may
+        come from a less trusted process)."""
+        try:
+            target = data["target"]
+            entry = cls(
+                name=_typed(data["name"], str),
+                type=EntryType(data["type"]),
+                size=_typed(data["size"], int),
+                mtime=float(_typed(data["mtime"], (int, float))),
+                permissions=_optional(data["permissions"], int),
+                user=_optional(data["user"], str),
+                group=_optional(data["group"], str),
+                link_target=_optional(data["link_target"], str),
+                target=cls.from_dict(target) if target is not None else None,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise StorageError(f"Malformed entry: {error}") from None
+        return entry
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"unexpected {type(value).__name__}")
+    return value
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else _typed(value, kind)
+
+
+class ReadStream(Iterator[bytes]):
+    """An open file: iterate for chunks, or `read` like a file object. ``entry`` describes the
+    file as it was opened (so a Content-Length never disagrees with the bytes served)."""
+
+    def __init__(
+        self,
+        entry: Entry,
+        read: Callable[[int], bytes],
+        close: Callable[[], None],
+        *,
+        length: int | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.entry = entry
+        self.chunk_size = chunk_size
+        self._read = read
+        self._close: Callable[[], None] | None = close
+        self._remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that remain when negative); ``b""`` at the end."""
+        if self._close is None:
+            return b""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(self.chunk_size), b""))
+        if self._remaining is not None:
+            size = min(size, self._remaining)
+        if size == 0:
+            return b""
+        data = self._read(size)
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        return data
+
+    def __next__(self) -> bytes:
+        chunk = self.read(self.chunk_size)
+        if not chunk:
+            self.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """A file that is now visible at ``path``: its size and the digests of what was written."""
+
+    path: str
+    size: int
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+
+    def hexdigest(self, algorithm: str) -> str:
+        (name,) = canonical_algorithms([algorithm])
+        return self.digests[name].hex()
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How `begin_write` / `write_atomic` treat the new file.
+
+    - ``expected_size``: refuse (and discard) a stream of any other length;
+    - ``expected_digests``: raw digests the content must have (a client's ``Repr-Digest``,
+      Transfer's ``external_checksum``);
+    - ``algorithms``: digests to compute while streaming (returned in the result);
+    - ``mtime``: the modification time the file appears with (preserve_timestamp);
+    - ``overwrite``: replace an existing file (atomically) or refuse with AlreadyExists;
+    - ``verify_on_disk``: after fsync, read the file back from storage and compare digests,
+      so what becomes visible is what the storage holds, not just what was sent.
+    """
+
+    expected_size: int | None = None
+    expected_digests: Mapping[str, bytes] | None = None
+    algorithms: Sequence[str] = DEFAULT_ALGORITHMS
+    mtime: float | None = None
+    overwrite: bool = True
+    verify_on_disk: bool = False
+
+    def digest_algorithms(self) -> tuple[str, ...]:
+        """The algorithms to compute: those asked for, plus those needed to check."""
+        return canonical_algorithms([*self.algorithms, *(self.expected_digests or {})])
+
+
+class AtomicWriter(ABC):
+    """A file being written under a temporary name: `write` chunks, then `commit` makes it
+    visible at its final name in one rename, or `abort` discards it. Nothing is ever visible at
+    the final name before `commit` returns, and a failed commit leaves nothing behind.
+
+    Subclasses provide the storage steps; this class counts, hashes and checks.
+    """
+
+    def __init__(self, path: str, options: WriteOptions) -> None:
+        if options.expected_size is not None and options.expected_size < 0:
+            raise InvalidArgument("expected_size may not be negative", path)
+        self.path = path
+        self.options = options
+        self.size = 0
+        self._digest = MultiDigest(options.digest_algorithms())
+        self._expected = {
+            canonical_algorithm(name): value
+            for name, value in (options.expected_digests or {}).items()
+        }
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        if not self._open:
+            raise StorageError("This write was already committed or aborted", self.path)
+        expected = self.options.expected_size
+        if expected is not None and self.size + len(data) > expected:
+            self.abort()
+            raise SizeMismatch(f"More than the expected {expected} bytes were sent", self.path)
+        try:
+            self._write(data)
+        except BaseException:
+            self.abort()
+            raise
+        self._digest.update(data)
+        self.size += len(data)
+
+    def commit(self) -> WriteResult:
+        if not self._open:
+            raise StorageError("This write was already committed or aborted", self.path)
+        try:
+            digests = self._digest.digests()
+            self._check(digests)
+            self._flush()
+            if self.options.verify_on_disk:
+                self._check_on_disk(digests)
+            self._publish(self.options.overwrite, self.options.mtime)
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        return WriteResult(self.path, self.size, digests)
+
+    def abort(self) -> None:
+        """Discard the temporary file; harmless to call more than once."""
+        if self._open:
+            self._open = False
+            self._discard()
+
+    def _check(self, digests: Mapping[str, bytes]) -> None:
+        expected_size = self.options.expected_size
+        if expected_size is not None and self.size != expected_size:
+            raise SizeMismatch(
+                f"{self.size} bytes were sent, {expected_size} were expected", self.path
+            )
+        for algorithm, expected in self._expected.items():
+            if not hmac.compare_digest(digests[algorithm], expected):
+                raise ChecksumMismatch(f"The {algorithm} checksum does not match", self.path)
+
+    def _check_on_disk(self, digests: Mapping[str, bytes]) -> None:
+        size, on_disk = self._reread(tuple(digests) or ("adler32",))
+        if size != self.size:
+            raise ChecksumMismatch("The stored file's size differs from what was sent", self.path)
+        for algorithm, value in on_disk.items():
+            if algorithm in digests and not hmac.compare_digest(digests[algorithm], value):
+                raise ChecksumMismatch(
+                    f"The stored file's {algorithm} checksum differs from what was sent", self.path
+                )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.abort()  # a no-op after commit
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _flush(self) -> None:
+        """Make the written bytes durable (fsync)."""
+
+    @abstractmethod
+    def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
+        """Size and digests of the temporary file as storage now holds it."""
+
+    @abstractmethod
+    def _publish(self, overwrite: bool, mtime: float | None) -> None:
+        """Give the temporary file its final name (and modification time) in one step."""
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Remove the temporary file, if any; must not raise for a missing one."""
+
+
+class Connector(ABC):
+    """One storage namespace, confined to its root. Every method takes collection-relative
+    paths and raises `isthmus.storage.errors.StorageError` subclasses."""
+
+    chunk_size: int = CHUNK_SIZE
+    supports_symlinks: bool = False
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry:
+        """The entry at ``path``, not following a final symlink (which is reported as one)."""
+
+    @abstractmethod
+    def list(self, path: str) -> Sequence[Entry]:
+        """The entries of the directory at ``path`` (following symlinks inside the root)."""
+
+    @abstractmethod
+    def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
+        """The file's bytes from ``offset``, at most ``length`` of them."""
+
+    @abstractmethod
+    def begin_write(self, path: str, options: WriteOptions | None = None) -> AtomicWriter:
+        """Start writing a file that will appear at ``path`` on commit. Its parent directory
+        must exist; a directory at ``path`` is refused before any byte is sent."""
+
+    @abstractmethod
+    def mkdir(self, path: str, parents: bool = False) -> None:
+        """Create a directory; with ``parents``, create missing parents and accept an existing
+        directory (``mkdir -p``)."""
+
+    @abstractmethod
+    def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        """Move ``src`` to ``dst`` (whose parent must exist). A symlink is moved, not its
+        target. Without ``overwrite`` an existing ``dst`` is refused atomically."""
+
+    @abstractmethod
+    def delete(self, path: str, recursive: bool = False) -> None:
+        """Remove a file, symlink (never its target) or directory (only if empty unless
+        ``recursive``)."""
+
+    @abstractmethod
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set the modification time of the file at ``path`` (seconds since the epoch)."""
+
+    def symlink(self, path: str, target: str) -> None:
+        """Create a symlink at ``path`` pointing at the collection path ``target``."""
+        raise NotSupported(f"This storage cannot link '{path}' to '{target}'", path)
+
+    def write_atomic(
+        self, path: str, chunks: Iterable[bytes], options: WriteOptions | None = None
+    ) -> WriteResult:
+        """Stream ``chunks`` into a temporary name, make them durable, check them, and only
+        then rename into place. On any failure (including the iterator raising) nothing is
+        left at ``path`` or under the temporary name, and the error propagates."""
+        with self.begin_write(path, options) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.commit()
+
+    def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
+        """Raw digests of the file's content, reading it once."""
+        digest = MultiDigest(algorithms)
+        with self.open_read(path) as stream:
+            for chunk in stream:
+                digest.update(chunk)
+        return digest.digests()
+
+    def checksum(self, path: str, algorithm: str) -> str:
+        """The hex checksum Transfer shows (``md5``, ``sha1``, ``sha256``, ``sha512``,
+        ``adler32``, in any of their spellings)."""
+        (name,) = canonical_algorithms([algorithm])
+        return self.digests(path, [name])[name].hex()
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - most connectors hold nothing to release
+        """Release what the connector holds (file descriptors, worker processes)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_range(path: str, offset: int, length: int | None) -> None:
+    """Refuse negative offsets and lengths before any storage is touched."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgument("The offset must be a non-negative integer", path)
+    if length is not None and (
+        isinstance(length, bool) or not isinstance(length, int) or length < 0
+    ):
+        raise InvalidArgument("The length must be a non-negative integer", path)

@@ -1,0 +1,145 @@
+"""The descriptor-relative system calls the POSIX connector is built from, and how their
+errors become storage errors (naming collection paths, never host paths)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+
+from isthmus.storage.errors import (
+    AlreadyExists,
+    DirectoryNotEmpty,
+    InvalidArgument,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    NotSupported,
+    PermissionDenied,
+    QuotaExceeded,
+    StorageError,
+    StorageUnavailable,
+)
+
+O_PATH = getattr(os, "O_PATH", 0)
+# Directories we only walk through: O_PATH needs search, not read, permission.
+WALK_FLAGS = (O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_ERRNO_ERRORS: dict[int, tuple[type[StorageError], str]] = {
+    errno.ENOENT: (NotFound, "'{path}' does not exist"),
+    errno.EEXIST: (AlreadyExists, "'{path}' already exists"),
+    errno.ENOTDIR: (NotADirectory, "A component of '{path}' is not a directory"),
+    errno.EISDIR: (IsADirectory, "'{path}' is a directory"),
+    errno.ENOTEMPTY: (DirectoryNotEmpty, "The directory '{path}' is not empty"),
+    errno.EACCES: (PermissionDenied, "Permission denied on '{path}'"),
+    errno.EPERM: (PermissionDenied, "Operation not permitted on '{path}'"),
+    errno.EROFS: (PermissionDenied, "'{path}' is on a read-only filesystem"),
+    errno.ELOOP: (InvalidPath, "Too many levels of symbolic links in '{path}'"),
+    errno.ENAMETOOLONG: (InvalidPath, "'{path}' is too long"),
+    errno.ENOSPC: (QuotaExceeded, "No space left on the storage for '{path}'"),
+    errno.EDQUOT: (QuotaExceeded, "The quota is exceeded writing '{path}'"),
+    errno.EINVAL: (InvalidArgument, "Invalid operation on '{path}'"),
+    errno.EXDEV: (NotSupported, "'{path}' cannot be moved across filesystems"),
+}
+
+
+def storage_error(error: OSError, path: str) -> StorageError:
+    """The storage error for an OSError, naming only the collection path."""
+    kind, template = _ERRNO_ERRORS.get(
+        error.errno or 0, (StorageUnavailable, "The storage failed on '{path}'")
+    )
+    message = template.format(path=path)
+    if kind is StorageUnavailable and error.errno:
+        message += f" ({os.strerror(error.errno)})"
+    return kind(message, path)
+
+
+def fsync_directory(dir_fd: int) -> None:
+    """Make a rename durable. Best effort: some filesystems cannot fsync a directory."""
+    try:
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """Delete a directory tree below ``parent_fd`` without following any symlink: each level
+    is opened with O_NOFOLLOW relative to its parent's descriptor."""
+    top = os.open(name, LIST_FLAGS, dir_fd=parent_fd)
+    # Each frame: (parent descriptor, name in it, the directory's descriptor, its entries).
+    stack: list[tuple[int, str, int, Iterator[str]]] = [
+        (parent_fd, name, top, iter(os.listdir(top)))
+    ]
+    try:
+        while stack:
+            parent, dir_name, directory, names = stack[-1]
+            child = next(names, None)
+            if child is None:
+                stack.pop()
+                os.close(directory)
+                os.rmdir(dir_name, dir_fd=parent)
+                continue
+            try:
+                info = os.stat(child, dir_fd=directory, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                sub = os.open(child, LIST_FLAGS, dir_fd=directory)
+                stack.append((directory, child, sub, iter(os.listdir(sub))))
+            else:
+                os.unlink(child, dir_fd=directory)
+    finally:
+        for _, _, directory, _ in stack:
+            os.close(directory)
+
+
+# renameat2(RENAME_NOREPLACE): an atomic "rename unless the destination exists" (Linux >= 3.15).
+_RENAME_NOREPLACE = 1
+_renameat2: Callable[[int, bytes, int, bytes, int], int] | None
+try:
+    _libc_renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    _libc_renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    _libc_renameat2.restype = ctypes.c_int
+    _renameat2 = _libc_renameat2
+except (AttributeError, OSError):
+    _renameat2 = None
+
+
+def rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+    if _renameat2 is not None:
+        if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code))
+    # The filesystem cannot do it atomically: a hard link can (files); a directory is checked
+    # first and then renamed, a small window that only the storage's own users could race.
+    info = os.stat(src, dir_fd=src_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(info.st_mode):
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        os.unlink(src, dir_fd=src_fd)
+        return
+    try:
+        os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    else:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))

@@ -1,0 +1,51 @@
+"""Transfer as one object the HTTP layer and other services hold."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from isthmus.core.db import transaction
+from isthmus.core.registry import RegistryEntry
+from isthmus.core.tokens import TokenIntrospector
+from isthmus.transfer import registry
+from isthmus.transfer.errors import authentication_failed
+from isthmus.transfer.registry import Caller
+
+TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
+TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
+
+
+@dataclass
+class TransferService:
+    sessions: sessionmaker[Session]
+    introspector: TokenIntrospector
+
+    def caller(self, token: str | None) -> Caller:
+        """Who a bearer token speaks for, or 401 (the status the SDK renews tokens on)."""
+        if token is None:
+            raise authentication_failed("No Authorization header provided", missing=True)
+        info = self.introspector.introspect(token)
+        if info is None:
+            raise authentication_failed("Token is not active")
+        if info.resource_server != TRANSFER_RESOURCE_SERVER or TRANSFER_ALL not in info.scopes:
+            raise authentication_failed(f"Token is not valid for Globus Transfer: it needs "
+                                        f"the scope {TRANSFER_ALL}")
+        return Caller(info.identity_id, info.identities)
+
+    # `core.registry.Registry`, for Connect in this process.
+
+    def publish(self, entries: Sequence[RegistryEntry]) -> None:
+        with transaction(self.sessions) as session:
+            registry.publish(session, entries)
+
+    def withdraw(self, entity_ids: Sequence[uuid.UUID]) -> None:
+        with transaction(self.sessions) as session:
+            registry.withdraw(session, entity_ids)
+
+    def reconcile(self, endpoint_id: uuid.UUID, entries: Sequence[RegistryEntry]) -> None:
+        with transaction(self.sessions) as session:
+            registry.reconcile(session, endpoint_id, entries)

@@ -1,0 +1,255 @@
+"""Property-based robustness of the GCS Manager API and Transfer's registry routes.
+
+As `test_no_server_errors` does for Auth: Hypothesis sends mutated requests
+(mostly valid documents and queries of a live server with a nasty character
+spliced in, a field's value swapped, a header changed) to every route, and no
+answer may be a 5xx. Errors must come in the service's own shape: the GCS
+result envelope under /api, Transfer's ``code``/``message``/``request_id``
+under /v0.10. ``ISTHMUS_FUZZ_EXAMPLES`` bounds the examples per route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import _new_user
+from tests.database import fresh_database_url, wants_postgres
+from tests.e2e.helpers import TRANSFER_ALL, native_login
+from tests.e2e.test_no_server_errors import FUZZ, NASTY, json_values
+from tests.live import LiveServer, start_server
+
+pytestmark = pytest.mark.postgres
+
+POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # {id} is replaced by a known or drawn id
+    methods: tuple[str, ...]
+    service: str  # gcs | transfer
+
+
+ROUTES = [
+    Route("api/info", ("GET",), "gcs"),
+    Route("api/endpoint", ("GET", "PATCH", "PUT"), "gcs"),
+    Route("api/storage_gateways", ("GET", "POST"), "gcs"),
+    Route("api/storage_gateways/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
+    Route("api/collections", ("GET", "POST"), "gcs"),
+    Route("api/collections/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
+    Route("api/roles", ("GET", "POST"), "gcs"),
+    Route("api/roles/{id}", ("GET", "DELETE"), "gcs"),
+    Route("v0.10/endpoint/{id}", ("GET",), "transfer"),
+    Route("v0.10/endpoint_search", ("GET",), "transfer"),
+]
+
+
+@dataclass
+class Known:
+    server: LiveServer
+    gcs_token: str
+    transfer_token: str
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    queries: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
+    tmp = tmp_path_factory.mktemp("isthmus-gcs-fuzz")
+    with fresh_database_url(tmp) as database_url:
+        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
+        server = start_server(tmp / "data", **env)
+        try:
+            yield _collect(server)
+        finally:
+            server.stop()
+
+
+def _collect(server: LiveServer) -> Known:
+    owner = _new_user(server, "fuzzowner")
+    http = requests.Session()
+    http.verify = server.ca_file
+    http.trust_env = False
+    endpoint_id = http.get(server.base_url + "api/info").json()["data"][0]["client_id"]
+    scope = f"urn:globus:auth:scope:{endpoint_id}:manage_collections"
+    tokens = native_login(server, owner.username, owner.password, [scope, TRANSFER_ALL])
+    known = Known(server, tokens[endpoint_id]["access_token"],
+                  tokens["transfer.api.globus.org"]["access_token"])
+    gcs = {"Authorization": f"Bearer {known.gcs_token}"}
+    gateway = {"DATA_TYPE": "storage_gateway#1.1.0", "display_name": "g", "connector_id": POSIX,
+               "root": "/", "allowed_domains": ["example.org"], "users_deny": ["root"],
+               "identity_mappings": [{"DATA_TYPE": "expression_identity_mapping#1.0.0",
+                                      "mappings": [{"source": "{username}",
+                                                    "match": "(.*)@example.org",
+                                                    "output": "{0}"}]}],
+               "policies": {"DATA_TYPE": "posix_storage_policies#1.0.0",
+                            "groups_allow": ["a"]}}
+    gateway_id = http.post(server.base_url + "api/storage_gateways", json=gateway,
+                           headers=gcs).json()["data"][0]["id"]
+    collection = {"DATA_TYPE": "collection#1.8.0", "collection_type": "mapped",
+                  "display_name": "c", "storage_gateway_id": gateway_id,
+                  "collection_base_path": "/x", "delete_protected": True, "public": True,
+                  "keywords": ["k"], "policies": {"DATA_TYPE": "posix_collection_policies#1.0.0",
+                                                  "sharing_groups_allow": ["g"]}}
+    collection_id = http.post(server.base_url + "api/collections", json=collection,
+                              headers=gcs).json()["data"][0]["id"]
+    role = {"DATA_TYPE": "role#1.0.0", "collection": collection_id, "role": "activity_monitor",
+            "principal": f"urn:globus:auth:identity:{uuid.uuid4()}"}
+    role_id = http.post(server.base_url + "api/roles", json=role,
+                        headers=gcs).json()["data"][0]["id"]
+    marker = http.get(server.base_url + "api/collections", params={"page_size": 1},
+                      headers=gcs).json()["marker"]
+    http.close()
+    known.ids = {"api/storage_gateways/{id}": [gateway_id],
+                 "api/collections/{id}": [collection_id],
+                 "api/roles/{id}": [role_id],
+                 "v0.10/endpoint/{id}": [endpoint_id, collection_id]}
+    endpoint = {"DATA_TYPE": "endpoint#1.1.0", "display_name": "e", "public": True,
+                "network_use": "normal", "keywords": ["a"], "contact_email": None,
+                "gridftp_control_channel_port": 443}
+    known.bodies = {"api/endpoint": [endpoint],
+                    "api/storage_gateways": [gateway],
+                    "api/storage_gateways/{id}": [gateway],
+                    "api/collections": [collection],
+                    "api/collections/{id}": [collection],
+                    "api/roles": [role]}
+    known.queries = {
+        "api/storage_gateways": [{"include": "private_policies", "page_size": "1"}],
+        "api/collections": [{"filter": "mapped_collections,created_at>=2020-01-01",
+                             "page_size": "1", "marker": marker,
+                             "storage_gateway_id": gateway_id}],
+        "api/roles": [{"collection_id": collection_id, "include": "all_roles"}],
+        "v0.10/endpoint_search": [
+            {"filter_fulltext": "files", "filter_scope": "all", "limit": "10", "offset": "0"},
+            {"filter_scope": "my-endpoints", "filter_entity_type": "GCSv5_endpoint",
+             "filter_owner_id": endpoint_id, "filter_non_functional": "1"},
+        ],
+    }
+    return known
+
+
+def _splice(value: str, nasty: str, at: int) -> str:
+    at = min(at, len(value))
+    return value[:at] + nasty + value[at:]
+
+
+def _mutate(data: st.DataObject, value: Any, depth: int = 0) -> Any:
+    """The value with a small change somewhere inside it."""
+    if isinstance(value, dict) and value and depth < 4:
+        key = data.draw(st.sampled_from(sorted(value)), label="key")
+        return {**value, key: _mutate(data, value[key], depth + 1)}
+    if isinstance(value, list) and value and depth < 4:
+        index = data.draw(st.integers(0, len(value) - 1), label="index")
+        return [*value[:index], _mutate(data, value[index], depth + 1), *value[index + 1:]]
+    if isinstance(value, str) and data.draw(st.booleans(), label="splice"):
+        return _splice(value, data.draw(st.sampled_from(NASTY), label="nasty"),
+                       data.draw(st.integers(0, len(value)), label="at"))
+    return data.draw(json_values, label="replacement")
+
+
+@dataclass
+class Drawn:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+def draw_request(data: st.DataObject, route: Route, known: Known) -> Drawn:
+    method = data.draw(st.sampled_from(route.methods), label="method")
+    if data.draw(st.integers(0, 9), label="other method?") == 0:
+        method = data.draw(st.sampled_from(METHODS), label="other method")
+    token = known.gcs_token if route.service == "gcs" else known.transfer_token
+    headers = {"Authorization": f"Bearer {token}"}
+    if data.draw(st.integers(0, 9), label="other token?") == 0:
+        headers["Authorization"] = data.draw(st.sampled_from([
+            "", "Bearer", f"Bearer {known.transfer_token}", f"Bearer {known.gcs_token}x",
+            "Basic Zm9vOmJhcg==", "Bearer " + "a" * 600]), label="authorization")
+    identifier = data.draw(st.sampled_from(known.ids.get(route.path, ["-"])), label="id")
+    if data.draw(st.integers(0, 4), label="other id?") == 0:
+        identifier = data.draw(st.sampled_from([str(uuid.uuid4()), identifier.upper(), ""])
+                               | st.text(max_size=12), label="other id")
+    path = route.path.replace("{id}", quote(identifier, safe=""))
+
+    query: dict[str, str] = dict(data.draw(st.sampled_from(known.queries.get(route.path,
+                                                                             [{}]))))
+    for _ in range(data.draw(st.integers(0, 2), label="query changes")):
+        name = data.draw(st.sampled_from(sorted(query)) if query else st.text(max_size=8),
+                         label="param")
+        value = query.get(name, "")
+        query[name] = (_splice(value, data.draw(st.sampled_from(NASTY), label="nasty"),
+                               data.draw(st.integers(0, len(value)), label="at"))
+                       if data.draw(st.booleans(), label="splice param") else
+                       data.draw(st.text(max_size=20), label="param value"))
+
+    body: bytes | None = None
+    if method in ("POST", "PUT", "PATCH"):
+        document: Any = data.draw(st.sampled_from(known.bodies.get(route.path, [{}])),
+                                  label="document")
+        for _ in range(data.draw(st.integers(0, 3), label="body changes")):
+            document = _mutate(data, document)
+        body = json.dumps(document).encode()
+        headers["Content-Type"] = "application/json"
+        if data.draw(st.integers(0, 9), label="raw?") == 0:
+            body = data.draw(st.binary(max_size=100) | st.sampled_from(
+                [b"[" * 3000 + b"]" * 3000, b'{"DATA_TYPE": NaN}', b"", b'"\\ud800"']),
+                label="raw")
+        if data.draw(st.integers(0, 9), label="content type?") == 0:
+            headers["Content-Type"] = data.draw(st.sampled_from(
+                ["text/plain", "application/json; charset=utf-16", ""]), label="type")
+    url = known.server.base_url + path + ("?" + urlencode(query) if query else "")
+    return Drawn(method, url, headers, body)
+
+
+def check(route: Route, drawn: Drawn, response: requests.Response) -> None:
+    where = f"{drawn.method} {drawn.url[:500]} headers={drawn.headers} body={drawn.body!r:.1000}"
+    assert response.status_code < 500, f"{response.status_code} for {where}: {response.text}"
+    if response.status_code == 307:  # a trailing slash: to the route without it
+        assert response.headers["Location"], where
+        return
+    assert response.headers.get("Content-Type", "").startswith("application/json"), where
+    body = response.json()
+    if route.service == "gcs":
+        assert re.fullmatch(r"result#1\.\d+\.0", body["DATA_TYPE"]), where
+        assert body["http_response_code"] == response.status_code, where
+        assert isinstance(body["code"], str) and isinstance(body["data"], list), where
+        if response.status_code >= 400:
+            assert isinstance(body["message"], str) and body["code"] != "success", where
+    elif response.status_code >= 400:
+        assert isinstance(body["code"], str) and isinstance(body["message"], str), where
+        assert isinstance(body["request_id"], str), where
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[route.path for route in ROUTES])
+def test_no_input_makes_a_connect_or_transfer_route_answer_5xx(
+    known: Known, route: Route,
+) -> None:
+    http = requests.Session()
+    http.verify = known.server.ca_file
+    http.trust_env = False
+
+    @FUZZ
+    @given(data=st.data())
+    def property_(data: st.DataObject) -> None:
+        drawn = draw_request(data, route, known)
+        response = http.request(drawn.method, drawn.url, headers=drawn.headers,
+                                data=drawn.body, allow_redirects=False, timeout=30)
+        check(route, drawn, response)
+
+    try:
+        property_()
+    finally:
+        http.close()
