@@ -13,6 +13,7 @@ import requests
 @dataclass
 class Form:
     action: str
+    id: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     buttons: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
@@ -21,10 +22,16 @@ class Form:
 
 
 class _FormParser(HTMLParser):
+    """Forms as a browser would submit them: inputs, selects (the selected or first
+    option) and textareas, with each button's name, value and text; and the links."""
+
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[Form] = []
         self._in_label = False
+        self._select: str | None = None
+        self._select_chosen = False
+        self._textarea: str | None = None
         self.labels: list[str] = []
         self._button: tuple[str, str] | None = None
         self._button_text: list[str] = []
@@ -34,14 +41,26 @@ class _FormParser(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {key: value or "" for key, value in attrs}
+        form = self.forms[-1] if self.forms else None
         if tag == "form":
-            self.forms.append(Form(action=attributes.get("action", "")))
-        elif tag == "input" and self.forms and "name" in attributes:
-            self.forms[-1].fields[attributes["name"]] = attributes.get("value", "")
-        elif tag == "button" and self.forms and "name" in attributes:
-            self.forms[-1].buttons[attributes.get("value", "")] = attributes["name"]
+            self.forms.append(Form(action=attributes.get("action", ""),
+                                   id=attributes.get("id", "")))
+        elif tag == "input" and form and "name" in attributes:
+            form.fields[attributes["name"]] = attributes.get("value", "")
+        elif tag == "button" and form and "name" in attributes:
+            form.buttons[attributes.get("value", "")] = attributes["name"]
             self._button = (attributes["name"], attributes.get("value", ""))
             self._button_text = []
+        elif tag == "select" and form and "name" in attributes:
+            self._select, self._select_chosen = attributes["name"], False
+        elif tag == "option" and form and self._select is not None:
+            if not self._select_chosen and (self._select not in form.fields
+                                            or "selected" in attributes):
+                form.fields[self._select] = attributes.get("value", "")
+                self._select_chosen = "selected" in attributes
+        elif tag == "textarea" and form and "name" in attributes:
+            self._textarea = attributes["name"]
+            form.fields[self._textarea] = ""
         elif tag == "label":
             self._in_label = True
         elif tag == "a" and "href" in attributes:
@@ -50,6 +69,10 @@ class _FormParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "label":
             self._in_label = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
         elif tag == "button" and self._button is not None:
             self.forms[-1].button_texts[" ".join("".join(self._button_text).split())] = (
                 self._button)
@@ -59,6 +82,8 @@ class _FormParser(HTMLParser):
             self._link = None
 
     def handle_data(self, data: str) -> None:
+        if self._textarea is not None and self.forms:
+            self.forms[-1].fields[self._textarea] += data
         if self._in_label and data.strip():
             self.labels.append(data.strip())
         if self._button is not None:
@@ -84,6 +109,14 @@ def parse_form(html: str) -> Form:
     forms = parse_forms(html)
     assert forms, f"no form on the page:\n{html[:2000]}"
     return forms[0]
+
+
+def find_form(html: str, form_id: str) -> Form:
+    """The form with this id on the page."""
+    for form in parse_forms(html):
+        if form.id == form_id:
+            return form
+    raise AssertionError(f"no form {form_id!r} on the page:\n{html[:3000]}")
 
 
 def form_with(html: str, **fields: str) -> Form:
@@ -131,6 +164,16 @@ class Browser:
         data = {**form.fields, **values}
         return self.http.post(urljoin(url, form.action), data=data, allow_redirects=False,
                               timeout=30)
+
+    def follow(self, response: requests.Response) -> requests.Response:
+        """The page a redirect leads to (one hop)."""
+        assert response.status_code in (302, 303), (response.status_code, response.text[:2000])
+        return self.open(urljoin(response.url, response.headers["Location"]))
+
+    def submit_form(self, page: requests.Response, form_id: str,
+                    **values: str) -> requests.Response:
+        """Fill in and submit one form of a page, as a user clicking its button."""
+        return self.submit(page.url, find_form(page.text, form_id), **values)
 
     def authorize(
         self, authorize_url: str, username: str | None = None, password: str | None = None,

@@ -29,6 +29,7 @@ TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 # The 3.x default, which 4.x makes callers spell out.
 SEED_SCOPES = f"openid profile email {TRANSFER_ALL}"
+MANAGE = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 
 
 @contextlib.contextmanager
@@ -134,6 +135,18 @@ def native_login(server: LiveServer, username: str, password: str,
         location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
         tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
         return dict(tokens.by_resource_server)
+
+
+def user_auth_token(server: LiveServer, user: User, scopes: str) -> str:
+    """The user's access token for auth.globus.org (a native-app login through the pages)."""
+    tokens = native_login(server, user.username, user.password, scopes.split())
+    return str(tokens["auth.globus.org"]["access_token"])
+
+
+def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
+    """An AuthClient on the user's own token."""
+    token = user_auth_token(server, user, scopes)
+    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
 
 
 def globus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -118,6 +118,9 @@ ROUTES = [
           ("csrf_token", "session_id")),
     Route("v2/web/account/consents/revoke", ("POST",), False, "form",
           ("csrf_token", "consent_id")),
+    Route("v2/web/developer", ("GET",), False, "query", ("done",)),
+    Route("v2/web/developer/projects", ("POST",), False, "form",
+          ("csrf_token", "display_name", "contact_email")),
     Route("v2/api/clients", ("POST",), True, "json"),
     Route("v2/api/identities", ("GET",), True, "query", ("ids", "usernames", "provision")),
     Route("v2/api/identities/{identity}/consents", ("GET",), True, "query", ("all",)),
@@ -223,6 +226,7 @@ def _collect(server: LiveServer) -> Known:
         CLI_TEMPLATE_ID, tokens["access_token"], tokens["refresh_token"], client_token,
         spare_code, verifier, csrf, authorize, query["redirect_uri"],
         "https://app.example.org/cb", "http://127.0.0.1:8765", "openid", TRANSFER_ALL,
+        "/v2/web/developer", "//evil.example/", "project_created",
         f"{TRANSFER_ALL}[openid]", "authorization_code", "refresh_token", "client_credentials",
         "urn:globus:auth:grant_type:dependent_token", "offline", "allow", "code", "S256",
         "login", "True", "identity_set,session_info", "", "\x00", "a" * 2000,
@@ -312,6 +316,11 @@ def _collect(server: LiveServer) -> Known:
         "v2/web/account/unlink": [
             {"csrf_token": csrf, "identity": second.id, "@Cookie": both_cookies},
             {"csrf_token": csrf, "identity": user.id, "@Cookie": both_cookies},
+        ],
+        "v2/web/developer": [{"done": "project_created", "@Cookie": both_cookies}],
+        "v2/web/developer/projects": [
+            {"csrf_token": csrf, "display_name": "Fuzzed", "contact_email": "f@example.org",
+             "@Cookie": both_cookies},
         ],
         "v2/api/clients": [{"template_id": CLI_TEMPLATE_ID, "name": "Fuzzed app"}],
         "v2/api/identities": [

@@ -12,8 +12,8 @@ import pytest
 
 from tests.browser import Browser, parse_form, query_of
 from tests.conftest import User, _new_user
+from tests.e2e.helpers import MANAGE, auth_client_for
 from tests.e2e.security_helpers import enrol, redeem, session_info, web_app
-from tests.e2e.test_management import MANAGE, auth_client_for
 from tests.live import LiveServer
 
 

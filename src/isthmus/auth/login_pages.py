@@ -140,7 +140,8 @@ def _authenticated(
 async def site_login(request: Request) -> Response:
     """Signing in to this site's own pages (``next``), rather than for an application.
     Shown even to a signed-in browser: some pages want a recent login."""
-    going = Destination.page(request.query_params.get("next", ""))
+    going = Destination.page(request.query_params.get("next", ""),
+                             service(request).settings.site_path)
     return await _run(request, lambda session: site_login_page(session, going))
 
 
@@ -165,7 +166,8 @@ async def password_login(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     settings = service(request).settings
     query = form.get("authorize", "")
-    going = Destination.authorize(query) if query else Destination.page(form.get("next", ""))
+    going = (Destination.authorize(query) if query
+             else Destination.page(form.get("next", ""), settings.site_path))
     username = form.get("username", "")
     password = form.get("password", "")
     address = client_address(request)

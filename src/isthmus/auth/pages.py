@@ -25,6 +25,7 @@ from isthmus.auth import (
     consents,
     identities,
     mfa,
+    openapi,
     session_requirements,
     sessions,
     upstream,
@@ -236,7 +237,7 @@ async def _run(request: Request, work: Callable[[Session], PageResult]) -> Respo
     return await respond(request, lambda: in_transaction(request, work))
 
 
-@router.get("/v2/oauth2/authorize")
+@router.get("/v2/oauth2/authorize", openapi_extra=openapi.AUTHORIZE)
 async def authorize_page(request: Request) -> Response:
     params = dict(request.query_params)
     query = request.url.query

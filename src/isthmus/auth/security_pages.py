@@ -95,7 +95,8 @@ def _mfa_state(session: Session, signed_in: SignedIn, next_path: str,
 @router.get("/v2/web/account/mfa")
 async def mfa_page(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
-    next_path = local_next(request.query_params.get("next", ""))
+    next_path = local_next(request.query_params.get("next", ""),
+                           service(request).settings.site_path)
 
     def work(session: Session) -> PageResult:
         signed_in = _signed_in(session, cookie)
@@ -114,7 +115,7 @@ async def mfa_change(request: Request) -> Response:
     box = service(request).secret_box
     action = form.get("action", "")
     code = form.get("code", "")
-    next_path = local_next(form.get("next", ""))
+    next_path = local_next(form.get("next", ""), service(request).settings.site_path)
     address = client_address(request)
 
     def work(session: Session) -> PageResult:

@@ -91,7 +91,7 @@ async def start(request: Request) -> Response:
             # Ask the provider to log in afresh: the identity to link is another one.
             return provider, Destination.link(signed_in[1].account_id), True
         if purpose == "account":
-            return provider, Destination.page(form.get("next", "")), False
+            return provider, Destination.page(form.get("next", ""), settings.site_path), False
         raise bad_request("Unknown sign-in purpose")
 
     async def produce() -> PageResult:

@@ -102,7 +102,8 @@ async def get_endpoint(request: Request) -> JSONResponse:
     return _one(document)
 
 
-@router.api_route("/endpoint", methods=["PATCH", "PUT"])
+@router.patch("/endpoint")
+@router.put("/endpoint")
 async def update_endpoint(request: Request) -> Document:
     body = await _body(request)
     replace = request.method == "PUT"
@@ -141,7 +142,8 @@ async def get_storage_gateway(request: Request, gateway_id: str) -> JSONResponse
         session, endpoint, caller, gateway_id, params)))
 
 
-@router.api_route("/storage_gateways/{gateway_id}", methods=["PATCH", "PUT"])
+@router.patch("/storage_gateways/{gateway_id}")
+@router.put("/storage_gateways/{gateway_id}")
 async def update_storage_gateway(request: Request, gateway_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
@@ -187,7 +189,8 @@ async def get_collection(request: Request, collection_id: str) -> JSONResponse:
                                                      params)))
 
 
-@router.api_route("/collections/{collection_id}", methods=["PATCH", "PUT"])
+@router.patch("/collections/{collection_id}")
+@router.put("/collections/{collection_id}")
 async def update_collection(request: Request, collection_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
