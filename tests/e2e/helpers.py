@@ -126,10 +126,12 @@ def finish_downstream(sites: Sites, callback: str) -> str:
 
 
 def native_login(server: LiveServer, username: str, password: str,
-                 scopes: list[str]) -> dict[str, dict[str, Any]]:
-    """Tokens by resource server, from the tutorial client's login as a person does it."""
+                 scopes: list[str], *, client_id: str = TUTORIAL_CLIENT_ID,
+                 ) -> dict[str, dict[str, Any]]:
+    """Tokens by resource server, from a native app's login (the tutorial client's unless
+    ``client_id`` names another) as a person does it."""
     with pointed_at(server):
-        client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+        client = globus_sdk.NativeAppAuthClient(client_id)
         client.oauth2_start_flow(requested_scopes=scopes)
         browser = Browser(server.ca_file)
         location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
