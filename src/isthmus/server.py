@@ -16,14 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from isthmus import __version__
 from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
+from isthmus.auth import developer_pages as auth_developer_pages
 from isthmus.auth import identities_api as auth_identities_api
+from isthmus.auth import login_pages as auth_login_pages
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
+from isthmus.auth import security_pages as auth_security_pages
 from isthmus.auth import upstream_pages as auth_upstream_pages
+from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
 from isthmus.connect import errors as connect_errors
+from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
@@ -33,21 +38,27 @@ from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
 
-
-ALL_SERVICES = ("auth", "groups", "transfer", "connect")
+# Every service's routes, in the order they are matched.
+SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
+    "auth": (
+        auth_api.router,
+        auth_pages.router,
+        auth_login_pages.router,
+        auth_upstream_pages.router,
+        auth_account_pages.router,
+        auth_security_pages.router,
+        auth_developer_pages.router,
+        auth_manage_api.router,
+        auth_identities_api.router,
+    ),
+    "groups": (groups_api.router,),
+    "transfer": (transfer_api.router,),
+    "connect": (connect_api.router,),
+}
+ALL_SERVICES = tuple(SERVICE_ROUTERS)
+ROUTERS = tuple(router for service in ALL_SERVICES for router in SERVICE_ROUTERS[service])
 # A Connect node serves its endpoint only; Auth, Groups and Transfer are reached elsewhere.
 NODE_SERVICES = ("connect",)
-
-
-def _routers() -> dict[str, list[APIRouter]]:
-    return {
-        "auth": [auth_api.router, auth_pages.router, auth_upstream_pages.router,
-                 auth_account_pages.router, auth_manage_api.router,
-                 auth_identities_api.router],
-        "groups": [groups_api.router],
-        "transfer": [transfer_api.router],
-        "connect": [connect_api.router],
-    }
 
 
 def create_app(
@@ -69,11 +80,14 @@ def create_app(
     app.state.groups = deployment.groups
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
-    routers = _routers()
     for service in services:
-        for router in routers[service]:
+        for router in SERVICE_ROUTERS[service]:
             app.include_router(router)
     _install_error_handlers(app)
+    generated = app.openapi
+    app.openapi = lambda: finish_document(generated())  # type: ignore[method-assign]
+    if auth.settings.access_log is not None:
+        app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app
 
 

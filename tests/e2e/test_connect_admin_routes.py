@@ -5,6 +5,7 @@ methods against a live server of their own (they move the endpoint's owner aroun
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from typing import Any
 
 import globus_sdk
 import pytest
-from globus_sdk import GCSAPIError, GCSClient, MappedCollectionDocument, StorageGatewayDocument
+from globus_sdk import (
+    GCSAPIError,
+    GCSClient,
+    GuestCollectionDocument,
+    MappedCollectionDocument,
+    StorageGatewayDocument,
+    UserCredentialDocument,
+)
 
 from tests.conftest import User, _new_user
 from tests.e2e.helpers import TRANSFER_ALL, native_login, pointed_at
@@ -235,3 +243,37 @@ def test_collection_administration(
     for collection_id in (good, gone, per_user):
         client.delete_collection(collection_id)
     client.delete_storage_gateway(gateway_id)
+
+
+def test_batch_delete_takes_guest_collections_with_their_access_rules(
+    site: Site, owner: tuple[GCSClient, globus_sdk.TransferClient],
+) -> None:
+    client, _ = owner
+    bob_gcs, bob_transfer = site.clients(site.bob)
+    files = next(item for item in client.get_collection_list()
+                 if item["display_name"].endswith(" files"))
+    credential = bob_gcs.create_user_credential(UserCredentialDocument(
+        storage_gateway_id=files["storage_gateway_id"], identity_id=site.bob.id,
+        username=getpass.getuser()))["id"]
+    guests = [bob_gcs.create_collection(GuestCollectionDocument(
+        display_name=f"bob's share {number}", mapped_collection_id=files["id"],
+        user_credential_id=credential, collection_base_path=f"/~/share{number}"))["id"]
+        for number in (1, 2)]
+    rule = {"DATA_TYPE": "access", "principal_type": "identity", "principal": site.owner.id,
+            "path": "/", "permissions": "r"}
+    bob_transfer.add_endpoint_acl_rule(guests[0], rule)
+    # A mapped collection in the batch refuses all of it; nothing goes.
+    refused(403, "permission_denied", bob_gcs.post, "collections/batch_delete",
+            data={"DATA_TYPE": "batch#1.0.0", "ids": [guests[0], files["id"]]})
+    assert bob_gcs.get_collection(guests[0])["id"] == guests[0]
+
+    deleted = bob_gcs.post("collections/batch_delete", data={
+        "DATA_TYPE": "batch#1.0.0", "ids": [*guests, str(uuid.uuid4())]})
+    assert deleted.http_status == 202
+    assert deleted["data"] == [{"DATA_TYPE": "batch#1.0.0", "ids": guests}]
+    for guest in guests:
+        refused(404, "not_found", bob_gcs.get_collection, guest)
+    with pytest.raises(globus_sdk.TransferAPIError) as gone:
+        bob_transfer.endpoint_acl_list(guests[0])
+    assert gone.value.http_status == 404
+    bob_gcs.delete_user_credential(credential)

@@ -500,6 +500,52 @@ def test_node_and_collection_administration_commands(
         "subscription_admin_verified"] is True
 
 
+def test_sharing_policies_on_the_manager(deployment: Deployment, lab: LabSetup) -> None:
+    """create, list (all, and one account's), show and delete through /api/sharing_policies,
+    and the same policy as the official GCSClient reads it."""
+    env = deployment.env
+    restrict = '{"read": ["/projects/shared"], "none": ["/"]}'
+    for_alice = created_id("Sharing Policy", ok(gcs(
+        env, "sharing-policy", "create", lab.collection_id,
+        "--sharing-restrict-paths", restrict, "--user", "alice")))
+    for_everyone = created_id("Sharing Policy", ok(gcs(
+        env, "sharing-policy", "create", lab.collection_id,
+        "--sharing-restrict-paths", '{"read_write": ["/projects"]}')))
+
+    listed = json.loads(ok(gcs(env, "sharing-policy", "list", lab.collection_id,
+                               "-F", "json")))
+    assert [item["id"] for item in listed] == [for_alice, for_everyone]
+    assert listed[0]["users"] == ["alice"] and listed[1]["users"] is None
+    only_bob = json.loads(ok(gcs(env, "sharing-policy", "list", lab.collection_id,
+                                 "--username", "bob", "-F", "json")))
+    assert [item["id"] for item in only_bob] == [for_everyone]
+    table = ok(gcs(env, "sharing-policy", "list", lab.collection_id))
+    assert for_alice in table and for_everyone in table
+
+    shown = ok(gcs(env, "sharing-policy", "show", for_alice))
+    assert re.search(rf"^Collection ID: +{lab.collection_id}$", shown, re.MULTILINE), shown
+    assert "/projects/shared" in shown
+    tokens = native_login(deployment.server, deployment.admin.username,
+                          deployment.admin.password, [manage_collections(deployment.endpoint_id)])
+    with pointed_at(deployment.server):
+        client = GCSClient(deployment.node_url, authorizer=globus_sdk.AccessTokenAuthorizer(
+            tokens[deployment.endpoint_id]["access_token"]))
+        stored = client.get(f"sharing_policies/{for_alice}")["data"][0]
+    assert stored["DATA_TYPE"] == "sharing_policy#1.0.0"
+    assert stored["sharing_restrict_paths"]["read"] == ["/projects/shared"]
+
+    assert f"Deleted Sharing Policy {for_alice}" in ok(gcs(
+        env, "sharing-policy", "delete", for_alice))
+    gone = gcs(env, "sharing-policy", "show", for_alice)
+    assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "404" in gone.stderr
+    bad = gcs(env, "sharing-policy", "create", lab.collection_id,
+              "--sharing-restrict-paths", '{"read": "not a list"}')
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ")
+    ok(gcs(env, "sharing-policy", "delete", for_everyone))
+    assert ok(gcs(env, "sharing-policy", "list", lab.collection_id)).strip() == \
+        "No sharing policies."
+
+
 def test_session_consent_update_and_logout(
     deployment: Deployment, lab: LabSetup, tmp_path: Path,
 ) -> None:

@@ -10,7 +10,15 @@ import uuid
 from typing import Any
 
 from isthmus.connect import schemas
-from isthmus.connect.models import Collection, Endpoint, Node, Role, StorageGateway
+from isthmus.connect.models import (
+    Collection,
+    Endpoint,
+    Node,
+    Role,
+    SharingPolicy,
+    StorageGateway,
+    UserCredential,
+)
 
 API_VERSION = "1.32.0"
 MANAGER_VERSION = "5.4.76"
@@ -144,4 +152,32 @@ def node_document(node: Node) -> dict[str, Any]:
         **{key: value for key, value in node.document.items() if key != NODE_MANAGER_URL},
         "id": str(node.id),
         "status": node.status,
+    }
+
+
+def user_credential_document(credential: UserCredential, gateway: StorageGateway) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.USER_CREDENTIAL.data_type,
+        "id": str(credential.id),
+        "identity_id": str(credential.identity_id),
+        "storage_gateway_id": str(gateway.id),
+        "connector_id": str(gateway.connector_id),
+        "username": credential.username,
+        "display_name": credential.display_name,
+        "policies": credential.document.get("policies"),
+        "home_directory": credential.document.get("home_directory"),
+        "invalid": credential.invalid,
+        # POSIX credentials are made by their users, never provisioned at login.
+        "provisioned": True,
+        "deleted": False,
+    }
+
+
+def sharing_policy_document(policy: SharingPolicy) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.SHARING_POLICY.data_type,
+        "id": str(policy.id),
+        "collection_id": str(policy.collection_id),
+        "users": policy.users,
+        "sharing_restrict_paths": policy.sharing_restrict_paths,
     }

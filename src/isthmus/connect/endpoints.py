@@ -14,7 +14,15 @@ from isthmus.connect import authz, documents, schemas
 from isthmus.connect.authz import OWNER, Caller, identity_principal
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import gcs_error, invalid_input, missing_role, not_found
-from isthmus.connect.models import Collection, Endpoint, Node, Role, StorageGateway
+from isthmus.connect.models import (
+    Collection,
+    Endpoint,
+    Node,
+    Role,
+    SharingPolicy,
+    StorageGateway,
+    UserCredential,
+)
 
 CLIENTS_DOMAIN = "clients.auth.globus.org"
 # What an endpoint document has before anyone sets it.
@@ -131,10 +139,14 @@ def create_endpoint(
 
 
 def delete_endpoint(session: Session, endpoint: Endpoint) -> list[uuid.UUID]:
-    """Remove the endpoint with its roles, collections, gateways and nodes (`endpoint
-    cleanup`); the ids of the collections that went, whose Auth clients must go too."""
+    """Remove the endpoint with its roles, sharing policies, collections, user credentials,
+    gateways and nodes (`endpoint cleanup`); the ids of the collections that went, whose
+    Auth clients (and Transfer entries, with a guest's access rules) must go too."""
     collections = list(session.scalars(select(Collection).where(
         Collection.endpoint_id == endpoint.id)))
+    for policy in session.scalars(select(SharingPolicy).where(
+            SharingPolicy.endpoint_id == endpoint.id)):
+        session.delete(policy)
     for role in session.scalars(select(Role).where(Role.endpoint_id == endpoint.id)):
         session.delete(role)
     session.flush()
@@ -142,7 +154,7 @@ def delete_endpoint(session: Session, endpoint: Endpoint) -> list[uuid.UUID]:
     for collection in sorted(collections, key=lambda row: row.mapped_collection_id is None):
         session.delete(collection)
         session.flush()
-    for model in (StorageGateway, Node):
+    for model in (UserCredential, StorageGateway, Node):
         for row in session.scalars(select(model).where(model.endpoint_id == endpoint.id)):
             session.delete(row)
     session.flush()
