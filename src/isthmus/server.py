@@ -23,6 +23,7 @@ from isthmus.auth import retention
 from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
+from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
@@ -50,6 +51,7 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.state.groups = deployment.groups
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
+    app.state.data = deployment.data
     app.include_router(auth_api.router)
     app.include_router(auth_pages.router)
     app.include_router(auth_upstream_pages.router)
@@ -59,6 +61,7 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.include_router(groups_api.router)
     app.include_router(transfer_api.router)
     app.include_router(connect_api.router)
+    app.include_router(data_api.router)
     _install_error_handlers(app)
     return app
 
@@ -99,6 +102,8 @@ def render_error(request: Request, error: APIError) -> Response:
     path = request.url.path
     if _is_under(path, connect_api.API_PREFIX):
         return connect_errors.render_error(error)
+    if _is_under(path, data_access.DATA_PREFIX):
+        return data_api.render_error(error)
     if _is_under(path, transfer_errors.API_PREFIX):
         return transfer_errors.render_error(path, error)
     if _is_under(path, groups_api.PREFIX):
@@ -113,6 +118,8 @@ def _framework_error(request: Request, status: int, message: str) -> APIError:
     path = request.url.path
     if _is_under(path, connect_api.API_PREFIX):
         return connect_errors.from_status(status, message)
+    if _is_under(path, data_access.DATA_PREFIX):
+        return data_api.error_for_status(status, message)
     if _is_under(path, transfer_errors.API_PREFIX):
         return transfer_errors.from_status(status, message)
     code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",

@@ -383,6 +383,7 @@ class Connector(ABC):
         link cannot lead them somewhere they would refuse. A missing final component is kept
         as named; a missing directory is NotFound, a link leading outside is PathEscape.
         Storage without symlinks reaches every path by its own name."""
+        del follow  # without symlinks there is nothing to follow
         return normalize(path)
 
     def write_atomic(
