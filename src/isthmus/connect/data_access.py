@@ -51,7 +51,6 @@ from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import Connector, Entry, EntryType, ReadStream, WriteOptions
 from isthmus.storage.errors import (
     AlreadyExists,
-    InvalidArgument,
     NotFound,
     PathEscape,
     PermissionDenied,
@@ -399,6 +398,8 @@ class DataSession:
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
         new = self._reach_new(destination, tree=True)
         moved = self.connector.stat(old)  # NotFound names the source
+        if new != old and within(new, old):
+            raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
         existing = self._existing(new)
         if existing is None or old == new:
             self.connector.rename(old, new)
@@ -420,7 +421,7 @@ class DataSession:
         old = self._reach(source, Access.READ, tree=True)
         new = self._reach_new(destination, tree=True)
         if within(new, old):
-            raise InvalidArgument(f"'{source}' cannot be copied into itself", source)
+            raise forbidden(f"'{source}' cannot be copied onto or into itself")
         entry = self.connector.stat(old).resolved
         existing = self._existing(new)
         if existing is not None:

@@ -412,15 +412,15 @@ async def move_or_copy(request: Request) -> Response:
 
 @router.api_route("/{rest:path}", methods=["PROPFIND"])
 async def propfind(request: Request) -> Response:
-    depth = rfc4918.parse_depth(request.headers.get("depth"))
-    if depth is rfc4918.Depth.INFINITY:
-        return Response(rfc4918.finite_depth_error(), status_code=403,
-                        media_type=rfc4918.MULTISTATUS_TYPE)
-    wanted = rfc4918.parse_propfind(await read_body(request, rfc4918.MAX_PROPFIND_BYTES))
     session, path = await _open(request, [Method.GET])
     collection_id, _ = _location(request)
     base = _data(request).href(collection_id)
     with session:
+        depth = rfc4918.parse_depth(request.headers.get("depth"))
+        if depth is rfc4918.Depth.INFINITY:
+            return Response(rfc4918.finite_depth_error(), status_code=403,
+                            media_type=rfc4918.MULTISTATUS_TYPE)
+        wanted = rfc4918.parse_propfind(await read_body(request, rfc4918.MAX_PROPFIND_BYTES))
         entry = await _io(lambda: session.stat(path))
         resources = [rfc4918.Resource(_href(base, path, entry), entry.name, entry)]
         if entry.is_dir() and depth is rfc4918.Depth.ONE:

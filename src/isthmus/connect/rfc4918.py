@@ -121,8 +121,12 @@ class Resource:
 
 
 def content_type(name: str) -> str:
+    """A media type from the file name; text is said to be UTF-8, since without a charset
+    clients assume ISO-8859-1 and most text written today is UTF-8."""
     guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
+    if guessed is None:
+        return "application/octet-stream"
+    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 
 
 def multistatus(resources: Iterable[Resource], request: PropfindRequest) -> bytes:

@@ -139,12 +139,11 @@ def byte_range(
     if not _digits(first_text, optional=False):
         return None
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
-        return None
+    if last_text and int(last_text) < first:
+        return None  # not a valid range: ignored
     if first >= size:
         raise UnsatisfiableRangeError
-    return first, min(last, size - 1)
+    return first, min(int(last_text), size - 1) if last_text else size - 1
 
 
 def _digits(text: str, *, optional: bool) -> bool:
