@@ -14,11 +14,13 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
+import ssl
 import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -299,6 +301,42 @@ def test_a_large_put_and_get_stream_in_bounded_memory(
     assert back.stat().st_size == size
     assert subprocess.run(["cmp", str(source), str(back)], check=False).returncode == 0
     assert curl(site.server, alice_token, "-X", "DELETE", url).status == 204
+
+
+def _parts_and(target: Path) -> list[str]:
+    """Temporary files of uploads in progress in ``target``'s folder, and ``target``."""
+    return [name for name in os.listdir(target.parent)
+            if name.startswith(".isthmus-part") or name == target.name]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_an_interrupted_upload_leaves_nothing_behind(
+    site: DataSite, alice: User, alice_token: str,
+) -> None:
+    target = site.home_dir(alice) / "interrupted.bin"
+    host, port = "127.0.0.1", site.server.port
+    context = ssl.create_default_context(cafile=site.server.ca_file)
+    with socket.create_connection((host, port)) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        path = urlsplit(site.home_url(alice) + "/interrupted.bin").path
+        tls.sendall((f"PUT {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Authorization: Bearer {alice_token}\r\n"
+                     f"Content-Length: {10 * MiB}\r\n\r\n").encode())
+        for _ in range(3):
+            tls.sendall(os.urandom(MiB))
+        # Being written, under a temporary name only.
+        assert _wait_for(lambda: _parts_and(target) != [])
+        assert not target.exists()
+    # The client went away after 3 of 10 MiB: the temporary file goes, nothing appears.
+    assert _wait_for(lambda: _parts_and(target) == []), _parts_and(target)
 
 
 # --- the redirect contract and GCSDownloader --------------------------------------------------

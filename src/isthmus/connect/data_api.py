@@ -9,6 +9,7 @@ errors are short JSON documents (``code``, ``message``), never tracebacks.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -341,16 +342,41 @@ async def _write(request: Request, session: DataSession, path: str) -> Response:
 
 
 async def _receive_into(request: Request, writer: AtomicWriter) -> None:
-    """The body, a chunk of at most about `CHUNK_SIZE` held at a time: the server reads
-    from the socket only as fast as storage takes it (uvicorn pauses the socket)."""
+    """Stream the body into ``writer`` in blocks of about `CHUNK_SIZE`, writing one block
+    in a worker thread while the next arrives. At most two blocks are held, and the socket
+    is read only as fast as storage takes them (uvicorn pauses reading when its small
+    buffer is full)."""
+    loop = asyncio.get_running_loop()
+    in_flight: asyncio.Future[None] | None = None
     pending = bytearray()
-    async for received in request.stream():
-        pending += received
-        if len(pending) >= CHUNK_SIZE:
+    try:
+        async for received in request.stream():
+            pending += received
+            if len(pending) >= CHUNK_SIZE:
+                if in_flight is not None:
+                    await _written(in_flight)
+                in_flight = loop.run_in_executor(None, writer.write, bytes(pending))
+                pending.clear()
+        if in_flight is not None:
+            await _written(in_flight)
+            in_flight = None
+        if pending:
             await _io(functools.partial(writer.write, bytes(pending)))
-            pending.clear()
-    if pending:
-        await _io(functools.partial(writer.write, bytes(pending)))
+    finally:
+        if in_flight is not None:
+            # Whatever went wrong, the writer is touched by one thread at a time: the
+            # caller aborts it only once this write has finished.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([in_flight])
+            if not in_flight.cancelled():
+                in_flight.exception()  # retrieved: the first error is the one reported
+
+
+async def _written(write: asyncio.Future[None]) -> None:
+    try:
+        await write
+    except StorageError as error:
+        raise _from_storage(error) from None
 
 
 # --- DELETE and MKCOL -----------------------------------------------------------------------
