@@ -339,6 +339,39 @@ def test_an_interrupted_upload_leaves_nothing_behind(
     assert _wait_for(lambda: _parts_and(target) == []), _parts_and(target)
 
 
+def _open_by(pid: int, target: Path) -> int:
+    """How many of the process's file descriptors have ``target`` open."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd) == str(target)
+    return count
+
+
+def test_an_interrupted_download_releases_the_file(
+    site: DataSite, alice: User, alice_token: str,
+) -> None:
+    target = site.home_dir(alice) / "abandoned.bin"
+    assert put(site, alice_token, site.home_url(alice) + "/abandoned.bin",
+               os.urandom(8 * MiB)).status == 201
+    assert site.server.process is not None
+    pid = site.server.process.pid
+    host, port = "127.0.0.1", site.server.port
+    context = ssl.create_default_context(cafile=site.server.ca_file)
+    path = urlsplit(site.home_url(alice) + "/abandoned.bin").path
+    for _ in range(3):
+        with socket.create_connection((host, port)) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                         f"Authorization: Bearer {alice_token}\r\n\r\n").encode())
+            assert tls.recv(65536).startswith(b"HTTP/1.1 200")
+            assert _wait_for(lambda: _open_by(pid, target) > 0)
+    # The clients went away mid-file: the server lets go of it, and still serves.
+    assert _wait_for(lambda: _open_by(pid, target) == 0)
+    whole = curl(site.server, alice_token, site.home_url(alice) + "/abandoned.bin")
+    assert whole.status == 200 and whole.body == target.read_bytes()
+
+
 # --- the redirect contract and GCSDownloader --------------------------------------------------
 
 

@@ -215,18 +215,23 @@ async def options(request: Request) -> Response:
 
 
 class _FileResponse(StreamingResponse):
-    """Streams an open file chunk by chunk; the file and the session are released however
-    the response ends (finished, failed, or the client gone)."""
+    """Streams an open file, reading the next chunk in a worker thread while the current one
+    is sent. The file and the session are released however the response ends (finished,
+    failed, or the client gone), and never while a read is still running."""
 
     def __init__(self, stream: ReadStream, session: DataSession, status: int,
                  headers: dict[str, str]) -> None:
-        super().__init__(self._chunks(stream), status_code=status, headers=headers)
+        super().__init__(self._chunks(), status_code=status, headers=headers)
         self._stream = stream
         self._session = session
+        self._reading: asyncio.Future[bytes] | None = None
 
-    @staticmethod
-    async def _chunks(stream: ReadStream) -> AsyncIterator[bytes]:
-        while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK_SIZE):
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        self._reading = loop.run_in_executor(None, self._stream.read, CHUNK_SIZE)
+        # shield: a cancelled response must not forget a read that is still running.
+        while chunk := await asyncio.shield(self._reading):
+            self._reading = loop.run_in_executor(None, self._stream.read, CHUNK_SIZE)
             yield chunk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -234,6 +239,7 @@ class _FileResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
+                await _settle(self._reading)
                 await anyio.to_thread.run_sync(self._release)
 
     def _release(self) -> None:
@@ -241,6 +247,15 @@ class _FileResponse(StreamingResponse):
             self._stream.close()
         finally:
             self._session.close()
+
+
+async def _settle(work: asyncio.Future[Any] | None) -> None:
+    """Wait until a worker thread's job has finished, whatever its outcome (already
+    reported elsewhere, or of no interest once the request has failed)."""
+    if work is not None:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # retrieved, so asyncio does not log it as forgotten
 
 
 @router.api_route("/{rest:path}", methods=["GET", "HEAD"])
@@ -363,18 +378,17 @@ async def _receive_into(request: Request, writer: AtomicWriter) -> None:
         if pending:
             await _io(functools.partial(writer.write, bytes(pending)))
     finally:
-        if in_flight is not None:
-            # Whatever went wrong, the writer is touched by one thread at a time: the
-            # caller aborts it only once this write has finished.
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait([in_flight])
-            if not in_flight.cancelled():
-                in_flight.exception()  # retrieved: the first error is the one reported
+        # Whatever went wrong, the writer is touched by one thread at a time: the caller
+        # aborts it only once this write has finished.
+        with anyio.CancelScope(shield=True):
+            await _settle(in_flight)
 
 
 async def _written(write: asyncio.Future[None]) -> None:
     try:
-        await write
+        # shield: if this request is cancelled, the write still runs to its end, and the
+        # finally above waits for it.
+        await asyncio.shield(write)
     except StorageError as error:
         raise _from_storage(error) from None
 
