@@ -9,7 +9,7 @@ errors are short JSON documents (``code``, ``message``), never tracebacks.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,9 +19,8 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
 
 from isthmus.connect import rfc4918
 from isthmus.connect.data_access import DATA_PREFIX, DataAccess, DataSession, Method
@@ -33,10 +32,11 @@ from isthmus.connect.rfc9110 import (
     content_range,
     precondition_status,
 )
+from isthmus.connect.streaming import FileResponse, receive_into
 from isthmus.core import work
 from isthmus.core.errors import APIError, bad_request
 from isthmus.core.http import bearer_token, read_body
-from isthmus.storage.connector import CHUNK_SIZE, AtomicWriter, Entry, ReadStream, WriteOptions
+from isthmus.storage.connector import Entry, ReadStream, WriteOptions
 from isthmus.storage.digests import format_digest_field, parse_digest_field, parse_want_digest
 from isthmus.storage.errors import StorageError
 
@@ -132,7 +132,11 @@ def _destination(request: Request, data: DataAccess, collection_id: uuid.UUID) -
         raise error_for_status(403, "The Destination must be on this server")
     prefix = public.path.rstrip("/")
     path = url.path[len(prefix):] if prefix and url.path.startswith(prefix + "/") else url.path
-    target, destination = parse_location(path.encode("latin-1"))
+    try:
+        target, destination = parse_location(path.encode("latin-1"))
+    except APIError as error:
+        raise bad_request(f"The Destination is not a file URL of this server: "
+                          f"{error.message}") from None
     if target != collection_id:
         raise error_for_status(403, "The Destination must be in the same collection")
     return destination
@@ -151,8 +155,25 @@ async def _open(request: Request, methods: list[Method], *,
     try:
         return session, _canonical(session, requested)
     except BaseException:
-        session.close()
+        await _release(session)
         raise
+
+
+async def _release(session: DataSession) -> None:
+    """Give the session's connector back (in a thread: an evicted one may stop a process),
+    also when the request is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(session.close)
+
+
+@contextlib.asynccontextmanager
+async def _opened(request: Request, methods: list[Method]) -> AsyncIterator[
+        tuple[DataSession, str]]:
+    session, path = await _open(request, methods)
+    try:
+        yield session, path
+    finally:
+        await _release(session)
 
 
 def _canonical(session: DataSession, requested: str) -> str:
@@ -214,62 +235,30 @@ async def options(request: Request) -> Response:
 # --- GET and HEAD ---------------------------------------------------------------------------
 
 
-class _FileResponse(StreamingResponse):
-    """Streams an open file, reading the next chunk in a worker thread while the current one
-    is sent. The file and the session are released however the response ends (finished,
-    failed, or the client gone), and never while a read is still running."""
-
-    def __init__(self, stream: ReadStream, session: DataSession, status: int,
-                 headers: dict[str, str]) -> None:
-        super().__init__(self._chunks(), status_code=status, headers=headers)
-        self._stream = stream
-        self._session = session
-        self._reading: asyncio.Future[bytes] | None = None
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        self._reading = loop.run_in_executor(None, self._stream.read, CHUNK_SIZE)
-        # shield: a cancelled response must not forget a read that is still running.
-        while chunk := await asyncio.shield(self._reading):
-            self._reading = loop.run_in_executor(None, self._stream.read, CHUNK_SIZE)
-            yield chunk
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await _settle(self._reading)
-                await anyio.to_thread.run_sync(self._release)
-
-    def _release(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            self._session.close()
-
-
-async def _settle(work: asyncio.Future[Any] | None) -> None:
-    """Wait until a worker thread's job has finished, whatever its outcome (already
-    reported elsewhere, or of no interest once the request has failed)."""
-    if work is not None:
-        await asyncio.wait([work])
-        if not work.cancelled():
-            work.exception()  # retrieved, so asyncio does not log it as forgotten
-
-
 @router.api_route("/{rest:path}", methods=["GET", "HEAD"])
 async def read(request: Request) -> Response:
     session, path = await _open(request, [Method.GET], redirect=True)
     try:
-        return await _read(request, session, path)
+        stream, status, headers = await _read(request, session, path)
     except BaseException:
-        session.close()
+        await _release(session)
         raise
+    if stream is None:
+        await _release(session)
+        return Response(status_code=status, headers=headers)
+
+    def release() -> None:  # the response owns the file and the session from here on
+        try:
+            stream.close()
+        finally:
+            session.close()
+
+    return FileResponse(stream, release, status, headers)
 
 
-async def _read(request: Request, session: DataSession, path: str) -> Response:
-    head = request.method == "HEAD"
+async def _read(request: Request, session: DataSession,
+                path: str) -> tuple[ReadStream | None, int, dict[str, str]]:
+    """The open file (None for HEAD and 304), the status and the headers of a GET/HEAD."""
     wanted = _wanted_digests(request)
     # The file may change while we look at it: what is served must match its headers.
     for _ in range(3):
@@ -280,8 +269,7 @@ async def _read(request: Request, session: DataSession, path: str) -> Response:
         validators = Validators.of(entry)
         status = precondition_status(request.method, request.headers, validators)
         if status == 304:
-            session.close()
-            return Response(status_code=304, headers=validators.headers())
+            return None, 304, validators.headers()
         if status is not None:
             raise error_for_status(status, "A precondition of the request does not hold")
         try:
@@ -301,13 +289,13 @@ async def _read(request: Request, session: DataSession, path: str) -> Response:
         if wanted:
             digests = await _io(lambda: session.digests(path, wanted))
             headers["Repr-Digest"] = format_digest_field(digests)
-        if head:
-            session.close()
-            return Response(status_code=206 if chosen else 200, headers=headers)
+        status = 206 if chosen else 200
+        if request.method == "HEAD":
+            return None, status, headers
         stream = await _io(functools.partial(session.open_read, path, first, last - first + 1))
         if Validators.of(stream.entry) == validators:
-            return _FileResponse(stream, session, 206 if chosen else 200, headers)
-        stream.close()
+            return stream, status, headers
+        await _io(stream.close)
     raise error_for_status(503, "The file keeps changing; try again")
 
 
@@ -318,13 +306,11 @@ async def _read(request: Request, session: DataSession, path: str) -> Response:
 async def write(request: Request) -> Response:
     if "content-range" in request.headers:
         raise bad_request("PUT replaces a whole file; Content-Range is not accepted")
-    session, path = await _open(request, [Method.PUT])
-    try:
-        return await _write(request, session, path)
-    except ClientDisconnect:
-        return Response(status_code=400)  # nobody is left to read it
-    finally:
-        session.close()
+    async with _opened(request, [Method.PUT]) as (session, path):
+        try:
+            return await _write(request, session, path)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
 
 
 async def _write(request: Request, session: DataSession, path: str) -> Response:
@@ -343,7 +329,10 @@ async def _write(request: Request, session: DataSession, path: str) -> Response:
     )
     writer = await _io(lambda: session.begin_write(path, options))
     try:
-        await _receive_into(request, writer)
+        try:
+            await receive_into(request.stream(), writer)
+        except StorageError as error:
+            raise _from_storage(error) from None
         result = await _io(writer.commit)
     finally:
         with anyio.CancelScope(shield=True):
@@ -356,50 +345,12 @@ async def _write(request: Request, session: DataSession, path: str) -> Response:
     return Response(status_code=204 if existing else 201, headers=headers)
 
 
-async def _receive_into(request: Request, writer: AtomicWriter) -> None:
-    """Stream the body into ``writer`` in blocks of about `CHUNK_SIZE`, writing one block
-    in a worker thread while the next arrives. At most two blocks are held, and the socket
-    is read only as fast as storage takes them (uvicorn pauses reading when its small
-    buffer is full)."""
-    loop = asyncio.get_running_loop()
-    in_flight: asyncio.Future[None] | None = None
-    pending = bytearray()
-    try:
-        async for received in request.stream():
-            pending += received
-            if len(pending) >= CHUNK_SIZE:
-                if in_flight is not None:
-                    await _written(in_flight)
-                in_flight = loop.run_in_executor(None, writer.write, bytes(pending))
-                pending.clear()
-        if in_flight is not None:
-            await _written(in_flight)
-            in_flight = None
-        if pending:
-            await _io(functools.partial(writer.write, bytes(pending)))
-    finally:
-        # Whatever went wrong, the writer is touched by one thread at a time: the caller
-        # aborts it only once this write has finished.
-        with anyio.CancelScope(shield=True):
-            await _settle(in_flight)
-
-
-async def _written(write: asyncio.Future[None]) -> None:
-    try:
-        # shield: if this request is cancelled, the write still runs to its end, and the
-        # finally above waits for it.
-        await asyncio.shield(write)
-    except StorageError as error:
-        raise _from_storage(error) from None
-
-
 # --- DELETE and MKCOL -----------------------------------------------------------------------
 
 
 @router.delete("/{rest:path}")
 async def delete(request: Request) -> Response:
-    session, path = await _open(request, [Method.DELETE])
-    with session:
+    async with _opened(request, [Method.DELETE]) as (session, path):
         entry = await _io(lambda: session.stat(path))
         if precondition_status("DELETE", request.headers, Validators.of(entry)) is not None:
             raise error_for_status(412, "A precondition of the request does not hold")
@@ -411,8 +362,7 @@ async def delete(request: Request) -> Response:
 async def make_collection(request: Request) -> Response:
     if await read_body(request, 1024):
         raise error_for_status(415, "MKCOL takes no body")
-    session, path = await _open(request, [Method.PUT])
-    with session:
+    async with _opened(request, [Method.PUT]) as (session, path):
         await _io(lambda: session.mkdir(path))
     return Response(status_code=201)
 
@@ -429,8 +379,7 @@ async def move_or_copy(request: Request) -> Response:
         raise bad_request(f"{request.method} takes Depth: infinity"
                           + ("" if moving else " or 0"))
     methods = [Method.PUT, Method.DELETE] if moving else [Method.GET, Method.PUT]
-    session, source = await _open(request, methods)
-    with session:
+    async with _opened(request, methods) as (session, source):
         collection_id, _ = _location(request)
         destination = _canonical(session, _destination(request, _data(request), collection_id))
         source_entry = await _io(lambda: session.stat(source))
@@ -452,10 +401,9 @@ async def move_or_copy(request: Request) -> Response:
 
 @router.api_route("/{rest:path}", methods=["PROPFIND"])
 async def propfind(request: Request) -> Response:
-    session, path = await _open(request, [Method.GET])
     collection_id, _ = _location(request)
     base = _data(request).href(collection_id)
-    with session:
+    async with _opened(request, [Method.GET]) as (session, path):
         depth = rfc4918.parse_depth(request.headers.get("depth"))
         if depth is rfc4918.Depth.INFINITY:
             return Response(rfc4918.finite_depth_error(), status_code=403,
