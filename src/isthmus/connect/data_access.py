@@ -183,23 +183,28 @@ class DataAccess:
             raise not_authenticated("The bearer token is not active", collection_id)
         with reading(self.sessions) as session:
             target = self._target(session, collection_id)
-            _check_token(target, info)
-            _check_methods(target, methods)
-            if target.collection_type != "mapped":
-                raise forbidden("This server serves mapped collections over HTTPS; guest "
-                                "collections are reached through their access rules, which "
-                                "HTTPS access does not read yet")
-            resolved = access.resolve_identities(
-                session, collection_id, self._identities_of(info), self.mapper)
+        _check_token(target, info)
+        _check_methods(target, methods)
+        if target.collection_type != "mapped":
+            raise forbidden("This server serves mapped collections over HTTPS; guest "
+                            "collections are reached through their access rules, which "
+                            "HTTPS access does not read yet")
+        identities = self._identities_of(info)
+        with reading(self.sessions) as session:
+            resolved = access.resolve_identities(session, collection_id, identities,
+                                                 self.mapper)
         return self._session(resolved)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable
         order): the first that maps to an account decides who the caller is."""
         own = {"id": str(info.identity_id), "username": info.username}
-        linked = self.identities.lookup_identities(info.identities - {info.identity_id})
-        others = sorted(linked.values(), key=lambda record: record.username)
-        return [own, *({"id": str(r.id), "username": r.username} for r in others)]
+        others = info.identities - {info.identity_id}
+        if not others:
+            return [own]
+        linked = sorted(self.identities.lookup_identities(others).values(),
+                        key=lambda record: record.username)
+        return [own, *({"id": str(r.id), "username": r.username} for r in linked)]
 
     def _session(self, resolved: ResolvedAccess) -> DataSession:
         location = resolved.location
