@@ -464,6 +464,9 @@ def test_rclone_lists_copies_moves_and_checks_through_webdav(
     on_disk = site.home_dir(alice) / "tree"
     assert (on_disk / "sub" / "b.bin").read_bytes() == (local / "sub" / "b.bin").read_bytes()
     run("check", "--download", str(local), "isthmus:tree")
+    # The same folder through ~, the user's home.
+    tilde = rclone(site, alice_token, site.url + "/~", tmp_path, "lsf", "isthmus:")
+    assert tilde.returncode == 0 and "tree/" in tilde.stdout.splitlines(), tilde.stderr
 
     run("moveto", "isthmus:tree/a.txt", "isthmus:tree/sub/moved.txt")
     assert not (on_disk / "a.txt").exists()

@@ -36,6 +36,7 @@ from isthmus.connect.streaming import FileResponse, receive_into
 from isthmus.core import work
 from isthmus.core.errors import APIError, bad_request
 from isthmus.core.http import bearer_token, read_body
+from isthmus.storage import paths
 from isthmus.storage.connector import Entry, ReadStream, WriteOptions
 from isthmus.storage.digests import format_digest_field, parse_digest_field, parse_want_digest
 from isthmus.storage.errors import StorageError
@@ -401,19 +402,23 @@ async def move_or_copy(request: Request) -> Response:
 
 @router.api_route("/{rest:path}", methods=["PROPFIND"])
 async def propfind(request: Request) -> Response:
-    collection_id, _ = _location(request)
+    collection_id, requested = _location(request)
     base = _data(request).href(collection_id)
     async with _opened(request, [Method.GET]) as (session, path):
+        # Hrefs keep the path as the client wrote it (with its ~): clients match them
+        # against the URL they asked for.
+        shown = paths.normalize(requested)
         depth = rfc4918.parse_depth(request.headers.get("depth"))
         if depth is rfc4918.Depth.INFINITY:
             return Response(rfc4918.finite_depth_error(), status_code=403,
                             media_type=rfc4918.MULTISTATUS_TYPE)
         wanted = rfc4918.parse_propfind(await read_body(request, rfc4918.MAX_PROPFIND_BYTES))
         entry = await _io(lambda: session.stat(path))
-        resources = [rfc4918.Resource(_href(base, path, entry), entry.name, entry)]
+        resources = [rfc4918.Resource(_href(base, shown, entry), entry.name, entry)]
         if entry.is_dir() and depth is rfc4918.Depth.ONE:
             children = await _io(lambda: session.list(path))
-            resources.extend(rfc4918.Resource(_href(base, child, found), found.name, found)
-                             for child, found in children)
+            resources.extend(
+                rfc4918.Resource(_href(base, paths.join(shown, found.name), found), found.name,
+                                 found) for _, found in children)
     body = await anyio.to_thread.run_sync(lambda: rfc4918.multistatus(resources, wanted))
     return Response(body, status_code=207, media_type=rfc4918.MULTISTATUS_TYPE)
