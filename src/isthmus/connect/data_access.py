@@ -48,7 +48,14 @@ from isthmus.core.registrations import collection_scope
 from isthmus.core.tokens import TokenInfo, TokenIntrospector
 from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
-from isthmus.storage.connector import Connector, Entry, EntryType, ReadStream, WriteOptions
+from isthmus.storage.connector import (
+    AtomicWriter,
+    Connector,
+    Entry,
+    EntryType,
+    ReadStream,
+    WriteOptions,
+)
 from isthmus.storage.errors import (
     AlreadyExists,
     NotFound,
@@ -382,7 +389,7 @@ class DataSession:
 
     # --- writing -------------------------------------------------------------------------
 
-    def begin_write(self, path: str, options: WriteOptions) -> Any:
+    def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self.connector.begin_write(self._reach_new(path), options)
 
