@@ -16,8 +16,9 @@ from isthmus.auth import identities
 from isthmus.connect.connectors import ConnectorPool
 from isthmus.connect.data_access import DataAccess, DataSession, Method, SignInRequiredError
 from isthmus.connect.data_api import parse_location
+from isthmus.connect.data_paths import Access, DataPaths
 from isthmus.connect.models import Collection, StorageGateway
-from isthmus.connect.path_restrictions import Access, PathRules
+from isthmus.connect.path_restrictions import UserPaths
 from isthmus.connect.rfc4918 import (
     Depth,
     PropfindRequest,
@@ -46,13 +47,12 @@ from isthmus.storage.connector import Connector, Entry, EntryType, WriteOptions
 from isthmus.storage.errors import PermissionDenied
 from isthmus.storage.posix import PosixConnector
 
-# --- path restrictions --------------------------------------------------------------------
+# --- path restrictions as the data plane reads them ------------------------------------------
 
 
 def test_home_only_restrictions_keep_each_user_in_their_folder() -> None:
-    rules = PathRules.from_document({"DATA_TYPE": "path_restrictions#1.0.0",
-                                     "read_write": ["$HOME"], "read": [], "none": []},
-                                    home="/ann@lab.org", user="svc")
+    rules = DataPaths({"DATA_TYPE": "path_restrictions#1.0.0", "read_write": ["$HOME"],
+                       "read": [], "none": []}, UserPaths("/ann@lab.org", "svc"))
     assert rules.access("/ann@lab.org") is Access.READ_WRITE
     assert rules.access("/ann@lab.org/a/b.txt") is Access.READ_WRITE
     assert rules.access("/") is Access.TRAVERSE  # walk through to one's folder
@@ -61,23 +61,23 @@ def test_home_only_restrictions_keep_each_user_in_their_folder() -> None:
     assert rules.access("/ann@lab") is Access.NONE
     assert rules.least_within("/ann@lab.org") is Access.READ_WRITE
     assert rules.least_within("/") is Access.TRAVERSE
-    assert rules.mentions("/ann@lab.org") and not rules.mentions("/bob@lab.org")
     # Without a home, $HOME grants nothing.
-    homeless = PathRules.from_document({"read_write": ["$HOME"]}, home=None, user="svc")
+    homeless = DataPaths({"read_write": ["$HOME"]}, UserPaths(None, "svc"))
     assert homeless.access("/") is Access.NONE
 
 
-def test_the_most_specific_path_decides() -> None:
-    rules = PathRules.from_document(
+def test_the_most_specific_path_decides_and_trees_take_their_least() -> None:
+    rules = DataPaths(
         {"read": ["/data"], "none": ["/data/secret", "/data/both"],
          "read_write": ["/data/secret/mine", "/data/both", "/scratch/$USER", "~/inbox/"]},
-        home="/home/ann", user="ann")
+        UserPaths("/home/ann", "ann"))
     assert rules.access("/data/x") is Access.READ
     assert rules.access("/data/secret") is Access.TRAVERSE  # it leads to .../mine
     assert rules.access("/data/secret/other") is Access.NONE
     assert rules.access("/data/secret/mine/file") is Access.READ_WRITE
     assert rules.access("/data/both") is Access.NONE  # listed twice: the lesser wins
     assert rules.access("/scratch/ann/x") is Access.READ_WRITE
+    assert rules.access("/scratch") is Access.TRAVERSE
     assert rules.access("/scratch/bob") is Access.NONE
     assert rules.access("/home/ann/inbox/new") is Access.READ_WRITE
     assert rules.access("/home/ann") is Access.TRAVERSE
@@ -87,18 +87,30 @@ def test_the_most_specific_path_decides() -> None:
     assert rules.least_within("/data/secret/mine") is Access.READ_WRITE
 
 
-@pytest.mark.parametrize("document", [None, {}, {"read": [], "read_write": [], "none": []}])
-def test_no_restrictions_means_read_write_everywhere(document: dict[str, list[str]] | None,
-                                                      ) -> None:
-    rules = PathRules.from_document(document, home=None, user="ann")
-    assert rules.access("/anything/at/all") is Access.READ_WRITE
-    assert rules.least_within("/") is Access.READ_WRITE
+def test_wildcards_walk_through_and_make_trees_err_towards_refusing() -> None:
+    rules = DataPaths({"read_write": ["/home/*"], "none": ["/home/*/secret*"]},
+                      UserPaths(None, "ann"))
+    assert rules.access("/") is Access.TRAVERSE
+    assert rules.access("/home") is Access.TRAVERSE
+    assert rules.access("/home/ann/notes") is Access.READ_WRITE
+    assert rules.access("/home/ann/secret-plans") is Access.NONE
+    # A recursive delete of /home/ann might reach a secret folder: refused.
+    assert rules.least_within("/home/ann") is Access.NONE
+    assert rules.least_within("/home/ann/notes") is Access.NONE  # the pattern could match
+    plain = DataPaths({"read_write": ["/home/*"]}, UserPaths(None, "ann"))
+    assert plain.least_within("/home/ann") is Access.READ_WRITE
 
 
-def test_unusable_listed_paths_are_ignored() -> None:
-    rules = PathRules.from_document({"read": ["relative", "/a/../../b", "/ok"]},
-                                    home=None, user="ann")
-    assert rules.rules == (("/ok", Access.READ),)
+@pytest.mark.parametrize(("document", "expected"), [
+    (None, Access.READ_WRITE),  # no restrictions set: everything
+    ({}, Access.NONE),  # restrictions that list nothing: nothing
+    ({"read": [], "read_write": [], "none": []}, Access.NONE),
+    ({"read": ["relative", "/ok"]}, Access.NONE),
+])
+def test_what_unlisted_paths_get(document: dict[str, list[str]] | None,
+                                 expected: Access) -> None:
+    rules = DataPaths(document, UserPaths(None, "ann"))
+    assert rules.access("/anything/at/all") is expected
 
 
 # --- RFC 9110 -------------------------------------------------------------------------------

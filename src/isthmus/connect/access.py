@@ -2,38 +2,24 @@
 
 Connect keeps gateways and collections as data. This module turns a collection
 into its `CollectionLocation` (connector, root path, identity-mapping rules and
-path policies) and, given a caller's identities, applies the gateway's identity
-policies (`gateway_policies`) and asks an `IdentityMapper` for the local account.
-`GatewayIdentityMapper` is the mapper the gateway's own documents describe
-(`identity_mapping`: expression rules, external programs, the default mapping).
+path policies) and, given an identity, applies the gateway's identity policies
+and asks an `IdentityMapper` for the local account. The storage package
+implements `IdentityMapper` (expression and external-program mappings) and
+opens connector sessions confined to the location's root.
 """
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from isthmus.connect.errors import gcs_error, not_found
-from isthmus.connect.gateway_policies import (
-    AccessPolicyError,
-    NoAccountMappedError,
-    check_user_allowed,
-    require_allowed_domain,
-)
-from isthmus.connect.identity_mapping import (
-    IdentityMappingError,
-    map_single_identity,
-    parse_identity_mappings,
-)
 from isthmus.connect.models import Collection, StorageGateway
-
-logger = logging.getLogger("isthmus.connect")
 
 
 @dataclass(frozen=True)
@@ -71,21 +57,6 @@ class IdentityMapper(Protocol):
 class ResolvedAccess:
     location: CollectionLocation
     local_username: str
-    # The identity the account was mapped from (the caller's own, or a linked one).
-    identity: Mapping[str, Any]
-
-
-class GatewayIdentityMapper:
-    """`IdentityMapper` by the gateway's ``identity_mappings`` documents, tried in order;
-    with none, the default mapping (``user@domain`` -> ``user`` for one allowed domain)."""
-
-    def map_identity(
-        self, location: CollectionLocation, identity: Mapping[str, Any]
-    ) -> str | None:
-        mappings = parse_identity_mappings(
-            list(location.identity_mappings), connector_id=str(location.connector_id),
-            storage_gateway_id=str(location.storage_gateway_id))
-        return map_single_identity(identity, mappings, location.allowed_domains)
 
 
 def collection_root(gateway: StorageGateway, *base_paths: str) -> str:
@@ -144,34 +115,26 @@ def resolve(
     session: Session, collection_id: uuid.UUID, identity: Mapping[str, Any],
     mapper: IdentityMapper,
 ) -> ResolvedAccess:
-    """The collection's location and the local account ``identity`` acts as there."""
-    return resolve_identities(session, collection_id, [identity], mapper)
+    """The collection's location and the local account ``identity`` acts as there.
 
-
-def resolve_identities(
-    session: Session, collection_id: uuid.UUID, identities: Sequence[Mapping[str, Any]],
-    mapper: IdentityMapper,
-) -> ResolvedAccess:
-    """The collection's location and the local account a caller acts as there.
-
-    ``identities`` are the caller's, their own first, then those linked to it: the first
-    one in the gateway's allowed domains that maps to an account decides. Refuses (403,
-    with the GCS detail documents) a caller with no identity in the allowed domains, one
-    that maps to no account, and an account ``users_allow``/``users_deny`` exclude.
+    Refuses (403, with the GCS detail documents) an identity outside the
+    gateway's allowed domains, one that maps to no account, and a mapped
+    account the gateway's ``users_allow``/``users_deny`` exclude.
     """
     location = locate(session, collection_id)
-    try:
-        eligible = require_allowed_domain(identities, location.allowed_domains)
-        for identity in eligible:
-            local = mapper.map_identity(location, identity)
-            if local:
-                check_user_allowed(local, location.users_allow, location.users_deny)
-                return ResolvedAccess(location, local, identity)
-        raise NoAccountMappedError()
-    except AccessPolicyError as refused:
-        raise gcs_error(403, refused.message, refused.detail) from None
-    except IdentityMappingError as failed:
-        # The program or the stored rules failed: the detail is for the log, not the caller.
-        logger.warning("identity mapping on storage gateway %s failed: %s (%s)",
-                       location.storage_gateway_id, failed.message, failed.detail)
-        raise gcs_error(403, f"{failed.message}: no local account could be found") from None
+    username = str(identity.get("username") or "")
+    domain = username.rpartition("@")[2].lower()
+    if location.allowed_domains and domain not in location.allowed_domains:
+        raise gcs_error(403, f"Identity {username} is not from a domain this storage gateway "
+                        "allows", {"DATA_TYPE": "not_from_allowed_domain#1.0.0",
+                                   "allowed_domains": list(location.allowed_domains)})
+    local = mapper.map_identity(location, identity)
+    if not local:
+        raise gcs_error(403, f"Identity {username} maps to no local account on this "
+                        "storage gateway")
+    if local in location.users_deny or (
+        location.users_allow is not None and local not in location.users_allow
+    ):
+        raise gcs_error(403, f"The local account {local} may not use this storage gateway",
+                        {"DATA_TYPE": "invalid_user#1.0.0", "usernames": [local]})
+    return ResolvedAccess(location, local)

@@ -6,13 +6,14 @@
    scope ``https://auth.globus.org/scopes/<collection_id>/https``, and, on a mapped
    collection that is not high assurance, ``.../data_access`` too (which is why the SDK's
    ``GCSDownloader`` asks for both there); the collection must allow HTTPS and the method;
-2. `access.resolve_identities` applies the gateway's allowed domains and identity mapping
+2. `callers.resolve_caller` applies the gateway's allowed domains and identity mapping
    to the caller's identities and ``users_allow``/``users_deny`` to the account; the POSIX
    gateway's ``groups_allow``/``groups_deny`` apply to the account's groups;
-3. path restrictions (`path_restrictions`) are the gateway's, for this user: ``$HOME`` is
-   the mapped account's home directory where the gateway's root holds it, and otherwise
-   (Isthmus's own "<host> files" collection, where every local user maps to the server's
-   account) a folder of the user's own at the gateway root, named by their full username so
+3. path restrictions (`path_restrictions`, with `data_paths` for walking through folders
+   and whole trees) are the gateway's, for this user: ``$HOME`` is the mapped account's
+   home directory where the gateway's root holds it, and otherwise (Isthmus's own
+   "<host> files" collection, where every local user maps to the server's account) a
+   folder of the user's own at the gateway root, named by their full username so
    ``alice@campus.edu`` never shares ``alice@<local domain>``'s; it is made on first use;
 4. the session borrows a connector over the collection root acting as the account, from a
    pool keeping one per (root, account).
@@ -35,12 +36,14 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import access
-from isthmus.connect.access import GatewayIdentityMapper, IdentityMapper, ResolvedAccess
+from isthmus.connect import path_restrictions
+from isthmus.connect.access import IdentityMapper
+from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
+from isthmus.connect.data_paths import Access, DataPaths
 from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
 from isthmus.connect.models import Collection, StorageGateway
-from isthmus.connect.path_restrictions import Access, PathRules, within
+from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.db import reading
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
@@ -198,8 +201,7 @@ class DataAccess:
                             "HTTPS access does not read yet")
         identities = self._identities_of(info)
         with reading(self.sessions) as session:
-            resolved = access.resolve_identities(session, collection_id, identities,
-                                                 self.mapper)
+            resolved = resolve_caller(session, collection_id, identities, self.mapper)
         return self._session(resolved)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
@@ -213,7 +215,7 @@ class DataAccess:
                         key=lambda record: record.username)
         return [own, *({"id": str(r.id), "username": r.username} for r in linked)]
 
-    def _session(self, resolved: ResolvedAccess) -> DataSession:
+    def _session(self, resolved: MappedCaller) -> DataSession:
         location = resolved.location
         account = LocalAccount.lookup(resolved.local_username)
         if location.groups_allow or location.groups_deny:
@@ -225,7 +227,7 @@ class DataAccess:
                                extra={"detail": refused.detail}) from None
         home, per_user = _home(location.gateway_root, account,
                                str(resolved.identity.get("username") or ""))
-        rules = PathRules.from_document(location.restrict_paths, home=home, user=account.name)
+        rules = DataPaths(location.restrict_paths, UserPaths(home, account.name))
         try:
             lease = self.pool.lease(location.root_path, account)
         except PermissionDenied:
@@ -236,7 +238,7 @@ class DataAccess:
             raise APIError(503, "unavailable", "This collection's storage is not available "
                            "now") from None
         session = DataSession(lease, rules, location.base_path, home)
-        if per_user and home is not None and rules.mentions(home):
+        if per_user and home is not None and rules.access(home) >= Access.READ:
             session.make_home()
         return session
 
@@ -260,15 +262,15 @@ def _check_methods(target: DataTarget, methods: Iterable[Method]) -> None:
 
 
 def _home(gateway_root: str, account: LocalAccount, username: str) -> tuple[str | None, bool]:
-    """The user's home in the gateway's namespace, and whether it is a per-user folder (one
-    Isthmus makes) rather than the account's own home directory."""
-    account_home = posixpath.normpath(account.home or "/")
-    if within(account_home, gateway_root) and account_home != gateway_root:
-        return "/" + account_home[len(gateway_root):].lstrip("/"), False
+    """The user's home in the gateway's namespace (None: they have none there), and whether
+    it is a folder of their own that Isthmus makes rather than the account's home."""
     try:
-        return paths.join(paths.ROOT, username), True
-    except StorageError:
+        home = path_restrictions.home_directory(gateway_root, account.home, username)
+    except ValueError:
         return None, False  # a username that cannot name a folder has no home here
+    own_home = path_restrictions.within(posixpath.normpath(gateway_root),
+                                        posixpath.normpath(account.home or "/"))
+    return home, own_home is None
 
 
 class DataSession:
@@ -278,14 +280,14 @@ class DataSession:
     the HTTP layer runs these in worker threads. `close` gives the connector back.
     """
 
-    def __init__(self, lease: ConnectorLease, rules: PathRules, base_path: str,
+    def __init__(self, lease: ConnectorLease, rules: DataPaths, base_path: str,
                  home: str | None) -> None:
         self._lease = lease
         self.connector: Connector = lease.connector
         self.rules = rules
         self.base_path = base_path  # the collection root in the gateway's namespace
         # The caller's home as a collection path, when the collection holds it.
-        self.home = _collection_path(home, base_path) if home is not None else None
+        self.home = path_restrictions.within(base_path, home) if home is not None else None
 
     def close(self) -> None:
         self._lease.release()
@@ -410,7 +412,7 @@ class DataSession:
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
         new = self._reach_new(destination, tree=True)
         moved = self.connector.stat(old)  # NotFound names the source
-        if new != old and within(new, old):
+        if new != old and path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
         existing = self._existing(new)
         if existing is None or old == new:
@@ -432,7 +434,7 @@ class DataSession:
         links to directories (which could loop) and links leading nowhere, left out."""
         old = self._reach(source, Access.READ, tree=True)
         new = self._reach_new(destination, tree=True)
-        if within(new, old):
+        if path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be copied onto or into itself")
         entry = self.connector.stat(old).resolved
         existing = self._existing(new)
@@ -485,10 +487,3 @@ class DataSession:
                         yield self._reach(child, Access.READ), target
                     except (PathEscape, PermissionDenied, NotFound):
                         continue
-
-def _collection_path(gateway_path: str, base_path: str) -> str | None:
-    """A gateway path as a path in the collection rooted at ``base_path``, if it is in it."""
-    if not within(gateway_path, base_path):
-        return None
-    return paths.normalize("/" + gateway_path[len(base_path):])
-

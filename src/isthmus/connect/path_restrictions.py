@@ -1,119 +1,172 @@
-"""A storage gateway's path restrictions (``path_restrictions#1.0.0``), as pure functions.
+"""GCS path restrictions (``path_restrictions#1.0.0``) evaluated for one user and one path.
 
-The document lists paths in the gateway's namespace under ``read``, ``read_write`` and
-``none``; ``$HOME`` (or a leading ``~``) stands for the user's home and ``$USER`` for the
-local account. The most specific (longest) listed path that contains a path decides what may
-be done there; a path no listed path contains is out of reach. Directories above a readable
-path may be walked through and listed, but show only what leads somewhere readable (so a
-user sees their own folder at the collection root, never their neighbours'), and nothing may
-be written there. With no document, or one that lists nothing, every path is read-write.
+A storage gateway's ``restrict_paths``, a mapped collection's ``sharing_restrict_paths``
+and sharing policies are all this document: ``read_write``, ``read`` and ``none`` lists of
+fnmatch(3) patterns (flags 0: ``*`` matches ``/`` too), where a leading ``~`` or ``$HOME``
+stands for the user's home folder and ``$USER`` for their storage account. As the GCS
+PathRestrictions schema says, patterns are applied from the longest leading match of the
+path to the shortest (a literal character outranks a bracket expression, which outranks
+``?``, which outranks ``*``), folded with its override table: a longer ``none`` wins, a
+longer ``read_write`` wins, a longer ``read`` gives way only to a shorter ``read_write``.
+A path no pattern matches is not reachable. Pure functions: the Manager API (guest
+creation), the guest decision and the data plane share them.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+import posixpath
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+from fnmatch import fnmatchcase
 from typing import Any
 
+from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
 from isthmus.storage import paths
 from isthmus.storage.errors import InvalidPath
 
-logger = logging.getLogger("isthmus.connect")
-
-HOME = "$HOME"
-USER = "$USER"
-# The document's lists, from the least to the most access (ties go to the least).
-_LISTS = ("none", "read", "read_write")
-
-
-class Access(IntEnum):
-    """What may be done at a path, each level including those below it."""
-
-    NONE = 0
-    TRAVERSE = 1  # stat, and list showing only what leads somewhere readable
-    READ = 2
-    READ_WRITE = 3
-
-
-def within(path: str, ancestor: str) -> bool:
-    """Whether canonical ``path`` is ``ancestor`` or lies under it."""
-    return ancestor == paths.ROOT or path == ancestor or path.startswith(ancestor + "/")
+# The document's lists and the permission each grants, most restrictive first (ties
+# between equally specific patterns go to the more restrictive).
+LEVELS = (("none", NO_ACCESS), ("read", READ), ("read_write", READ_WRITE))
+_RANK = {NO_ACCESS: 0, READ: 1, READ_WRITE: 2}
 
 
 @dataclass(frozen=True)
-class PathRules:
-    """Access by canonical gateway path; ``rules`` None means unrestricted."""
+class UserPaths:
+    """What the interpolations stand for: a home folder (in the namespace the patterns are
+    written in) and the storage account."""
 
-    rules: tuple[tuple[str, Access], ...] | None
-
-    @classmethod
-    def unrestricted(cls) -> PathRules:
-        return cls(None)
-
-    @classmethod
-    def from_document(
-        cls, document: Mapping[str, Any] | None, *, home: str | None, user: str
-    ) -> PathRules:
-        """The rules of a ``path_restrictions`` document for one user. ``home`` is the
-        user's home in the gateway's namespace (None: rules naming it grant nothing)."""
-        if not document:
-            return cls.unrestricted()
-        rules: dict[str, Access] = {}
-        for access, key in ((Access.NONE, "none"), (Access.READ, "read"),
-                            (Access.READ_WRITE, "read_write")):
-            for listed in document.get(key) or ():
-                path = _expand(str(listed), home, user)
-                if path is not None:
-                    rules[path] = min(rules.get(path, access), access)
-        if not any(document.get(key) for key in _LISTS):
-            return cls.unrestricted()
-        return cls(tuple(sorted(rules.items())))
-
-    def access(self, path: str) -> Access:
-        """What may be done at canonical gateway ``path``."""
-        if self.rules is None:
-            return Access.READ_WRITE
-        deciding = max((rule for rule in self.rules if within(path, rule[0])),
-                       key=lambda rule: len(rule[0]), default=None)
-        if deciding is not None and deciding[1] >= Access.READ:
-            return deciding[1]
-        leads_on = any(rule_path != path and within(rule_path, path) and level >= Access.READ
-                       for rule_path, level in self.rules)
-        return Access.TRAVERSE if leads_on else Access.NONE
-
-    def least_within(self, path: str) -> Access:
-        """The least access anywhere in the tree at ``path``: what an operation on the whole
-        tree (a recursive delete, a move, a copy) needs to have everywhere."""
-        least = self.access(path)
-        for rule_path, level in self.rules or ():
-            if rule_path != path and within(rule_path, path):
-                least = min(least, level)
-        return least
-
-    def mentions(self, path: str) -> bool:
-        """Whether some rule grants access at or under ``path`` (e.g. the user's home)."""
-        return any(within(rule_path, path) and level >= Access.READ
-                   for rule_path, level in self.rules or ())
+    # None: the user has no home in this namespace, and ~ / $HOME patterns match nothing.
+    home: str | None
+    username: str
 
 
-def _expand(listed: str, home: str | None, user: str) -> str | None:
-    """A listed path with ``$HOME``, ``~`` and ``$USER`` replaced, made canonical; None when it
-    names a home the user has not got, or cannot be a path at all."""
-    text = listed
-    if text == "~" or text.startswith("~/"):
-        text = HOME + text[1:]
-    if HOME in text:
-        if home is None:
-            return None
-        text = text.replace(HOME, home)
-    text = text.replace(USER, user)
-    if not text.startswith("/"):
-        logger.warning("ignoring path restriction %r: it is not an absolute path", listed)
-        return None
-    try:
-        return paths.normalize(text)
-    except InvalidPath:
-        logger.warning("ignoring path restriction %r: it is not a usable path", listed)
-        return None
+def weaker(first: str, second: str) -> str:
+    return first if _RANK[first] <= _RANK[second] else second
+
+
+def stronger(first: str, second: str) -> str:
+    return first if _RANK[first] >= _RANK[second] else second
+
+
+def interpolate(pattern: str, user: UserPaths) -> str | None:
+    """``~/x``, ``/~/x`` and ``$HOME/x`` -> ``<home>/x``; ``$USER`` anywhere -> the account.
+
+    None for a home-relative pattern when the user has no home here.
+    """
+    text = pattern.replace("$USER", user.username)
+    for prefix in ("/~", "~", "$HOME"):
+        if text == prefix or text.startswith(prefix + "/"):
+            if user.home is None:
+                return None
+            return user.home.rstrip("/") + "/" + text[len(prefix):].lstrip("/")
+    return text
+
+
+def resolve_path(path: str, user: UserPaths) -> str:
+    """A user-given path (a guest's ``collection_base_path``) made canonical, with ``~``,
+    ``$HOME`` and ``$USER`` expanded; `storage.errors.InvalidPath` when it climbs out or
+    names a home the user does not have here."""
+    expanded = interpolate(path, user)
+    if expanded is None:
+        raise InvalidPath(f"'{path}' names your home folder, which is not in this collection",
+                          path)
+    return paths.normalize(expanded)
+
+
+def _pattern_path(pattern: str) -> str:
+    # "/a/" and "/a" name the same folder; "/" stays the root.
+    return pattern.rstrip("/") or pattern[:1]
+
+
+def _leading_match(pattern: str, path: str) -> str | None:
+    """The longest leading part of canonical ``path`` (whole components) the pattern matches."""
+    parts = paths.split(path)
+    for count in range(len(parts), -1, -1):
+        prefix = paths.join_parts(parts[:count])
+        if fnmatchcase(prefix, pattern):
+            return prefix
+    return None
+
+
+def _specificity(pattern: str) -> tuple[int, int, int]:
+    """Literal characters, then bracket expressions, then ``?``: more is more specific."""
+    brackets = pattern.count("[")
+    questions = pattern.count("?")
+    literal = len(pattern) - brackets - questions - pattern.count("*")
+    return literal, brackets, questions
+
+
+def _fold(longer: str, shorter: str) -> str:
+    # The override table: only a longer "read" gives way, and only to "read_write".
+    return READ_WRITE if longer == READ and shorter == READ_WRITE else longer
+
+
+def permission(restrictions: Mapping[str, Any] | None, path: str, user: UserPaths) -> str:
+    """What ``restrictions`` allow on canonical ``path``: "" (nothing), "r" or "rw".
+
+    ``None`` (no restrictions set) allows everything.
+    """
+    if restrictions is None:
+        return READ_WRITE
+    matches: list[tuple[int, tuple[int, int, int], int, str]] = []
+    for key, level in LEVELS:
+        for raw in restrictions.get(key) or ():
+            expanded = interpolate(str(raw), user)
+            if expanded is None:
+                continue
+            pattern = _pattern_path(expanded)
+            matched = _leading_match(pattern, path)
+            if matched is not None:
+                matches.append((len(matched), _specificity(pattern), -_RANK[level], level))
+    if not matches:
+        return NO_ACCESS
+    matches.sort(reverse=True)
+    result = matches[0][3]
+    for *_, level in matches[1:]:
+        result = _fold(result, level)
+    return result
+
+
+def combine(documents: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """Several restriction documents as one (their lists joined); None when all are None."""
+    merged: dict[str, Any] | None = None
+    for document in documents:
+        if document is None:
+            continue
+        if merged is None:
+            merged = {"DATA_TYPE": "path_restrictions#1.0.0",
+                      **{key: [] for key, _ in LEVELS}}
+        for key, _ in LEVELS:
+            merged[key].extend(document.get(key) or ())
+    return merged
+
+
+def within(base: str, path: str) -> str | None:
+    """Canonical ``path`` relative to canonical ``base`` (``/`` for base itself), or None
+    when it lies outside."""
+    if base == "/":
+        return path
+    if path == base:
+        return "/"
+    if path.startswith(base + "/"):
+        return path[len(base):]
+    return None
+
+
+def home_directory(gateway_root: str, account_home: str, identity_username: str) -> str:
+    """A user's ``~`` in a gateway's namespace.
+
+    The account's own home when it lies under the gateway's root; otherwise (a shared
+    account, like the one the server's default gateway maps its users to) a folder of the
+    identity's own under the root, keyed by the full username so ``alice@campus.edu``
+    never shares ``alice@lab.org``'s. ValueError when the username cannot name a folder.
+    """
+    root = posixpath.normpath(gateway_root)
+    home = posixpath.normpath(account_home or "/")
+    relative = within(root, home) if home.startswith("/") else None
+    if relative is not None:
+        return relative
+    if not identity_username or identity_username in (".", "..") or any(
+            char in identity_username for char in "/\x00"):
+        raise ValueError(f"{identity_username!r} cannot name a home folder")
+    return "/" + identity_username
