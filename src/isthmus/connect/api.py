@@ -266,7 +266,8 @@ async def get_user_credential(request: Request, credential_id: str) -> JSONRespo
                             credentials.get_document(session, endpoint, caller, credential_id)))
 
 
-@router.api_route("/user_credentials/{credential_id}", methods=["PATCH", "PUT"])
+@router.patch("/user_credentials/{credential_id}")
+@router.put("/user_credentials/{credential_id}")
 async def update_user_credential(request: Request, credential_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
