@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SDK3_VENV := .venv-sdk3
 
-.PHONY: serve install test lint unit bench
+.PHONY: serve install test lint unit bench bench-identities
 
 $(BIN)/isthmus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ test: lint
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/oauth_throughput.py $(ARGS)
+
+bench-identities: $(VENV)/.test-deps
+	$(BIN)/python benchmarks/identities_latency.py $(ARGS)

@@ -31,7 +31,8 @@ def _new_user(server: LiveServer, prefix: str) -> User:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("isthmus") / "data")
+    root = tmp_path_factory.mktemp("isthmus")
+    live = start_server(root / "data", "--access-log", str(root / "access.log"))
     yield live
     live.stop()
 

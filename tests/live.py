@@ -45,6 +45,19 @@ class LiveServer:
     def ca_file(self) -> str:
         return self.trusted_ca or str(self.data_dir / "tls" / "ca.pem")
 
+    @property
+    def access_log(self) -> Path | None:
+        """The file given to `isthmus serve --access-log`, if any."""
+        if "--access-log" not in self.serve_args:
+            return None
+        return Path(self.serve_args[self.serve_args.index("--access-log") + 1])
+
+    def access_log_lines(self) -> list[str]:
+        assert self.access_log is not None, "this server was started without --access-log"
+        if not self.access_log.exists():
+            return []
+        return self.access_log.read_text().splitlines()
+
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """Run an `isthmus` administrative command against this deployment."""
         result = subprocess.run(

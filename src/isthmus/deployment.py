@@ -4,7 +4,8 @@ Both `isthmus serve` and the administrative commands start here, so either
 works on a fresh data dir and both are safe while the other runs. This is
 where the services are wired to each other through `core`'s interfaces:
 Transfer and Connect learn who calls through Auth's introspection, Connect
-registers its resource servers with Auth and publishes to Transfer's registry.
+registers its resource servers with Auth, publishes to Transfer's registry and
+asks Transfer's access rules on guest collections.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def open_services(settings: Settings, *, serving: bool = False) -> Deployment:
     introspector = CachedIntrospector(auth, settings.introspection_cache_seconds)
     # Groups learns who an identity id names from Auth's directory, never its tables.
     groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
-    transfer = TransferService(auth.sessions, introspector)
+    # Access rules may name identities (Auth's directory says who exists) and groups.
+    transfer = TransferService(auth.sessions, introspector, identities=auth,
+                               groups=auth.groups)
     with reading(auth.sessions) as session:
         site = site_of(settings, identities.local_domain(session))
     with transaction(auth.sessions) as session:
@@ -112,6 +115,8 @@ def open_services(settings: Settings, *, serving: bool = False) -> Deployment:
         sessions=auth.sessions, introspector=introspector,
         registrar=InProcessRegistrar(auth.sessions), registry=transfer,
         endpoint_id=endpoint_id, domain_name=urlsplit(settings.public_url).hostname or "",
+        # Connect asks Transfer's access rules when it serves a guest collection.
+        access_rules=transfer, groups=auth.groups, identities=auth,
     )
     if created or serving:
         connect.reconcile()

@@ -16,15 +16,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from isthmus import __version__
 from isthmus.auth import account_pages as auth_account_pages
 from isthmus.auth import api as auth_api
+from isthmus.auth import developer_pages as auth_developer_pages
 from isthmus.auth import identities_api as auth_identities_api
+from isthmus.auth import login_pages as auth_login_pages
 from isthmus.auth import manage_api as auth_manage_api
 from isthmus.auth import pages as auth_pages
 from isthmus.auth import retention
+from isthmus.auth import security_pages as auth_security_pages
 from isthmus.auth import upstream_pages as auth_upstream_pages
+from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
 from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
+from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.db import transaction, utcnow
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
@@ -33,6 +38,23 @@ from isthmus.transfer import api as transfer_api
 from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
+
+# Every service's routes, in the order they are matched.
+ROUTERS = (
+    auth_api.router,
+    auth_pages.router,
+    auth_login_pages.router,
+    auth_upstream_pages.router,
+    auth_account_pages.router,
+    auth_security_pages.router,
+    auth_developer_pages.router,
+    auth_manage_api.router,
+    auth_identities_api.router,
+    groups_api.router,
+    transfer_api.router,
+    connect_api.router,
+    data_api.router,
+)
 
 
 def create_app(deployment: Deployment) -> FastAPI:
@@ -52,17 +74,13 @@ def create_app(deployment: Deployment) -> FastAPI:
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
     app.state.data = deployment.data
-    app.include_router(auth_api.router)
-    app.include_router(auth_pages.router)
-    app.include_router(auth_upstream_pages.router)
-    app.include_router(auth_account_pages.router)
-    app.include_router(auth_manage_api.router)
-    app.include_router(auth_identities_api.router)
-    app.include_router(groups_api.router)
-    app.include_router(transfer_api.router)
-    app.include_router(connect_api.router)
-    app.include_router(data_api.router)
+    for router in ROUTERS:
+        app.include_router(router)
     _install_error_handlers(app)
+    generated = app.openapi
+    app.openapi = lambda: finish_document(generated())  # type: ignore[method-assign]
+    if auth.settings.access_log is not None:
+        app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app
 
 

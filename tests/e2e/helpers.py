@@ -29,6 +29,7 @@ TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 # The 3.x default, which 4.x makes callers spell out.
 SEED_SCOPES = f"openid profile email {TRANSFER_ALL}"
+MANAGE = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 
 
 @contextlib.contextmanager
@@ -125,15 +126,29 @@ def finish_downstream(sites: Sites, callback: str) -> str:
 
 
 def native_login(server: LiveServer, username: str, password: str,
-                 scopes: list[str]) -> dict[str, dict[str, Any]]:
-    """Tokens by resource server, from the tutorial client's login as a person does it."""
+                 scopes: list[str], *, client_id: str = TUTORIAL_CLIENT_ID,
+                 ) -> dict[str, dict[str, Any]]:
+    """Tokens by resource server, from a native app's login (the tutorial client's unless
+    ``client_id`` names another) as a person does it."""
     with pointed_at(server):
-        client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+        client = globus_sdk.NativeAppAuthClient(client_id)
         client.oauth2_start_flow(requested_scopes=scopes)
         browser = Browser(server.ca_file)
         location = browser.authorize(client.oauth2_get_authorize_url(), username, password)
         tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
         return dict(tokens.by_resource_server)
+
+
+def user_auth_token(server: LiveServer, user: User, scopes: str) -> str:
+    """The user's access token for auth.globus.org (a native-app login through the pages)."""
+    tokens = native_login(server, user.username, user.password, scopes.split())
+    return str(tokens["auth.globus.org"]["access_token"])
+
+
+def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
+    """An AuthClient on the user's own token."""
+    token = user_auth_token(server, user, scopes)
+    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
 
 
 def globus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -51,8 +51,16 @@ ROUTES = [
     Route("api/collections/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
     Route("api/roles", ("GET", "POST"), "gcs"),
     Route("api/roles/{id}", ("GET", "DELETE"), "gcs"),
+    Route("api/user_credentials", ("GET", "POST"), "gcs"),
+    Route("api/user_credentials/{id}", ("GET", "PATCH", "PUT", "DELETE"), "gcs"),
+    Route("api/sharing_policies", ("GET", "POST"), "gcs"),
+    Route("api/sharing_policies/{id}", ("GET", "DELETE"), "gcs"),
     Route("v0.10/endpoint/{id}", ("GET",), "transfer"),
     Route("v0.10/endpoint_search", ("GET",), "transfer"),
+    # {guest}: the guest collection the rules are on.
+    Route("v0.10/endpoint/{id}/access_list", ("GET",), "transfer"),
+    Route("v0.10/endpoint/{id}/access", ("POST",), "transfer"),
+    Route("v0.10/endpoint/{guest}/access/{id}", ("GET", "PUT", "DELETE"), "transfer"),
 ]
 
 
@@ -61,6 +69,7 @@ class Known:
     server: LiveServer
     gcs_token: str
     transfer_token: str
+    guest_id: str = ""
     ids: dict[str, list[str]] = field(default_factory=dict)
     bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     queries: dict[str, list[dict[str, str]]] = field(default_factory=dict)
@@ -112,26 +121,65 @@ def _collect(server: LiveServer) -> Known:
                         headers=gcs).json()["data"][0]["id"]
     marker = http.get(server.base_url + "api/collections", params={"page_size": 1},
                       headers=gcs).json()["marker"]
+    files = next(item for item in http.get(server.base_url + "api/collections",
+                                           headers=gcs).json()["data"]
+                 if item["display_name"].endswith(" files"))
+    credential = {"DATA_TYPE": "user_credential#1.0.0", "display_name": "fuzz",
+                  "storage_gateway_id": files["storage_gateway_id"],
+                  "policies": {"DATA_TYPE": "posix_user_credential_policies#1.0.0"}}
+    credential_id = http.post(server.base_url + "api/user_credentials", json=credential,
+                              headers=gcs).json()["data"][0]["id"]
+    guest = {"DATA_TYPE": "collection#1.0.0", "collection_type": "guest",
+             "display_name": "fuzz share", "mapped_collection_id": files["id"],
+             "user_credential_id": credential_id, "collection_base_path": "/~/fuzz"}
+    known.guest_id = http.post(server.base_url + "api/collections", json=guest,
+                               headers=gcs).json()["data"][0]["id"]
+    policy = {"DATA_TYPE": "sharing_policy#1.0.0", "collection_id": collection_id,
+              "users": ["someone"], "sharing_restrict_paths": {
+                  "DATA_TYPE": "path_restrictions#1.0.0", "read": ["$HOME/a"], "none": ["/"]}}
+    policy_id = http.post(server.base_url + "api/sharing_policies", json=policy,
+                          headers=gcs).json()["data"][0]["id"]
+    rule = {"DATA_TYPE": "access", "principal_type": "identity", "principal": owner.id,
+            "path": "/a/", "permissions": "r", "expiration_date": "2999-01-01T00:00:00"}
+    rule_id = http.post(f"{server.base_url}v0.10/endpoint/{known.guest_id}/access", json=rule,
+                        headers={"Authorization": f"Bearer {known.transfer_token}"},
+                        ).json()["access_id"]
     http.close()
     known.ids = {"api/storage_gateways/{id}": [gateway_id],
-                 "api/collections/{id}": [collection_id],
+                 "api/collections/{id}": [collection_id, known.guest_id],
                  "api/roles/{id}": [role_id],
-                 "v0.10/endpoint/{id}": [endpoint_id, collection_id]}
+                 "api/user_credentials/{id}": [credential_id],
+                 "api/sharing_policies/{id}": [policy_id],
+                 "v0.10/endpoint/{id}": [endpoint_id, collection_id],
+                 "v0.10/endpoint/{id}/access_list": [known.guest_id, collection_id],
+                 "v0.10/endpoint/{id}/access": [known.guest_id],
+                 "v0.10/endpoint/{guest}/access/{id}": [rule_id]}
     endpoint = {"DATA_TYPE": "endpoint#1.1.0", "display_name": "e", "public": True,
                 "network_use": "normal", "keywords": ["a"], "contact_email": None,
                 "gridftp_control_channel_port": 443}
     known.bodies = {"api/endpoint": [endpoint],
                     "api/storage_gateways": [gateway],
                     "api/storage_gateways/{id}": [gateway],
-                    "api/collections": [collection],
-                    "api/collections/{id}": [collection],
-                    "api/roles": [role]}
+                    "api/collections": [collection, guest],
+                    "api/collections/{id}": [collection, guest],
+                    "api/roles": [role],
+                    "api/user_credentials": [credential],
+                    "api/user_credentials/{id}": [credential],
+                    "api/sharing_policies": [policy],
+                    "v0.10/endpoint/{id}/access": [rule],
+                    "v0.10/endpoint/{guest}/access/{id}": [
+                        {"DATA_TYPE": "access", "permissions": "rw",
+                         "expiration_date": "2998-01-01"}, rule]}
     known.queries = {
         "api/storage_gateways": [{"include": "private_policies", "page_size": "1"}],
         "api/collections": [{"filter": "mapped_collections,created_at>=2020-01-01",
                              "page_size": "1", "marker": marker,
                              "storage_gateway_id": gateway_id}],
         "api/roles": [{"collection_id": collection_id, "include": "all_roles"}],
+        "api/user_credentials": [{"storage_gateway": files["storage_gateway_id"],
+                                  "include": "all", "page_size": "1"}],
+        "api/sharing_policies": [{"collection_id": collection_id, "username": "someone",
+                                  "page_size": "1"}],
         "v0.10/endpoint_search": [
             {"filter_fulltext": "files", "filter_scope": "all", "limit": "10", "offset": "0"},
             {"filter_scope": "my-endpoints", "filter_entity_type": "GCSv5_endpoint",
@@ -182,7 +230,8 @@ def draw_request(data: st.DataObject, route: Route, known: Known) -> Drawn:
     if data.draw(st.integers(0, 4), label="other id?") == 0:
         identifier = data.draw(st.sampled_from([str(uuid.uuid4()), identifier.upper(), ""])
                                | st.text(max_size=12), label="other id")
-    path = route.path.replace("{id}", quote(identifier, safe=""))
+    path = route.path.replace("{guest}", known.guest_id).replace(
+        "{id}", quote(identifier, safe=""))
 
     query: dict[str, str] = dict(data.draw(st.sampled_from(known.queries.get(route.path,
                                                                              [{}]))))

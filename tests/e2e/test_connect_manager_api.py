@@ -87,7 +87,7 @@ def expect_error(status: int, code: str, call: Any, *args: Any, **kwargs: Any) -
     with pytest.raises(GCSAPIError) as caught:
         call(*args, **kwargs)
     error = caught.value
-    assert (error.http_status, error.code) == (status, code), error.raw_text
+    assert (error.http_status, error.code) == (status, code), error.text
     assert isinstance(error.message, str) and error.message
     return error
 
@@ -249,14 +249,16 @@ def test_collection_lifecycle(site: EndpointSite, owner: GCSClient) -> None:
     owner.delete_storage_gateway(gateway_id)
 
 
-def test_guest_collection_documents_are_understood_but_not_yet_created(
+def test_guest_collections_need_a_credential_of_ones_own(
     site: EndpointSite, owner: GCSClient,
 ) -> None:
+    """(Guest collections themselves: test_connect_guest.)"""
     guest = GuestCollectionDocument(
         display_name="share", mapped_collection_id=site.collection_id,
         user_credential_id=str(uuid.uuid4()), collection_base_path="/shared", public=True)
-    refused = expect_error(422, "unprocessable_entity", owner.create_collection, guest)
-    assert "user credential" in refused.message
+    refused = expect_error(403, "permission_denied", owner.create_collection, guest)
+    assert refused.detail_data_type == "invalid_credential#1.0.0"
+    assert refused.detail["user_credential_id"] == guest["user_credential_id"]
     # A mapped collection's field is no guest collection's.
     wrong = expect_error(400, "bad_request", owner.create_collection,
                          {**guest, "allow_guest_collections": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import globus_sdk
@@ -36,24 +37,46 @@ def test_provisioned_identity_is_taken_over_by_the_user(sdk_env: LiveServer) -> 
     assert auth.get_identities(ids=created["id"])["identities"][0]["status"] == "used"
 
 
-def test_identity_map_resolves_many(sdk_env: LiveServer, user: User) -> None:
+def identity_requests(server: LiveServer, since: int) -> list[list[str]]:
+    """The access log's /v2/api/identities lines after the first `since` lines, split."""
+    lines = server.access_log_lines()[since:]
+    return [line.split() for line in lines if line.split()[3] == "/v2/api/identities"]
+
+
+def test_identity_map_resolves_many_in_its_own_batches(sdk_env: LiveServer, user: User) -> None:
     auth = client_token_auth(sdk_env)
     prefix = uuid.uuid4().hex[:6]
-    names = [f"member{prefix}{number}@isthmus.local" for number in range(250)]
+    names = [f"member{prefix}{number}@isthmus.local" for number in range(500)]
     provisioned = {}
     for start in range(0, len(names), 100):  # the API takes at most 1,000 per call
         for identity in auth.get_identities(usernames=names[start:start + 100],
                                             provision=True)["identities"]:
             provisioned[identity["username"]] = identity["id"]
-    assert len(provisioned) == 250
-    # Half looked up by id, half by username: IdentityMap batches each kind by 100.
-    by_id = [provisioned[name] for name in names[:125]]
-    identity_map = globus_sdk.IdentityMap(auth, [*by_id, *names[125:], user.username])
-    for name in names[:125]:
+    assert len(provisioned) == 500
+
+    # Half looked up by id, half by username: IdentityMap batches each kind by 100,
+    # and the server sees exactly one request per batch.
+    by_id = [provisioned[name] for name in names[:250]]
+    by_name = [*names[250:], user.username]
+    since = len(sdk_env.access_log_lines())
+    identity_map = globus_sdk.IdentityMap(auth, [*by_id, *by_name])
+    for name in names[:250]:
         assert identity_map[provisioned[name]]["username"] == name
-    for name in names[125:]:
+    for name in names[250:]:
         assert identity_map[name]["id"] == provisioned[name]
     assert identity_map[user.username]["id"] == user.id
+    logged = identity_requests(sdk_env, since)
+    assert len(logged) == math.ceil(len(by_id) / 100) + math.ceil(len(by_name) / 100) == 6
+    assert all(fields[2] == "GET" and fields[4] == "200" for fields in logged)
+    # The query string (ids, usernames) stays out of the log.
+    assert not any(prefix in line or "?" in line for line in sdk_env.access_log_lines())
+
+    # A batch size of its own is respected too: 500 ids in batches of 64.
+    since = len(sdk_env.access_log_lines())
+    small_batches = globus_sdk.IdentityMap(auth, list(provisioned.values()), id_batch_size=64)
+    assert {small_batches[value]["id"] for value in provisioned.values()} == set(
+        provisioned.values())
+    assert len(identity_requests(sdk_env, since)) == math.ceil(500 / 64) == 8
 
 
 def test_identity_providers(sdk_env: LiveServer) -> None:

@@ -8,22 +8,9 @@ import globus_sdk
 import pytest
 from globus_sdk.scopes import AuthScopes
 
-from tests.browser import Browser
 from tests.conftest import User, _new_user
-from tests.e2e.helpers import TRANSFER_ALL, TUTORIAL_CLIENT_ID
+from tests.e2e.helpers import MANAGE, TRANSFER_ALL, auth_client_for
 from tests.live import LiveServer
-
-MANAGE = "urn:globus:auth:scope:auth.globus.org:manage_projects"
-
-
-def auth_client_for(server: LiveServer, user: User, scopes: str) -> globus_sdk.AuthClient:
-    login = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    login.oauth2_start_flow(requested_scopes=scopes)
-    browser = Browser(server.ca_file)
-    location = browser.authorize(login.oauth2_get_authorize_url(), user.username, user.password)
-    tokens = login.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
-    token = tokens.by_resource_server["auth.globus.org"]["access_token"]
-    return globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
 
 
 @pytest.fixture
@@ -150,3 +137,31 @@ def test_child_clients_with_basic_credentials(sdk_env: LiveServer) -> None:
     assert child["parent_client"] == parent["id"]
     assert child["public_client"] is True
     assert child["redirect_uris"] == ["https://child.example.org/cb"]
+
+
+@pytest.mark.parametrize("timeout", [2**31, 2**70, 0, -5, 1.5, True])
+def test_out_of_range_numbers_are_refused_not_stored(
+    admin: globus_sdk.AuthClient, user: User, timeout: object
+) -> None:
+    """An integer past the column's range was a 500 (SQLite: OverflowError, PostgreSQL:
+    integer out of range); the API's own check now refuses it."""
+    project = admin.create_project("Numbers", "n@example.org", admin_ids=[user.id])["project"]
+    assert status_of(lambda: admin.create_policy(
+        project_id=project["id"], display_name="Long", description="",
+        high_assurance=True, authentication_assurance_timeout=timeout)) == 400
+    policy = admin.create_policy(project_id=project["id"], display_name="Short",
+                                 description="")["policy"]
+    assert status_of(lambda: admin.update_policy(
+        policy["id"], authentication_assurance_timeout=timeout)) == 400
+    largest = admin.update_policy(policy["id"], authentication_assurance_timeout=2**31 - 1)
+    assert largest["policy"]["authentication_assurance_timeout"] == 2**31 - 1
+
+
+def test_scope_suffix_is_checked_whole(admin: globus_sdk.AuthClient, user: User) -> None:
+    """The suffix pattern ended in "$", which also accepts a trailing newline."""
+    project = admin.create_project("Suffixes", "s@example.org", admin_ids=[user.id])["project"]
+    client = admin.create_client("Suffixes", project["id"], public_client=False)["client"]
+    for suffix in ("portal\n", "Portal", "por tal", "x" * 101, ""):
+        assert status_of(lambda suffix=suffix: admin.create_scope(
+            client["id"], "Portal", "Portal", suffix)) == 400
+    assert admin.create_scope(client["id"], "Portal", "Portal", "portal_2")["scope"]

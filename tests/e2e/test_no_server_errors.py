@@ -36,9 +36,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.browser import Browser, query_of
+from tests.browser import Browser, parse_form, query_of
 from tests.conftest import _new_user
 from tests.database import fresh_database_url, wants_postgres
+from tests.e2e.security_helpers import enrol
 from tests.live import LiveServer, start_server
 
 pytestmark = pytest.mark.postgres
@@ -95,7 +96,8 @@ ROUTES = [
     Route("v2/oauth2/userinfo", ("GET", "POST"), True, "query"),
     Route("v2/oauth2/authorize", ("GET",), False, "query", AUTHORIZE_FIELDS),
     Route("v2/web/login", ("POST",), False, "form",
-          ("csrf_token", "authorize", "username", "password")),
+          ("csrf_token", "authorize", "next", "username", "password")),
+    Route("v2/web/login/mfa", ("POST",), False, "form", ("csrf_token", "code")),
     Route("v2/web/consent", ("POST",), False, "form", ("csrf_token", "authorize", "decision")),
     Route("v2/web/auth-code", ("GET",), False, "query",
           ("code", "state", "error", "error_description")),
@@ -104,11 +106,21 @@ ROUTES = [
     Route("v2/web/oidc/callback", ("GET",), False, "query",
           ("state", "code", "error", "error_description")),
     Route("v2/web/account", ("GET",), False, "query", ("done", "identity")),
-    Route("v2/web/account/login", ("GET", "POST"), False, "form",
-          ("csrf_token", "username", "password")),
+    Route("v2/web/account/login", ("GET",), False, "query", ()),
+    Route("v2/web/account/mfa", ("GET", "POST"), False, "form",
+          ("csrf_token", "action", "code", "next")),
+    Route("v2/web/account/sessions", ("GET",), False, "query", ()),
+    Route("v2/web/account/consents", ("GET",), False, "query", ()),
     Route("v2/web/account/link", ("GET", "POST"), False, "form",
           ("csrf_token", "username", "password")),
     Route("v2/web/account/unlink", ("POST",), False, "form", ("csrf_token", "identity")),
+    Route("v2/web/account/sessions/end", ("POST",), False, "form",
+          ("csrf_token", "session_id")),
+    Route("v2/web/account/consents/revoke", ("POST",), False, "form",
+          ("csrf_token", "consent_id")),
+    Route("v2/web/developer", ("GET",), False, "query", ("done",)),
+    Route("v2/web/developer/projects", ("POST",), False, "form",
+          ("csrf_token", "display_name", "contact_email")),
     Route("v2/api/clients", ("POST",), True, "json"),
     Route("v2/api/identities", ("GET",), True, "query", ("ids", "usernames", "provision")),
     Route("v2/api/identities/{identity}/consents", ("GET",), True, "query", ("all",)),
@@ -193,6 +205,18 @@ def _collect(server: LiveServer) -> Known:
         stdin=upstream_client["secret"] + "\n",
     )["id"]
     second = _new_user(server, "linked")
+    # A user with an authenticator, and a login of theirs waiting for its code.
+    third = _new_user(server, "second-factor")
+    authenticator = enrol(server, Browser(server.ca_file), third)
+    waiting = Browser(server.ca_file)
+    login = waiting.open(base + "v2/web/login")
+    waiting.submit(base + "v2/web/login", parse_form(login.text), username=third.username,
+                   password=third.password)
+    pending = f"isthmus_csrf={waiting.http.cookies['isthmus_csrf']}; " \
+              f"isthmus_pending_login={waiting.http.cookies['isthmus_pending_login']}"
+    pending_csrf = str(waiting.http.cookies["isthmus_csrf"])
+    waiting.http.close()
+    code = authenticator.next_code()
 
     basic = _basic(app["id"], app["secret"])
     user_bearer = "Bearer " + tokens["access_token"]
@@ -202,11 +226,13 @@ def _collect(server: LiveServer) -> Known:
         CLI_TEMPLATE_ID, tokens["access_token"], tokens["refresh_token"], client_token,
         spare_code, verifier, csrf, authorize, query["redirect_uri"],
         "https://app.example.org/cb", "http://127.0.0.1:8765", "openid", TRANSFER_ALL,
+        "/v2/web/developer", "//evil.example/", "project_created",
         f"{TRANSFER_ALL}[openid]", "authorization_code", "refresh_token", "client_credentials",
         "urn:globus:auth:grant_type:dependent_token", "offline", "allow", "code", "S256",
         "login", "True", "identity_set,session_info", "", "\x00", "a" * 2000,
         provider, "authorize", "account", "link", "access_denied", second.username,
-        second.password, second.id, "linked", "unlinked",
+        second.password, second.id, "linked", "unlinked", "v2/web/account/sessions",
+        "start", "confirm", "disable", code, authenticator.recovery_code(),
     ]
     known.headers = {
         "Authorization": [
@@ -245,6 +271,8 @@ def _collect(server: LiveServer) -> Known:
         "v2/web/login": [
             {"csrf_token": csrf, "authorize": authorize, "username": user.username,
              "password": user.password, "@Cookie": f"isthmus_csrf={csrf}"},
+            {"csrf_token": csrf, "next": "v2/web/account/sessions", "username": user.username,
+             "password": user.password, "@Cookie": f"isthmus_csrf={csrf}"},
         ],
         "v2/web/consent": [
             {"csrf_token": csrf, "authorize": authorize, "decision": "allow",
@@ -262,9 +290,24 @@ def _collect(server: LiveServer) -> Known:
              "@Cookie": both_cookies},
         ],
         "v2/web/account": [{"done": "linked", "identity": user.id, "@Cookie": both_cookies}],
-        "v2/web/account/login": [
-            {"csrf_token": csrf, "username": user.username, "password": user.password,
-             "@Cookie": f"isthmus_csrf={csrf}"},
+        "v2/web/login/mfa": [
+            {"csrf_token": pending_csrf, "code": code, "@Cookie": pending},
+            {"csrf_token": pending_csrf, "code": authenticator.recovery_code(),
+             "@Cookie": pending},
+        ],
+        "v2/web/account/login": [{"@Cookie": both_cookies}, {}],
+        "v2/web/account/mfa": [
+            {"csrf_token": csrf, "action": action, "next": "v2/web/account",
+             "@Cookie": both_cookies}
+            for action in ("start", "confirm", "disable")
+        ],
+        "v2/web/account/sessions": [{"@Cookie": both_cookies}],
+        "v2/web/account/consents": [{"@Cookie": both_cookies}],
+        "v2/web/account/sessions/end": [
+            {"csrf_token": csrf, "session_id": str(uuid.uuid4()), "@Cookie": both_cookies},
+        ],
+        "v2/web/account/consents/revoke": [
+            {"csrf_token": csrf, "consent_id": "999999", "@Cookie": both_cookies},
         ],
         "v2/web/account/link": [
             {"csrf_token": csrf, "username": second.username, "password": second.password,
@@ -273,6 +316,11 @@ def _collect(server: LiveServer) -> Known:
         "v2/web/account/unlink": [
             {"csrf_token": csrf, "identity": second.id, "@Cookie": both_cookies},
             {"csrf_token": csrf, "identity": user.id, "@Cookie": both_cookies},
+        ],
+        "v2/web/developer": [{"done": "project_created", "@Cookie": both_cookies}],
+        "v2/web/developer/projects": [
+            {"csrf_token": csrf, "display_name": "Fuzzed", "contact_email": "f@example.org",
+             "@Cookie": both_cookies},
         ],
         "v2/api/clients": [{"template_id": CLI_TEMPLATE_ID, "name": "Fuzzed app"}],
         "v2/api/identities": [

@@ -248,6 +248,13 @@ def test_a_missing_identity_property_is_a_mapping_error() -> None:
         optional.map_identity(identity("ann"))  # group {0} took no part in the match
 
 
+def test_rules_as_the_manager_api_stores_them_carry_their_data_type() -> None:
+    mapping = expression({"DATA_TYPE": "expression_identity_mapping_rule#1.0.0",
+                          "source": "{username}", "match": "(.*)@example.org",
+                          "output": "{0}"})
+    assert mapping.map_identity(identity("ann@example.org")) == "ann"
+
+
 @pytest.mark.parametrize(
     ("rule", "where"),
     [
@@ -262,6 +269,11 @@ def test_a_missing_identity_property_is_a_mapping_error() -> None:
             "mappings[0].literal",
         ),
         ({"source": "{username}", "match": "x", "output": "x", "extra": 1}, "mappings[0].extra"),
+        (
+            {"DATA_TYPE": "lookup_rule#1.0.0", "source": "{username}", "match": "x",
+             "output": "x"},
+            "mappings[0].DATA_TYPE",
+        ),
     ],
 )
 def test_malformed_rules_name_the_offending_field(rule: dict[str, Any], where: str) -> None:

@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from isthmus.auth import clients, management, rfc7662, scopes, tokens
+from isthmus.auth import clients, grants, management, rfc7662, scopes, tokens
 from isthmus.auth.builtins import TRANSFER_ALL
 from isthmus.auth.errors import OAuthError
 from isthmus.auth.grants import client_credentials
 from isthmus.auth.service import AuthService
 from isthmus.core.db import reading, transaction
 from isthmus.deployment import open_deployment
+from tests.unit.factories import code_for
 
 pytestmark = pytest.mark.postgres
 
@@ -101,3 +102,32 @@ def test_introspection_sees_a_revocation_in_this_process_at_once(auth: AuthServi
     with reading(auth.sessions) as session:
         caller = clients.require_client(session, created.client.id)
         assert rfc7662.describe(session, caller, secret, set(), issuer) == {"active": False}
+
+
+def test_introspection_sees_a_withdrawn_consent_at_once(auth: AuthService) -> None:
+    """The account's consents page revokes the tokens carrying a consent's scope
+    (`tokens.revoke_carrying`): introspection must not answer from its cache."""
+    client_id, secret, code = code_for(auth)
+    with transaction(auth.sessions) as session:
+        client = clients.authenticate_confidential(session, client_id, secret)
+        issued = grants.authorization_code(
+            session, auth.grant_context, client,
+            {"code": code, "redirect_uri": "https://app.example.org/cb"},
+        )
+    transfer = next(other for other in issued["other_tokens"]
+                    if other["resource_server"] == "transfer.api.globus.org")
+    issuer = auth.settings.issuer
+
+    def active(token: str) -> bool:
+        with reading(auth.sessions) as session:
+            caller = clients.require_client(session, client_id)
+            return bool(rfc7662.describe(session, caller, token, set(), issuer)["active"])
+
+    assert active(transfer["access_token"]) and active(transfer["refresh_token"])  # cached
+    with transaction(auth.sessions) as session:
+        row = tokens.find_active(session, transfer["access_token"])
+        assert row is not None
+        assert tokens.revoke_carrying(session, row.client_id, row.identity_id, TRANSFER_ALL) == 2
+    assert not active(transfer["access_token"])
+    assert not active(transfer["refresh_token"])
+    assert active(issued["access_token"])  # the openid token does not carry the scope

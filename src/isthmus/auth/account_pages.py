@@ -1,7 +1,8 @@
 """The account page: the signed-in person's linked identities, linking and unlinking them.
 
 Other account pages (MFA, sessions, consents, developers) hang off the same
-navigation (`account_nav.html`); this module owns only the identities.
+navigation (`account_nav.html`); this module owns only the identities. Signing
+in to the account, and the sign-in that links an identity, are `login_pages`'.
 """
 
 from __future__ import annotations
@@ -13,24 +14,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from isthmus.auth import identity_sets, sessions, throttle
+from isthmus.auth import identity_sets, sessions
 from isthmus.auth.api import service
 from isthmus.auth.models import BrowserSession, Identity
-from isthmus.auth.pages import (
-    SESSION_COOKIE,
-    PageResult,
-    _check_csrf,
-    _run,
-    client_address,
-    login_page,
-)
+from isthmus.auth.pages import SESSION_COOKIE, PageResult, _check_csrf, _run, login_page
+from isthmus.auth.sign_in import ACCOUNT_PAGE, Destination
 from isthmus.core.config import Settings
-from isthmus.core.errors import APIError
+from isthmus.core.errors import APIError, bad_request
 from isthmus.core.http import read_form
 
 router = APIRouter()
 
-ACCOUNT_PATH = "v2/web/account"
 LOGIN_PATH = "v2/web/account/login"
 LINK_PATH = "v2/web/account/link"
 DONE_MESSAGES = {
@@ -40,7 +34,7 @@ DONE_MESSAGES = {
 
 
 def account_url(settings: Settings, **params: str) -> str:
-    url = settings.public_url + ACCOUNT_PATH
+    url = settings.public_url + ACCOUNT_PAGE
     return url + "?" + urlencode(params) if params else url
 
 
@@ -81,38 +75,44 @@ def _done_notice(session: Session, holder: Identity, done: str, identity_id: str
     return f"{linked.username} is now linked to your account."
 
 
-def _account_login_page(
-    session: Session, *, error: str | None = None, username: str = "", status: int = 200
-) -> PageResult:
-    return login_page(session, heading="Log in to your account", action="/" + LOGIN_PATH,
-                      purpose="account", hidden={}, error=error, username=username,
-                      status=status)
-
-
-def _link_page(
+def link_login_page(
     session: Session, holder: Identity, *, error: str | None = None, username: str = "",
     status: int = 200,
 ) -> PageResult:
     return login_page(
         session, heading="Link another identity", action="/" + LINK_PATH, purpose="link",
         hidden={}, error=error, username=username, status=status,
-        notice=f"You are signed in as {holder.username}. Log in with the identity to link "
-               "to this account.",
+        notices=[{"text": f"You are signed in as {holder.username}. Log in with the "
+                          "identity to link to this account."}],
     )
 
 
+def linking_account(
+    session: Session, cookie: str | None, going: Destination
+) -> tuple[BrowserSession, Identity]:
+    """The browser's session and its signed-in identity, if still of the account the link
+    was started from (a link comes back from a second factor or another site)."""
+    signed_in = sessions.signed_in(session, cookie)
+    if signed_in is None or signed_in[1].account_id != going.account_id:
+        raise bad_request("Your session changed while you were away; start linking again "
+                          "from your account page.")
+    return signed_in
+
+
 def complete_link(
-    session: Session, settings: Settings, browser_session: BrowserSession, holder: Identity,
-    joining: Identity,
+    session: Session, settings: Settings, cookie: str | None, going: Destination,
+    joining: Identity, *, mfa_used: bool,
 ) -> PageResult:
-    """After `joining` proved itself in this browser: put it in the holder's identity set."""
+    """After `joining` proved itself in this browser: put it in the identity set of the
+    account signed in here, the one the link was started from."""
+    browser_session, holder = linking_account(session, cookie, going)
     try:
         changed = identity_sets.link(session, holder, joining)
     except identity_sets.LinkRefusedError as refusal:
         return _account_view(session, settings, browser_session, holder, error=refusal.message,
                              status=refusal.status)
     sessions.login(session, joining, browser_session, settings.browser_session_lifetime,
-                   acting=False)
+                   mfa=mfa_used, acting=False)
     if not changed:
         return PageResult(redirect=account_url(settings, done="already"))
     return PageResult(redirect=account_url(settings, done="linked", identity=str(joining.id)))
@@ -136,40 +136,6 @@ async def account_page(request: Request) -> Response:
     return await _run(request, work)
 
 
-@router.get("/v2/web/account/login")
-async def account_login_page(request: Request) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-
-    def work(session: Session) -> PageResult:
-        if sessions.signed_in(session, cookie) is not None:
-            return PageResult(redirect=account_url(settings))
-        return _account_login_page(session)
-
-    return await _run(request, work)
-
-
-@router.post("/v2/web/account/login")
-async def account_login(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    username, password = form.get("username", ""), form.get("password", "")
-    address = client_address(request)
-
-    def work(session: Session) -> PageResult:
-        identity = throttle.password_login(session, username, password, address)
-        if isinstance(identity, throttle.LoginRefused):
-            return _account_login_page(session, error=identity.message, username=username,
-                                       status=identity.status)
-        _, new_cookie = sessions.login(session, identity, sessions.find(session, cookie),
-                                       settings.browser_session_lifetime)
-        return PageResult(redirect=account_url(settings), new_session_cookie=new_cookie)
-
-    return await _run(request, work)
-
-
 @router.get("/v2/web/account/link")
 async def link_page(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -179,30 +145,7 @@ async def link_page(request: Request) -> Response:
         signed_in = sessions.signed_in(session, cookie)
         if signed_in is None:
             return PageResult(redirect=settings.public_url + LOGIN_PATH)
-        return _link_page(session, signed_in[1])
-
-    return await _run(request, work)
-
-
-@router.post("/v2/web/account/link")
-async def link_with_password(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    username, password = form.get("username", ""), form.get("password", "")
-    address = client_address(request)
-
-    def work(session: Session) -> PageResult:
-        signed_in = sessions.signed_in(session, cookie)
-        if signed_in is None:
-            return PageResult(redirect=settings.public_url + LOGIN_PATH)
-        browser_session, holder = signed_in
-        joining = throttle.password_login(session, username, password, address)
-        if isinstance(joining, throttle.LoginRefused):
-            return _link_page(session, holder, error=joining.message, username=username,
-                              status=joining.status)
-        return complete_link(session, settings, browser_session, holder, joining)
+        return link_login_page(session, signed_in[1])
 
     return await _run(request, work)
 

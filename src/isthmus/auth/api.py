@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, grants, rfc7662, tokens
+from isthmus.auth import clients, grants, openapi, rfc7662, tokens
 from isthmus.auth.builtins import AUTH_RESOURCE_SERVER
 from isthmus.auth.claims import user_claims
 from isthmus.auth.errors import OAuthError, invalid_request
@@ -116,7 +116,7 @@ async def jwk_set(request: Request) -> dict[str, Any]:
 # --- the token endpoint -----------------------------------------------------
 
 
-@router.post("/v2/oauth2/token")
+@router.post("/v2/oauth2/token", openapi_extra=openapi.TOKEN)
 async def token(request: Request) -> JSONResponse:
     form = await read_form(request)
     authorization = request.headers.get("authorization")
@@ -146,7 +146,7 @@ async def _token_form(request: Request) -> tuple[dict[str, str], str | None, str
     return form, request.headers.get("authorization"), secret
 
 
-@router.post("/v2/oauth2/token/introspect")
+@router.post("/v2/oauth2/token/introspect", openapi_extra=openapi.INTROSPECT)
 async def introspect(request: Request) -> JSONResponse:
     form, authorization, secret = await _token_form(request)
     include = {part.strip() for part in form.get("include", "").split(",") if part.strip()}
@@ -160,7 +160,7 @@ async def introspect(request: Request) -> JSONResponse:
     return JSONResponse(await read_only(request, work))
 
 
-@router.post("/v2/oauth2/token/revoke")
+@router.post("/v2/oauth2/token/revoke", openapi_extra=openapi.REVOKE)
 async def revoke(request: Request) -> dict[str, Any]:
     form, authorization, secret = await _token_form(request)
 
@@ -175,7 +175,7 @@ async def revoke(request: Request) -> dict[str, Any]:
     return {"active": False}
 
 
-@router.post("/v2/oauth2/token/validate")
+@router.post("/v2/oauth2/token/validate", openapi_extra=openapi.VALIDATE)
 async def validate(request: Request) -> dict[str, Any]:
     """Removed from SDK 4 but still called by globus-cli before every command."""
     form, authorization, secret = await _token_form(request)
@@ -200,7 +200,8 @@ def auth_token(session: Session, request: Request) -> Token:
     return row
 
 
-@router.api_route("/v2/oauth2/userinfo", methods=["GET", "POST"])
+@router.get("/v2/oauth2/userinfo", openapi_extra=openapi.USERINFO)
+@router.post("/v2/oauth2/userinfo", openapi_extra=openapi.USERINFO)
 async def userinfo(request: Request) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
         row = auth_token(session, request)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from isthmus.auth import clients, rfc7636, scopes, session_requirements
 from isthmus.auth.models import AuthorizationCode, BrowserSession, Client, Identity
 from isthmus.auth.scopes import ResolvedScope
+from isthmus.auth.session_requirements import SessionRequirements
 from isthmus.core.config import Settings
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
@@ -51,8 +51,8 @@ class AuthorizationRequest:
     query: str
     # OpenID Connect: repeated in the ID token, so the client knows it answers this request.
     nonce: str | None = None
-    # session_required_identities: the session must hold a login by one of these.
-    required_identities: tuple[uuid.UUID, ...] = ()
+    # session_required_* and session_message: what the browser session must show.
+    requirements: SessionRequirements = field(default_factory=SessionRequirements)
 
     @property
     def scope_tree(self) -> str:
@@ -109,10 +109,8 @@ def parse_request(
     if nonce is not None and not 0 < len(nonce) <= MAX_NONCE_LENGTH:
         raise fail("invalid_request", f"nonce must have 1 to {MAX_NONCE_LENGTH} characters")
     try:
-        required = session_requirements.parse_identity_ids(
-            params.get("session_required_identities", "")
-        )
-    except ValueError as error:
+        requirements = session_requirements.parse(session, params)
+    except session_requirements.RequirementError as error:
         raise fail("invalid_request", str(error)) from None
     access_type = params.get("access_type", "online")
     if access_type not in ("online", "offline"):
@@ -131,7 +129,7 @@ def parse_request(
         prompt_login=params.get("prompt") == "login",
         query=query,
         nonce=nonce,
-        required_identities=required,
+        requirements=requirements,
     )
 
 

@@ -58,6 +58,11 @@ def grant_types(client: Client) -> list[str]:
     return GRANT_TYPES[client.client_type]
 
 
+def has_secrets(client: Client) -> bool:
+    """Whether the client's type authenticates with secrets (all but native apps)."""
+    return client.client_type in _TYPES_WITH_SECRETS
+
+
 def create_client(
     session: Session,
     name: str,

@@ -121,3 +121,16 @@ def list_for(
     wanted = set(client_ids)
     roots = {row.id for row in rows if row.parent_id is None and row.client_id in wanted}
     return [row for row in rows if row.dependency_path and row.dependency_path[0] in roots]
+
+
+def revoke(session: Session, consent: Consent) -> list[Consent]:
+    """Withdraw a consent and every consent that depends on it; returns the removed rows."""
+    removed = [
+        row for row in list_for(session, consent.identity_id)
+        if consent.id in (row.dependency_path or [])
+    ]
+    # Deepest first, so no row outlives the parent it points to.
+    for row in sorted(removed, key=lambda row: len(row.dependency_path or []), reverse=True):
+        session.delete(row)
+    session.flush()
+    return removed

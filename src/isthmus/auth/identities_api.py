@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, consents, documents, identities
+from isthmus.auth import clients, consents, documents, identities, openapi
 from isthmus.auth.api import auth_token, in_transaction, read_only
 from isthmus.auth.models import Identity
 from isthmus.core.errors import bad_request, forbidden, not_found, unauthorized
@@ -27,7 +27,7 @@ def _authenticate(session: Session, request: Request) -> None:
         clients.authenticate_confidential(session, *basic)
 
 
-@router.get("/identities")
+@router.get("/identities", openapi_extra=openapi.GET_IDENTITIES)
 async def get_identities(request: Request) -> dict[str, Any]:
     ids = request.query_params.get("ids")
     usernames = request.query_params.get("usernames")
@@ -46,7 +46,7 @@ async def get_identities(request: Request) -> dict[str, Any]:
     return await (in_transaction if provision else read_only)(request, work)
 
 
-@router.get("/identity_providers")
+@router.get("/identity_providers", openapi_extra=openapi.GET_IDENTITY_PROVIDERS)
 async def get_identity_providers(request: Request) -> dict[str, Any]:
     domains = request.query_params.get("domains")
     ids = request.query_params.get("ids")
@@ -61,7 +61,7 @@ async def get_identity_providers(request: Request) -> dict[str, Any]:
     return await read_only(request, work)
 
 
-@router.get("/identities/{identity_id}/consents")
+@router.get("/identities/{identity_id}/consents", openapi_extra=openapi.GET_CONSENTS)
 async def get_consents(request: Request, identity_id: str) -> dict[str, Any]:
     show_all = request.query_params.get("all", "False").lower() == "true"
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from isthmus.auth.models import Client, ClientCredential, Scope, ScopeDependency, Token
-from isthmus.core.db import Base
+from isthmus.core.db import Base, base_engine
 
 V = TypeVar("V")
 R = TypeVar("R", bound=Base)
@@ -65,9 +65,9 @@ _caches_lock = threading.Lock()
 
 def cache_for(session: Session, name: str) -> LookupCache[Any] | None:
     """The named cache of the session's database, or None for a session without an engine."""
-    engine = session.bind
-    if not isinstance(engine, Engine):
+    if not isinstance(session.bind, Engine):
         return None
+    engine = base_engine(session.bind)
     caches = _caches.get(engine)
     if caches is None:
         with _caches_lock:
@@ -97,7 +97,7 @@ def _note_changes(session: Session, _context: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _forget_changed(session: Session) -> None:
     if session.info.pop(_STALE, False) and isinstance(session.bind, Engine):
-        for cache in _caches.get(session.bind, {}).values():
+        for cache in _caches.get(base_engine(session.bind), {}).values():
             cache.clear()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
-from isthmus.auth import clients, documents, management, projects
+from isthmus.auth import clients, documents, management, openapi, projects
 from isthmus.auth.api import auth_token, in_transaction, read_only, service
 from isthmus.auth.management import MANAGE_PROJECTS, Caller
 from isthmus.core.errors import bad_request, forbidden
@@ -53,7 +53,7 @@ def _writing(
 # --- projects -------------------------------------------------------------------
 
 
-@router.get("/projects")
+@router.get("/projects", openapi_extra=openapi.LIST_PROJECTS)
 async def list_projects(request: Request) -> Document:
     return await _reading(request, lambda session, caller: {"projects": [
         documents.project_document(session, project)
@@ -61,7 +61,7 @@ async def list_projects(request: Request) -> Document:
     ]})
 
 
-@router.post("/projects")
+@router.post("/projects", openapi_extra=openapi.CREATE_PROJECT)
 async def create_project(request: Request) -> Document:
     body = await _body(request, "project")
     return await _writing(request, lambda session, caller: {
@@ -70,7 +70,7 @@ async def create_project(request: Request) -> Document:
     })
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", openapi_extra=openapi.ONE_PROJECT)
 async def get_project(request: Request, project_id: str) -> Document:
     return await _reading(request, lambda session, caller: {
         "project": documents.project_document(
@@ -78,7 +78,8 @@ async def get_project(request: Request, project_id: str) -> Document:
     })
 
 
-@router.api_route("/projects/{project_id}", methods=["PUT", "POST"])
+@router.put("/projects/{project_id}", openapi_extra=openapi.UPDATE_PROJECT)
+@router.post("/projects/{project_id}", openapi_extra=openapi.UPDATE_PROJECT)
 async def update_project(request: Request, project_id: str) -> Document:
     body = await _body(request, "project")
 
@@ -91,7 +92,7 @@ async def update_project(request: Request, project_id: str) -> Document:
     return await _writing(request, work)
 
 
-@router.delete("/projects/{project_id}")
+@router.delete("/projects/{project_id}", openapi_extra=openapi.ONE_PROJECT)
 async def delete_project(request: Request, project_id: str) -> Document:
     def work(session: Session, caller: Caller) -> Document:
         project = projects.require_project(session, project_id, set(caller.principals))
@@ -105,7 +106,7 @@ async def delete_project(request: Request, project_id: str) -> Document:
 # --- policies -------------------------------------------------------------------
 
 
-@router.get("/policies")
+@router.get("/policies", openapi_extra=openapi.LIST_POLICIES)
 async def list_policies(request: Request) -> Document:
     return await _reading(request, lambda session, caller: {"policies": [
         documents.policy_document(policy) for policy in projects.policies_of(
@@ -113,7 +114,7 @@ async def list_policies(request: Request) -> Document:
     ]})
 
 
-@router.post("/policies")
+@router.post("/policies", openapi_extra=openapi.CREATE_POLICY)
 async def create_policy(request: Request) -> Document:
     body = await _body(request, "policy")
 
@@ -126,13 +127,14 @@ async def create_policy(request: Request) -> Document:
     return await _writing(request, work)
 
 
-@router.get("/policies/{policy_id}")
+@router.get("/policies/{policy_id}", openapi_extra=openapi.ONE_POLICY)
 async def get_policy(request: Request, policy_id: str) -> Document:
     return await _reading(request, lambda session, caller: {"policy": documents.policy_document(
         projects.require_policy(session, policy_id, set(caller.principals)))})
 
 
-@router.api_route("/policies/{policy_id}", methods=["PUT", "POST"])
+@router.put("/policies/{policy_id}", openapi_extra=openapi.UPDATE_POLICY)
+@router.post("/policies/{policy_id}", openapi_extra=openapi.UPDATE_POLICY)
 async def update_policy(request: Request, policy_id: str) -> Document:
     body = await _body(request, "policy")
 
@@ -147,7 +149,7 @@ async def update_policy(request: Request, policy_id: str) -> Document:
     return await _writing(request, work)
 
 
-@router.delete("/policies/{policy_id}")
+@router.delete("/policies/{policy_id}", openapi_extra=openapi.ONE_POLICY)
 async def delete_policy(request: Request, policy_id: str) -> Document:
     def work(session: Session, caller: Caller) -> Document:
         policy = projects.require_policy(session, policy_id, set(caller.principals))
@@ -161,7 +163,7 @@ async def delete_policy(request: Request, policy_id: str) -> Document:
 # --- clients --------------------------------------------------------------------
 
 
-@router.get("/clients")
+@router.get("/clients", openapi_extra=openapi.LIST_CLIENTS)
 async def list_clients(request: Request) -> Document:
     fqdn = request.query_params.get("fqdn")
 
@@ -175,7 +177,7 @@ async def list_clients(request: Request) -> Document:
     return await _reading(request, work)
 
 
-@router.post("/clients")
+@router.post("/clients", openapi_extra=openapi.CREATE_CLIENT)
 async def create_client(request: Request) -> Document:
     """Three callers: a native-app instance (no credentials at all, ``template_id``),
     a child of a confidential client (its Basic credentials), or a project admin."""
@@ -215,7 +217,7 @@ def _native_instance(session: Session, body: Document) -> Document:
     }
 
 
-@router.delete("/clients/{client_id}")
+@router.delete("/clients/{client_id}", openapi_extra=openapi.DELETE_CLIENT)
 async def delete_client(request: Request, client_id: str) -> Document:
     """By a project admin, or by the client itself with its own credentials (globus logout)."""
     basic = clients.parse_basic(request.headers.get("authorization"))
@@ -236,13 +238,14 @@ async def delete_client(request: Request, client_id: str) -> Document:
     return await in_transaction(request, work)
 
 
-@router.get("/clients/{client_id}")
+@router.get("/clients/{client_id}", openapi_extra=openapi.ONE_CLIENT)
 async def get_client(request: Request, client_id: str) -> Document:
     return await _reading(request, lambda session, caller: {"client": documents.client_document(
         session, management.readable_client(session, client_id, caller))})
 
 
-@router.api_route("/clients/{client_id}", methods=["PUT", "POST"])
+@router.put("/clients/{client_id}", openapi_extra=openapi.UPDATE_CLIENT)
+@router.post("/clients/{client_id}", openapi_extra=openapi.UPDATE_CLIENT)
 async def update_client(request: Request, client_id: str) -> Document:
     body = await _body(request, "client")
 
@@ -254,7 +257,7 @@ async def update_client(request: Request, client_id: str) -> Document:
     return await _writing(request, work)
 
 
-@router.get("/clients/{client_id}/credentials")
+@router.get("/clients/{client_id}/credentials", openapi_extra=openapi.LIST_CREDENTIALS)
 async def list_credentials(request: Request, client_id: str) -> Document:
     def work(session: Session, caller: Caller) -> Document:
         client = management.manageable_client(session, client_id, caller)
@@ -264,28 +267,26 @@ async def list_credentials(request: Request, client_id: str) -> Document:
     return await _reading(request, work)
 
 
-@router.post("/clients/{client_id}/credentials")
+@router.post("/clients/{client_id}/credentials", openapi_extra=openapi.CREATE_CREDENTIAL)
 async def create_credential(request: Request, client_id: str) -> Document:
     body = await _body(request, "credential")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise bad_request("credential.name is required")
 
     def work(session: Session, caller: Caller) -> Document:
         client = management.manageable_client(session, client_id, caller)
-        credential, secret = clients.add_credential(session, client, name.strip()[:200])
+        credential, secret = management.create_credential(session, client, body)
         return {"credential": documents.credential_document(credential, secret)}
 
     return await _writing(request, work)
 
 
-@router.delete("/clients/{client_id}/credentials/{credential_id}")
+@router.delete("/clients/{client_id}/credentials/{credential_id}",
+               openapi_extra=openapi.ONE_CREDENTIAL)
 async def delete_credential(request: Request, client_id: str, credential_id: str) -> Document:
     def work(session: Session, caller: Caller) -> Document:
         client = management.manageable_client(session, client_id, caller)
         credential = management.require_credential(session, client, credential_id)
         document = documents.credential_document(credential, None)
-        session.delete(credential)
+        management.delete_credential(session, credential)
         return {"credential": document}
 
     return await _writing(request, work)
@@ -294,7 +295,7 @@ async def delete_credential(request: Request, client_id: str, credential_id: str
 # --- scopes ---------------------------------------------------------------------
 
 
-@router.get("/scopes")
+@router.get("/scopes", openapi_extra=openapi.LIST_SCOPES)
 async def list_scopes(request: Request) -> Document:
     ids = request.query_params.get("ids")
     scope_strings = request.query_params.get("scope_strings")
@@ -304,7 +305,7 @@ async def list_scopes(request: Request) -> Document:
     ]})
 
 
-@router.post("/clients/{client_id}/scopes")
+@router.post("/clients/{client_id}/scopes", openapi_extra=openapi.CREATE_SCOPE)
 async def create_scope(request: Request, client_id: str) -> Document:
     body = await _body(request, "scope")
 
@@ -316,13 +317,14 @@ async def create_scope(request: Request, client_id: str) -> Document:
     return await _writing(request, work)
 
 
-@router.get("/scopes/{scope_id}")
+@router.get("/scopes/{scope_id}", openapi_extra=openapi.ONE_SCOPE)
 async def get_scope(request: Request, scope_id: str) -> Document:
     return await _reading(request, lambda session, _caller: {"scope": documents.scope_document(
         management.require_scope(session, scope_id))})
 
 
-@router.api_route("/scopes/{scope_id}", methods=["PUT", "POST"])
+@router.put("/scopes/{scope_id}", openapi_extra=openapi.UPDATE_SCOPE)
+@router.post("/scopes/{scope_id}", openapi_extra=openapi.UPDATE_SCOPE)
 async def update_scope(request: Request, scope_id: str) -> Document:
     body = await _body(request, "scope")
 
@@ -333,7 +335,7 @@ async def update_scope(request: Request, scope_id: str) -> Document:
     return await _writing(request, work)
 
 
-@router.delete("/scopes/{scope_id}")
+@router.delete("/scopes/{scope_id}", openapi_extra=openapi.ONE_SCOPE)
 async def delete_scope(request: Request, scope_id: str) -> Document:
     def work(session: Session, caller: Caller) -> Document:
         scope = management.manageable_scope(session, scope_id, caller)

@@ -36,7 +36,8 @@ class Caller:
     """The identity behind a bearer token, with every principal it acts as."""
 
     identity_id: uuid.UUID
-    client_id: uuid.UUID
+    # The client the token was issued to; None for a user on Isthmus's own pages.
+    client_id: uuid.UUID | None
     scopes: frozenset[str]
     principals: frozenset[uuid.UUID]
 
@@ -45,17 +46,35 @@ class Caller:
             raise forbidden(f"This call needs a token with the scope {scope}")
 
 
-def caller_of(session: Session, token: Token, groups: GroupMembership) -> Caller:
-    """The token's identity set, and the groups it is an active member of: a project
+def _principals(
+    session: Session, identity_id: uuid.UUID, groups: GroupMembership
+) -> frozenset[uuid.UUID]:
+    """The identity's identity set, and the groups it is an active member of: a project
     whose ``admin_group_ids`` name one of those groups is administered by this caller."""
-    identity = session.get(Identity, token.identity_id)
+    identity = session.get(Identity, identity_id)
     members = {member.id for member in identities.identity_set(session, identity)} \
         if identity else set()
+    return frozenset(members) | groups.groups_of(members)
+
+
+def caller_of(session: Session, token: Token, groups: GroupMembership) -> Caller:
     return Caller(
         identity_id=token.identity_id,
         client_id=token.client_id,
         scopes=frozenset(token.scope.split()),
-        principals=frozenset(members) | groups.groups_of(members),
+        principals=_principals(session, token.identity_id, groups),
+    )
+
+
+def signed_in_caller(
+    session: Session, identity_id: uuid.UUID, groups: GroupMembership
+) -> Caller:
+    """A user signed in to the developer page: what a manage_projects token would allow."""
+    return Caller(
+        identity_id=identity_id,
+        client_id=None,
+        scopes=frozenset({MANAGE_PROJECTS}),
+        principals=_principals(session, identity_id, groups),
     )
 
 
@@ -213,6 +232,21 @@ def require_credential(session: Session, client: Client, credential_id: str) -> 
     if credential is None:
         raise not_found(f"No credential with id {credential_id}")
     return credential
+
+
+def create_credential(
+    session: Session, client: Client, body: dict[str, Any]
+) -> tuple[ClientCredential, str]:
+    """A new secret for the client; the secret is returned now and never stored."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("credential.name is required")
+    return clients.add_credential(session, client, name.strip()[:200])
+
+
+def delete_credential(session: Session, credential: ClientCredential) -> None:
+    session.delete(credential)
+    session.flush()
 
 
 # --- scopes ---------------------------------------------------------------------

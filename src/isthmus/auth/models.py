@@ -237,6 +237,55 @@ class SessionAuthentication(Base):
     mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class MfaCredential(Base):
+    """An identity's TOTP authenticator: pending until a first code confirms it."""
+
+    __tablename__ = "mfa_credentials"
+
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The base32 secret, sealed with the data dir's encryption key (core.encryption).
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The newest time step a code was accepted for: no code of it or before works again.
+    last_used_step: Mapped[int | None] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaRecoveryCode(Base):
+    """A single-use recovery code, kept only as a SHA-256 digest (codes carry 80 bits)."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingLogin(Base):
+    """A password login waiting for its second factor, bound to one browser by a cookie."""
+
+    __tablename__ = "pending_logins"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    # Where the login goes on, as `sign_in.Destination` keeps it.
+    purpose: Mapped[str] = mapped_column(String(20))
+    authorize_query: Mapped[str | None] = mapped_column(Text)
+    next_path: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
 
@@ -405,10 +454,11 @@ class UpstreamLoginState(Base):
     browser_digest: Mapped[str] = mapped_column(String(64))
     nonce_digest: Mapped[str] = mapped_column(String(64))
     code_verifier_sealed: Mapped[str] = mapped_column(Text)
-    # authorize (continue an OAuth request) | account (sign in to the account page) | link
+    # Where the sign-in goes on, as `sign_in.Destination` keeps it: authorize (an OAuth
+    # request), account (a page of this site, next_path) or link (join account_id).
     purpose: Mapped[str] = mapped_column(String(20))
     authorize_query: Mapped[str | None] = mapped_column(Text)
-    # For "link": the account the new identity joins.
+    next_path: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

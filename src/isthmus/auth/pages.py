@@ -1,8 +1,9 @@
-"""The browser side of Auth: authorize, login, consent and the native-app code page.
+"""The browser side of Auth: authorize, consent, logout and the native-app code page.
 
-Upstream sign-ins (`upstream_pages`) and the account page (`account_pages`) build on
-the pieces here: `PageResult`, `respond`/`_run`, `_check_csrf`, `login_page` and
-`_authenticated`.
+The other page modules build on the pieces here: `PageResult`, `respond`/`_run`,
+`_check_csrf`, `login_page`, `_login_page` and `_continue`. Every way of
+signing in (password, second factor, upstream provider, linking) ends in
+`login_pages._authenticated`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,16 +24,16 @@ from isthmus.auth import (
     authorize,
     consents,
     identities,
+    mfa,
+    openapi,
     session_requirements,
     sessions,
-    throttle,
     upstream,
 )
 from isthmus.auth.api import in_transaction, service
 from isthmus.auth.authorize import AuthorizationRequest, AuthorizeRedirectError, with_params
-from isthmus.auth.builtins import LOCAL_IDP_ID
 from isthmus.auth.models import BrowserSession, Identity
-from isthmus.core.config import Settings
+from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.http import read_form
 from isthmus.core.secrets import new_secret
@@ -54,6 +55,9 @@ class PageResult:
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     new_session_cookie: str | None = None
+    # Short-lived cookies to set (until the browser closes) or to remove.
+    set_cookies: dict[str, str] = field(default_factory=dict)
+    delete_cookies: list[str] = field(default_factory=list)
 
 
 def client_address(request: Request) -> str | None:
@@ -86,7 +90,7 @@ def _render(request: Request, result: PageResult) -> Response:
     else:
         assert result.template is not None
         csrf, fresh = _csrf(request)
-        context = {"csrf_token": csrf, **result.context}
+        context = {"csrf_token": csrf, "base": settings.public_url, **result.context}
         response = templates.TemplateResponse(
             request, result.template, context, status_code=result.status
         )
@@ -98,6 +102,11 @@ def _render(request: Request, result: PageResult) -> Response:
             SESSION_COOKIE, result.new_session_cookie, httponly=True, secure=secure,
             samesite="lax", path=cookie_path, max_age=settings.browser_session_lifetime,
         )
+    for name, value in result.set_cookies.items():
+        response.set_cookie(name, value, httponly=True, secure=secure, samesite="lax",
+                            path=cookie_path)
+    for name in result.delete_cookies:
+        response.delete_cookie(name, path=cookie_path)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
@@ -115,12 +124,15 @@ def error_page(request: Request, error: APIError) -> Response:
 
 def login_page(
     session: Session, *, heading: str, action: str, purpose: str, hidden: dict[str, str],
-    error: str | None = None, notice: str | None = None, username: str = "", status: int = 200,
+    error: str | None = None, notices: list[dict[str, str]] | None = None,
+    session_message: str | None = None, username: str = "", status: int = 200,
 ) -> PageResult:
     """The login form, and a "Sign in with ..." button per upstream provider.
 
     `hidden` fields go with both; `purpose` tells the upstream sign-in where to
-    return (see `upstream.PURPOSES`).
+    return (see `sign_in.PURPOSES`). `notices` say what the sign-in must achieve,
+    each ``{"text": ...}`` with an optional ``link`` (below the base URL) and
+    ``link_text``.
     """
     return PageResult(template="login.html", status=status, context={
         "heading": heading,
@@ -130,7 +142,8 @@ def login_page(
         "provider_action": "/v2/web/oidc/start",
         "providers": upstream.sign_in_choices(session),
         "error": error,
-        "notice": notice,
+        "notices": notices or [],
+        "session_message": session_message,
         "username": username,
         "domain": identities.local_domain(session),
     })
@@ -138,36 +151,54 @@ def login_page(
 
 def _login_page(
     session: Session, request: AuthorizationRequest, *, error: str | None = None,
-    username: str = "", status: int = 200, required: list[Identity] | None = None,
+    username: str = "", status: int = 200, notices: list[dict[str, str]] | None = None,
 ) -> PageResult:
-    if required is None:
-        required = session_requirements.unmet_identities(
-            session, None, request.required_identities
-        )
-    notice = None
-    if required is not None:
-        notice = session_requirements.describe(required)
-        local = [identity.username for identity in required
-                 if identity.identity_provider_id == LOCAL_IDP_ID]
-        username = username or (local[0] if local else "")
+    """The login form for an authorize request. Without `notices`, it says who must log
+    in (``session_required_identities``) and fills the form in with them."""
+    if notices is None:
+        before = session_requirements.unmet_before_login(request.requirements)
+        notices = [{"text": item.reason} for item in before]
+        username = username or next((name for item in before for name in item.usernames), "")
     return login_page(
         session, heading=f"Log in to use {request.client.name}", action="/v2/web/login",
-        purpose="authorize", hidden={"authorize": request.query}, error=error, notice=notice,
-        username=username, status=status,
+        purpose="authorize", hidden={"authorize": request.query}, error=error,
+        notices=notices, session_message=request.requirements.message, username=username,
+        status=status,
     )
+
+
+def _requirements_page(
+    session: Session, request: AuthorizationRequest, identity: Identity,
+    unmet: list[session_requirements.Unmet],
+) -> PageResult:
+    """The login page again, saying what this application needs of the session."""
+    notices = [{"text": item.reason} for item in unmet]
+    if any(item.needs_mfa for item in unmet) and not mfa.is_enabled(session, identity.id):
+        back = quote("v2/oauth2/authorize?" + request.query, safe="")
+        notices.append({
+            "text": f"{identity.username} has no two-factor authentication set up yet. "
+                    "Set it up, then continue to the application.",
+            "link": f"v2/web/account/mfa?next={back}",
+            "link_text": "Set up two-factor authentication",
+        })
+    # Filled in with whom a requirement names; else the person acting, if they may answer.
+    acting = identity.username if request.requirements.accepts(identity.id) else ""
+    suggested = next((name for item in unmet for name in item.usernames), acting)
+    return _login_page(session, request, username=suggested, notices=notices)
 
 
 def _continue(
     session: Session, request: AuthorizationRequest, browser_session: BrowserSession,
     code_lifetime: int,
 ) -> PageResult:
-    unmet = session_requirements.unmet_identities(
-        session, browser_session, request.required_identities
-    )
-    if unmet is not None:
-        return _login_page(session, request, required=unmet)
     identity = session.get(Identity, browser_session.primary_identity_id)
     assert identity is not None
+    unmet = session_requirements.unmet(
+        session_requirements.authentications_of(session, browser_session), identity.id,
+        request.requirements, utcnow(),
+    )
+    if unmet:
+        return _requirements_page(session, request, identity, unmet)
     if consents.is_consented(session, identity.id, request.client.id, request.roots):
         return PageResult(redirect=authorize.issue_code(
             session, request, identity, browser_session, code_lifetime))
@@ -178,25 +209,6 @@ def _continue(
         "authorize": request.query,
         "action": "/v2/web/consent",
     })
-
-
-def _authenticated(
-    session: Session, request: AuthorizationRequest, identity: Identity, cookie: str | None,
-    settings: Settings,
-) -> PageResult:
-    """Every way of signing in (password, upstream provider) ends here."""
-    if not session_requirements.accepts(request.required_identities, identity):
-        return _login_page(
-            session, request, status=403,
-            error=f"You logged in as {identity.username}, which this request does not accept.",
-        )
-    existing = sessions.find(session, cookie)
-    browser_session, new_cookie = sessions.login(
-        session, identity, existing, settings.browser_session_lifetime
-    )
-    result = _continue(session, request, browser_session, settings.authorization_code_lifetime)
-    result.new_session_cookie = new_cookie
-    return result
 
 
 def _action_urls(request: Request, result: PageResult) -> PageResult:
@@ -225,7 +237,7 @@ async def _run(request: Request, work: Callable[[Session], PageResult]) -> Respo
     return await respond(request, lambda: in_transaction(request, work))
 
 
-@router.get("/v2/oauth2/authorize")
+@router.get("/v2/oauth2/authorize", openapi_extra=openapi.AUTHORIZE)
 async def authorize_page(request: Request) -> Response:
     params = dict(request.query_params)
     query = request.url.query
@@ -238,28 +250,6 @@ async def authorize_page(request: Request) -> Response:
         if browser_session is None or parsed.prompt_login:
             return _login_page(session, parsed)
         return _continue(session, parsed, browser_session, settings.authorization_code_lifetime)
-
-    return await _run(request, work)
-
-
-@router.post("/v2/web/login")
-async def login(request: Request) -> Response:
-    form = await read_form(request)
-    _check_csrf(request, form)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    settings = service(request).settings
-    query = form.get("authorize", "")
-    username = form.get("username", "")
-    password = form.get("password", "")
-    address = client_address(request)
-
-    def work(session: Session) -> PageResult:
-        parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-        identity = throttle.password_login(session, username, password, address)
-        if isinstance(identity, throttle.LoginRefused):
-            return _login_page(session, parsed, error=identity.message, username=username,
-                               status=identity.status)
-        return _authenticated(session, parsed, identity, cookie, settings)
 
     return await _run(request, work)
 

@@ -128,6 +128,8 @@ def delete_project(session: Session, project: Project) -> None:
 # --- policies ------------------------------------------------------------------
 
 _POLICY_FLAGS = ("high_assurance", "required_mfa")
+# The column is a 32-bit integer on PostgreSQL (about 68 years of seconds).
+MAX_ASSURANCE_TIMEOUT = 2**31 - 1
 _DOMAIN_LISTS = ("domain_constraints_include", "domain_constraints_exclude")
 
 
@@ -153,9 +155,11 @@ def apply_policy_fields(policy: Policy, body: dict[str, Any]) -> None:
     if "authentication_assurance_timeout" in body:
         timeout = body["authentication_assurance_timeout"]
         if timeout is not None and (
-            not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0
+            not isinstance(timeout, int) or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_ASSURANCE_TIMEOUT
         ):
-            raise bad_request("authentication_assurance_timeout must be a positive integer")
+            raise bad_request("authentication_assurance_timeout must be a number of seconds"
+                              f" from 1 to {MAX_ASSURANCE_TIMEOUT}")
         policy.authentication_assurance_timeout = timeout
     for field in _DOMAIN_LISTS:
         if field in body:

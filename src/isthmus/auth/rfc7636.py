@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import re
 
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+# Matched with fullmatch: "$" would also accept a trailing newline.
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def s256_challenge(verifier: str) -> str:
@@ -17,10 +18,10 @@ def s256_challenge(verifier: str) -> str:
 
 
 def is_valid_challenge(challenge: str) -> bool:
-    return bool(_CHALLENGE.match(challenge))
+    return bool(_CHALLENGE.fullmatch(challenge))
 
 
 def verify(verifier: str, challenge: str) -> bool:
-    if not _VERIFIER.match(verifier):
+    if not _VERIFIER.fullmatch(verifier):
         return False
     return hmac.compare_digest(s256_challenge(verifier), challenge)

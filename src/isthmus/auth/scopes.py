@@ -16,12 +16,13 @@ from isthmus.auth.errors import invalid_scope
 from isthmus.auth.models import Client, Scope, ScopeDependency
 from isthmus.core.errors import APIError, bad_request
 
-_SUFFIX = re.compile(r"^[a-z0-9_]{1,100}$")
+# Matched with fullmatch: "$" would also accept a trailing newline.
+_SUFFIX = re.compile(r"[a-z0-9_]{1,100}")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # A collection's data_access scope may depend from these parents even when the
 # collection registered long after they did (globus session consent, add_app_data_access_scope).
-_DATA_ACCESS = re.compile(rf"^https://auth\.globus\.org/scopes/({_UUID})/data_access$")
-_MANAGE_COLLECTIONS = re.compile(rf"^urn:globus:auth:scope:{_UUID}:manage_collections$")
+_DATA_ACCESS = re.compile(rf"https://auth\.globus\.org/scopes/({_UUID})/data_access")
+_MANAGE_COLLECTIONS = re.compile(rf"urn:globus:auth:scope:{_UUID}:manage_collections")
 _MAX_EXPANSION_DEPTH = 6
 
 
@@ -138,10 +139,10 @@ def _resolve_node(
 def _dynamic_dependency(
     session: Session, parent: Scope, scope_string: str, created: list[Scope]
 ) -> Scope | None:
-    match = _DATA_ACCESS.match(scope_string)
+    match = _DATA_ACCESS.fullmatch(scope_string)
     if match is None:
         return None
-    if parent.scope_string != TRANSFER_ALL and not _MANAGE_COLLECTIONS.match(
+    if parent.scope_string != TRANSFER_ALL and not _MANAGE_COLLECTIONS.fullmatch(
         parent.scope_string
     ):
         return None
@@ -187,7 +188,7 @@ def create_scope(
     if client.resource_server is None:
         # A confidential client becomes a resource server with its first scope.
         client.resource_server = str(client.id)
-    if not _SUFFIX.match(suffix):
+    if not _SUFFIX.fullmatch(suffix):
         raise bad_request("A scope suffix is lower-case letters, digits and '_'")
     scope_string = f"https://auth.globus.org/scopes/{client.id}/{suffix}"
     if scope_by_string(session, scope_string) is not None:

@@ -1,73 +1,315 @@
-"""What an authorization request demands of the browser session: ``session_required_identities``.
+"""What an authorize request demands of the browser session, and whether the session meets it.
 
-An application (or a service's authorization-requirements error, re-driven by
-the SDK) names identities of which the session must hold a login. A session
-without one is sent to the login page, which says who to log in as, and a login
-with any other identity does not satisfy that request.
+The ``session_required_*`` parameters (and the policies they name) are read
+once into plain values; `unmet` then judges a session's authentications
+against them at a given time, with no database and no clock of its own, so the
+rules are testable as functions.
+
+The rules, after the Globus Auth sessions guide and policy fields:
+- a policy is satisfied by one authentication in the session whose identity's
+  domain passes ``domain_constraints_include``/``_exclude`` (wildcards such as
+  ``*.edu`` allowed; a domain in both lists is excluded), which is no older than
+  ``authentication_assurance_timeout`` seconds when one is set (high-assurance
+  policies always have one), and which used MFA when ``required_mfa``;
+- ``session_required_single_domain``: some authentication is by an identity of
+  one of the domains;
+- ``session_required_identities``: some authentication is by one of the
+  identities, and a login made for the request must be by one of them (`accepts`);
+  ids unknown here are allowed, but nobody can meet them;
+- ``session_required_mfa``: the acting (primary) identity signed in with MFA.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.auth.models import BrowserSession, Identity
+from isthmus.auth.builtins import LOCAL_IDP_ID
+from isthmus.auth.models import BrowserSession, Identity, Policy
 
-MAX_REQUIRED_IDENTITIES = 50
+MAX_LISTED = 50
+MAX_MESSAGE = 2000
 
 
-def parse_identity_ids(value: str) -> tuple[uuid.UUID, ...]:
-    """The comma-joined ids the SDK sends; ValueError names the first malformed one."""
-    parts = [part.strip() for part in value.split(",") if part.strip()]
-    if len(parts) > MAX_REQUIRED_IDENTITIES:
-        raise ValueError(
-            f"session_required_identities names more than {MAX_REQUIRED_IDENTITIES} identities"
+class RequirementError(ValueError):
+    """A ``session_required_*`` parameter that cannot be honoured as given."""
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    id: uuid.UUID
+    display_name: str
+    high_assurance: bool = False
+    assurance_timeout: int | None = None
+    required_mfa: bool = False
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, policy: Policy) -> PolicyRule:
+        return cls(
+            id=policy.id, display_name=policy.display_name,
+            high_assurance=policy.high_assurance,
+            assurance_timeout=policy.authentication_assurance_timeout,
+            required_mfa=policy.required_mfa,
+            include=tuple(policy.domain_constraints_include)
+            if policy.domain_constraints_include else None,
+            exclude=tuple(policy.domain_constraints_exclude)
+            if policy.domain_constraints_exclude else None,
         )
-    ids = []
-    for part in parts:
+
+
+@dataclass(frozen=True)
+class RequiredIdentity:
+    id: uuid.UUID
+    username: str
+    # Logs in with a password here (not through an upstream provider), so the
+    # login form may be filled in with its username.
+    local: bool
+
+
+@dataclass(frozen=True)
+class SessionRequirements:
+    policies: tuple[PolicyRule, ...] = ()
+    single_domain: tuple[str, ...] = ()
+    # session_required_identities: those known here, and those that are not.
+    identities: tuple[RequiredIdentity, ...] = ()
+    unknown_identities: tuple[uuid.UUID, ...] = ()
+    mfa: bool = False
+    message: str | None = None
+
+    @property
+    def wants_mfa(self) -> bool:
+        return self.mfa or any(policy.required_mfa for policy in self.policies)
+
+    @property
+    def wants_identity(self) -> bool:
+        return bool(self.identities or self.unknown_identities)
+
+    def accepts(self, identity_id: uuid.UUID) -> bool:
+        """Whether a login by this identity may answer the request: with
+        ``session_required_identities``, only a login by one of them can."""
+        return not self.wants_identity or any(
+            required.id == identity_id for required in self.identities
+        )
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """One identity's latest sign-in in a browser session."""
+
+    identity_id: uuid.UUID
+    username: str
+    auth_time: datetime
+    mfa: bool
+
+    @property
+    def domain(self) -> str:
+        return self.username.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True)
+class Unmet:
+    """A requirement the session fails, said so the person signing in knows what to do."""
+
+    reason: str
+    # Met only by signing in with a second factor.
+    needs_mfa: bool = False
+    # Names the identities that could meet it (for prefilling the login form).
+    usernames: tuple[str, ...] = field(default=())
+
+
+# --- reading the request -----------------------------------------------------------
+
+
+def _listed(params: Mapping[str, str], name: str) -> list[str]:
+    items = [item.strip() for item in params.get(name, "").split(",") if item.strip()]
+    if len(items) > MAX_LISTED:
+        raise RequirementError(f"{name} may list at most {MAX_LISTED} values")
+    return list(dict.fromkeys(items))
+
+
+def _uuids(params: Mapping[str, str], name: str) -> list[uuid.UUID]:
+    values = []
+    for item in _listed(params, name):
         try:
-            ids.append(uuid.UUID(part))
+            values.append(uuid.UUID(item))
         except ValueError:
-            raise ValueError(
-                f"session_required_identities: {part[:60]!r} is not an identity id"
-            ) from None
-    return tuple(dict.fromkeys(ids))
+            raise RequirementError(f"{name} holds an invalid id: {item[:60]!r}") from None
+    return list(dict.fromkeys(values))
 
 
-def unmet_identities(
-    session: Session, browser_session: BrowserSession | None, required: tuple[uuid.UUID, ...]
-) -> list[Identity] | None:
-    """None when the session holds a login by a required identity (or nothing is required);
-    otherwise the required identities that exist, for the login page to name."""
-    if browser_session is not None and is_met(browser_session, required):
-        return None
-    if not required:
-        return None
-    return list(session.scalars(
-        select(Identity).where(Identity.id.in_(required)).order_by(Identity.username)
-    ))
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    value = params.get(name, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise RequirementError(f"{name} must be True or False")
+    return value == "true"
 
 
-def is_met(browser_session: BrowserSession, required: tuple[uuid.UUID, ...]) -> bool:
-    if not required:
-        return True
-    authenticated = {auth.identity_id for auth in browser_session.authentications}
-    return not authenticated.isdisjoint(required)
+def parse(session: Session, params: Mapping[str, str]) -> SessionRequirements:
+    """The requirements an authorize request carries, with its policies and identities
+    looked up."""
+    policy_ids = _uuids(params, "session_required_policies")
+    found = {
+        policy.id: policy
+        for policy in session.scalars(select(Policy).where(Policy.id.in_(policy_ids)))
+    } if policy_ids else {}
+    unknown = [str(policy_id) for policy_id in policy_ids if policy_id not in found]
+    if unknown:
+        raise RequirementError(
+            f"session_required_policies names unknown policies: {', '.join(unknown)}"
+        )
+    identity_ids = _uuids(params, "session_required_identities")
+    identities = {
+        identity.id: identity
+        for identity in session.scalars(select(Identity).where(Identity.id.in_(identity_ids)))
+    } if identity_ids else {}
+    message = params.get("session_message", "").strip()[:MAX_MESSAGE] or None
+    return SessionRequirements(
+        policies=tuple(PolicyRule.of(found[policy_id]) for policy_id in policy_ids),
+        single_domain=tuple(domain.lower() for domain in _listed(
+            params, "session_required_single_domain")),
+        identities=tuple(sorted(
+            (RequiredIdentity(identity.id, identity.username,
+                              local=identity.identity_provider_id == LOCAL_IDP_ID)
+             for identity in identities.values()),
+            key=lambda required: required.username,
+        )),
+        unknown_identities=tuple(identity_id for identity_id in identity_ids
+                                 if identity_id not in identities),
+        mfa=_flag(params, "session_required_mfa"),
+        message=message,
+    )
 
 
-def accepts(required: tuple[uuid.UUID, ...], identity: Identity) -> bool:
-    """Whether a login by `identity` may answer a request with these requirements."""
-    return not required or identity.id in required
+def authentications_of(session: Session, browser_session: BrowserSession) -> list[Authentication]:
+    ids = [auth.identity_id for auth in browser_session.authentications]
+    names = dict(session.execute(
+        select(Identity.id, Identity.username).where(Identity.id.in_(ids))
+    ).tuples().all()) if ids else {}
+    return [
+        Authentication(auth.identity_id, names.get(auth.identity_id, ""), auth.auth_time,
+                       auth.mfa)
+        for auth in browser_session.authentications
+    ]
 
 
-def describe(identities: list[Identity]) -> str:
-    """The sentence the login page shows about who must log in."""
+# --- judging a session -------------------------------------------------------------
+
+
+def domain_matches(domain: str, patterns: Sequence[str]) -> bool:
+    """``example.edu`` matches itself; ``*.edu`` matches any domain ending in ``.edu``."""
+    domain = domain.lower()
+    return any(fnmatch.fnmatchcase(domain, pattern.lower()) for pattern in patterns)
+
+
+def domain_allowed(policy: PolicyRule, domain: str) -> bool:
+    if policy.exclude and domain_matches(domain, policy.exclude):
+        return False
+    return not policy.include or domain_matches(domain, policy.include)
+
+
+def satisfies(policy: PolicyRule, authentication: Authentication, now: datetime) -> bool:
+    if not domain_allowed(policy, authentication.domain):
+        return False
+    if policy.assurance_timeout is not None and (
+        authentication.auth_time < now - timedelta(seconds=policy.assurance_timeout)
+    ):
+        return False
+    return authentication.mfa or not policy.required_mfa
+
+
+def _policy_reason(
+    policy: PolicyRule, authentications: Sequence[Authentication], now: datetime
+) -> Unmet:
+    eligible = [auth for auth in authentications if domain_allowed(policy, auth.domain)]
+    name = f"The policy \u201c{policy.display_name}\u201d"
+    if not eligible:
+        if policy.include:
+            where = f"from {', '.join(policy.include)}"
+            if policy.exclude:
+                where += f" (not {', '.join(policy.exclude)})"
+        else:
+            where = f"not from {', '.join(policy.exclude or ())}"
+        return Unmet(f"{name} requires a login with an identity {where}.")
+    timeout = policy.assurance_timeout
+    recent = [
+        auth for auth in eligible
+        if timeout is None or auth.auth_time >= now - timedelta(seconds=timeout)
+    ]
+    usernames = tuple(auth.username for auth in eligible)
+    if not recent:
+        return Unmet(f"{name} requires that you have logged in within the last {timeout} "
+                     "seconds. Log in again to continue.", usernames=usernames)
+    return Unmet(f"{name} requires two-factor authentication. Log in again with your "
+                 "authentication code.", needs_mfa=True,
+                 usernames=tuple(auth.username for auth in recent))
+
+
+def _who_must_log_in(identities: Sequence[RequiredIdentity]) -> str:
     if not identities:
         return ("This application requires a login with an identity that does not exist "
                 "on this server.")
-    names = ", ".join(identity.username for identity in identities)
+    names = ", ".join(required.username for required in identities)
     if len(identities) == 1:
         return f"This application requires you to log in as {names}."
     return f"This application requires you to log in with one of these identities: {names}."
+
+
+def _identities_unmet(
+    requirements: SessionRequirements, authentications: Sequence[Authentication]
+) -> Unmet | None:
+    if not requirements.wants_identity or any(
+        requirements.accepts(auth.identity_id) for auth in authentications
+    ):
+        return None
+    return Unmet(
+        _who_must_log_in(requirements.identities),
+        usernames=tuple(required.username for required in requirements.identities
+                        if required.local),
+    )
+
+
+def unmet_before_login(requirements: SessionRequirements) -> list[Unmet]:
+    """What the login page says before anyone has signed in: who must log in. The other
+    requirements are judged on the session that login makes."""
+    required = _identities_unmet(requirements, ())
+    return [required] if required is not None else []
+
+
+def unmet(
+    authentications: Sequence[Authentication],
+    primary_identity_id: uuid.UUID,
+    requirements: SessionRequirements,
+    now: datetime,
+) -> list[Unmet]:
+    """Every requirement the session fails, in the order a person should fix them."""
+    failures: list[Unmet] = []
+    required = _identities_unmet(requirements, authentications)
+    if required is not None:
+        failures.append(required)
+    if requirements.single_domain and not any(
+        domain_matches(auth.domain, requirements.single_domain) for auth in authentications
+    ):
+        failures.append(Unmet(
+            "This application requires a login with an identity from "
+            f"{' or '.join(requirements.single_domain)}."
+        ))
+    for policy in requirements.policies:
+        if not any(satisfies(policy, auth, now) for auth in authentications):
+            failures.append(_policy_reason(policy, authentications, now))
+    primary = next((auth for auth in authentications if auth.identity_id == primary_identity_id),
+                   None)
+    if requirements.mfa and (primary is None or not primary.mfa):
+        failures.append(Unmet(
+            "This application requires two-factor authentication. Log in again with your "
+            "authentication code.", needs_mfa=True,
+            usernames=(primary.username,) if primary else (),
+        ))
+    return failures

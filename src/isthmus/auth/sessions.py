@@ -83,3 +83,24 @@ def forget(session: Session, browser_session: BrowserSession, identity_id: uuid.
 def logout(session: Session, browser_session: BrowserSession) -> None:
     browser_session.revoked = True
     session.flush()
+
+
+def list_for(session: Session, identity_ids: list[uuid.UUID]) -> list[BrowserSession]:
+    """Live browser sessions in which any of these identities signed in, newest first."""
+    signed_in = select(SessionAuthentication.session_id).where(
+        SessionAuthentication.identity_id.in_(identity_ids)
+    )
+    return list(session.scalars(
+        select(BrowserSession)
+        .where(BrowserSession.id.in_(signed_in), BrowserSession.revoked.is_(False),
+               BrowserSession.expires_at > utcnow())
+        .order_by(BrowserSession.created.desc())
+    ))
+
+
+def find_owned(
+    session: Session, session_id: uuid.UUID, identity_ids: list[uuid.UUID]
+) -> BrowserSession | None:
+    """A live session of these identities by id; others' sessions look like missing ones."""
+    return next((found for found in list_for(session, identity_ids) if found.id == session_id),
+                None)

@@ -79,7 +79,9 @@ def password_login(
     session: Session, username: str, password: str, address: str | None
 ) -> Identity | LoginRefused:
     """Check a password login under the throttle; failures are recorded, not raised,
-    so that the unit of work commits them."""
+    so that the unit of work commits them. A right password does not clear the
+    failures: only a complete sign-in does (see `record_success`), so that wrong
+    second-factor codes keep counting."""
     account = identities.canonical_username(session, username)
     locked = check(session, account, address)
     if locked is not None:
@@ -88,5 +90,4 @@ def password_login(
     if identity is None:
         record_failure(session, account, address)
         return LoginRefused("Invalid username or password.", 401)
-    record_success(session, account)
     return identity

@@ -190,3 +190,18 @@ def may_revoke(session: Session, token: Token, caller: Client) -> bool:
         return False
     holder = session.get(Client, token.client_id)
     return holder is not None and holder.parent_client_id == caller.id
+
+
+def revoke_carrying(
+    session: Session, client_id: uuid.UUID, identity_id: uuid.UUID, scope_string: str
+) -> int:
+    """Revoke every live token issued to this client for this identity that carries the
+    scope (refresh tokens take their access tokens with them); returns how many."""
+    rows = session.scalars(
+        select(Token).where(Token.client_id == client_id, Token.identity_id == identity_id,
+                            Token.revoked.is_(False))
+    ).all()
+    carrying = [row for row in rows if scope_string in row.scope.split()]
+    for row in carrying:
+        revoke(session, row)
+    return len(carrying)

@@ -31,6 +31,7 @@ from isthmus.auth.models import (
     UpstreamSubject,
 )
 from isthmus.auth.oidc_client import RelyingParty, UpstreamError, check_url
+from isthmus.auth.sign_in import Destination
 from isthmus.core.db import utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError, bad_request, not_found
@@ -39,7 +40,6 @@ from isthmus.core.secrets import digest, new_secret, same_digest
 USERNAME_CLAIMS = ("sub", "preferred_username")
 DEFAULT_SCOPES = "openid profile email"
 SIGN_IN_LIFETIME = timedelta(minutes=10)
-PURPOSES = ("authorize", "account", "link")
 _SHORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
                      r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -246,17 +246,13 @@ class ReturnedSignIn:
     provider: ConfiguredProvider
     nonce_digest: str
     code_verifier: str
-    purpose: str
-    authorize_query: str | None
-    account_id: uuid.UUID | None
+    destination: Destination
 
 
 def begin_sign_in(
-    session: Session, box: SecretBox, provider_id: uuid.UUID, browser_secret: str, *,
-    purpose: str, authorize_query: str | None = None, account_id: uuid.UUID | None = None,
+    session: Session, box: SecretBox, provider_id: uuid.UUID, browser_secret: str,
+    going: Destination,
 ) -> StartedSignIn:
-    if purpose not in PURPOSES:
-        raise bad_request("Unknown sign-in purpose")
     now = utcnow()
     session.execute(delete(UpstreamLoginState).where(UpstreamLoginState.expires_at <= now))
     state, nonce, verifier = new_secret(), new_secret(), new_secret()
@@ -265,8 +261,7 @@ def begin_sign_in(
         digest=state_digest, identity_provider_id=provider_id,
         browser_digest=digest(browser_secret), nonce_digest=digest(nonce),
         code_verifier_sealed=box.seal(verifier, _verifier_purpose(state_digest)),
-        purpose=purpose, authorize_query=authorize_query, account_id=account_id,
-        expires_at=now + SIGN_IN_LIFETIME, created=now,
+        **going.columns(), expires_at=now + SIGN_IN_LIFETIME, created=now,
     ))
     session.flush()
     return StartedSignIn(state=state, nonce=nonce, code_challenge=rfc7636.s256_challenge(verifier))
@@ -292,8 +287,9 @@ def finish_sign_in(
         raise bad_request("This sign-in cannot be completed; start it again.") from None
     return ReturnedSignIn(
         provider=configured(session, box, row.identity_provider_id),
-        nonce_digest=row.nonce_digest, code_verifier=verifier, purpose=row.purpose,
-        authorize_query=row.authorize_query, account_id=row.account_id,
+        nonce_digest=row.nonce_digest, code_verifier=verifier,
+        destination=Destination.kept(row.purpose, row.authorize_query, row.next_path,
+                                     row.account_id),
     )
 
 

@@ -1,10 +1,12 @@
 """Signing in through an upstream OpenID Connect provider: out to it, and back.
 
-`start` records the sign-in and sends the browser to the provider's
-authorization endpoint; `callback` consumes that record, redeems the code,
-verifies the ID token and ends where every sign-in ends (`_authenticated` for an
-OAuth request, or the account page). Calls to the provider run outside any
-database transaction, so a slow provider never holds the write lock.
+`start` records the sign-in, with where it goes on (`sign_in.Destination`), and
+sends the browser to the provider's authorization endpoint; `callback` consumes
+that record, redeems the code, verifies the ID token and ends where every
+sign-in ends (`login_pages._authenticated`: the second factor of an identity
+that has one, then the OAuth request, the site's page, or the link). Calls to
+the provider run outside any database transaction, so a slow provider never
+holds the write lock.
 """
 
 from __future__ import annotations
@@ -17,18 +19,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from isthmus.auth import authorize, oidc_client, session_requirements, sessions, upstream
-from isthmus.auth.account_pages import account_url, complete_link
+from isthmus.auth import authorize, oidc_client, sessions, upstream
+from isthmus.auth.account_pages import linking_account
 from isthmus.auth.api import in_transaction, read_only, service
+from isthmus.auth.login_pages import _authenticated, authorize_request
 from isthmus.auth.oidc_client import UpstreamError
-from isthmus.auth.pages import (
-    SESSION_COOKIE,
-    PageResult,
-    _authenticated,
-    _check_csrf,
-    _login_page,
-    respond,
-)
+from isthmus.auth.pages import SESSION_COOKIE, PageResult, _check_csrf, _login_page, respond
+from isthmus.auth.sign_in import Destination
 from isthmus.auth.upstream import ConfiguredProvider, ReturnedSignIn
 from isthmus.core.config import Settings
 from isthmus.core.errors import bad_request
@@ -81,28 +78,27 @@ async def start(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     secret, fresh = _browser_secret(request)
 
-    def prepare(session: Session) -> tuple[ConfiguredProvider, uuid.UUID | None, bool]:
+    def prepare(session: Session) -> tuple[ConfiguredProvider, Destination, bool]:
         provider = upstream.configured(session, auth.secret_box, _provider_id(form.get(
             "provider", "")))
         if purpose == "authorize":
             parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
-            return provider, None, parsed.prompt_login
+            return provider, Destination.authorize(query), parsed.prompt_login
         if purpose == "link":
             signed_in = sessions.signed_in(session, cookie)
             if signed_in is None:
                 raise bad_request("Sign in to your account before linking another identity")
             # Ask the provider to log in afresh: the identity to link is another one.
-            return provider, signed_in[1].account_id, True
+            return provider, Destination.link(signed_in[1].account_id), True
         if purpose == "account":
-            return provider, None, False
+            return provider, Destination.page(form.get("next", ""), settings.site_path), False
         raise bad_request("Unknown sign-in purpose")
 
     async def produce() -> PageResult:
-        provider, account_id, prompt_login = await read_only(request, prepare)
+        provider, going, prompt_login = await read_only(request, prepare)
         discovery = await oidc_client.discover(provider.party)
         started = await in_transaction(request, lambda session: upstream.begin_sign_in(
-            session, auth.secret_box, provider.id, secret, purpose=purpose,
-            authorize_query=query if purpose == "authorize" else None, account_id=account_id,
+            session, auth.secret_box, provider.id, secret, going,
         ))
         return PageResult(redirect=oidc_client.authorization_url(
             discovery, provider.party, redirect_uri=callback_uri(settings), state=started.state,
@@ -167,27 +163,18 @@ def _signed_in(
     cookie: str | None,
 ) -> PageResult:
     provider = returned.provider
-    if returned.purpose == "authorize":
-        query = returned.authorize_query or ""
-        parsed = authorize.parse_request(session, dict(parse_qsl(query)), query, settings)
+    going = returned.destination
+    parsed = authorize_request(session, going, settings)
+    if parsed is not None:
         # Refused before the identity is made: a login this request cannot use creates nothing.
         known = upstream.find_identity(session, provider.id, claims["sub"])
-        if parsed.required_identities and (
-            known is None or not session_requirements.accepts(parsed.required_identities, known)
+        if parsed.requirements.wants_identity and (
+            known is None or not parsed.requirements.accepts(known.id)
         ):
             return _login_page(session, parsed, status=403, error=(
                 f"The identity you signed in with at {provider.name} is not one this request "
                 "accepts."))
-        identity = upstream.sign_in_identity(session, provider, claims)
-        return _authenticated(session, parsed, identity, cookie, settings)
-    if returned.purpose == "link":
-        signed_in = sessions.signed_in(session, cookie)
-        if signed_in is None or signed_in[1].account_id != returned.account_id:
-            raise bad_request("Your session changed while you were away; start linking again "
-                              "from your account page.")
-        identity = upstream.sign_in_identity(session, provider, claims)
-        return complete_link(session, settings, signed_in[0], signed_in[1], identity)
+    elif going.purpose == "link":
+        linking_account(session, cookie, going)  # refused before the identity is made
     identity = upstream.sign_in_identity(session, provider, claims)
-    _, new_cookie = sessions.login(session, identity, sessions.find(session, cookie),
-                                   settings.browser_session_lifetime)
-    return PageResult(redirect=account_url(settings), new_session_cookie=new_cookie)
+    return _authenticated(session, going, identity, cookie, settings, request=parsed)

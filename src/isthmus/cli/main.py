@@ -58,9 +58,14 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, envvar="ISTHMUS_WORKERS",
               show_default=True,
               help="Server processes sharing the port; one per core serves the most requests.")
+@click.option("--access-log", type=click.Path(dir_okay=False), envvar="ISTHMUS_ACCESS_LOG",
+              default=None,
+              help="Append one line per request to FILE: time, client, method, path (no "
+                   "query string), status, milliseconds.")
 def serve(
     host: str | None, port: int | None, data_dir: str | None, plain_http: bool,
     public_url: str | None, tls_cert: str | None, tls_key: str | None, workers: int,
+    access_log: str | None,
 ) -> None:
     """Run Auth (and, as they arrive, the other services) in one process, or --workers."""
     import uvicorn
@@ -72,7 +77,8 @@ def serve(
         raise click.UsageError("--tls-cert and --tls-key go together")
     started = time.monotonic()
     settings = _settings(data_dir, host=host, port=port, tls=not plain_http,
-                         tls_cert=tls_cert, tls_key=tls_key, public_url=public_url)
+                         tls_cert=tls_cert, tls_key=tls_key, public_url=public_url,
+                         access_log=access_log)
     deployment = open_services(settings, serving=True)
     ssl: dict[str, Any] = {}
     ca_file: Path | None = None
@@ -102,6 +108,8 @@ def serve(
     click.echo(f"  point the Globus SDK and CLI here with: eval \"$(isthmus env"
                f" --data-dir {settings.data_dir})\"")
     click.echo("  create a user with: isthmus user create USERNAME")
+    if settings.access_log:
+        click.echo(f"  access log: {settings.access_log}")
     click.echo(f"  ready in {time.monotonic() - started:.2f}s")
     # Whoever reads this through a pipe or a log file needs it now, not at exit.
     sys.stdout.flush()
@@ -134,6 +142,8 @@ def _worker_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.local_idp_domain:
         environment["ISTHMUS_LOCAL_IDP_DOMAIN"] = settings.local_idp_domain
+    if settings.access_log:
+        environment["ISTHMUS_ACCESS_LOG"] = str(settings.access_log)
     return environment
 
 
@@ -274,6 +284,23 @@ def user_disable(username: str, data_dir: str | None) -> None:
     with _api_errors(), transaction(auth.sessions) as session:
         identities.set_disabled(session, username, True)
     click.echo(f"Disabled {username}")
+
+
+@user.command("reset-mfa")
+@click.argument("username")
+@data_dir_option
+def user_reset_mfa(username: str, data_dir: str | None) -> None:
+    """Turn off a user's two-factor authentication (lost phone and recovery codes)."""
+    from isthmus.auth import identities, mfa
+    from isthmus.core.db import transaction
+    from isthmus.deployment import open_deployment
+
+    auth = open_deployment(_settings(data_dir))
+    with _api_errors(), transaction(auth.sessions) as session:
+        identity_id = identities.require_local_user(session, username).identity_id
+        had_one = mfa.reset(session, identity_id)
+    click.echo(f"Two-factor authentication turned off for {username}" if had_one
+               else f"{username} had no two-factor authentication")
 
 
 # --- clients and scopes ----------------------------------------------------------

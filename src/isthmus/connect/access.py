@@ -5,21 +5,26 @@ into its `CollectionLocation` (connector, root path, identity-mapping rules and
 path policies) and, given an identity, applies the gateway's identity policies
 and asks an `IdentityMapper` for the local account. The storage package
 implements `IdentityMapper` (expression and external-program mappings) and
-opens connector sessions confined to the location's root.
+opens connector sessions confined to the location's root. `resolve_guest` does the
+same for a guest collection and a caller, deciding with the access rules Transfer
+keeps (asked through `core.access_rules`) what they may do at a path.
 """
 
 from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from isthmus.connect import guest_access, guests
 from isthmus.connect.errors import gcs_error, not_found
 from isthmus.connect.models import Collection, StorageGateway
+from isthmus.core.access_rules import READ_WRITE, AccessRules
+from isthmus.core.groups import GroupMembership
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ class IdentityMapper(Protocol):
 class ResolvedAccess:
     location: CollectionLocation
     local_username: str
+    # For a guest collection (`resolve_guest`): what the caller may do at the path asked
+    # about, "" (nothing), "r" or "rw", and the same decision for other paths of the
+    # collection (a listing's entries) without asking Transfer again. A mapped collection
+    # leaves it to the location's path restrictions.
+    permissions: str = READ_WRITE
+    permissions_at: Callable[[str], str] | None = None
 
 
 def collection_root(gateway: StorageGateway, *base_paths: str) -> str:
@@ -138,3 +149,38 @@ def resolve(
         raise gcs_error(403, f"The local account {local} may not use this storage gateway",
                         {"DATA_TYPE": "invalid_user#1.0.0", "usernames": [local]})
     return ResolvedAccess(location, local)
+
+
+def resolve_guest(
+    session: Session, collection_id: uuid.UUID, identity_ids: Iterable[uuid.UUID], path: str,
+    rules: AccessRules, groups: GroupMembership,
+) -> ResolvedAccess:
+    """A guest collection for a caller (``identity_ids`` empty: anonymous) at ``path``
+    (absolute in the collection), decided by `guest_access.effective_permission`.
+
+    Files are reached as the guest owner's account (their user credential's). The
+    returned ``permissions`` is the final word: it includes the owner's gateway path
+    restrictions and the sharing restrictions, so the location carries none to apply
+    again. 404 for an unknown collection, 400 for one that is not a guest; 403 (with the
+    GCS detail document) when the owner may no longer share it: credential deleted or
+    invalid, account now denied, guests no longer allowed on the mapped collection.
+    """
+    location = locate(session, collection_id)
+    guest = session.get(Collection, collection_id)
+    if guest is None or guest.mapped_collection_id is None:
+        raise gcs_error(400, f"Collection {collection_id} is not a guest collection")
+    policy, credential = guests.policy_for(session, guest)
+    callers = frozenset(identity_ids)
+    group_ids = groups.groups_of(callers) if callers else frozenset()
+    found = rules.rules_for(collection_id, callers, group_ids)
+
+    def permissions_at(other: str) -> str:
+        return guest_access.effective_permission(policy, found, callers, group_ids, other)
+
+    gateway = session.get(StorageGateway, location.storage_gateway_id)
+    assert gateway is not None  # a foreign key keeps it
+    return ResolvedAccess(
+        replace(location, restrict_paths=None, sharing_restrict_paths=None,
+                root_path=collection_root(gateway, policy.area.mapped_base,
+                                          policy.guest_base)),
+        credential.username, permissions_at(path), permissions_at)

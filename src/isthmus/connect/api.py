@@ -8,7 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from isthmus.connect import collections, documents, endpoints, gateways, paging, roles
+from isthmus.connect import (
+    collections,
+    credentials,
+    documents,
+    endpoints,
+    gateways,
+    paging,
+    roles,
+    sharing,
+)
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import gcs_error
@@ -93,7 +102,8 @@ async def get_endpoint(request: Request) -> JSONResponse:
     return _one(document)
 
 
-@router.api_route("/endpoint", methods=["PATCH", "PUT"])
+@router.patch("/endpoint")
+@router.put("/endpoint")
 async def update_endpoint(request: Request) -> Document:
     body = await _body(request)
     replace = request.method == "PUT"
@@ -132,7 +142,8 @@ async def get_storage_gateway(request: Request, gateway_id: str) -> JSONResponse
         session, endpoint, caller, gateway_id, params)))
 
 
-@router.api_route("/storage_gateways/{gateway_id}", methods=["PATCH", "PUT"])
+@router.patch("/storage_gateways/{gateway_id}")
+@router.put("/storage_gateways/{gateway_id}")
 async def update_storage_gateway(request: Request, gateway_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
@@ -178,7 +189,8 @@ async def get_collection(request: Request, collection_id: str) -> JSONResponse:
                                                      params)))
 
 
-@router.api_route("/collections/{collection_id}", methods=["PATCH", "PUT"])
+@router.patch("/collections/{collection_id}")
+@router.put("/collections/{collection_id}")
 async def update_collection(request: Request, collection_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
@@ -227,3 +239,80 @@ async def delete_role(request: Request, role_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, changes:
                  roles.delete(session, endpoint, caller, role_id, changes))
     return _done(f"Deleted Role {role_id}")
+
+
+# --- user credentials ---------------------------------------------------------------------
+
+
+@router.get("/user_credentials")
+async def list_user_credentials(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             credentials.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/user_credentials")
+async def create_user_credential(request: Request) -> JSONResponse:
+    body = await _body(request)
+    directory = _service(request).identities
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            credentials.create(session, endpoint, caller, body, directory))
+    return _one(document, 201, f"Created User Credential {document['id']}")
+
+
+@router.get("/user_credentials/{credential_id}")
+async def get_user_credential(request: Request, credential_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            credentials.get_document(session, endpoint, caller, credential_id)))
+
+
+@router.patch("/user_credentials/{credential_id}")
+@router.put("/user_credentials/{credential_id}")
+async def update_user_credential(request: Request, credential_id: str) -> JSONResponse:
+    body = await _body(request)
+    replace = request.method == "PUT"
+
+    def run(session: Session, endpoint: Endpoint, caller: Caller, _changes: Changes) -> Document:
+        return credentials.update(session, endpoint, caller, credential_id, body,
+                                  replace=replace)
+
+    document = await _write(request, run)
+    return _one(document, message=f"Updated User Credential {document['id']}")
+
+
+@router.delete("/user_credentials/{credential_id}")
+async def delete_user_credential(request: Request, credential_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, _changes:
+                 credentials.delete(session, endpoint, caller, credential_id))
+    return _done(f"Deleted User Credential {credential_id}")
+
+
+# --- sharing policies ---------------------------------------------------------------------
+
+
+@router.get("/sharing_policies")
+async def list_sharing_policies(request: Request) -> Document:
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             sharing.list_documents(session, endpoint, caller, params)))
+
+
+@router.post("/sharing_policies")
+async def create_sharing_policy(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            sharing.create(session, endpoint, caller, body))
+    return _one(document, 201, f"Created Sharing Policy {document['id']}")
+
+
+@router.get("/sharing_policies/{policy_id}")
+async def get_sharing_policy(request: Request, policy_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            sharing.get_document(session, endpoint, caller, policy_id)))
+
+
+@router.delete("/sharing_policies/{policy_id}")
+async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, _changes:
+                 sharing.delete(session, endpoint, caller, policy_id))
+    return _done(f"Deleted Sharing Policy {policy_id}")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import access, authz, documents, paging, schemas
+from isthmus.connect import access, authz, documents, guests, paging, schemas
 from isthmus.connect.authz import ADMINISTRATOR, Caller, CallerRoles, identity_principal
 from isthmus.connect.changes import Changes
 from isthmus.connect.endpoints import require_visible
@@ -32,6 +32,7 @@ from isthmus.connect.errors import (
 from isthmus.connect.gateways import includes
 from isthmus.connect.models import Collection, Endpoint, Role, StorageGateway
 from isthmus.connect.schemas import InvalidValueError
+from isthmus.core.errors import APIError
 
 # What a mapped collection document has before anyone sets it. Since GCS 5.4.69
 # new mapped collections are delete-protected.
@@ -107,10 +108,15 @@ def document_for(
     gateway = session.get(StorageGateway, collection.storage_gateway_id)
     assert gateway is not None  # a foreign key keeps it
     admin = roles.administers(collection)
+    # A local path on the server: for the collection's administrators only (and a guest's
+    # root for those who also administer its mapped collection).
+    shows_root = admin
+    if collection.mapped_collection_id is not None:
+        mapped = session.get(Collection, collection.mapped_collection_id)
+        shows_root = admin and mapped is not None and roles.administers(mapped)
     return documents.collection_document(
         endpoint, gateway, collection, private=include_private and admin,
-        # A local path on the server: for the collection's administrators only.
-        root_path=_root_path(session, collection, gateway) if admin else None,
+        root_path=_root_path(session, collection, gateway) if shows_root else None,
     )
 
 
@@ -232,16 +238,38 @@ def _apply(collection: Collection, gateway: StorageGateway, stored: dict[str, An
     collection.document = stored
 
 
-def create(
-    session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any],
-    changes: Changes,
-) -> dict[str, Any]:
-    kind = _collection_type(body)
-    values = schemas.COLLECTION.parse(body, creating=True, kind=kind)
-    if kind == "guest":
-        raise gcs_error(422, "Guest collections are created on a mapped collection with a "
-                        "user credential, which this server does not offer yet")
-    roles = authz.require_endpoint_admin(session, endpoint, caller, "create a collection")
+def _referenced_mapped(session: Session, endpoint: Endpoint, caller: Caller,
+                       collection_id: str) -> Collection:
+    """The collection a new guest names as its mapped collection (422 when unseen)."""
+    try:
+        collection, _ = _require_visible_collection(session, endpoint, caller, collection_id)
+    except APIError as error:
+        if error.status != 404:
+            raise
+        raise gcs_error(422, f"Collection {collection_id} not found",
+                        {"DATA_TYPE": "collection_not_found#1.0.0",
+                         "collection_id": collection_id}) from None
+    return collection
+
+
+def _new_guest(session: Session, endpoint: Endpoint, caller: Caller,
+               values: dict[str, Any]) -> tuple[Collection, StorageGateway]:
+    if "mapped_collection_id" not in values:
+        raise invalid_input("collection", [("mapped_collection_id", "is required")])
+    mapped = _referenced_mapped(session, endpoint, caller, values["mapped_collection_id"])
+    prepared = guests.prepare(session, caller, mapped, values)
+    values["collection_base_path"] = prepared.base_path
+    values.pop("identity_id", None)
+    collection = Collection(id=uuid.uuid4(), endpoint_id=endpoint.id, collection_type="guest",
+                            storage_gateway_id=prepared.gateway.id,
+                            mapped_collection_id=mapped.id,
+                            identity_id=prepared.credential.identity_id, public=False)
+    return collection, prepared.gateway
+
+
+def _new_mapped(session: Session, endpoint: Endpoint, caller: Caller,
+                values: dict[str, Any]) -> tuple[Collection, StorageGateway]:
+    authz.require_endpoint_admin(session, endpoint, caller, "create a collection")
     if "storage_gateway_id" not in values:
         raise invalid_input("collection", [("storage_gateway_id", "is required")])
     gateway = session.get(StorageGateway, uuid.UUID(values["storage_gateway_id"]))
@@ -250,16 +278,32 @@ def create(
                         {"DATA_TYPE": "storage_gateway_not_found#1.0.0",
                          "storage_gateway_id": values["storage_gateway_id"]})
     owner = uuid.UUID(values.get("identity_id") or str(caller.identity_id))
-    collection = Collection(id=uuid.uuid4(), endpoint_id=endpoint.id, collection_type=kind,
+    collection = Collection(id=uuid.uuid4(), endpoint_id=endpoint.id, collection_type="mapped",
                             storage_gateway_id=gateway.id, identity_id=owner, public=False)
+    return collection, gateway
+
+
+def create(
+    session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any],
+    changes: Changes,
+) -> dict[str, Any]:
+    """A mapped collection (endpoint administrators) or a guest one (any user allowed to
+    share from its mapped collection, with their user credential)."""
+    kind = _collection_type(body)
+    values = schemas.COLLECTION.parse(body, creating=True, kind=kind)
+    make = _new_guest if kind == "guest" else _new_mapped
+    collection, gateway = make(session, endpoint, caller, values)
     _apply(collection, gateway, defaults_for(kind), values)
     session.add(collection)
     session.flush()
     # The owner administers the collection, for good (the role cannot be deleted).
+    assert collection.identity_id is not None
     session.add(Role(endpoint_id=endpoint.id, collection_id=collection.id,
-                     principal=identity_principal(owner), role=ADMINISTRATOR, protected=True))
+                     principal=identity_principal(collection.identity_id),
+                     role=ADMINISTRATOR, protected=True))
     session.flush()
     changes.collection_saved(collection.id, collection.display_name)
+    roles = authz.caller_roles(session, endpoint, caller)
     return document_for(session, endpoint, collection, roles, include_private=True)
 
 
@@ -279,11 +323,15 @@ def update(
                                       kind=collection.collection_type)
     if replace and "display_name" not in values:
         raise invalid_input("collection", [("display_name", "is required")])
+    if collection.mapped_collection_id is not None:
+        mapped = session.get(Collection, collection.mapped_collection_id)
+        assert mapped is not None  # guests go with their mapped collection
+        guests.check_update(session, caller, collection, mapped, values)
     gateway = session.get(StorageGateway, collection.storage_gateway_id)
     assert gateway is not None  # a foreign key keeps it
     # PUT replaces the document, but what only creation sets stays.
     base = defaults_for(collection.collection_type)
-    for key in ("collection_base_path", "domain_name"):
+    for key in ("collection_base_path", "domain_name", "user_credential_id"):
         if key in collection.document:
             base[key] = collection.document[key]
     _apply(collection, gateway, base if replace else dict(collection.document), values)

@@ -10,7 +10,14 @@ import uuid
 from typing import Any
 
 from isthmus.connect import schemas
-from isthmus.connect.models import Collection, Endpoint, Role, StorageGateway
+from isthmus.connect.models import (
+    Collection,
+    Endpoint,
+    Role,
+    SharingPolicy,
+    StorageGateway,
+    UserCredential,
+)
 
 API_VERSION = "1.32.0"
 MANAGER_VERSION = "5.4.76"
@@ -125,3 +132,31 @@ def role_document(role: Role) -> dict[str, Any]:
         "role": role.role,
     }
 
+
+
+def user_credential_document(credential: UserCredential, gateway: StorageGateway) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.USER_CREDENTIAL.data_type,
+        "id": str(credential.id),
+        "identity_id": str(credential.identity_id),
+        "storage_gateway_id": str(gateway.id),
+        "connector_id": str(gateway.connector_id),
+        "username": credential.username,
+        "display_name": credential.display_name,
+        "policies": credential.document.get("policies"),
+        "home_directory": credential.document.get("home_directory"),
+        "invalid": credential.invalid,
+        # POSIX credentials are made by their users, never provisioned at login.
+        "provisioned": True,
+        "deleted": False,
+    }
+
+
+def sharing_policy_document(policy: SharingPolicy) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": schemas.SHARING_POLICY.data_type,
+        "id": str(policy.id),
+        "collection_id": str(policy.collection_id),
+        "users": policy.users,
+        "sharing_restrict_paths": policy.sharing_restrict_paths,
+    }

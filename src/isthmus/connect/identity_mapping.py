@@ -37,6 +37,7 @@ from isthmus.connect.gateway_policies import Identity, in_allowed_domains
 EXPRESSION_MAPPING = "expression_identity_mapping#1.0.0"
 EXTERNAL_MAPPING = "external_identity_mapping#1.0.0"
 MAPPING_INPUT = "identity_mapping_input#1.0.0"
+RULE_DATA_TYPE = "expression_identity_mapping_rule#1.0.0"
 MAPPING_OUTPUT = "identity_mapping_output#1.0.0"
 
 EXTERNAL_TIMEOUT_SECONDS = 5.0  # as Globus' own implementation
@@ -152,7 +153,13 @@ class ExpressionRule:
     def parse(cls, document: Any, where: str) -> ExpressionRule:
         if not isinstance(document, Mapping):
             raise InvalidMappingError("A mapping rule must be an object", where)
-        unknown = set(document) - {"source", "match", "output", "ignore_case", "literal"}
+        # The Manager API stores each rule tagged with its DATA_TYPE.
+        tag = document.get("DATA_TYPE", RULE_DATA_TYPE)
+        if not isinstance(tag, str) or not tag.startswith(RULE_DATA_TYPE.split("#")[0] + "#"):
+            raise InvalidMappingError(f"DATA_TYPE must be {RULE_DATA_TYPE}",
+                                      f"{where}.DATA_TYPE")
+        unknown = set(document) - {"DATA_TYPE", "source", "match", "output", "ignore_case",
+                                   "literal"}
         if unknown:
             raise InvalidMappingError(
                 f"Unknown property '{sorted(unknown)[0]}'", f"{where}.{sorted(unknown)[0]}"

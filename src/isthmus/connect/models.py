@@ -115,3 +115,52 @@ class Role(Base):
     # not deletable through the roles API.
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserCredential(Base):
+    """A user's credential on a storage gateway (`user_credential#1.0.0`): for POSIX, the
+    local account their identity maps to, which their guest collections act as."""
+
+    __tablename__ = "connect_user_credentials"
+    __table_args__ = (Index("ix_connect_user_credentials_identity_created",
+                            "identity_id", "created", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE")
+    )
+    storage_gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_storage_gateways.id", ondelete="CASCADE"), index=True
+    )
+    identity_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The identity's username when the credential was made (what identity mapping and
+    # the home folder were computed from).
+    identity_username: Mapped[str] = mapped_column(String(320))
+    # The connector username: for POSIX, the local account.
+    username: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str | None] = mapped_column(String(128))
+    # `policies` and the computed `home_directory`.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SharingPolicy(Base):
+    """Where users of a mapped collection may share from (`sharing_policy#1.0.0`)."""
+
+    __tablename__ = "connect_sharing_policies"
+    __table_args__ = (Index("ix_connect_sharing_policies_collection_created",
+                            "collection_id", "created", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE")
+    )
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_collections.id", ondelete="CASCADE")
+    )
+    # Storage usernames the policy applies to; None: everyone.
+    users: Mapped[list[str] | None] = mapped_column(JSON)
+    sharing_restrict_paths: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

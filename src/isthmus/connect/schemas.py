@@ -185,6 +185,7 @@ posix_storage_policies = typed_document(
 posix_collection_policies = typed_document(
     "posix_collection_policies",
     {"sharing_groups_allow": _groups, "sharing_groups_deny": _groups})
+posix_user_credential_policies = typed_document("posix_user_credential_policies", {})
 
 domain_document = typed_document("domain", {
     "domain_name": domain_name, "wildcard": boolean, "certificate": text(65536),
@@ -377,7 +378,7 @@ COLLECTION = Schema("collection", 16, {
     "auto_delete_timeout": Field(integer(1, 100_000), applies=_MAPPED),
     # guest only
     "mapped_collection_id": Field(uuid_text, CREATE, nullable=False, applies=_GUEST),
-    "user_credential_id": Field(uuid_text, applies=_GUEST),
+    "user_credential_id": Field(uuid_text, nullable=False, applies=_GUEST),
     "skip_auto_delete": Field(boolean, nullable=False, applies=_GUEST),
     "activity_notification_policy": Field(json_object, applies=_GUEST),
     # computed by the server
@@ -393,3 +394,24 @@ ROLE = Schema("role", 0, {
     "role": Field(text(40, single_line=True, non_empty=True), nullable=False),
     "id": Field(uuid_text, RO),
 }, required=("principal", "role"))
+
+USER_CREDENTIAL = Schema("user_credential", 0, {
+    "identity_id": Field(uuid_text, CREATE, nullable=False),
+    "storage_gateway_id": Field(uuid_text, CREATE, nullable=False),
+    "connector_id": Field(uuid_text, CREATE, nullable=False),
+    "username": Field(text(256, single_line=True, non_empty=True), nullable=False),
+    "display_name": Field(text(128, single_line=True)),
+    "policies": Field(json_object),  # checked against the connector's credential policies
+    "id": Field(uuid_text, RO),
+    "invalid": Field(boolean, RO),
+    "provisioned": Field(boolean, RO),
+    "home_directory": Field(text(4096), RO),
+    "deleted": Field(boolean, RO),
+}, required=("storage_gateway_id",))
+
+SHARING_POLICY = Schema("sharing_policy", 0, {
+    "collection_id": Field(uuid_text, CREATE, nullable=False),
+    "users": Field(text_list(1024, text(256, single_line=True, non_empty=True))),
+    "sharing_restrict_paths": Field(path_restrictions, nullable=False),
+    "id": Field(uuid_text, RO),
+}, required=("collection_id", "sharing_restrict_paths"))

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import bootstrap, endpoints, publishing
+from isthmus.connect import access, bootstrap, endpoints, publishing
+from isthmus.connect.access import ResolvedAccess
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import not_authorized
 from isthmus.connect.models import Collection, Endpoint
+from isthmus.core.access_rules import AccessRules
 from isthmus.core.db import reading, transaction
+from isthmus.core.groups import GroupMembership
+from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import ResourceServerRegistrar, manage_collections_scope
 from isthmus.core.registry import Registry
 from isthmus.core.tokens import TokenIntrospector
@@ -43,6 +47,11 @@ class ConnectService:
     endpoint_id: uuid.UUID
     # The host name clients reach it by (`domain_name` in /api/info).
     domain_name: str
+    # Transfer's access rules on guest collections, who belongs to which group, and who
+    # an identity id names (for user credentials of linked identities).
+    access_rules: AccessRules
+    groups: GroupMembership
+    identities: IdentityDirectory
 
     def caller(self, token: str | None) -> Caller:
         """Whoever a bearer token for this endpoint's manage_collections scope speaks for."""
@@ -108,6 +117,13 @@ class ConnectService:
         for collection_id, name in collections:
             self.registrar.register_collection(collection_id, self.endpoint_id, name)
         self.registry.reconcile(self.endpoint_id, entries)
+
+    def resolve_guest(self, collection_id: uuid.UUID, identity_ids: Iterable[uuid.UUID],
+                      path: str) -> ResolvedAccess:
+        """`access.resolve_guest` in a unit of work of its own (for the data plane)."""
+        with reading(self.sessions) as session:
+            return access.resolve_guest(session, collection_id, identity_ids, path,
+                                        self.access_rules, self.groups)
 
     def claim_ownership(self, identity_id: uuid.UUID, username: str) -> bool:
         """Make this identity the endpoint's owner if it has none yet (the first user)."""

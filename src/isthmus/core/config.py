@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = "~/.isthmus"
 DEFAULT_HOST = "127.0.0.1"
@@ -14,6 +15,11 @@ DEFAULT_PORT = 8000
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    # Absolute, so worker processes started elsewhere write to the same file.
+    return Path(path).expanduser().resolve() if path else None
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Settings:
     browser_session_lifetime: int = 7 * 24 * 3600
     introspection_cache_seconds: float = 1.0
     local_idp_domain: str = field(default="")
+    # Where `isthmus serve` appends one line per request (None: no access log).
+    access_log: Path | None = None
 
     @classmethod
     def load(
@@ -51,6 +59,7 @@ class Settings:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         public_url: str | None = None,
+        access_log: str | Path | None = None,
     ) -> Settings:
         root = Path(
             data_dir or os.environ.get("ISTHMUS_DATA_DIR") or DEFAULT_DATA_DIR
@@ -72,6 +81,7 @@ class Settings:
             access_token_lifetime=_env_int("ISTHMUS_ACCESS_TOKEN_LIFETIME", 48 * 3600),
             authorization_code_lifetime=_env_int("ISTHMUS_AUTHORIZATION_CODE_LIFETIME", 600),
             local_idp_domain=os.environ.get("ISTHMUS_LOCAL_IDP_DOMAIN", ""),
+            access_log=_absolute(access_log or os.environ.get("ISTHMUS_ACCESS_LOG")),
         )
 
     @property
@@ -84,6 +94,11 @@ class Settings:
             host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
             url = f"{scheme}://{host}:{self.port}"
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def site_path(self) -> str:
+        """The path every page of the deployment starts with (``/`` unless behind a prefix)."""
+        return urlsplit(self.public_url).path or "/"
 
     @property
     def issuer(self) -> str:

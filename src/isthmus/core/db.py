@@ -202,18 +202,40 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A unit of work that only reads: never waits for SQLite's write lock."""
-    with factory() as session:
-        session.connection(execution_options={READ_ONLY: True})
+    """A unit of work that only reads: never waits for SQLite's write lock, and takes no
+    connection at all when everything it needs is cached."""
+    bind = factory.kw.get("bind")
+    session = factory(bind=_read_only(bind)) if isinstance(bind, Engine) else factory()
+    with session:
         try:
             yield session
         finally:
             session.rollback()
 
 
+_read_only_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_base_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _read_only(engine: Engine) -> Engine:
+    # The same pool with an option that makes `_sqlite_begin` open a deferred transaction;
+    # set on the engine rather than on a connection, so the session connects only if used.
+    found = _read_only_engines.get(engine)
+    if found is None:
+        found = engine.execution_options(**{READ_ONLY: True})
+        _read_only_engines[engine] = found
+        _base_engines[found] = engine
+    return found
+
+
+def base_engine(bind: Engine) -> Engine:
+    """The engine a reading session's bind was made from (itself for any other)."""
+    return _base_engines.get(bind, bind)
+
+
 # The newest Alembic revision. Checked against the migrations by a test; kept
 # here so that a restart with an up-to-date schema never imports Alembic.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0009"
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,16 +1,19 @@
-"""Transfer's routes under /v0.10 (so far: `get_endpoint` and `endpoint_search`)."""
+"""Transfer's routes under /v0.10 (so far: the registry, and access rules on guest
+collections)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.core import work
-from isthmus.core.http import bearer_token
-from isthmus.transfer import registry
+from isthmus.core.http import bearer_token, read_json_object
+from isthmus.transfer import access_rules, registry
 from isthmus.transfer.errors import API_PREFIX
+from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
 
 router = APIRouter(prefix=API_PREFIX)
@@ -50,3 +53,70 @@ async def endpoint_search(request: Request) -> Document:
         return registry.search(session, caller, registry.parse_search(params))
 
     return await work.read_only(request, service.sessions, run)
+
+
+# --- access rules on guest collections ------------------------------------------------------
+
+
+async def _read_rules(request: Request, run: Any) -> Document:
+    service = _service(request)
+    token = bearer_token(request)
+    result: Document = await work.read_only(
+        request, service.sessions, lambda session: run(session, service.caller(token)))
+    return result
+
+
+async def _write_rules(request: Request, run: Any, caller: Caller | None = None) -> Document:
+    service = _service(request)
+    if caller is None:
+        # Authenticate before taking the write lock: introspection reads the database too.
+        token = bearer_token(request)
+        caller = await work.in_thread(request, lambda: service.caller(token))
+    known = caller
+    result: Document = await work.in_transaction(request, service.sessions,
+                                                 lambda session: run(session, known))
+    return result
+
+
+@router.get("/endpoint/{endpoint_id}/access_list")
+async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
+    return await _read_rules(request, lambda session, caller:
+                             access_rules.list_rules(session, caller, endpoint_id))
+
+
+@router.get("/endpoint/{endpoint_id}/access/{rule_id}")
+async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
+    return await _read_rules(request, lambda session, caller:
+                             access_rules.get_rule(session, caller, endpoint_id, rule_id))
+
+
+@router.post("/endpoint/{endpoint_id}/access")
+async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONResponse:
+    service = _service(request)
+    token = bearer_token(request)
+    body = await read_json_object(request)
+
+    def prepare() -> tuple[Caller, access_rules.RuleInput]:
+        # Who asks first: only then whether the identity a rule names exists.
+        caller = service.caller(token)
+        return caller, access_rules.parse_new(body, service.identities)
+
+    caller, rule = await work.in_thread(request, prepare)
+    created = await _write_rules(request, lambda session, known: access_rules.add_rule(
+        session, known, endpoint_id, rule), caller)
+    return JSONResponse(created, status_code=201)
+
+
+@router.put("/endpoint/{endpoint_id}/access/{rule_id}")
+async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
+                                   rule_id: str) -> Document:
+    body = await read_json_object(request)
+    return await _write_rules(request, lambda session, caller: access_rules.update_rule(
+        session, caller, endpoint_id, rule_id, body))
+
+
+@router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
+async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
+                                   rule_id: str) -> Document:
+    return await _write_rules(request, lambda session, caller:
+                              access_rules.delete_rule(session, caller, endpoint_id, rule_id))

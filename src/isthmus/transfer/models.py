@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from isthmus.core.db import Base, UTCDateTime, utcnow
@@ -76,3 +76,28 @@ class RegistryUsage(Base):
     )
     last_used: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     active_tasks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EndpointAccessRule(Base):
+    """An access rule (``DATA_TYPE: access``) on a guest collection: a principal's ``r`` or
+    ``rw`` on a folder and everything below it."""
+
+    __tablename__ = "transfer_access_rules"
+    __table_args__ = (Index("ix_transfer_access_rules_entity_created",
+                            "entity_id", "created", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    entity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfer_registry_entities.id", ondelete="CASCADE")
+    )
+    # identity | group | all_authenticated_users | anonymous
+    principal_type: Mapped[str] = mapped_column(String(32))
+    # An identity or group id; "" for all_authenticated_users and anonymous.
+    principal: Mapped[str] = mapped_column(String(64))
+    # Absolute in the guest collection, ending in "/".
+    path: Mapped[str] = mapped_column(String(2048))
+    permissions: Mapped[str] = mapped_column(String(2))
+    expiration_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who made it (an identity of the caller's set).
+    created_by: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -1,8 +1,9 @@
 """The registry of endpoints and collections: what Connect publishes, what callers may find.
 
-An entity is visible to a caller when it is public, or when one of the
-caller's identities owns it or holds a role on it. `get_endpoint` answers 404
-for what the caller may not see, so a private entity's existence never leaks.
+An entity is visible to a caller when it is public, when one of the caller's
+identities owns it or holds a role on it, or when an access rule names them.
+`get_endpoint` answers 404 for what the caller may not see, so a private
+entity's existence never leaks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from isthmus.core.access_rules import ALL_AUTHENTICATED_USERS, ANONYMOUS, GROUP, IDENTITY
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.registry import (
@@ -25,9 +27,17 @@ from isthmus.core.registry import (
     RegistryEntry,
 )
 from isthmus.transfer.documents import canonical_name, endpoint_document
-from isthmus.transfer.models import RegistryEntity, RegistryGrant, RegistryOwner, RegistryUsage
+from isthmus.transfer.models import (
+    EndpointAccessRule,
+    RegistryEntity,
+    RegistryGrant,
+    RegistryOwner,
+    RegistryUsage,
+)
 
 ADMIN_ROLES = ("owner", "administrator")
+# Roles whose holders manage a guest collection's access rules (and may use all of it).
+RULE_MANAGING_ROLES = ("administrator", "access_manager")
 # What "recently used" reaches back to.
 RECENT_USE = timedelta(days=30)
 
@@ -38,6 +48,8 @@ class Caller:
 
     identity_id: uuid.UUID
     identities: frozenset[uuid.UUID]
+    # The groups any of them is an active member of (access rules may name groups).
+    group_ids: frozenset[uuid.UUID] = frozenset()
 
     @property
     def principals(self) -> list[str]:
@@ -81,6 +93,9 @@ def withdraw(session: Session, entity_ids: Iterable[uuid.UUID]) -> None:
             entity.grants = []
             entity.owners = []
     session.execute(delete(RegistryUsage).where(RegistryUsage.entity_id.in_(entity_ids)))
+    # A deleted guest collection's access rules go with it.
+    session.execute(delete(EndpointAccessRule).where(
+        EndpointAccessRule.entity_id.in_(entity_ids)))
     session.flush()
 
 
@@ -126,7 +141,22 @@ def record_use(
 
 
 def _visible(caller: Caller) -> ColumnElement[bool]:
-    return or_(RegistryEntity.public.is_(True), _has_grant(caller), _owned_by(caller))
+    return or_(RegistryEntity.public.is_(True), _has_grant(caller), _owned_by(caller),
+               _has_rule(caller))
+
+
+def _has_rule(caller: Caller) -> ColumnElement[bool]:
+    """An unexpired access rule on the entity names the caller (or everyone)."""
+    now = utcnow()
+    return exists().where(
+        EndpointAccessRule.entity_id == RegistryEntity.id,
+        or_(EndpointAccessRule.expiration_date.is_(None),
+            EndpointAccessRule.expiration_date > now),
+        or_(and_(EndpointAccessRule.principal_type == IDENTITY,
+                 EndpointAccessRule.principal.in_([str(i) for i in caller.identities])),
+            and_(EndpointAccessRule.principal_type == GROUP,
+                 EndpointAccessRule.principal.in_([str(g) for g in caller.group_ids])),
+            EndpointAccessRule.principal_type.in_((ALL_AUTHENTICATED_USERS, ANONYMOUS))))
 
 
 def _has_grant(caller: Caller, roles: Sequence[str] | None = None) -> ColumnElement[bool]:
@@ -153,7 +183,19 @@ def _document(session: Session, caller: Caller, entity: RegistryEntity) -> dict[
         RegistryUsage.entity_id == entity.id, RegistryUsage.identity_id.in_(caller.identities),
         RegistryUsage.active_tasks > 0,
     )))
-    return endpoint_document(entity, roles, in_use)
+    document = endpoint_document(entity, roles, in_use)
+    document["acl_editable"] = (entity.entity_type == GCSV5_GUEST_COLLECTION
+                                and manages_rules(caller, entity))
+    return document
+
+
+def manages_rules(caller: Caller, entity: RegistryEntity) -> bool:
+    """Whether the caller may manage the entity's access rules: its owner, or an effective
+    administrator or access manager."""
+    principals = set(caller.principals)
+    return any(owner.identity_id in caller.identities for owner in entity.owners) or any(
+        grant.principal in principals and grant.role in RULE_MANAGING_ROLES
+        for grant in entity.grants)
 
 
 def parse_entity_id(entity_id: str) -> uuid.UUID:
@@ -163,7 +205,8 @@ def parse_entity_id(entity_id: str) -> uuid.UUID:
         raise endpoint_not_found(entity_id) from None
 
 
-def get_document(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+def require_visible(session: Session, caller: Caller, entity_id: str) -> RegistryEntity:
+    """The entity, when the caller may see it: 404 (never 403) otherwise."""
     key = parse_entity_id(entity_id)
     entity = session.scalar(select(RegistryEntity).where(RegistryEntity.id == key))
     if entity is None:
@@ -174,7 +217,11 @@ def get_document(session: Session, caller: Caller, entity_id: str) -> dict[str, 
         RegistryEntity.id == key, _visible(caller)))
     if visible is None:
         raise endpoint_not_found(entity_id)
-    return _document(session, caller, entity)
+    return entity
+
+
+def get_document(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    return _document(session, caller, require_visible(session, caller, entity_id))
 
 
 # --- endpoint_search ------------------------------------------------------------------
@@ -281,7 +328,8 @@ def _scope_conditions(caller: Caller, scope: str, now: datetime) -> list[ColumnE
                                          RegistryUsage.last_used >= now - RECENT_USE)],
         "in-use": [exists().where(used_by_caller, RegistryUsage.active_tasks > 0)],
         "shared-by-me": [guest, _owned_by(caller)],
-        "shared-with-me": [guest, _has_grant(caller), ~_owned_by(caller)],
+        "shared-with-me": [guest, or_(_has_grant(caller), _has_rule(caller)),
+                           ~_owned_by(caller)],
         "administered-by-me": [_has_grant(caller, ADMIN_ROLES)],
         # Nobody moves data through an endpoint entity itself, only its collections.
         "hide-no-permissions": [RegistryEntity.entity_type != GCSV5_ENDPOINT],

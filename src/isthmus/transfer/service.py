@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.core.db import transaction
+from isthmus.core.access_rules import AccessRule
+from isthmus.core.db import reading, transaction
+from isthmus.core.groups import GroupMembership
+from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registry import RegistryEntry
 from isthmus.core.tokens import TokenIntrospector
-from isthmus.transfer import registry
+from isthmus.transfer import access_rules, registry
 from isthmus.transfer.errors import authentication_failed
 from isthmus.transfer.registry import Caller
 
@@ -23,6 +26,10 @@ TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 class TransferService:
     sessions: sessionmaker[Session]
     introspector: TokenIntrospector
+    # Who an identity id names (access rules refuse ids that name nobody) and who
+    # belongs to which group (rules may name groups).
+    identities: IdentityDirectory
+    groups: GroupMembership
 
     def caller(self, token: str | None) -> Caller:
         """Who a bearer token speaks for, or 401 (the status the SDK renews tokens on)."""
@@ -34,7 +41,7 @@ class TransferService:
         if info.resource_server != TRANSFER_RESOURCE_SERVER or TRANSFER_ALL not in info.scopes:
             raise authentication_failed(f"Token is not valid for Globus Transfer: it needs "
                                         f"the scope {TRANSFER_ALL}")
-        return Caller(info.identity_id, info.identities)
+        return Caller(info.identity_id, info.identities, self.groups.groups_of(info.identities))
 
     # `core.registry.Registry`, for Connect in this process.
 
@@ -49,3 +56,10 @@ class TransferService:
     def reconcile(self, endpoint_id: uuid.UUID, entries: Sequence[RegistryEntry]) -> None:
         with transaction(self.sessions) as session:
             registry.reconcile(session, endpoint_id, entries)
+
+    # `core.access_rules.AccessRules`, for Connect in this process.
+
+    def rules_for(self, collection_id: uuid.UUID, identity_ids: Collection[uuid.UUID],
+                  group_ids: Collection[uuid.UUID]) -> tuple[AccessRule, ...]:
+        with reading(self.sessions) as session:
+            return access_rules.rules_for(session, collection_id, identity_ids, group_ids)
