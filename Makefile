@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SDK3_VENV := .venv-sdk3
 
-.PHONY: serve install test lint unit bench bench-identities
+.PHONY: serve install test lint unit bench system-deps bench-identities
 
 $(BIN)/isthmus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,12 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## Install the test dependencies, lint, and run the whole suite.
-test: lint
+## Install the test dependencies (Python and Debian), lint, and run the whole suite.
+test: lint system-deps
 	scripts/run-tests
+
+system-deps:
+	scripts/system-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/oauth_throughput.py $(ARGS)

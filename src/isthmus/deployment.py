@@ -23,6 +23,7 @@ from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService
 from isthmus.connect.bootstrap import Site, ensure_default_endpoint
+from isthmus.connect.data_access import DataAccess
 from isthmus.connect.endpoints import require_endpoint
 from isthmus.connect.service import ConnectService
 from isthmus.core.config import Settings
@@ -59,6 +60,8 @@ class Deployment:
     groups: GroupsService
     transfer: TransferService
     connect: ConnectService
+    # The endpoint's collections over HTTPS/WebDAV (each collection's https_url).
+    data: DataAccess
 
     @property
     def settings(self) -> Settings:
@@ -139,4 +142,8 @@ def open_services(
     connect = connect_service(auth, transfer, endpoint_id)
     if created or serving:
         connect.reconcile()
-    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect)
+    # Callers are known by introspection at Auth and linked identities by Auth's
+    # directory, never by Auth's tables.
+    data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
+                      endpoint_id=endpoint_id, public_url=settings.public_url)
+    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)

@@ -27,6 +27,7 @@ from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
+from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.db import transaction, utcnow
@@ -53,7 +54,7 @@ SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
     ),
     "groups": (groups_api.router,),
     "transfer": (transfer_api.router,),
-    "connect": (connect_api.router,),
+    "connect": (connect_api.router, data_api.router),
 }
 ALL_SERVICES = tuple(SERVICE_ROUTERS)
 ROUTERS = tuple(router for service in ALL_SERVICES for router in SERVICE_ROUTERS[service])
@@ -80,6 +81,7 @@ def create_app(
     app.state.groups = deployment.groups
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
+    app.state.data = deployment.data
     for service in services:
         for router in SERVICE_ROUTERS[service]:
             app.include_router(router)
@@ -127,6 +129,8 @@ def render_error(request: Request, error: APIError) -> Response:
     path = request.url.path
     if _is_under(path, connect_api.API_PREFIX):
         return connect_errors.render_error(error)
+    if _is_under(path, data_access.DATA_PREFIX):
+        return data_api.render_error(error)
     if _is_under(path, transfer_errors.API_PREFIX):
         return transfer_errors.render_error(path, error)
     if _is_under(path, groups_api.PREFIX):
@@ -141,6 +145,8 @@ def _framework_error(request: Request, status: int, message: str) -> APIError:
     path = request.url.path
     if _is_under(path, connect_api.API_PREFIX):
         return connect_errors.from_status(status, message)
+    if _is_under(path, data_access.DATA_PREFIX):
+        return data_api.error_for_status(status, message)
     if _is_under(path, transfer_errors.API_PREFIX):
         return transfer_errors.from_status(status, message)
     code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",

@@ -571,6 +571,31 @@ class ConnectorConformance:
         target.connector.write_atomic("/to-dir/new", [b"n"])
         assert target.backing.get("/dir/new") == b"n"
 
+    def test_real_path_resolves_links_inside_the_root(self, target: StorageTarget) -> None:
+        connector = target.connector
+        target.backing.make_dir("/dir")
+        target.backing.put("/dir/file", b"x")
+        assert connector.real_path("/dir/./file") == "/dir/file"
+        assert connector.real_path("/dir/not-yet") == "/dir/not-yet"  # a name to create
+        with pytest.raises(NotFound):
+            connector.real_path("/missing/file")
+        if not target.backing.supports_symlinks:
+            return
+        target.backing.symlink("/to-dir", "dir")
+        target.backing.symlink("/dir/alias", "file")
+        assert connector.real_path("/to-dir/file") == "/dir/file"
+        assert connector.real_path("/to-dir/new") == "/dir/new"
+        assert connector.real_path("/to-dir/alias") == "/dir/file"
+        # Without follow, a final link is the link itself (what delete and rename act on).
+        assert connector.real_path("/to-dir/alias", follow=False) == "/dir/alias"
+        assert connector.real_path("/to-dir", follow=False) == "/to-dir"
+        target.backing.symlink("/out", "/etc")
+        with pytest.raises(PathEscape):
+            connector.real_path("/out/passwd")
+        with pytest.raises(PathEscape):
+            connector.real_path("/out")
+        assert connector.real_path("/out", follow=False) == "/out"
+
     def test_renaming_a_symlink_moves_the_link_only(self, target: StorageTarget) -> None:
         self._needs_symlinks(target)
         target.backing.make_dir("/dir")

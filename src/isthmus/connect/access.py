@@ -42,6 +42,13 @@ class CollectionLocation:
     users_deny: tuple[str, ...]
     restrict_paths: Mapping[str, Any] | None
     sharing_restrict_paths: Mapping[str, Any] | None
+    # The gateway's root on the host, and the collection's root in the gateway's namespace
+    # (where path restrictions are written): root_path is the one joined to the other.
+    gateway_root: str = "/"
+    base_path: str = "/"
+    # The POSIX gateway's group policies, by group name.
+    groups_allow: tuple[str, ...] = ()
+    groups_deny: tuple[str, ...] = ()
 
 
 class IdentityMapper(Protocol):
@@ -71,6 +78,14 @@ def collection_root(gateway: StorageGateway, *base_paths: str) -> str:
     return posixpath.normpath(root)
 
 
+def _base_path(*base_paths: str) -> str:
+    """Collection base paths (mapped, then guest) joined in the gateway's namespace."""
+    joined = "/"
+    for base in base_paths:
+        joined = posixpath.join(joined, base.lstrip("/"))
+    return posixpath.normpath(joined)
+
+
 def locate(session: Session, collection_id: uuid.UUID) -> CollectionLocation:
     collection = session.get(Collection, collection_id)
     if collection is None:
@@ -85,6 +100,7 @@ def locate(session: Session, collection_id: uuid.UUID) -> CollectionLocation:
         bases.insert(0, str(mapped.document.get("collection_base_path") or "/"))
         sharing = mapped.document.get("sharing_restrict_paths")
     document = gateway.document
+    policies = document.get("policies") or {}
     return CollectionLocation(
         collection_id=collection.id,
         collection_type=collection.collection_type,
@@ -99,6 +115,10 @@ def locate(session: Session, collection_id: uuid.UUID) -> CollectionLocation:
         users_deny=tuple(document.get("users_deny") or ()),
         restrict_paths=document.get("restrict_paths"),
         sharing_restrict_paths=sharing,
+        gateway_root=posixpath.normpath(str(document.get("root") or "/")),
+        base_path=_base_path(*bases),
+        groups_allow=tuple(policies.get("groups_allow") or ()),
+        groups_deny=tuple(policies.get("groups_deny") or ()),
     )
 
 

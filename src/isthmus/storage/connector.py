@@ -31,6 +31,7 @@ from isthmus.storage.errors import (
     SizeMismatch,
     StorageError,
 )
+from isthmus.storage.paths import normalize
 
 # Bytes moved per step: large enough for throughput, small enough that memory stays flat.
 CHUNK_SIZE = 1024 * 1024
@@ -374,6 +375,16 @@ class Connector(ABC):
     def symlink(self, path: str, target: str) -> None:
         """Create a symlink at ``path`` pointing at the collection path ``target``."""
         raise NotSupported(f"This storage cannot link '{path}' to '{target}'", path)
+
+    def real_path(self, path: str, *, follow: bool = True) -> str:
+        """The canonical path that ``path`` reaches once symlinks inside the root are resolved
+        (with ``follow``, a final symlink too; without, only its directory's). Access checks
+        by path (path restrictions) look at this as well as at the path a client named, so a
+        link cannot lead them somewhere they would refuse. A missing final component is kept
+        as named; a missing directory is NotFound, a link leading outside is PathEscape.
+        Storage without symlinks reaches every path by its own name."""
+        del follow  # without symlinks there is nothing to follow
+        return normalize(path)
 
     def write_atomic(
         self, path: str, chunks: Iterable[bytes], options: WriteOptions | None = None

@@ -513,6 +513,10 @@ class PosixConnector(Connector):
             except OSError as error:
                 raise storage_error(error, canonical) from None
 
+    def real_path(self, path: str, *, follow: bool = True) -> str:
+        with self._locate(path, follow=follow) as location:
+            return location.real_path
+
     def set_mtime(self, path: str, mtime: float) -> None:
         """As `Connector.set_mtime`; a symlink's target (inside the root) is changed."""
         with self._locate(path, follow=True) as location:

@@ -260,6 +260,12 @@ class WorkerConnector(Connector):
     def set_mtime(self, path: str, mtime: float) -> None:
         self._call("set_mtime", path=normalize(path), mtime=mtime)
 
+    def real_path(self, path: str, *, follow: bool = True) -> str:
+        found = self._call("real_path", path=normalize(path), follow=follow)
+        if not isinstance(found, str):
+            raise StorageUnavailable("The storage worker sent a malformed path")
+        return normalize(found)
+
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
         names = canonical_algorithms(algorithms)
         found = _mapping(self._call("digests", path=normalize(path), algorithms=list(names)))
@@ -439,6 +445,9 @@ class _WorkerServer:
     def op_symlink(self, path: str, target: str) -> Any:
         self.connector.symlink(path, target)
         return {}
+
+    def op_real_path(self, path: str, follow: bool) -> Any:
+        return self.connector.real_path(path, follow=follow)
 
     def op_set_mtime(self, path: str, mtime: float) -> Any:
         self.connector.set_mtime(path, mtime)

@@ -1,0 +1,489 @@
+"""Data access to a collection over HTTPS: who the caller is there, and what they may do.
+
+`DataAccess.open` takes a collection and a bearer token and answers with a `DataSession`:
+
+1. the token must be active, issued for the collection's resource server (its id) with the
+   scope ``https://auth.globus.org/scopes/<collection_id>/https``, and, on a mapped
+   collection that is not high assurance, ``.../data_access`` too (which is why the SDK's
+   ``GCSDownloader`` asks for both there); the collection must allow HTTPS and the method;
+2. `callers.resolve_caller` applies the gateway's allowed domains and identity mapping
+   to the caller's identities and ``users_allow``/``users_deny`` to the account; the POSIX
+   gateway's ``groups_allow``/``groups_deny`` apply to the account's groups;
+3. path restrictions (`path_restrictions`, with `data_paths` for walking through folders
+   and whole trees) are the gateway's, for this user: ``$HOME`` is the mapped account's
+   home directory where the gateway's root holds it, and otherwise (Isthmus's own
+   "<host> files" collection, where every local user maps to the server's account) a
+   folder of the user's own at the gateway root, named by their full username so
+   ``alice@campus.edu`` never shares ``alice@<local domain>``'s; it is made on first use;
+4. the session borrows a connector over the collection root acting as the account, from a
+   pool keeping one per (root, account).
+
+Every `DataSession` operation checks the path the client named and the path it really
+reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
+Refusals are `APIError`s; storage errors propagate for the HTTP layer to map.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from isthmus.connect import path_restrictions
+from isthmus.connect.access import IdentityMapper
+from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool
+from isthmus.connect.data_paths import Access, DataPaths
+from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
+from isthmus.connect.models import Collection, StorageGateway
+from isthmus.connect.path_restrictions import UserPaths
+from isthmus.core.db import reading
+from isthmus.core.errors import APIError
+from isthmus.core.identities import IdentityDirectory
+from isthmus.core.registrations import collection_scope
+from isthmus.core.tokens import TokenInfo, TokenIntrospector
+from isthmus.storage import paths
+from isthmus.storage.accounts import LocalAccount
+from isthmus.storage.connector import (
+    AtomicWriter,
+    Connector,
+    Entry,
+    EntryType,
+    ReadStream,
+    WriteOptions,
+)
+from isthmus.storage.errors import (
+    AlreadyExists,
+    NotFound,
+    PathEscape,
+    PermissionDenied,
+    StorageError,
+)
+
+logger = logging.getLogger("isthmus.connect")
+
+DATA_PREFIX = "/data"
+
+
+class Method(StrEnum):
+    """The methods a collection's ``https_methods`` names; WebDAV's map onto them."""
+
+    GET = "GET"
+    PUT = "PUT"
+    DELETE = "DELETE"
+
+
+class SignInRequiredError(APIError):
+    """No token on a GET or HEAD: the redirect to Auth's authorize page that GCS answers
+    with and that `GCSDownloader` reads the collection id from (its one ``client_id``)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(302, "sign_in_required", "Sign in to read this collection",
+                         headers={"Location": location})
+
+
+def not_authenticated(message: str, collection_id: uuid.UUID) -> APIError:
+    return APIError(401, "not_authorized", message, headers={
+        "WWW-Authenticate": f'Bearer realm="{collection_id}", error="invalid_token"'})
+
+
+def insufficient(message: str, scopes: Iterable[str]) -> APIError:
+    wanted = " ".join(scopes)
+    return APIError(403, "permission_denied", message, headers={
+        "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{wanted}"'})
+
+
+def forbidden(message: str) -> APIError:
+    return APIError(403, "permission_denied", message)
+
+
+def precondition_failed(message: str) -> APIError:
+    return APIError(412, "precondition_failed", message)
+
+
+def missing_parent(path: str) -> APIError:
+    """RFC 4918: creating something in a folder that does not exist is a conflict (409)."""
+    return APIError(409, "conflict", f"The folder that would hold '{path}' does not exist")
+
+
+@dataclass(frozen=True)
+class DataTarget:
+    """What the HTTPS front needs to know of a collection before anyone is authenticated."""
+
+    collection_id: uuid.UUID
+    collection_type: str
+    high_assurance: bool
+    https_enabled: bool
+    https_methods: frozenset[str]
+
+    @property
+    def required_scopes(self) -> tuple[str, ...]:
+        https = collection_scope(self.collection_id, "https")
+        if self.collection_type == "mapped" and not self.high_assurance:
+            return (https, collection_scope(self.collection_id, "data_access"))
+        return (https,)
+
+
+class DataAccess:
+    """The collections of one endpoint, served over HTTPS (thread-safe)."""
+
+    def __init__(
+        self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
+        identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
+        mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.introspector = introspector
+        self.identities = identities
+        self.endpoint_id = endpoint_id
+        # Auth's base URL (all-in-one: the server's), and the path collections are under.
+        self.public_url = public_url if public_url.endswith("/") else public_url + "/"
+        self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
+        self.pool = pool or ConnectorPool()
+
+    def href(self, collection_id: uuid.UUID) -> str:
+        """The path of a collection's ``https_url`` on this server (no trailing slash)."""
+        return f"{urlsplit(self.public_url).path.rstrip('/')}{DATA_PREFIX}/{collection_id}"
+
+    def target(self, collection_id: uuid.UUID) -> DataTarget:
+        with reading(self.sessions) as session:
+            return self._target(session, collection_id)
+
+    def _target(self, session: Session, collection_id: uuid.UUID) -> DataTarget:
+        collection = session.get(Collection, collection_id)
+        if collection is None or collection.endpoint_id != self.endpoint_id:
+            raise APIError(404, "not_found", f"Collection {collection_id} not found")
+        gateway = session.get(StorageGateway, collection.storage_gateway_id)
+        assert gateway is not None  # a foreign key keeps it
+        methods = collection.document.get("https_methods")
+        return DataTarget(
+            collection_id=collection.id, collection_type=collection.collection_type,
+            high_assurance=gateway.high_assurance,
+            https_enabled=collection.document.get("enable_https", True) is not False,
+            https_methods=frozenset(Method) if methods is None else frozenset(methods),
+        )
+
+    def sign_in_url(self, target: DataTarget) -> str:
+        query = urlencode({"client_id": str(target.collection_id), "response_type": "code",
+                           "scope": " ".join(target.required_scopes)})
+        return f"{self.public_url}v2/oauth2/authorize?{query}"
+
+    def open(
+        self, collection_id: uuid.UUID, token: str | None, methods: Iterable[Method], *,
+        redirect: bool = False,
+    ) -> DataSession:
+        """A session for the caller the token speaks for; see the module docstring.
+
+        Without a token: `SignInRequiredError` when ``redirect`` (GET and HEAD), else 401.
+        """
+        if token is None:
+            target = self.target(collection_id)
+            if redirect:
+                raise SignInRequiredError(self.sign_in_url(target))
+            raise not_authenticated("This collection needs a bearer token", collection_id)
+        info = self.introspector.introspect(token)
+        if info is None:
+            raise not_authenticated("The bearer token is not active", collection_id)
+        with reading(self.sessions) as session:
+            target = self._target(session, collection_id)
+        _check_token(target, info)
+        _check_methods(target, methods)
+        if target.collection_type != "mapped":
+            raise forbidden("This server serves mapped collections over HTTPS; guest "
+                            "collections are reached through their access rules, which "
+                            "HTTPS access does not read yet")
+        identities = self._identities_of(info)
+        with reading(self.sessions) as session:
+            resolved = resolve_caller(session, collection_id, identities, self.mapper)
+        return self._session(resolved)
+
+    def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
+        """The caller's identity first, then those linked to it (by username, for a stable
+        order): the first that maps to an account decides who the caller is."""
+        own = {"id": str(info.identity_id), "username": info.username}
+        others = info.identities - {info.identity_id}
+        if not others:
+            return [own]
+        linked = sorted(self.identities.lookup_identities(others).values(),
+                        key=lambda record: record.username)
+        return [own, *({"id": str(r.id), "username": r.username} for r in linked)]
+
+    def _session(self, resolved: MappedCaller) -> DataSession:
+        location = resolved.location
+        account = LocalAccount.lookup(resolved.local_username)
+        if location.groups_allow or location.groups_deny:
+            try:
+                check_groups_allowed(account.name, account.group_names(),
+                                     location.groups_allow, location.groups_deny)
+            except AccessPolicyError as refused:
+                raise APIError(403, "permission_denied", refused.message,
+                               extra={"detail": refused.detail}) from None
+        home, per_user = _home(location.gateway_root, account,
+                               str(resolved.identity.get("username") or ""))
+        rules = DataPaths(location.restrict_paths, UserPaths(home, account.name))
+        try:
+            lease = self.pool.lease(location.root_path, account)
+        except PermissionDenied:
+            raise  # e.g. a server that is not root, asked to act as another account
+        except StorageError as error:
+            logger.warning("collection %s: its root cannot be opened: %s",
+                           location.collection_id, error.message)
+            raise APIError(503, "unavailable", "This collection's storage is not available "
+                           "now") from None
+        session = DataSession(lease, rules, location.base_path, home)
+        if per_user and home is not None and rules.access(home) >= Access.READ:
+            session.make_home()
+        return session
+
+
+def _check_token(target: DataTarget, info: TokenInfo) -> None:
+    wanted = target.required_scopes
+    if info.resource_server != str(target.collection_id):
+        raise insufficient(f"The bearer token is not for collection {target.collection_id}: "
+                           f"it needs the scopes {' '.join(wanted)}", wanted)
+    missing = [scope for scope in wanted if scope not in info.scopes]
+    if missing:
+        raise insufficient(f"The bearer token lacks the scope {' and '.join(missing)}", wanted)
+
+
+def _check_methods(target: DataTarget, methods: Iterable[Method]) -> None:
+    if not target.https_enabled:
+        raise forbidden("HTTPS access is disabled on this collection")
+    refused = sorted(str(method) for method in methods if method not in target.https_methods)
+    if refused:
+        raise forbidden(f"This collection does not allow {', '.join(refused)} over HTTPS")
+
+
+def _home(gateway_root: str, account: LocalAccount, username: str) -> tuple[str | None, bool]:
+    """The user's home in the gateway's namespace (None: they have none there), and whether
+    it is a folder of their own that Isthmus makes rather than the account's home."""
+    try:
+        home = path_restrictions.home_directory(gateway_root, account.home, username)
+    except ValueError:
+        return None, False  # a username that cannot name a folder has no home here
+    own_home = path_restrictions.within(posixpath.normpath(gateway_root),
+                                        posixpath.normpath(account.home or "/"))
+    return home, own_home is None
+
+
+class DataSession:
+    """One caller on one collection: storage operations behind their access checks.
+
+    Paths are collection paths (``/a/b``; a leading ``~`` is the caller's home). Blocking:
+    the HTTP layer runs these in worker threads. `close` gives the connector back.
+    """
+
+    def __init__(self, lease: ConnectorLease, rules: DataPaths, base_path: str,
+                 home: str | None) -> None:
+        self._lease = lease
+        self.connector: Connector = lease.connector
+        self.rules = rules
+        self.base_path = base_path  # the collection root in the gateway's namespace
+        # The caller's home as a collection path, when the collection holds it.
+        self.home = path_restrictions.within(base_path, home) if home is not None else None
+
+    def close(self) -> None:
+        self._lease.release()
+
+    def __enter__(self) -> DataSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- paths and checks ------------------------------------------------------------------
+
+    def path(self, requested: str) -> str:
+        """A client's collection path made canonical, ``~`` expanded."""
+        parts = paths.split(requested)
+        if parts[:1] == ["~"]:
+            if self.home is None:
+                raise NotFound("This collection holds no home folder for you", "/~")
+            parts = paths.split(self.home) + parts[1:]
+        return paths.join_parts(parts)
+
+    def _gateway_path(self, path: str) -> str:
+        return paths.normalize(posixpath.join(self.base_path, path.lstrip("/")))
+
+    def access(self, path: str) -> Access:
+        return self.rules.access(self._gateway_path(path))
+
+    def _reach(self, path: str, needed: Access, *, follow: bool = True,
+               tree: bool = False) -> str:
+        """The real path an operation needing ``needed`` at ``path`` acts on, once both the
+        named and the real path allow it (everywhere beneath them with ``tree``)."""
+        self._allow(path, needed, tree=tree)
+        real = self.connector.real_path(path, follow=follow)
+        if real != path:
+            self._allow(real, needed, tree=tree)
+        return real
+
+    def _allow(self, path: str, needed: Access, *, tree: bool) -> None:
+        gateway_path = self._gateway_path(path)
+        held = (self.rules.least_within(gateway_path) if tree
+                else self.rules.access(gateway_path))
+        if held >= needed:
+            return
+        if held >= Access.READ:
+            raise PermissionDenied(f"'{path}' may be read but not changed", path)
+        raise PermissionDenied(f"'{path}' is outside the paths you may use here", path)
+
+    def _reach_new(self, path: str, *, tree: bool = False) -> str:
+        """`_reach` for a name to create or replace (a final link is the link itself)."""
+        try:
+            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree)
+        except NotFound:
+            raise missing_parent(path) from None
+
+    def make_home(self) -> None:
+        """The caller's own folder, made the first time it is needed."""
+        if self.home is None or self.home == paths.ROOT:
+            return
+        try:
+            self.connector.mkdir(self.home)
+        except AlreadyExists:
+            pass
+        except StorageError as error:
+            logger.warning("could not make the home folder %s: %s", self.home, error.message)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def stat(self, path: str) -> Entry:
+        """What ``path`` reaches (through symlinks), named as the client named it."""
+        real = self._reach(path, Access.TRAVERSE)
+        entry = self.connector.stat(real).resolved
+        if entry.type is EntryType.SYMLINK:  # a link whose target vanished meanwhile
+            raise NotFound(f"'{path}' does not exist", path)
+        return replace(entry, name=posixpath.basename(path) or "/")
+
+    def find(self, path: str) -> Entry | None:
+        try:
+            return self.stat(path)
+        except NotFound:
+            return None
+
+    def list(self, path: str) -> list[tuple[str, Entry]]:
+        """(collection path, entry) of each child the caller may see: files and directories
+        (links reported as what they reach), without what a restriction hides."""
+        real = self._reach(path, Access.TRAVERSE)
+        shown = []
+        for entry in self.connector.list(real):
+            child = paths.join(path, entry.name)
+            target = entry.resolved
+            if target.type not in (EntryType.FILE, EntryType.DIR):
+                continue  # dangling or escaping links, devices, pipes: nothing to serve
+            if self.access(child) >= Access.TRAVERSE:
+                shown.append((child, replace(target, name=entry.name)))
+        return shown
+
+    def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
+        return self.connector.open_read(self._reach(path, Access.READ), offset, length)
+
+    def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
+        return self.connector.digests(self._reach(path, Access.READ), algorithms)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
+        """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
+        return self.connector.begin_write(self._reach_new(path), options)
+
+    def mkdir(self, path: str) -> None:
+        try:
+            self.connector.mkdir(self._reach_new(path))
+        except AlreadyExists:
+            raise APIError(405, "method_not_allowed", f"'{path}' already exists",
+                           headers={"Allow": "OPTIONS, PROPFIND, DELETE, COPY, MOVE"}) from None
+
+    def delete(self, path: str) -> None:
+        """Remove a file, a link, or a directory with everything in it."""
+        real = self._reach(path, Access.READ_WRITE, follow=False, tree=True)
+        self.connector.delete(real, recursive=True)
+
+    def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
+        """Move (rename) within the collection; True when ``destination`` was new."""
+        old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
+        new = self._reach_new(destination, tree=True)
+        moved = self.connector.stat(old)  # NotFound names the source
+        if new != old and path_restrictions.within(old, new) is not None:
+            raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
+        existing = self._existing(new)
+        if existing is None or old == new:
+            self.connector.rename(old, new)
+            return existing is None
+        if not overwrite:
+            raise precondition_failed(f"'{destination}' exists and Overwrite is F")
+        if existing.type is EntryType.DIR or moved.type is EntryType.DIR:
+            # RFC 4918 §9.9.3: overwriting deletes what was there first.
+            self.connector.delete(new, recursive=True)
+            self.connector.rename(old, new)
+        else:
+            self.connector.rename(old, new, overwrite=True)  # one atomic replacement
+        return False
+
+    def copy(self, source: str, destination: str, *, overwrite: bool, recursive: bool) -> bool:
+        """Copy within the collection; True when ``destination`` was new. Directories copy
+        with their contents (``recursive``); links are copied as what they reach, except
+        links to directories (which could loop) and links leading nowhere, left out."""
+        old = self._reach(source, Access.READ, tree=True)
+        new = self._reach_new(destination, tree=True)
+        if path_restrictions.within(old, new) is not None:
+            raise forbidden(f"'{source}' cannot be copied onto or into itself")
+        entry = self.connector.stat(old).resolved
+        existing = self._existing(new)
+        if existing is not None:
+            if not overwrite:
+                raise precondition_failed(f"'{destination}' exists and Overwrite is F")
+            self.connector.delete(new, recursive=True)
+        if entry.type is EntryType.DIR:
+            self.connector.mkdir(new)
+            if recursive:
+                self._copy_tree(old, new)
+        else:
+            self._copy_file(old, new)
+        return existing is None
+
+    def _existing(self, real: str) -> Entry | None:
+        try:
+            return self.connector.stat(real)
+        except NotFound:
+            return None
+
+    def _copy_file(self, source: str, destination: str) -> None:
+        with self.connector.open_read(source) as stream:
+            self.connector.write_atomic(destination, stream,
+                                        WriteOptions(algorithms=(), overwrite=False))
+
+    def _copy_tree(self, source: str, destination: str) -> None:
+        for child, copy_to in self._tree_files(source, destination):
+            if child is None:
+                self.connector.mkdir(copy_to)
+            else:
+                self._copy_file(child, copy_to)
+
+    def _tree_files(self, source: str,
+                    destination: str) -> Iterator[tuple[str | None, str]]:
+        """(file to copy, or None for a directory to make; where) for a tree, each directory
+        before what it holds (iteratively: a tree may be deeper than Python's stack)."""
+        pending = [(source, destination)]
+        while pending:
+            directory, copy_to = pending.pop()
+            for entry in self.connector.list(directory):
+                child, target = paths.join(directory, entry.name), paths.join(copy_to, entry.name)
+                if entry.type is EntryType.DIR:
+                    yield None, target
+                    pending.append((child, target))
+                elif entry.type is EntryType.FILE:
+                    yield child, target
+                elif entry.type is EntryType.SYMLINK and entry.is_file():
+                    try:
+                        yield self._reach(child, Access.READ), target
+                    except (PathEscape, PermissionDenied, NotFound):
+                        continue
