@@ -145,5 +145,6 @@ def open_services(
     # Callers are known by introspection at Auth and linked identities by Auth's
     # directory, never by Auth's tables.
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
-                      endpoint_id=endpoint_id, public_url=settings.public_url)
+                      endpoint_id=endpoint_id, public_url=settings.public_url,
+                      guests=connect.resolve_guest)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)

@@ -18,6 +18,11 @@
 4. the session borrows a connector over the collection root acting as the account, from a
    pool keeping one per (root, account).
 
+A guest collection (when the deployment gives a `GuestResolver`) needs only the ``https``
+scope; its files are reached as the owner's account, and what the caller may do at each
+path is the guest decision (`access.resolve_guest`: access rules, owner and managers,
+capped by the gateway's and sharing restrictions), so no path restriction applies again.
+
 Every `DataSession` operation checks the path the client named and the path it really
 reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
 Refusals are `APIError`s; storage errors propagate for the HTTP layer to map.
@@ -28,7 +33,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -37,13 +42,14 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.connect import path_restrictions
-from isthmus.connect.access import IdentityMapper
+from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
 from isthmus.connect.data_paths import Access, DataPaths
 from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
+from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
 from isthmus.core.db import reading
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
@@ -70,6 +76,9 @@ from isthmus.storage.errors import (
 logger = logging.getLogger("isthmus.connect")
 
 DATA_PREFIX = "/data"
+
+# `ConnectService.resolve_guest`: a guest collection, the caller's identities, a path.
+GuestResolver = Callable[[uuid.UUID, Iterable[uuid.UUID], str], ResolvedAccess]
 
 
 class Method(StrEnum):
@@ -138,6 +147,7 @@ class DataAccess:
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
         identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
+        guests: GuestResolver | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
@@ -147,6 +157,7 @@ class DataAccess:
         self.public_url = public_url if public_url.endswith("/") else public_url + "/"
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
         self.pool = pool or ConnectorPool()
+        self.guests = guests
 
     def href(self, collection_id: uuid.UUID) -> str:
         """The path of a collection's ``https_url`` on this server (no trailing slash)."""
@@ -195,10 +206,10 @@ class DataAccess:
             target = self._target(session, collection_id)
         _check_token(target, info)
         _check_methods(target, methods)
+        if target.collection_type == "guest" and self.guests is not None:
+            return self._guest_session(self.guests(collection_id, info.identities, "/"))
         if target.collection_type != "mapped":
-            raise forbidden("This server serves mapped collections over HTTPS; guest "
-                            "collections are reached through their access rules, which "
-                            "HTTPS access does not read yet")
+            raise forbidden("This server does not serve guest collections over HTTPS")
         identities = self._identities_of(info)
         with reading(self.sessions) as session:
             resolved = resolve_caller(session, collection_id, identities, self.mapper)
@@ -215,6 +226,24 @@ class DataAccess:
                         key=lambda record: record.username)
         return [own, *({"id": str(r.id), "username": r.username} for r in linked)]
 
+    def _guest_session(self, resolved: ResolvedAccess) -> DataSession:
+        """The guest's root as its owner's account; paths checked by the guest decision."""
+        assert resolved.permissions_at is not None  # resolve_guest always gives it
+        lease = self._lease(resolved.location, resolved.local_username)
+        # The base path is the guest's root itself, so the rules see collection paths.
+        return DataSession(lease, GuestPaths(resolved.permissions_at), paths.ROOT, None)
+
+    def _lease(self, location: CollectionLocation, username: str) -> ConnectorLease:
+        try:
+            return self.pool.lease(location.root_path, LocalAccount.lookup(username))
+        except PermissionDenied:
+            raise  # e.g. a server that is not root, asked to act as another account
+        except StorageError as error:
+            logger.warning("collection %s: its root cannot be opened: %s",
+                           location.collection_id, error.message)
+            raise APIError(503, "unavailable", "This collection's storage is not available "
+                           "now") from None
+
     def _session(self, resolved: MappedCaller) -> DataSession:
         location = resolved.location
         account = LocalAccount.lookup(resolved.local_username)
@@ -228,19 +257,31 @@ class DataAccess:
         home, per_user = _home(location.gateway_root, account,
                                str(resolved.identity.get("username") or ""))
         rules = DataPaths(location.restrict_paths, UserPaths(home, account.name))
-        try:
-            lease = self.pool.lease(location.root_path, account)
-        except PermissionDenied:
-            raise  # e.g. a server that is not root, asked to act as another account
-        except StorageError as error:
-            logger.warning("collection %s: its root cannot be opened: %s",
-                           location.collection_id, error.message)
-            raise APIError(503, "unavailable", "This collection's storage is not available "
-                           "now") from None
+        lease = self._lease(location, account.name)
         session = DataSession(lease, rules, location.base_path, home)
         if per_user and home is not None and rules.access(home) >= Access.READ:
             session.make_home()
         return session
+
+
+_GUEST_ACCESS = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
+
+
+@dataclass(frozen=True)
+class GuestPaths:
+    """`DataPaths`' questions answered by a guest decision over collection paths.
+
+    Access rules are additive (a rule deeper down only grants more), so a whole tree
+    needs no more than its root's permission from the rules.
+    """
+
+    permissions_at: Callable[[str], str]
+
+    def access(self, path: str) -> Access:
+        return _GUEST_ACCESS.get(self.permissions_at(path), Access.NONE)
+
+    def least_within(self, path: str) -> Access:
+        return self.access(path)
 
 
 def _check_token(target: DataTarget, info: TokenInfo) -> None:
@@ -280,7 +321,7 @@ class DataSession:
     the HTTP layer runs these in worker threads. `close` gives the connector back.
     """
 
-    def __init__(self, lease: ConnectorLease, rules: DataPaths, base_path: str,
+    def __init__(self, lease: ConnectorLease, rules: DataPaths | GuestPaths, base_path: str,
                  home: str | None) -> None:
         self._lease = lease
         self.connector: Connector = lease.connector
