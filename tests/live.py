@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,21 @@ class LiveServer:
             "GLOBUS_SDK_VERIFY_SSL": self.ca_file,
             "NO_PROXY": "127.0.0.1,localhost",
         }
+
+
+@contextmanager
+def server_on_fresh_database(tmp: Path, *serve_args: str) -> Iterator[LiveServer]:
+    """A server in ``tmp/data`` on its own database: SQLite there, or a fresh PostgreSQL
+    database when the run asks for one (see ``tests.database``); stopped and dropped after."""
+    from tests.database import fresh_database_url, wants_postgres
+
+    with fresh_database_url(tmp) as database_url:
+        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
+        server = start_server(tmp / "data", *serve_args, **env)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def start_server(data_dir: Path, *serve_args: str, **env: str) -> LiveServer:

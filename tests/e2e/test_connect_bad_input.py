@@ -24,10 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import _new_user
-from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import TRANSFER_ALL, native_login
 from tests.e2e.test_no_server_errors import FUZZ, NASTY, json_values
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, server_on_fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -89,13 +88,8 @@ class Known:
 @pytest.fixture(scope="module")
 def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     tmp = tmp_path_factory.mktemp("isthmus-gcs-fuzz")
-    with fresh_database_url(tmp) as database_url:
-        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
-        server = start_server(tmp / "data", **env)
-        try:
-            yield _collect(server)
-        finally:
-            server.stop()
+    with server_on_fresh_database(tmp) as server:
+        yield _collect(server)
 
 
 def _collect(server: LiveServer) -> Known:

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from tests.browser import Browser
 from tests.conftest import _new_user
-from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import pointed_at
 from tests.e2e.test_no_server_errors import (
     FUZZ,
@@ -35,7 +34,7 @@ from tests.e2e.test_no_server_errors import (
     json_values,
     rarely,
 )
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, server_on_fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -95,13 +94,8 @@ def _tokens(server: LiveServer, username: str, password: str, scopes: str) -> di
 @pytest.fixture(scope="module")
 def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     tmp = tmp_path_factory.mktemp("isthmus-groups-fuzz")
-    with fresh_database_url(tmp) as database_url:
-        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
-        server = start_server(tmp / "data", **env)
-        try:
-            yield _collect(server)
-        finally:
-            server.stop()
+    with server_on_fresh_database(tmp) as server:
+        yield _collect(server)
 
 
 def _collect(server: LiveServer) -> Known:

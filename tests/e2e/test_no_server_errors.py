@@ -38,9 +38,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.browser import Browser, parse_form, query_of
 from tests.conftest import _new_user
-from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.security_helpers import enrol
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, server_on_fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -161,13 +160,8 @@ def _authorize_query(server: LiveServer, verifier: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     tmp = tmp_path_factory.mktemp("isthmus-fuzz")
-    with fresh_database_url(tmp) as database_url:
-        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
-        server = start_server(tmp / "data", **env)
-        try:
-            yield _collect(server)
-        finally:
-            server.stop()
+    with server_on_fresh_database(tmp) as server:
+        yield _collect(server)
 
 
 def _collect(server: LiveServer) -> Known:

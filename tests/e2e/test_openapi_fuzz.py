@@ -40,9 +40,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from isthmus.server import ROUTERS
 from tests.conftest import _new_user
-from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import MANAGE, TRANSFER_ALL, user_auth_token
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, server_on_fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -89,9 +88,7 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     tmp = tmp_path_factory.mktemp("isthmus-schemathesis")
-    with fresh_database_url(tmp) as database_url:
-        env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
-        server = start_server(tmp / "data", "--access-log", str(tmp / "access.log"), **env)
+    with server_on_fresh_database(tmp, "--access-log", str(tmp / "access.log")) as server:
         http = requests.Session()
         http.verify = server.ca_file
         http.trust_env = False
@@ -99,7 +96,6 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
             yield _provision(server, http)
         finally:
             http.close()
-            server.stop()
 
 
 def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
