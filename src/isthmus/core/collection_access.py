@@ -1,0 +1,87 @@
+"""How Transfer reaches a collection's files for a user: one interface, Connect behind it.
+
+Connect implements `CollectionAccess` (in process for the all-in-one and a node's own
+collections; over a node's HTTPS/WebDAV data interface for collections served elsewhere);
+Transfer uses it for file operations (`operation_ls`, mkdir, rename, ...) and for the
+task workers that move and delete data. The session it returns is confined to what the
+caller may reach on that collection after identity mapping, path restrictions, roles and
+(on guest collections) access rules: the same checks as HTTPS access, in one place.
+
+Transfer authenticates as the user with a token for the collection's ``data_access``
+scope obtained by the dependent-token grant (its own scope depends on it); guest
+collections and high-assurance mapped collections ask no ``data_access`` consent, so there
+Transfer's own token speaks for the user. `open` raises `APIError`s the caller renders:
+404 for an unknown collection, 403 for what the user may not do, and
+`ConsentRequiredError` when the user must first consent to a scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Protocol, Self
+
+from isthmus.core.errors import APIError
+from isthmus.storage.connector import AtomicWriter, Entry, ReadStream, WriteOptions
+
+
+class ConsentRequiredError(APIError):
+    """The user has not consented to a scope Transfer needs for this collection.
+
+    Rendered by Transfer as its ``ConsentRequired`` error, whose ``required_scopes`` (and
+    ``authorization_parameters``) globus-cli and the SDK turn into a ``session consent``.
+    """
+
+    def __init__(self, collection_id: uuid.UUID, required_scopes: Iterable[str]) -> None:
+        scopes = list(required_scopes)
+        super().__init__(
+            403, "ConsentRequired",
+            f"Missing required data_access consent for collection {collection_id}",
+            extra={"required_scopes": scopes,
+                   "authorization_parameters": {"required_scopes": scopes}})
+        self.collection_id = collection_id
+        self.required_scopes = scopes
+
+
+class CollectionSession(Protocol):
+    """One user on one collection. Paths are collection paths (``/a/b``, ``~/x``);
+    refusals are `APIError`s, storage failures `isthmus.storage.errors.StorageError`s."""
+
+    home: str | None  # the user's home as a collection path, when the collection has one
+
+    def path(self, requested: str) -> str:
+        """``requested`` made canonical, a leading ``~`` expanded."""
+
+    def stat(self, path: str) -> Entry: ...
+
+    def find(self, path: str) -> Entry | None: ...
+
+    def list(self, path: str) -> list[tuple[str, Entry]]:
+        """(collection path, entry) of each child the user may see."""
+
+    def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream: ...
+
+    def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]: ...
+
+    def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
+        """A writer whose file appears at ``path`` only when committed."""
+
+    def mkdir(self, path: str) -> None: ...
+
+    def delete(self, path: str) -> None:
+        """Remove a file, a link, or a directory with everything in it."""
+
+    def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
+        """Rename within the collection; True when ``destination`` was new."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class CollectionAccess(Protocol):
+    def open(self, collection_id: uuid.UUID, token: str) -> CollectionSession:
+        """A session for the user ``token`` speaks for: a ``data_access`` token for the
+        collection (mapped, not high assurance), else the user's Transfer token."""
