@@ -31,6 +31,7 @@ from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.db import transaction, utcnow
+from isthmus.core.direct_routes import DirectRoutes
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
 from isthmus.groups import api as groups_api
@@ -88,6 +89,10 @@ def create_app(
     _install_error_handlers(app)
     generated = app.openapi
     app.openapi = lambda: finish_document(generated())  # type: ignore[method-assign]
+    if "auth" in services:
+        app.add_middleware(DirectRoutes, routes=auth_api.DIRECT_ROUTES,
+                           render_error=render_error)
+    # Added last, so outermost: it sees the direct routes' requests too.
     if auth.settings.access_log is not None:
         app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))
     return app
