@@ -30,7 +30,7 @@ from isthmus.connect import api as connect_api
 from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
-from isthmus.core.db import transaction, utcnow
+from isthmus.core.db import checkpoint, transaction, utcnow
 from isthmus.core.direct_routes import DirectRoutes
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
@@ -39,6 +39,9 @@ from isthmus.transfer import api as transfer_api
 from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
+
+# SQLite's log is copied into the database this often, off the request path (`checkpoint`).
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 # Every service's routes, in the order they are matched.
 SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
@@ -73,6 +76,7 @@ def create_app(
         async with anyio.create_task_group() as tasks:
             if "auth" in services:
                 tasks.start_soon(_purge_periodically, auth)
+            tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
 
@@ -111,6 +115,15 @@ async def _purge_periodically(auth: AuthService) -> None:
             # A busy or briefly unreachable database: try again next round.
             logger.exception("purging expired rows failed")
         await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+
+
+async def _checkpoint_periodically(auth: AuthService) -> None:
+    while True:
+        await anyio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        try:
+            await anyio.to_thread.run_sync(checkpoint, auth.engine)
+        except Exception:
+            logger.exception("checkpointing the database failed")
 
 
 def app_factory() -> FastAPI:

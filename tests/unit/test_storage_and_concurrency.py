@@ -111,3 +111,35 @@ def test_revoking_a_refresh_token_revokes_its_access_tokens(auth: AuthService) -
         values = {response["access_token"], refresh_secret, refreshed["access_token"]}
         stored = set(session.scalars(select(Token.digest)))
         assert not values & stored
+
+
+def test_checkpoint_moves_the_log_into_the_database_file(auth: AuthService) -> None:
+    """Commits no longer checkpoint (the server does, in the background): what they wrote
+    reaches the database file itself only when `checkpoint` runs; PostgreSQL: a no-op."""
+    import sqlite3
+
+    from isthmus.core.db import checkpoint
+
+    client_id, secret, _code = code_for(auth)
+    checkpoint(auth.engine)
+    for _ in range(5):
+        with transaction(auth.sessions) as session:
+            client = clients.authenticate_confidential(session, client_id, secret)
+            grants.client_credentials(session, auth.grant_context, client, {
+                "scope": "urn:globus:auth:scope:transfer.api.globus.org:all"})
+    with transaction(auth.sessions) as session:
+        issued = len(session.execute(select(Token.id)).all())
+    if auth.engine.dialect.name != "sqlite":
+        checkpoint(auth.engine)
+        return
+
+    def in_database_file() -> int:
+        # immutable=1 reads the main file alone, ignoring the write-ahead log.
+        path = auth.engine.url.database
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as file_only:
+            count: int = file_only.execute("SELECT count(*) FROM tokens").fetchone()[0]
+        return count
+
+    assert in_database_file() == issued - 5  # still only in the log
+    checkpoint(auth.engine)
+    assert in_database_file() == issued
