@@ -12,6 +12,7 @@ import pytest
 
 from tests.browser import Browser
 from tests.live import LiveServer, start_server
+from tests.s3_server import MotoS3, start_moto
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = start_server(root / "data", "--access-log", str(root / "access.log"))
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """One moto S3 server for the whole run; tests make buckets of their own on it."""
+    moto = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield moto
+    moto.stop()
 
 
 @dataclass(frozen=True)
