@@ -33,6 +33,8 @@ from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, poi
 
 POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
 S3 = "7643e831-5f6c-4b47-a07f-8ee90f401d23"
+ACTIVESCALE = "7251f6c8-93c9-11eb-95ba-12704e0d6a4d"
+BOX = "7c100eae-40fe-11e9-95a3-9cb6d0d9fd63"
 
 
 def client_ids(site: EndpointSite) -> set[str]:
@@ -101,7 +103,8 @@ def test_info_names_the_endpoint_client_without_a_token(site: EndpointSite) -> N
     assert info["endpoint_id"] == site.endpoint_id
     connectors = [item for item in info.full_data["data"]
                   if item["DATA_TYPE"].startswith("connector#")]
-    assert [(item["id"], item["display_name"]) for item in connectors] == [(POSIX, "POSIX")]
+    assert [(item["id"], item["display_name"]) for item in connectors] == [
+        (POSIX, "POSIX"), (S3, "S3"), (ACTIVESCALE, "ActiveScale")]
     # The default scope the SDK derives is the one Auth issues tokens for.
     assert [str(scope) for scope in client.default_scope_requirements] == [
         manage_collections(site.endpoint_id)]
@@ -192,10 +195,11 @@ def test_storage_gateway_lifecycle(owner: GCSClient) -> None:
 
 
 def test_a_connector_this_server_lacks_is_refused_by_name(owner: GCSClient) -> None:
-    document = StorageGatewayDocument(display_name="s3", connector_id=S3,
+    document = StorageGatewayDocument(display_name="box", connector_id=BOX,
                                       allowed_domains=["example.org"])
     error = expect_error(422, "unprocessable_entity", owner.create_storage_gateway, document)
-    assert S3 in error.message and "POSIX" in error.message and POSIX in error.message
+    assert BOX in error.message and "POSIX" in error.message and POSIX in error.message
+    assert S3 in error.message
 
 
 def test_collection_lifecycle(site: EndpointSite, owner: GCSClient) -> None:

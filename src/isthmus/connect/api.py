@@ -409,9 +409,10 @@ async def list_user_credentials(request: Request) -> Document:
 @router.post("/user_credentials")
 async def create_user_credential(request: Request) -> JSONResponse:
     body = await _body(request)
-    directory = _service(request).identities
+    service = _service(request)
     document = await _write(request, lambda session, endpoint, caller, _changes:
-                            credentials.create(session, endpoint, caller, body, directory))
+                            credentials.create(session, endpoint, caller, body,
+                                               service.identities, service.secret_box))
     return _one(document, 201, f"Created User Credential {document['id']}")
 
 
@@ -426,9 +427,10 @@ async def get_user_credential(request: Request, credential_id: str) -> JSONRespo
 async def update_user_credential(request: Request, credential_id: str) -> JSONResponse:
     body = await _body(request)
     replace = request.method == "PUT"
+    box = _service(request).secret_box
 
     def run(session: Session, endpoint: Endpoint, caller: Caller, _changes: Changes) -> Document:
-        return credentials.update(session, endpoint, caller, credential_id, body,
+        return credentials.update(session, endpoint, caller, credential_id, body, box,
                                   replace=replace)
 
     document = await _write(request, run)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import access, authz, documents, guests, paging, schemas
+from isthmus.connect import access, authz, documents, guests, paging, s3_gateways, schemas
 from isthmus.connect.authz import ADMINISTRATOR, Caller, CallerRoles, identity_principal
 from isthmus.connect.changes import Changes
 from isthmus.connect.endpoints import require_visible
@@ -50,7 +50,9 @@ MAPPED_DEFAULTS: dict[str, Any] = {
     "auto_delete_timeout": None,
 }
 # Each connector's collection policy document.
-POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_collection_policies}
+POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_collection_policies,
+                  documents.S3_CONNECTOR_ID: schemas.s3_collection_policies,
+                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_collection_policies}
 COLLECTION_TYPES = ("mapped", "guest")
 
 
@@ -257,6 +259,10 @@ def _new_guest(session: Session, endpoint: Endpoint, caller: Caller,
     if "mapped_collection_id" not in values:
         raise invalid_input("collection", [("mapped_collection_id", "is required")])
     mapped = _referenced_mapped(session, endpoint, caller, values["mapped_collection_id"])
+    mapped_gateway = session.get(StorageGateway, mapped.storage_gateway_id)
+    if mapped_gateway is not None and mapped_gateway.connector_id in documents.S3_CONNECTORS:
+        raise gcs_error(422, "Guest collections on S3 and ActiveScale storage gateways are "
+                        "not available on this server")
     prepared = guests.prepare(session, caller, mapped, values)
     values["collection_base_path"] = prepared.base_path
     values.pop("identity_id", None)
@@ -277,6 +283,9 @@ def _new_mapped(session: Session, endpoint: Endpoint, caller: Caller,
         raise gcs_error(422, f"Storage Gateway {values['storage_gateway_id']} not found",
                         {"DATA_TYPE": "storage_gateway_not_found#1.0.0",
                          "storage_gateway_id": values["storage_gateway_id"]})
+    if gateway.connector_id in documents.S3_CONNECTORS:
+        s3_gateways.bucket_and_prefix(access.collection_root(
+            gateway, str(values.get("collection_base_path") or "/")))
     owner = uuid.UUID(values.get("identity_id") or str(caller.identity_id))
     collection = Collection(id=uuid.uuid4(), endpoint_id=endpoint.id, collection_type="mapped",
                             storage_gateway_id=gateway.id, identity_id=owner, public=False)

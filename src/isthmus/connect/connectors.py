@@ -1,27 +1,31 @@
-"""Storage connectors kept open between requests, one per (collection root, local account).
+"""Storage connectors kept open between requests, one per (collection root, local account)
+for POSIX, one per (endpoint, collection root, key pair) for S3.
 
 Opening a POSIX connector opens its root (and, for another account, starts a worker process
-running as that account); doing that on every request would cost more than the request.
+running as that account); an S3 one builds a boto3 client and its connection pool; doing
+that on every request would cost more than the request.
 Connectors are lent out and counted; the least recently used idle ones beyond a bound are
 closed, never one that a request (or a download still streaming) holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import Connector
 from isthmus.storage.posix import open_posix_connector
+from isthmus.storage.s3 import S3Credentials, open_s3_connector
 
 Opener = Callable[[str, LocalAccount], Connector]
 MAX_IDLE = 32
 
-_Key = tuple[str, str, int]
+_Key = tuple[Hashable, ...]
 
 
 @dataclass
@@ -65,14 +69,27 @@ class ConnectorPool:
 
     def lease(self, root: str, account: LocalAccount) -> ConnectorLease:
         """A connector over ``root`` acting as ``account``; opened now if none is pooled."""
-        key = (root, account.name, account.uid)
+        return self._lease(("posix", root, account.name, account.uid),
+                           lambda: self._opener(root, account))
+
+    def lease_s3(self, endpoint_url: str | None, bucket: str, prefix: str,
+                 credentials: S3Credentials | None) -> ConnectorLease:
+        """A connector over a bucket (or a prefix in it) with these keys. New keys make a
+        new connector; the old one is closed once idle. The secret is keyed by digest."""
+        secret = (hashlib.sha256(credentials.secret_key.encode()).hexdigest()
+                  if credentials is not None else None)
+        key_id = credentials.key_id if credentials is not None else None
+        return self._lease(("s3", endpoint_url, bucket, prefix, key_id, secret),
+                           lambda: open_s3_connector(endpoint_url, bucket, prefix, credentials))
+
+    def _lease(self, key: _Key, opener: Callable[[], Connector]) -> ConnectorLease:
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
                 slot.users += 1
                 return ConnectorLease(self, key, slot.connector)
         # Opening may start a process: not while other threads wait for the lock.
-        opened = self._opener(root, account)
+        opened = opener()
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:

@@ -2,7 +2,8 @@
 
 For POSIX a credential records the local account the identity maps to (the gateway's
 identity mapping decides it; a credential cannot name another account) and its home
-folder; the user's guest collections act as that account. Users make their own
+folder; the user's guest collections act as that account. For S3 and ActiveScale it holds
+the user's keys (`s3_gateways`), the secrets sealed and never shown again. Users make their own
 credentials (no role needed, the gateway's policies decide); an endpoint administrator
 may make them for others on a gateway with ``admin_managed_credentials``. Others'
 credentials answer 404, so they never show.
@@ -19,7 +20,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import authz, documents, gateway_policies, paging, path_restrictions, schemas
+from isthmus.connect import (
+    authz,
+    documents,
+    gateway_policies,
+    paging,
+    path_restrictions,
+    s3_gateways,
+    schemas,
+)
 from isthmus.connect.authz import Caller
 from isthmus.connect.errors import bad_request, exists, gcs_error, invalid_input, not_found
 from isthmus.connect.identity_mapping import (
@@ -29,13 +38,16 @@ from isthmus.connect.identity_mapping import (
 )
 from isthmus.connect.models import Endpoint, StorageGateway, UserCredential
 from isthmus.connect.schemas import InvalidValueError
+from isthmus.core.encryption import SecretBox
 from isthmus.core.identities import IdentityDirectory
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.errors import AccountNotFound
 
 logger = logging.getLogger("isthmus.connect")
 
-POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_user_credential_policies}
+POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_user_credential_policies,
+                  documents.S3_CONNECTOR_ID: schemas.s3_user_credential_policies,
+                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_user_credential_policies}
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,16 @@ def invalid_credential(credential_id: object, why: str) -> Exception:
     return gcs_error(403, f"User credential {credential_id} cannot be used: {why}",
                      {"DATA_TYPE": "invalid_credential#1.0.0",
                       "user_credential_id": str(credential_id)})
+
+
+def credential_not_found(gateway: StorageGateway, identity_id: uuid.UUID,
+                         username: str) -> Exception:
+    return gcs_error(403, f"You have no user credential for {username} on storage gateway "
+                     f"{gateway.id}: register your keys with 'globus-connect-server "
+                     f"user-credentials s3-create {gateway.id}'",
+                     {"DATA_TYPE": "credential_not_found#1.0.0", "accounts": [
+                         {"DATA_TYPE": "account#1.0.0", "identity_id": str(identity_id),
+                          "storage_gateway_id": str(gateway.id), "username": username}]})
 
 
 def mapped_account(gateway: StorageGateway, identity_id: uuid.UUID,
@@ -93,10 +115,9 @@ def check_account(gateway: StorageGateway, username: str) -> LocalAccount:
     return account
 
 
-def standing(gateway: StorageGateway, identity_id: uuid.UUID, identity_username: str,
-             username: str | None) -> Standing:
-    """The account the identity maps to, which ``username`` (when given) must be, checked
-    against the gateway's policies, with its home folder."""
+def connector_username(gateway: StorageGateway, identity_id: uuid.UUID,
+                       identity_username: str, username: str | None) -> str:
+    """The account the identity maps to, which ``username`` (when given) must be."""
     local = mapped_account(gateway, identity_id, identity_username)
     if local is None:
         raise gcs_error(422, f"Identity {identity_username} maps to no account on storage "
@@ -104,6 +125,14 @@ def standing(gateway: StorageGateway, identity_id: uuid.UUID, identity_username:
     if username is not None and username != local:
         raise gcs_error(422, f"Identity {identity_username} maps to the account {local} on "
                         f"storage gateway {gateway.id}, not {username}")
+    return local
+
+
+def standing(gateway: StorageGateway, identity_id: uuid.UUID, identity_username: str,
+             username: str | None) -> Standing:
+    """The local account the identity maps to, which ``username`` (when given) must be,
+    checked against the gateway's policies, with its home folder."""
+    local = connector_username(gateway, identity_id, identity_username, username)
     account = check_account(gateway, local)
     try:
         home = path_restrictions.home_directory(str(gateway.document.get("root") or "/"),
@@ -147,9 +176,21 @@ def _identity_username(caller: Caller, identity_id: uuid.UUID,
     return found.username
 
 
+def _s3_username(gateway: StorageGateway, identity_id: uuid.UUID, identity_username: str,
+                 username: str | None) -> str:
+    """S3 keys need no local account: the mapped name identifies the credential."""
+    mapped = connector_username(gateway, identity_id, identity_username, username)
+    try:
+        gateway_policies.check_user_allowed(mapped, gateway.document.get("users_allow"),
+                                            gateway.document.get("users_deny"))
+    except gateway_policies.AccessPolicyError as error:
+        raise policy_refusal(error) from None
+    return mapped
+
+
 def create(
     session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any],
-    directory: IdentityDirectory,
+    directory: IdentityDirectory, box: SecretBox,
 ) -> dict[str, Any]:
     values = schemas.USER_CREDENTIAL.parse(body, creating=True)
     gateway = _gateway(session, endpoint, values["storage_gateway_id"])
@@ -161,10 +202,19 @@ def create(
             session, endpoint, caller, gateway):
         raise gcs_error(403, f"Identity {identity_id} is not in your identity set",
                         {"DATA_TYPE": "id_not_in_identity_set#1.0.0", "id": str(identity_id)})
-    policies = _check_policies(gateway, values.get("policies"))
     identity_username = _identity_username(caller, identity_id, directory)
-    found = standing(gateway, identity_id, identity_username, values.get("username"))
-    username = found.account.name
+    credential_id = uuid.uuid4()
+    if gateway.connector_id in documents.S3_CONNECTORS:
+        username = _s3_username(gateway, identity_id, identity_username, values.get("username"))
+        policies, sealed = s3_gateways.seal_policies(box, gateway, credential_id,
+                                                     values.get("policies"), None)
+        document: dict[str, Any] = {"policies": policies, s3_gateways.SEALED: sealed,
+                                    "home_directory": None}
+    else:
+        policies = _check_policies(gateway, values.get("policies"))
+        found = standing(gateway, identity_id, identity_username, values.get("username"))
+        username = found.account.name
+        document = {"policies": policies, "home_directory": found.home_directory}
     duplicate = session.scalar(select(UserCredential.id).where(
         UserCredential.storage_gateway_id == gateway.id,
         UserCredential.identity_id == identity_id, UserCredential.username == username))
@@ -172,10 +222,9 @@ def create(
         raise exists(f"Identity {identity_username} already has user credential {duplicate} "
                      f"for {username} on storage gateway {gateway.id}")
     credential = UserCredential(
-        id=uuid.uuid4(), endpoint_id=endpoint.id, storage_gateway_id=gateway.id,
+        id=credential_id, endpoint_id=endpoint.id, storage_gateway_id=gateway.id,
         identity_id=identity_id, identity_username=identity_username, username=username,
-        display_name=values.get("display_name"), invalid=False,
-        document={"policies": policies, "home_directory": found.home_directory},
+        display_name=values.get("display_name"), invalid=False, document=document,
     )
     session.add(credential)
     session.flush()
@@ -238,21 +287,31 @@ def get_document(session: Session, endpoint: Endpoint, caller: Caller,
 
 def update(
     session: Session, endpoint: Endpoint, caller: Caller, credential_id: str,
-    body: Mapping[str, Any], *, replace: bool,
+    body: Mapping[str, Any], box: SecretBox, *, replace: bool,
 ) -> dict[str, Any]:
     """PATCH (absent unchanged, null clears) or PUT; whose and where stay as made."""
     credential, gateway = require_own(session, endpoint, caller, credential_id)
     current = documents.user_credential_document(credential, gateway)
     values = schemas.USER_CREDENTIAL.parse(body, creating=False, stored=current)
+    s3 = gateway.connector_id in documents.S3_CONNECTORS
     if "username" in values and values["username"] != credential.username:
-        found = standing(gateway, credential.identity_id, credential.identity_username,
+        if s3:
+            _s3_username(gateway, credential.identity_id, credential.identity_username,
                          values["username"])
+        else:
+            found = standing(gateway, credential.identity_id, credential.identity_username,
+                             values["username"])
+            credential.document = {**credential.document,
+                                   "home_directory": found.home_directory}
         credential.username = values["username"]
-        credential.document = {**credential.document,
-                               "home_directory": found.home_directory}
     if "display_name" in values or replace:
         credential.display_name = values.get("display_name")
-    if "policies" in values or replace:
+    if ("policies" in values or replace) and s3:
+        policies, sealed = s3_gateways.seal_policies(box, gateway, credential.id,
+                                                     values.get("policies"), credential.document)
+        credential.document = {**credential.document, "policies": policies,
+                               s3_gateways.SEALED: sealed}
+    elif "policies" in values or replace:
         credential.document = {**credential.document,
                                "policies": _check_policies(gateway, values.get("policies"))}
     session.flush()

@@ -16,7 +16,10 @@
    folder of the user's own at the gateway root, named by their full username so
    ``alice@campus.edu`` never shares ``alice@<local domain>``'s; it is made on first use;
 4. the session borrows a connector over the collection root acting as the account, from a
-   pool keeping one per (root, account).
+   pool keeping one per (root, account). On an S3 or ActiveScale gateway there is no local
+   account: the mapped name finds the caller's user credential there, whose keys the
+   connector uses (none: `credential_not_found`, unless the gateway lets users without one
+   act with the server's own keys); the bucket decides what those keys may do.
 
 A guest collection (when the deployment gives a `GuestResolver`) needs only the ``https``
 scope; its files are reached as the owner's account, and what the caller may do at each
@@ -39,18 +42,20 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import path_restrictions
+from isthmus.connect import credentials, documents, path_restrictions, s3_gateways
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
 from isthmus.connect.data_paths import Access, DataPaths
 from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
-from isthmus.connect.models import Collection, StorageGateway
+from isthmus.connect.models import Collection, StorageGateway, UserCredential
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
 from isthmus.core.db import reading
+from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
@@ -147,7 +152,7 @@ class DataAccess:
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
         identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
-        guests: GuestResolver | None = None,
+        guests: GuestResolver | None = None, secret_box: SecretBox | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
@@ -158,6 +163,7 @@ class DataAccess:
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
         self.pool = pool or ConnectorPool()
         self.guests = guests
+        self.secret_box = secret_box
 
     def href(self, collection_id: uuid.UUID) -> str:
         """The path of a collection's ``https_url`` on this server (no trailing slash)."""
@@ -244,8 +250,44 @@ class DataAccess:
             raise APIError(503, "unavailable", "This collection's storage is not available "
                            "now") from None
 
+    def _s3_session(self, resolved: MappedCaller) -> DataSession:
+        location = resolved.location
+        identity_id = uuid.UUID(str(resolved.identity["id"]))
+        with reading(self.sessions) as session:
+            gateway = session.get(StorageGateway, location.storage_gateway_id)
+            assert gateway is not None  # a foreign key keeps it
+            credential = session.scalars(select(UserCredential).where(
+                UserCredential.storage_gateway_id == gateway.id,
+                UserCredential.identity_id == identity_id,
+                UserCredential.username == resolved.local_username,
+            ).order_by(UserCredential.created)).first()
+            keys = None
+            if credential is None and s3_gateways.credential_required(gateway):
+                raise credentials.credential_not_found(gateway, identity_id,
+                                                       resolved.local_username)
+            if credential is not None:
+                if credential.invalid or self.secret_box is None:
+                    raise credentials.invalid_credential(credential.id, "it has been "
+                                                         "invalidated")
+                try:
+                    keys = s3_gateways.keys_for(self.secret_box, credential,
+                                                location.root_path)
+                except SealedValueError:
+                    logger.warning("user credential %s: its S3 secret does not open",
+                                   credential.id)
+                    raise credentials.invalid_credential(
+                        credential.id, "its secret key cannot be read; register the keys "
+                        "again") from None
+            endpoint_url = s3_gateways.endpoint_url(gateway)
+        bucket, prefix = s3_gateways.bucket_and_prefix(location.root_path)
+        lease = self.pool.lease_s3(endpoint_url, bucket, prefix, keys)
+        rules = DataPaths(location.restrict_paths, UserPaths(None, resolved.local_username))
+        return DataSession(lease, rules, location.base_path, None)
+
     def _session(self, resolved: MappedCaller) -> DataSession:
         location = resolved.location
+        if location.connector_id in documents.S3_CONNECTORS:
+            return self._s3_session(resolved)
         account = LocalAccount.lookup(resolved.local_username)
         if location.groups_allow or location.groups_deny:
             try:

@@ -23,8 +23,13 @@ from isthmus.connect.models import (
 API_VERSION = "1.32.0"
 MANAGER_VERSION = "5.4.76"
 POSIX_CONNECTOR_ID = uuid.UUID("145812c8-decc-41f1-83cf-bb2a85a2a70b")
+S3_CONNECTOR_ID = uuid.UUID("7643e831-5f6c-4b47-a07f-8ee90f401d23")
+ACTIVESCALE_CONNECTOR_ID = uuid.UUID("7251f6c8-93c9-11eb-95ba-12704e0d6a4d")
 # The connectors this server has, by id: what `connector_id` may name.
-CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX"}
+CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX", S3_CONNECTOR_ID: "S3",
+              ACTIVESCALE_CONNECTOR_ID: "ActiveScale"}
+# Those that reach object storage through S3's API with users' keys.
+S3_CONNECTORS = frozenset({S3_CONNECTOR_ID, ACTIVESCALE_CONNECTOR_ID})
 DEFAULT_AUTHENTICATION_TIMEOUT_MINS = 15840  # 11 days, as GCS
 
 # Private gateway and collection fields: shown with include=private_policies to administrators.

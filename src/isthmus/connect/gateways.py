@@ -33,7 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "process_user": None, "load_dsi_module": None,
 }
 # Each connector's gateway policy document.
-POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_storage_policies}
+POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_storage_policies,
+                  documents.S3_CONNECTOR_ID: schemas.s3_storage_policies,
+                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_storage_policies}
 INCLUDES = ("private_policies",)
 
 

@@ -187,6 +187,49 @@ posix_collection_policies = typed_document(
     {"sharing_groups_allow": _groups, "sharing_groups_deny": _groups})
 posix_user_credential_policies = typed_document("posix_user_credential_policies", {})
 
+
+def url(value: Any) -> str:
+    checked: str = text(2048, single_line=True, non_empty=True)(value)
+    if not re.match(r"^https?://[^/\s]+", checked):
+        raise InvalidValueError("must be an http or https URL")
+    return checked
+
+
+_bucket = text(63, single_line=True, non_empty=True)
+# S3 and ActiveScale share one policy document, as in GCS (1.3.0's fields included).
+s3_storage_policies = typed_document("s3_storage_policies", {
+    "s3_endpoint": url, "s3_buckets": text_list(1024, _bucket),
+    "s3_user_credential_required": boolean, "s3_allow_multi_keys": boolean,
+    "s3_requester_pays": boolean, "s3_restore": boolean,
+    "s3_storage_class": text(64, single_line=True),
+})
+s3_collection_policies = typed_document("s3_collection_policies", {})
+_s3_key_id = text(128, single_line=True, non_empty=True)
+_s3_secret = text(256, single_line=True, non_empty=True)
+
+
+def _s3_multi_key(value: Any) -> dict[str, Any]:
+    """One ``s3_multi_keys`` entry; a null secret (in an update) deletes the entry."""
+    if not isinstance(value, dict):
+        raise InvalidValueError("must be an object")
+    unknown = set(value) - {"path_prefixes", "s3_key_id", "s3_secret_key"}
+    if unknown:
+        raise InvalidValueError(f"has an unknown property {sorted(unknown)[0]!r}")
+    entry: dict[str, Any] = {
+        "path_prefixes": text_list(256, absolute_path)(value.get("path_prefixes", [])),
+        "s3_key_id": _s3_key_id(value.get("s3_key_id")),
+    }
+    if "s3_secret_key" in value:
+        secret = value["s3_secret_key"]
+        entry["s3_secret_key"] = None if secret is None else _s3_secret(secret)
+    return entry
+
+
+s3_user_credential_policies = typed_document("s3_user_credential_policies", {
+    "s3_key_id": _s3_key_id, "s3_secret_key": _s3_secret, "s3_requester_pays": boolean,
+    "s3_multi_keys": text_list(100, _s3_multi_key),
+})
+
 domain_document = typed_document("domain", {
     "domain_name": domain_name, "wildcard": boolean, "certificate": text(65536),
     "certificate_chain": text(65536), "private_key": text(65536),

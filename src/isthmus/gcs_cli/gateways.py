@@ -1,7 +1,7 @@
 """`storage-gateway ...`: storage gateways through the Manager's /api/storage_gateways.
 
 `create` and `update` take the connector as a subcommand, as GCS does; this server has the
-POSIX connector, and the S3, ActiveScale and WebDAV ones arrive with issue [5 of 5].
+POSIX, S3 and ActiveScale connectors, and the WebDAV one arrives with issue [5 of 5].
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ from isthmus.gcs_cli.common import (
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
 
 POSIX_CONNECTOR_ID = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
+# S3 and ActiveScale gateways share the S3 policy document, as in GCS: (id, what it is).
+S3_CONNECTORS = {
+    "s3": ("7643e831-5f6c-4b47-a07f-8ee90f401d23",
+           "Amazon S3 and S3-compatible object storage"),
+    "activescale": ("7251f6c8-93c9-11eb-95ba-12704e0d6a4d",
+                    "Quantum ActiveScale object storage"),
+}
 
 
 def connector_name(document: dict[str, Any] | Any) -> str:
@@ -88,6 +95,33 @@ def _posix_options(function: Any) -> Any:
     return function
 
 
+def _s3_options(function: Any) -> Any:
+    for option in reversed([
+        click.option("--s3-endpoint", metavar="URL",
+                     help="The S3 API's URL (default: Amazon S3 itself)."),
+        click.option("--bucket", "buckets", multiple=True,
+                     help="A bucket shown to users who do not own it (repeatable)."),
+        click.option("--s3-user-credential/--s3-unauthenticated", "user_credential",
+                     default=None,
+                     help="Users register their own keys ('user-credentials s3-create'), or "
+                          "act with the server's own (default: their own)."),
+        click.option("--s3-allow-multi-keys/--s3-single-key", "multi_keys", default=None,
+                     help="Let a user credential hold more key pairs, each for some path "
+                          "prefixes ('user-credentials s3-keys-add')."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _s3_policies(options: dict[str, Any]) -> dict[str, Any]:
+    policies: dict[str, Any] = {}
+    set_if(policies, "s3_endpoint", options.pop("s3_endpoint", None))
+    set_if(policies, "s3_buckets", options.pop("buckets", None))
+    set_if(policies, "s3_user_credential_required", options.pop("user_credential", None))
+    set_if(policies, "s3_allow_multi_keys", options.pop("multi_keys", None))
+    return {"DATA_TYPE": "s3_storage_policies#1.0.0", **policies} if policies else {}
+
+
 def _document(options: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = {}
     set_if(document, "allowed_domains", options.get("domains"))
@@ -135,6 +169,50 @@ def create_posix(display_name: str, high_assurance: bool, **options: Any) -> Non
     output.print_created("Storage Gateway", created)
 
 
+def _create_s3(connector: str, title: str) -> click.Command:
+    @click.argument("display_name")
+    @_common_options
+    @_s3_options
+    @click.option("--high-assurance", is_flag=True,
+                  help="Require recent authentication and keep data off shared services.")
+    def command(display_name: str, high_assurance: bool, **options: Any) -> None:
+        if not options.get("domains"):
+            raise click.UsageError("Give at least one --domain whose identities may use it")
+        policies = _s3_policies(options)
+        document = {**_document(options), "display_name": display_name,
+                    "connector_id": S3_CONNECTORS[connector][0],
+                    "high_assurance": high_assurance}
+        if policies:
+            document["policies"] = policies
+        created = decoded(manager().gcs_client().create_storage_gateway(
+            _sdk_document(document)))
+        output.print_created("Storage Gateway", created)
+
+    command.__doc__ = f"Create a storage gateway for {title} (collections on its buckets)."
+    return create.command(connector)(command)
+
+
+def _update_s3(connector: str, title: str) -> click.Command:
+    @click.argument("storage_gateway_id")
+    @click.option("--display-name", help="The gateway's new name.")
+    @_common_options
+    @_s3_options
+    def command(storage_gateway_id: str, **options: Any) -> None:
+        policies = _s3_policies(options)
+        document = _document(options)
+        gateway_id = check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID")
+        client = manager().gcs_client()
+        if policies:  # the Manager replaces the policy document: keep what is not changed
+            current = decoded(client.get_storage_gateway(gateway_id)).get("policies") or {}
+            document["policies"] = {**current, **policies}
+        require_changes(document)
+        response = client.update_storage_gateway(gateway_id, _sdk_document(document))
+        output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
+
+    command.__doc__ = f"Change a storage gateway for {title} (policies given replace theirs)."
+    return update.command(connector)(command)
+
+
 for _name, _description in unavailable.CONNECTORS_TO_COME.items():
     create.add_command(unavailable.not_available(
         _name, f"Create a storage gateway for {_description}.",
@@ -163,6 +241,10 @@ def update_posix(storage_gateway_id: str, **options: Any) -> None:
                                                              _sdk_document(document))
     output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
 
+
+for _name, (_, _description) in S3_CONNECTORS.items():
+    _create_s3(_name, _description)
+    _update_s3(_name, _description)
 
 for _name, _description in unavailable.CONNECTORS_TO_COME.items():
     update.add_command(unavailable.not_available(
