@@ -12,7 +12,7 @@ from globus_sdk import MISSING, UserCredentialDocument
 
 from isthmus.gcs_cli import output, unavailable
 from isthmus.gcs_cli.base import GCSGroup
-from isthmus.gcs_cli.common import identity_id, manager, sdk_document
+from isthmus.gcs_cli.common import identity_id, manager, sdk_document, set_if
 from isthmus.gcs_cli.errors import EXIT_USAGE, CLIError
 from isthmus.gcs_cli.gateways import connector_name
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
@@ -51,12 +51,15 @@ def _create_s3(name: str, title: str) -> None:
                 s3_secret_key: str | None) -> None:
         session = manager()
         key_id, secret_key = _keys(s3_key_id, s3_secret_key)
-        document = sdk_document(UserCredentialDocument, {
+        fields: dict[str, Any] = {
             "storage_gateway_id": check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID"),
-            "identity_id": identity_id(session, globus_identity) if globus_identity else None,
-            "username": mapped_user, "display_name": display_name,
             "policies": {"DATA_TYPE": f"{POLICIES}#1.0.0", "s3_key_id": key_id,
-                         "s3_secret_key": secret_key}})
+                         "s3_secret_key": secret_key}}
+        if globus_identity:
+            fields["identity_id"] = identity_id(session, globus_identity)
+        set_if(fields, "username", mapped_user)
+        set_if(fields, "display_name", display_name)
+        document = sdk_document(UserCredentialDocument, fields)
         created = decoded(session.gcs_client().create_user_credential(document))
         output.print_created("User Credential", created)
 

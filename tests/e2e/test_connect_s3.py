@@ -1,0 +1,223 @@
+"""An S3 storage gateway over a real S3 server (moto's, on loopback): the endpoint's owner
+makes it with `globus-connect-server storage-gateway create s3`, registers keys with
+`user-credentials s3-create`, and puts a mapped collection on a bucket; files go in and out
+through the collection's HTTPS interface with curl; keys the bucket refuses and a missing
+credential are clear 4xx; and rclone, reading the bucket directly, finds exactly the files
+Isthmus wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from globus_sdk import AccessTokenAuthorizer, GCSClient, UserCredentialDocument
+
+from tests.conftest import User, _new_user, answer_login, shell_environment
+from tests.e2e.data_helpers import Answer, DataSite, curl, start_data_site
+from tests.e2e.helpers import native_login, pointed_at
+from tests.s3_server import MotoS3
+
+GCS = str(Path(sys.executable).with_name("globus-connect-server"))
+
+
+def gcs(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([GCS, *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=120, check=False)
+    assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def created_id(label: str, printed: str) -> str:
+    found = re.fullmatch(rf"{label} ID: ([0-9a-f-]{{36}})\n", printed)
+    assert found, printed
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class S3Site:
+    site: DataSite
+    moto: MotoS3
+    env: dict[str, str]  # the owner's shell, logged in to the endpoint
+    bucket: str
+    gateway_id: str
+    credential_id: str
+    collection_id: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.site.server.base_url}data/{self.collection_id}"
+
+    def token(self, user: User) -> str:
+        return self.site.token(user, collection_id=self.collection_id)
+
+    def manager(self, user: User) -> GCSClient:
+        scope = GCSClient.get_gcs_endpoint_scopes(self.site.endpoint_id).manage_collections
+        tokens = native_login(self.site.server, user.username, user.password, [str(scope)])
+        with pointed_at(self.site.server):
+            return GCSClient(self.site.server.manager_url, authorizer=AccessTokenAuthorizer(
+                tokens[self.site.endpoint_id]["access_token"]))
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3) -> Iterator[S3Site]:
+    root = tmp_path_factory.mktemp("connect-s3")
+    for site in start_data_site(root):
+        env = shell_environment(site.server, root / "home")
+        process = subprocess.Popen([GCS, "login", site.endpoint_id, "--no-local-server"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            answer_login(site.server, process, site.owner)
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, f"{out}\n{err}"
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        domain = site.owner.username.rpartition("@")[2]
+        bucket = moto_s3.new_bucket("lab")
+        gateway_id = created_id("Storage Gateway", gcs(
+            env, "storage-gateway", "create", "s3", "Lab object store", "--domain", domain,
+            "--s3-endpoint", moto_s3.endpoint_url, "--bucket", bucket,
+            "--s3-user-credential"))
+        credential_id = created_id("User Credential", gcs(
+            env, "user-credentials", "s3-create", gateway_id,
+            "--s3-key-id", moto_s3.key_id, "--s3-secret-key", moto_s3.secret_key))
+        collection_id = created_id("Collection", gcs(
+            env, "collection", "create", gateway_id, f"/{bucket}/projects", "Lab bucket"))
+        yield S3Site(site, moto_s3, env, bucket, gateway_id, credential_id, collection_id)
+
+
+def test_the_gateway_and_credential_documents(s3: S3Site) -> None:
+    gateway = json.loads(gcs(s3.env, "storage-gateway", "show", s3.gateway_id, "-F", "json"))
+    assert gateway["connector_id"] == "7643e831-5f6c-4b47-a07f-8ee90f401d23"
+    assert gateway["policies"] == {
+        "DATA_TYPE": "s3_storage_policies#1.0.0", "s3_endpoint": s3.moto.endpoint_url,
+        "s3_buckets": [s3.bucket], "s3_user_credential_required": True}
+    listed = gcs(s3.env, "user-credentials", "list", "--storage-gateway", s3.gateway_id,
+                 "-F", "json")
+    assert s3.moto.secret_key not in listed  # the secret is never shown again
+    (credential,) = json.loads(listed)
+    assert credential["id"] == s3.credential_id
+    assert credential["policies"]["s3_key_id"] == s3.moto.key_id
+    assert credential["policies"]["s3_secret_key"] is None
+    assert credential["username"] == s3.site.owner.username.partition("@")[0]
+    # At rest too: the database holds the secret sealed.
+    database = s3.site.server.data_dir / "isthmus.db"
+    if database.exists():
+        assert s3.moto.secret_key.encode() not in database.read_bytes()
+
+
+def test_files_go_in_and_out_through_https(s3: S3Site, tmp_path: Path) -> None:
+    token = s3.token(s3.site.owner)
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"a,b\n1,2\n" * 1000)
+    put = curl(s3.site.server, token, "-T", str(source), f"{s3.url}/report.csv")
+    assert put.status == 201, put.text
+    plain = s3.moto.client()
+    stored = plain.get_object(Bucket=s3.bucket, Key="projects/report.csv")["Body"].read()
+    assert stored == source.read_bytes()
+    got = curl(s3.site.server, token, f"{s3.url}/report.csv")
+    assert got.status == 200 and got.body == source.read_bytes()
+    ranged = curl(s3.site.server, token, "-r", "4-7", f"{s3.url}/report.csv")
+    assert ranged.status == 206 and ranged.body == b"1,2\n"
+    gone = curl(s3.site.server, token, "-X", "DELETE", f"{s3.url}/report.csv")
+    assert gone.status in (200, 204), gone.text
+    assert "Contents" not in plain.list_objects_v2(Bucket=s3.bucket, Prefix="projects/report")
+    missing = curl(s3.site.server, token, f"{s3.url}/report.csv")
+    assert missing.status == 404
+    plain.close()
+
+
+def _sdk_credential(s3: S3Site, user: User, key_id: str, secret: str) -> tuple[GCSClient, str]:
+    client = s3.manager(user)
+    created = client.create_user_credential(UserCredentialDocument(
+        storage_gateway_id=s3.gateway_id, policies={
+            "DATA_TYPE": "s3_user_credential_policies#1.0.0", "s3_key_id": key_id,
+            "s3_secret_key": secret}))
+    assert created.http_status == 201
+    assert created["policies"]["s3_secret_key"] is None
+    return client, str(created["id"])
+
+
+def _list(s3: S3Site, token: str) -> Answer:
+    return curl(s3.site.server, token, "-X", "PROPFIND", "-H", "Depth: 1", f"{s3.url}/")
+
+
+def test_no_credential_and_refused_keys_are_clear_4xx(s3: S3Site) -> None:
+    member = _new_user(s3.site.server, "member")
+    token = s3.token(member)
+    missing = _list(s3, token)
+    assert missing.status == 403, missing.text
+    body = json.loads(missing.body)
+    assert body["detail"]["DATA_TYPE"] == "credential_not_found#1.0.0"
+    assert f"user-credentials s3-create {s3.gateway_id}" in body["message"]
+
+    client, credential_id = _sdk_credential(s3, member, "AKIANOTISSUEDBYMOTO0", "wrong")
+    refused = _list(s3, token)
+    assert refused.status == 403, refused.text
+    assert "InvalidAccessKeyId" in json.loads(refused.body)["message"]
+    put = curl(s3.site.server, token, "-T", "/etc/hostname", f"{s3.url}/nope")
+    assert put.status == 403
+
+    # New keys take effect at once (a connector is pooled per key pair, not per user).
+    client.update_user_credential(credential_id, UserCredentialDocument(policies={
+        "DATA_TYPE": "s3_user_credential_policies#1.0.0", "s3_key_id": s3.moto.key_id,
+        "s3_secret_key": s3.moto.secret_key}))
+    assert _list(s3, token).status == 207
+    client.delete_user_credential(credential_id)
+    assert _list(s3, token).status == 403
+
+
+def test_a_collection_above_every_bucket_is_refused(s3: S3Site) -> None:
+    done = subprocess.run([GCS, "collection", "create", s3.gateway_id, "/", "No bucket"],
+                          capture_output=True, text=True, env=s3.env, timeout=120,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 1
+    assert "must be rooted in a bucket" in done.stderr and "422" in done.stderr
+
+
+def _rclone(moto: MotoS3, *args: str) -> subprocess.CompletedProcess[str]:
+    # Only this remote's settings: no AWS_* of the machine (a CA bundle, a profile).
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env: dict[str, Any] = {**clean, "RCLONE_CONFIG": os.devnull, "RCLONE_CONFIG_MOTO_TYPE": "s3",
+                           "RCLONE_CONFIG_MOTO_PROVIDER": "Other",
+                           "RCLONE_CONFIG_MOTO_ENDPOINT": moto.endpoint_url,
+                           "RCLONE_CONFIG_MOTO_ACCESS_KEY_ID": moto.key_id,
+                           "RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY": moto.secret_key,
+                           "RCLONE_CONFIG_MOTO_REGION": "us-east-1",
+                           "RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE": "true"}
+    return subprocess.run(["rclone", *args], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+
+
+def test_rclone_sees_exactly_the_files_isthmus_wrote(s3: S3Site, tmp_path: Path) -> None:
+    source = tmp_path / "tree"
+    files = {"a.txt": b"alpha\n", "sub/b.bin": os.urandom(70_000),
+             "sub/deeper/c.txt": b"", "d\u00e9j\u00e0 vu.txt": "ünïcode\n".encode()}
+    for name, data in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    token = s3.token(s3.site.owner)
+    base = f"{s3.url}/tree"
+    assert curl(s3.site.server, token, "-X", "MKCOL", base).status == 201
+    for folder in ("sub", "sub/deeper"):
+        assert curl(s3.site.server, token, "-X", "MKCOL", f"{base}/{folder}").status == 201
+    for name in files:
+        put = curl(s3.site.server, token, "-T", str(source / name),
+                   f"{base}/{name.replace(' ', '%20')}")
+        assert put.status == 201, put.text
+    checked = _rclone(s3.moto, "check", str(source), f"moto:{s3.bucket}/projects/tree")
+    assert checked.returncode == 0, checked.stderr
+    assert "0 differences found" in checked.stderr
+    assert f"{len(files)} matching files" in checked.stderr
