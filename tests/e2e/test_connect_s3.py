@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from globus_sdk import AccessTokenAuthorizer, GCSClient, UserCredentialDocument
+from globus_sdk import (
+    AccessTokenAuthorizer,
+    GCSAPIError,
+    GCSClient,
+    S3StoragePolicies,
+    StorageGatewayDocument,
+    UserCredentialDocument,
+)
 
 from tests.conftest import User, _new_user, answer_login, shell_environment
 from tests.e2e.data_helpers import Answer, DataSite, curl, start_data_site
@@ -221,3 +228,90 @@ def test_rclone_sees_exactly_the_files_isthmus_wrote(s3: S3Site, tmp_path: Path)
     assert checked.returncode == 0, checked.stderr
     assert "0 differences found" in checked.stderr
     assert f"{len(files)} matching files" in checked.stderr
+
+
+def test_more_key_pairs_each_for_some_path_prefixes(s3: S3Site) -> None:
+    locked_path = f"/{s3.bucket}/projects/locked"
+    collection_id = created_id("Collection", gcs(
+        s3.env, "collection", "create", s3.gateway_id, locked_path, "Locked part"))
+    token = s3.site.token(s3.site.owner, collection_id=collection_id)
+    url = f"{s3.site.server.base_url}data/{collection_id}/"
+
+    def status() -> int:
+        return curl(s3.site.server, token, "-X", "PROPFIND", "-H", "Depth: 1", url).status
+
+    assert status() == 207  # the credential's own keys
+    refused = subprocess.run(
+        [GCS, "user-credentials", "s3-keys-add", s3.credential_id, "--path-prefix",
+         locked_path, "--s3-key-id", "AKIAOTHERKEY00000000", "--s3-secret-key", "x"],
+        capture_output=True, text=True, env=s3.env, timeout=120, stdin=subprocess.DEVNULL,
+        check=False)
+    assert refused.returncode == 1 and "s3_allow_multi_keys" in refused.stderr
+    gcs(s3.env, "storage-gateway", "update", "s3", s3.gateway_id, "--s3-allow-multi-keys")
+    gateway = json.loads(gcs(s3.env, "storage-gateway", "show", s3.gateway_id, "-F", "json"))
+    assert gateway["policies"]["s3_allow_multi_keys"] is True
+    assert gateway["policies"]["s3_endpoint"] == s3.moto.endpoint_url  # the rest is kept
+
+    gcs(s3.env, "user-credentials", "s3-keys-add", s3.credential_id, "--path-prefix",
+        locked_path, "--s3-key-id", "AKIAOTHERKEY00000000", "--s3-secret-key", "not-issued")
+    assert status() == 403  # under that prefix, the other (unknown) key pair is used
+    assert _list(s3, s3.token(s3.site.owner)).status == 207  # elsewhere: the own keys
+    gcs(s3.env, "user-credentials", "s3-keys-update", s3.credential_id, "--s3-key-id",
+        "AKIAOTHERKEY00000000", "--path-prefix", f"/{s3.bucket}/elsewhere")
+    assert status() == 207
+    listed = gcs(s3.env, "user-credentials", "list", "-F", "json")
+    assert "not-issued" not in listed
+    (credential,) = [item for item in json.loads(listed) if item["id"] == s3.credential_id]
+    assert credential["policies"]["s3_multi_keys"] == [{
+        "path_prefixes": [f"/{s3.bucket}/elsewhere"], "s3_key_id": "AKIAOTHERKEY00000000",
+        "s3_secret_key": None}]
+    assert credential["policies"]["s3_key_id"] == s3.moto.key_id
+    gcs(s3.env, "user-credentials", "s3-keys-delete", s3.credential_id, "--s3-key-id",
+        "AKIAOTHERKEY00000000")
+    (credential,) = [item for item in json.loads(gcs(s3.env, "user-credentials", "list",
+                                                     "-F", "json"))
+                     if item["id"] == s3.credential_id]
+    assert credential["policies"]["s3_multi_keys"] == []
+    assert status() == 207
+
+
+def test_activescale_gateways_and_credentials(s3: S3Site) -> None:
+    domain = s3.site.owner.username.rpartition("@")[2]
+    gateway_id = created_id("Storage Gateway", gcs(
+        s3.env, "storage-gateway", "create", "activescale", "ActiveScale", "--domain", domain,
+        "--s3-endpoint", s3.moto.endpoint_url))
+    shown = gcs(s3.env, "storage-gateway", "show", gateway_id)
+    assert re.search(r"Connector:\s+ActiveScale", shown), shown
+    credential_id = created_id("User Credential", gcs(
+        s3.env, "user-credentials", "activescale-create", gateway_id, "--s3-key-id",
+        s3.moto.key_id, "--s3-secret-key", s3.moto.secret_key))
+    collection_id = created_id("Collection", gcs(
+        s3.env, "collection", "create", gateway_id, f"/{s3.bucket}", "Whole bucket"))
+    token = s3.site.token(s3.site.owner, collection_id=collection_id)
+    url = f"{s3.site.server.base_url}data/{collection_id}"
+    put = curl(s3.site.server, token, "-T", "/etc/hostname", f"{url}/from-activescale")
+    assert put.status == 201, put.text
+    assert s3.moto.client().head_object(Bucket=s3.bucket, Key="from-activescale")
+    gcs(s3.env, "collection", "update", collection_id, "--no-delete-protected")
+    gcs(s3.env, "collection", "delete", collection_id)
+    assert "Deleted User Credential" in gcs(s3.env, "user-credentials", "delete",
+                                            credential_id)
+
+
+def test_bad_s3_documents_are_refused(s3: S3Site) -> None:
+    client = s3.manager(s3.site.owner)
+    for policies, fragment in [
+        ({"DATA_TYPE": "s3_user_credential_policies#1.0.0", "s3_key_id": "k"},
+         "needs the s3_secret_key"),
+        ({"DATA_TYPE": "s3_user_credential_policies#1.0.0", "s3_key_id": "k",
+          "s3_secret_key": "s", "extra": 1}, "unknown property 'extra'"),
+        ({"DATA_TYPE": "posix_user_credential_policies#1.0.0"}, "DATA_TYPE must be"),
+    ]:
+        with pytest.raises(GCSAPIError) as refused:
+            client.create_user_credential(UserCredentialDocument(
+                storage_gateway_id=s3.gateway_id, policies=policies))
+        assert refused.value.http_status == 400 and fragment in refused.value.message
+    with pytest.raises(GCSAPIError) as refused:
+        client.update_storage_gateway(s3.gateway_id, StorageGatewayDocument(
+            policies=S3StoragePolicies(s3_endpoint="ftp://nowhere")))
+    assert refused.value.http_status == 400 and "http or https URL" in refused.value.message

@@ -266,10 +266,12 @@ class DataAccess:
                 raise credentials.credential_not_found(gateway, identity_id,
                                                        resolved.local_username)
             if credential is not None:
-                if credential.invalid or self.secret_box is None:
+                if credential.invalid:
                     raise credentials.invalid_credential(credential.id, "it has been "
                                                          "invalidated")
                 try:
+                    if self.secret_box is None:
+                        raise SealedValueError("this process holds no key to open secrets")
                     keys = s3_gateways.keys_for(self.secret_box, credential,
                                                 location.root_path)
                 except SealedValueError:
