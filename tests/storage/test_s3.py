@@ -182,3 +182,13 @@ def test_a_missing_bucket_is_not_found(moto_s3: MotoS3, connector_client: Any) -
     with pytest.raises(NotFound) as missing:
         connector.stat("/")
     assert "no-such-bucket-here" in str(missing.value)
+
+
+def test_a_directory_of_more_than_one_delete_batch_goes_whole(
+    bucket_target: StorageTarget,
+) -> None:
+    backing = bucket_target.backing
+    for index in range(1005):  # S3 deletes at most 1,000 keys a request
+        backing.put(f"/many/f{index}", b"")
+    bucket_target.connector.delete("/many", recursive=True)
+    assert backing.names("/") == set()

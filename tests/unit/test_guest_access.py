@@ -202,7 +202,8 @@ def _share(site: Site, sharer: Caller, base: str) -> str:
     credential = _write(site, lambda session, endpoint, _changes: credentials.create(
         session, endpoint, sharer, {
             "DATA_TYPE": "user_credential#1.0.0",
-            "storage_gateway_id": _gateway_id(site)}, site.services.auth))
+            "storage_gateway_id": _gateway_id(site)}, site.services.auth,
+        site.services.auth.secret_box))
     assert credential["username"] == getpass.getuser()
     assert credential["home_directory"] == "/" + sharer.username
     guest = _write(site, lambda session, endpoint, changes: collections.create(

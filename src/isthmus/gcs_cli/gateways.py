@@ -100,7 +100,8 @@ def _s3_options(function: Any) -> Any:
         click.option("--s3-endpoint", metavar="URL",
                      help="The S3 API's URL (default: Amazon S3 itself)."),
         click.option("--bucket", "buckets", multiple=True,
-                     help="A bucket shown to users who do not own it (repeatable)."),
+                     help="A bucket of the gateway's (s3_buckets; repeatable). Collections "
+                          "name their bucket in their base path: /BUCKET/..."),
         click.option("--s3-user-credential/--s3-unauthenticated", "user_credential",
                      default=None,
                      help="Users register their own keys ('user-credentials s3-create'), or "

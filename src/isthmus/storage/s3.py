@@ -16,7 +16,7 @@ import bisect
 import contextlib
 import io
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,7 @@ MAX_KEY_BYTES = 1024
 MTIME_METADATA = "mtime"
 # A path's canonical components (`paths.split`).
 Parts = list[str]
+_Batch = list[dict[str, str]]
 
 _NOT_FOUND = {"NoSuchKey", "NotFound", "404", "NoSuchUpload"}
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
@@ -344,14 +345,22 @@ class S3Connector(Connector):
         except (ClientError, BotoCoreError) as error:
             raise storage_error(error, path, self.bucket) from None
 
-    def _delete_keys(self, keys: Sequence[str], path: str) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": key} for key in keys[start:start + 1000]]
-            done = self._call("delete_objects", path,
-                              Delete={"Objects": batch, "Quiet": True})
-            for failed in done.get("Errors", []):
-                raise storage_error(ClientError({"Error": failed}, "DeleteObjects"), path,
-                                    self.bucket)
+    def _delete_keys(self, keys: Iterable[str], path: str) -> None:
+        """Delete in batches of S3's limit as the keys come (a listing may be long)."""
+        batch: _Batch = []
+        for key in keys:
+            batch.append({"Key": key})
+            if len(batch) == 1000:
+                self._delete_batch(batch, path)
+                batch = []
+        if batch:
+            self._delete_batch(batch, path)
+
+    def _delete_batch(self, batch: _Batch, path: str) -> None:
+        done = self._call("delete_objects", path, Delete={"Objects": batch, "Quiet": True})
+        for failed in done.get("Errors", []):
+            raise storage_error(ClientError({"Error": failed}, "DeleteObjects"), path,
+                                self.bucket)
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         source, target = self._parts(src), self._parts(dst)
@@ -404,7 +413,7 @@ class S3Connector(Connector):
             raise NotFound("No such file or directory", canonical)
         if not recursive and any(item["Key"] != marker for item in first):
             raise DirectoryNotEmpty("The directory is not empty", canonical)
-        self._delete_keys([item["Key"] for item in self._under(parts)], canonical)
+        self._delete_keys((item["Key"] for item in self._under(parts)), canonical)
 
     def set_mtime(self, path: str, mtime: float) -> None:
         """Files keep it in their metadata; S3 directories have no time to set."""
