@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,23 +30,13 @@ from globus_sdk import (
 from tests.conftest import User, _new_user, answer_login, shell_environment
 from tests.e2e.data_helpers import Answer, DataSite, curl, start_data_site
 from tests.e2e.helpers import native_login, pointed_at
+from tests.e2e.test_gcs_cli import GCS, created_id, ok
+from tests.e2e.test_gcs_cli import gcs as run_gcs
 from tests.s3_server import MotoS3
-
-GCS = str(Path(sys.executable).with_name("globus-connect-server"))
 
 
 def gcs(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([GCS, *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=120, check=False)
-    assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
-    return done.stdout
-
-
-def created_id(label: str, printed: str) -> str:
-    found = re.fullmatch(rf"{label} ID: ([0-9a-f-]{{36}})\n", printed)
-    assert found, printed
-    return found.group(1)
+    return ok(run_gcs(env, *args))
 
 
 @dataclass(frozen=True)
@@ -188,9 +177,7 @@ def test_no_credential_and_refused_keys_are_clear_4xx(s3: S3Site) -> None:
 
 
 def test_a_collection_above_every_bucket_is_refused(s3: S3Site) -> None:
-    done = subprocess.run([GCS, "collection", "create", s3.gateway_id, "/", "No bucket"],
-                          capture_output=True, text=True, env=s3.env, timeout=120,
-                          stdin=subprocess.DEVNULL, check=False)
+    done = run_gcs(s3.env, "collection", "create", s3.gateway_id, "/", "No bucket")
     assert done.returncode == 1
     assert "must be rooted in a bucket" in done.stderr and "422" in done.stderr
 
@@ -242,11 +229,9 @@ def test_more_key_pairs_each_for_some_path_prefixes(s3: S3Site) -> None:
         return curl(s3.site.server, token, "-X", "PROPFIND", "-H", "Depth: 1", url).status
 
     assert status() == 207  # the credential's own keys
-    refused = subprocess.run(
-        [GCS, "user-credentials", "s3-keys-add", s3.credential_id, "--path-prefix",
-         locked_path, "--s3-key-id", "AKIAOTHERKEY00000000", "--s3-secret-key", "x"],
-        capture_output=True, text=True, env=s3.env, timeout=120, stdin=subprocess.DEVNULL,
-        check=False)
+    refused = run_gcs(s3.env, "user-credentials", "s3-keys-add", s3.credential_id,
+                      "--path-prefix", locked_path, "--s3-key-id", "AKIAOTHERKEY00000000",
+                      "--s3-secret-key", "x")
     assert refused.returncode == 1 and "s3_allow_multi_keys" in refused.stderr
     gcs(s3.env, "storage-gateway", "update", "s3", s3.gateway_id, "--s3-allow-multi-keys")
     gateway = json.loads(gcs(s3.env, "storage-gateway", "show", s3.gateway_id, "-F", "json"))
