@@ -210,7 +210,7 @@ def _update_s3(connector: str, title: str) -> click.Command:
         response = client.update_storage_gateway(gateway_id, _sdk_document(document))
         output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
 
-    command.__doc__ = f"Change a storage gateway for {title} (policies given replace theirs)."
+    command.__doc__ = f"Change a storage gateway for {title} (options left out stay)."
     return update.command(connector)(command)
 
 
