@@ -22,6 +22,7 @@ from globus_sdk import (
     AccessTokenAuthorizer,
     GCSAPIError,
     GCSClient,
+    MappedCollectionDocument,
     S3StoragePolicies,
     StorageGatewayDocument,
     UserCredentialDocument,
@@ -32,6 +33,7 @@ from tests.e2e.data_helpers import Answer, DataSite, curl, start_data_site
 from tests.e2e.helpers import native_login, pointed_at
 from tests.e2e.test_gcs_cli import GCS, created_id, ok
 from tests.e2e.test_gcs_cli import gcs as run_gcs
+from tests.live import start_server
 from tests.s3_server import MotoS3
 
 
@@ -57,11 +59,16 @@ class S3Site:
         return self.site.token(user, collection_id=self.collection_id)
 
     def manager(self, user: User) -> GCSClient:
-        scope = GCSClient.get_gcs_endpoint_scopes(self.site.endpoint_id).manage_collections
-        tokens = native_login(self.site.server, user.username, user.password, [str(scope)])
-        with pointed_at(self.site.server):
-            return GCSClient(self.site.server.manager_url, authorizer=AccessTokenAuthorizer(
-                tokens[self.site.endpoint_id]["access_token"]))
+        return manager_client(self.site, user)
+
+
+def manager_client(site: DataSite, user: User) -> GCSClient:
+    """The official SDK's GCSClient on the endpoint, with ``user``'s token."""
+    scope = GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections
+    tokens = native_login(site.server, user.username, user.password, [str(scope)])
+    with pointed_at(site.server):
+        return GCSClient(site.server.manager_url, authorizer=AccessTokenAuthorizer(
+            tokens[site.endpoint_id]["access_token"]))
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +308,35 @@ def test_bad_s3_documents_are_refused(s3: S3Site) -> None:
         client.update_storage_gateway(s3.gateway_id, StorageGatewayDocument(
             policies=S3StoragePolicies(s3_endpoint="ftp://nowhere")))
     assert refused.value.http_status == 400 and "http or https URL" in refused.value.message
+
+
+def test_a_gateway_without_user_credentials_acts_with_the_servers_own_keys(
+    tmp_path: Path, moto_s3: MotoS3,
+) -> None:
+    """``s3_user_credential_required: false``: boto3's default chain, here the server's
+    environment, as a GCS node's instance role."""
+    live = start_server(tmp_path / "data", AWS_ACCESS_KEY_ID=moto_s3.key_id,
+                        AWS_SECRET_ACCESS_KEY=moto_s3.secret_key)
+    try:
+        owner = _new_user(live, "owner")
+        endpoint = re.search(r"Globus Connect Server endpoint: ([0-9a-f-]{36})", live.log())
+        assert endpoint, live.log()
+        site = DataSite(live, owner, endpoint.group(1), "")
+        bucket = moto_s3.new_bucket("shared")
+        client = manager_client(site, owner)
+        gateway = client.create_storage_gateway(StorageGatewayDocument(
+            display_name="Shared", connector_id="7643e831-5f6c-4b47-a07f-8ee90f401d23",
+            allowed_domains=[owner.username.rpartition("@")[2]],
+            policies=S3StoragePolicies(s3_endpoint=moto_s3.endpoint_url,
+                                       s3_user_credential_required=False)))
+        collection = client.create_collection(MappedCollectionDocument(
+            display_name="Shared bucket", storage_gateway_id=gateway["id"],
+            collection_base_path=f"/{bucket}"))
+        token = site.token(owner, collection_id=collection["id"])
+        url = f"{live.base_url}data/{collection['id']}"
+        put = curl(live, token, "-T", "/etc/hostname", f"{url}/hostname")
+        assert put.status == 201, put.text
+        stored = moto_s3.client().get_object(Bucket=bucket, Key="hostname")["Body"].read()
+        assert stored == Path("/etc/hostname").read_bytes()
+    finally:
+        live.stop()
