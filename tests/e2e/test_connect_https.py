@@ -37,6 +37,7 @@ from tests.e2e.data_helpers import (
     DataSite,
     collection_scopes,
     curl,
+    rclone,
     start_data_site,
 )
 from tests.e2e.helpers import (
@@ -431,18 +432,6 @@ def test_gcs_downloader_reads_through_the_redirect_contract(
 # --- rclone's webdav backend -------------------------------------------------------------------
 
 
-def rclone(site: DataSite, token: str, url: str, config_dir: Path,
-           *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
-    env.update(RCLONE_CONFIG=str(config_dir / "rclone.conf"),
-               RCLONE_CONFIG_ISTHMUS_TYPE="webdav", RCLONE_CONFIG_ISTHMUS_URL=url,
-               RCLONE_CONFIG_ISTHMUS_VENDOR="other", RCLONE_CONFIG_ISTHMUS_BEARER_TOKEN=token,
-               NO_PROXY="127.0.0.1,localhost")
-    return subprocess.run(["rclone", "--ca-cert", site.server.ca_file, "--retries", "1",
-                           *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
-
-
 def test_rclone_lists_copies_moves_and_checks_through_webdav(
     site: DataSite, alice: User, alice_token: str, tmp_path: Path,
 ) -> None:
@@ -454,7 +443,7 @@ def test_rclone_lists_copies_moves_and_checks_through_webdav(
     (local / "sub" / "deep" / "données ✓.txt").write_text("unicode names too")
 
     def run(*args: str) -> str:
-        done = rclone(site, alice_token, site.home_url(alice), tmp_path, *args)
+        done = rclone(site.server, alice_token, site.home_url(alice), tmp_path, *args)
         assert done.returncode == 0, f"rclone {' '.join(args)}: {done.stderr}"
         return done.stdout
 
@@ -465,14 +454,14 @@ def test_rclone_lists_copies_moves_and_checks_through_webdav(
     assert (on_disk / "sub" / "b.bin").read_bytes() == (local / "sub" / "b.bin").read_bytes()
     run("check", "--download", str(local), "isthmus:tree")
     # The same folder through ~, the user's home.
-    tilde = rclone(site, alice_token, site.url + "/~", tmp_path, "lsf", "isthmus:")
+    tilde = rclone(site.server, alice_token, site.url + "/~", tmp_path, "lsf", "isthmus:")
     assert tilde.returncode == 0 and "tree/" in tilde.stdout.splitlines(), tilde.stderr
 
     run("moveto", "isthmus:tree/a.txt", "isthmus:tree/sub/moved.txt")
     assert not (on_disk / "a.txt").exists()
     assert (on_disk / "sub" / "moved.txt").read_text() == "hello from rclone"
     # check sees the difference now: it compares, it does not just succeed.
-    differs = rclone(site, alice_token, site.home_url(alice), tmp_path,
+    differs = rclone(site.server, alice_token, site.home_url(alice), tmp_path,
                      "check", "--download", str(local), "isthmus:tree")
     assert differs.returncode != 0
 

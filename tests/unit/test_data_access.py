@@ -101,6 +101,15 @@ def test_wildcards_walk_through_and_make_trees_err_towards_refusing() -> None:
     assert plain.least_within("/home/ann") is Access.READ_WRITE
 
 
+def test_a_leading_wildcard_may_match_in_any_tree() -> None:
+    # fnmatch's "*" crosses "/": "*.key" refuses keys in every folder, so no tree is whole.
+    rules = DataPaths({"read_write": ["$HOME"], "none": ["*.key"]}, UserPaths("/ann", "ann"))
+    assert rules.access("/ann/proj/id.key") is Access.NONE
+    assert rules.access("/ann/proj/notes.txt") is Access.READ_WRITE
+    assert rules.least_within("/ann/proj") is Access.NONE
+    assert rules.readable_below("/") == ["/ann"]
+
+
 @pytest.mark.parametrize(("document", "expected"), [
     (None, Access.READ_WRITE),  # no restrictions set: everything
     ({}, Access.NONE),  # restrictions that list nothing: nothing
