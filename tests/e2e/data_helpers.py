@@ -121,3 +121,8 @@ def rclone(server: LiveServer, token: str, url: str, config_dir: Path,
     return subprocess.run(["rclone", "--ca-cert", server.ca_file, "--retries", "1",
                            *args], capture_output=True, text=True, env=env, timeout=300,
                           check=False)
+
+
+def hrefs(multistatus: str) -> list[str]:
+    """The hrefs of a PROPFIND's multistatus answer, in order."""
+    return re.findall(r"<D:href>([^<]*)</D:href>", multistatus)

@@ -37,6 +37,7 @@ from tests.e2e.data_helpers import (
     DataSite,
     collection_scopes,
     curl,
+    hrefs,
     rclone,
     start_data_site,
 )
@@ -94,10 +95,6 @@ def curl_input(site: DataSite, token: str, data: bytes, *args: str) -> Answer:
 
 def dav(site: DataSite, token: str | None, method: str, url: str, *args: str) -> Answer:
     return curl(site.server, token, "-X", method, *args, url)
-
-
-def hrefs(answer: Answer) -> list[str]:
-    return re.findall(r"<D:href>([^<]*)</D:href>", answer.text)
 
 
 def repr_digests(value: str) -> dict[str, bytes]:
@@ -503,7 +500,7 @@ def test_webdav_protocol_details(site: DataSite, alice: User, alice_token: str) 
     assert "<D:getcontentlength>3</D:getcontentlength>" in found.text
     assert "HTTP/1.1 404 Not Found" in found.text and "color" in found.text
     listing = dav(site, alice_token, "PROPFIND", home + "/dav", "-H", "Depth: 1")
-    assert hrefs(listing) == [f"/data/{site.collection_id}/{quote(alice.username)}/dav/",
+    assert hrefs(listing.text) == [f"/data/{site.collection_id}/{quote(alice.username)}/dav/",
                               f"/data/{site.collection_id}/{quote(alice.username)}/dav/one.txt"]
     assert dav(site, alice_token, "PROPFIND", home + "/dav", "-H", "Depth: 1",
                "--data-binary", "<not xml").status == 400
@@ -579,7 +576,7 @@ def test_path_escapes_are_refused_and_nothing_outside_is_touched(
     assert nul.status == 400
     assert curl(site.server, alice_token, f"{home}/%ff%fe").status == 400
     listing = dav(site, alice_token, "PROPFIND", home, "-H", "Depth: 1")
-    assert not any(href.endswith("/escape") for href in hrefs(listing))
+    assert not any(href.endswith("/escape") for href in hrefs(listing.text))
 
     assert outside_state(site.server.data_dir.parent) == before
     assert sorted(os.listdir(site.home_dir(bob))) == ["bob.txt"]
@@ -605,7 +602,7 @@ def test_another_user_cannot_reach_my_home_folder(
     # there.
     root = dav(site, bob_token, "PROPFIND", site.url + "/", "-H", "Depth: 1")
     assert root.status == 207
-    assert hrefs(root) == [f"/data/{site.collection_id}/",
+    assert hrefs(root.text) == [f"/data/{site.collection_id}/",
                            f"/data/{site.collection_id}/{quote(bob.username)}/"]
     assert put(site, bob_token, site.url + "/at-the-root.txt", b"x").status == 403
     assert not (site.files / "at-the-root.txt").exists()
