@@ -41,6 +41,7 @@ class Access(IntEnum):
 
 
 _FROM_PERMISSION = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
+_TO_PERMISSION = {access: permission for permission, access in _FROM_PERMISSION.items()}
 
 
 def from_permission(permission: str) -> Access:
@@ -50,8 +51,7 @@ def from_permission(permission: str) -> Access:
 
 def to_permission(access: Access) -> str:
     """An `Access` as the permission it includes (walking through is no permission)."""
-    return READ_WRITE if access is Access.READ_WRITE else READ if access is Access.READ \
-        else NO_ACCESS
+    return NO_ACCESS if access is Access.TRAVERSE else _TO_PERMISSION[access]
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,8 @@ class ShareableArea:
     def readable_below(self, path: str) -> list[str]:
         """Mapped collection paths strictly beneath canonical ``path`` that a restriction
         names readable (where walking through may lead)."""
-        return [*(found for named in self._gateway().readable_below(
-                      _join(self.mapped_base, path))
-                  if (found := path_restrictions.within(self.mapped_base, named)) is not None),
-                *self._sharing().readable_below(path)]
+        gateway = self._gateway().readable_below(_join(self.mapped_base, path))
+        return [*_inside(self.mapped_base, gateway), *self._sharing().readable_below(path)]
 
     def _gateway(self) -> DataPaths:
         return DataPaths(self.gateway_restrictions, self.gateway_paths)
@@ -113,12 +111,17 @@ class GuestPolicy:
 
     def readable_below(self, path: str) -> list[str]:
         """Guest paths strictly beneath canonical ``path`` that the owner may share."""
-        return [found for named in self.area.readable_below(_join(self.guest_base, path))
-                if (found := path_restrictions.within(self.guest_base, named)) is not None]
+        return _inside(self.guest_base, self.area.readable_below(_join(self.guest_base, path)))
 
 
 def _join(base: str, path: str) -> str:
     return paths.normalize(base.rstrip("/") + "/" + path.lstrip("/"))
+
+
+def _inside(base: str, named: Iterable[str]) -> list[str]:
+    """Canonical paths relative to ``base``, leaving out those outside it."""
+    return [found for path in named
+            if (found := path_restrictions.within(base, path)) is not None]
 
 
 def covers(rule_path: str, path: str) -> bool:
