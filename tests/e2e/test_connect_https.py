@@ -27,7 +27,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 import globus_sdk
 import pytest
 import requests
-from globus_sdk import GCSClient, GlobusAppConfig, MappedCollectionDocument
+from globus_sdk import (
+    GCSClient,
+    GlobusAppConfig,
+    MappedCollectionDocument,
+    StorageGatewayDocument,
+)
 from globus_sdk.experimental.gcs_downloader import GCSDownloader
 
 from tests.browser import Browser
@@ -611,20 +616,61 @@ def test_another_user_cannot_reach_my_home_folder(
     assert (site.home_dir(bob) / "tilde.txt").read_bytes() == b"mine"
 
 
+def owner_gcs(site: DataSite) -> tuple[GCSClient, str]:
+    """The endpoint owner's GCS client, and the id of the gateway of "<host> files"."""
+    manage = str(GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections)
+    owner_tokens = native_login(site.server, site.owner.username, site.owner.password,
+                                [manage])
+    gcs = GCSClient(site.server.manager_url, authorizer=globus_sdk.AccessTokenAuthorizer(
+        owner_tokens[site.endpoint_id]["access_token"]))
+    gateway = next(item["id"] for item in gcs.get_storage_gateway_list()
+                   if item["root"] == str(site.files))
+    return gcs, str(gateway)
+
+
+def test_a_restriction_deeper_down_refuses_whole_tree_operations(
+    site: DataSite, alice: User, alice_token: str,
+) -> None:
+    home = site.home_url(alice)
+    folder = site.home_dir(alice) / "keys"
+    (folder / "deep").mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_bytes(b"notes")
+    (folder / "deep" / "id.key").write_bytes(b"private key")
+    with pointed_at(site.server):
+        gcs, gateway = owner_gcs(site)
+        restrictions = gcs.get_storage_gateway(gateway, include="private_policies")[
+            "restrict_paths"]
+        # fnmatch's "*" crosses "/": no *.key file anywhere is the user's.
+        gcs.update_storage_gateway(gateway, StorageGatewayDocument(additional_fields={
+            "restrict_paths": {**restrictions, "none": ["*.key"]}}))
+        try:
+            assert curl(site.server, alice_token, f"{home}/keys/deep/id.key").status == 403
+            refused = [
+                dav(site, alice_token, "DELETE", f"{home}/keys"),
+                dav(site, alice_token, "MOVE", f"{home}/keys", "-H",
+                    f"Destination: {home}/moved"),
+                dav(site, alice_token, "COPY", f"{home}/keys", "-H",
+                    f"Destination: {home}/copied"),
+            ]
+            assert [answer.status for answer in refused] == [403] * 3, [
+                answer.text for answer in refused]
+            assert (folder / "deep" / "id.key").read_bytes() == b"private key"
+            assert not (site.home_dir(alice) / "moved").exists()
+            assert not (site.home_dir(alice) / "copied").exists()
+            assert dav(site, alice_token, "DELETE", f"{home}/keys/notes.txt").status == 204
+        finally:
+            gcs.update_storage_gateway(gateway, StorageGatewayDocument(
+                additional_fields={"restrict_paths": restrictions}))
+
+
 def test_tokens_for_other_collections_or_scopes_are_refused(
     site: DataSite, alice: User, alice_token: str,
 ) -> None:
     mine = site.home_url(alice) + "/guarded.txt"
     assert put(site, alice_token, mine, b"guarded").status == 201
     # A second collection on the same gateway: its token opens nothing here.
-    manage = str(GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections)
-    owner_tokens = native_login(site.server, site.owner.username, site.owner.password,
-                                [manage])
     with pointed_at(site.server):
-        gcs = GCSClient(site.server.manager_url, authorizer=globus_sdk.AccessTokenAuthorizer(
-            owner_tokens[site.endpoint_id]["access_token"]))
-        gateway = next(item["id"] for item in gcs.get_storage_gateway_list()
-                       if item["root"] == str(site.files))
+        gcs, gateway = owner_gcs(site)
         other = gcs.create_collection(MappedCollectionDocument(
             display_name="another view", storage_gateway_id=gateway,
             collection_base_path="/"))["id"]

@@ -378,14 +378,26 @@ class DataSession:
         return self.rules.access(self._gateway_path(path))
 
     def _reach(self, path: str, needed: Access, *, follow: bool = True,
-               tree: bool = False) -> str:
+               tree: bool = False, folder_lands: bool = False) -> str:
         """The real path an operation needing ``needed`` at ``path`` acts on, once both the
-        named and the real path allow it (everywhere beneath them with ``tree``)."""
-        self._allow(path, needed, tree=tree)
+        named and the real path allow it (with ``tree``, everywhere beneath them too when a
+        folder is there or ``folder_lands`` there: a file, a link or a new name holds
+        nothing else)."""
+        self._allow(path, needed, tree=False)
         real = self.connector.real_path(path, follow=follow)
         if real != path:
-            self._allow(real, needed, tree=tree)
+            self._allow(real, needed, tree=False)
+        if tree and (folder_lands or self._is_folder(real)):
+            self._allow(path, needed, tree=True)
+            if real != path:
+                self._allow(real, needed, tree=True)
         return real
+
+    def _is_folder(self, real: str) -> bool:
+        try:
+            return self.connector.stat(real).type is EntryType.DIR
+        except NotFound:
+            return False
 
     def _allow(self, path: str, needed: Access, *, tree: bool) -> None:
         gateway_path = self._gateway_path(path)
@@ -397,10 +409,11 @@ class DataSession:
             raise PermissionDenied(f"'{path}' may be read but not changed", path)
         raise PermissionDenied(f"'{path}' is outside the paths you may use here", path)
 
-    def _reach_new(self, path: str, *, tree: bool = False) -> str:
+    def _reach_new(self, path: str, *, tree: bool = False, folder_lands: bool = False) -> str:
         """`_reach` for a name to create or replace (a final link is the link itself)."""
         try:
-            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree)
+            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree,
+                               folder_lands=folder_lands)
         except NotFound:
             raise missing_parent(path) from None
 
@@ -472,7 +485,7 @@ class DataSession:
     def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
         """Move (rename) within the collection; True when ``destination`` was new."""
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         moved = self.connector.stat(old)  # NotFound names the source
         if new != old and path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
@@ -496,7 +509,7 @@ class DataSession:
         links to directories (which could loop) and links leading nowhere, left out. What
         the caller may not read refuses the whole copy before anything is written."""
         old = self._reach(source, Access.READ, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         if path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be copied onto or into itself")
         entry = self.connector.stat(old).resolved
