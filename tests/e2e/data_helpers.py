@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from globus_sdk import GCSClient
@@ -108,6 +109,16 @@ def _last_response(dump: str) -> tuple[int, dict[str, str]]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers
+
+
+class OnServer(Protocol):
+    @property
+    def server(self) -> LiveServer: ...
+
+
+def dav(site: OnServer, token: str | None, method: str, url: str, *args: str) -> Answer:
+    """curl with another method (WebDAV's, or DELETE and PUT) on a site's server."""
+    return curl(site.server, token, "-X", method, *args, url)
 
 
 def rclone(server: LiveServer, token: str, url: str, config_dir: Path,

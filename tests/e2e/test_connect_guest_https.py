@@ -28,7 +28,7 @@ from globus_sdk import (
 )
 
 from tests.conftest import EndpointSite, User, _new_user
-from tests.e2e.data_helpers import Answer, curl, hrefs, rclone
+from tests.e2e.data_helpers import curl, dav, hrefs, rclone
 from tests.e2e.helpers import native_login, pointed_at
 from tests.e2e.test_connect_guest import ACCOUNT, rule
 from tests.e2e.test_connect_manager_api import gcs_client
@@ -84,9 +84,6 @@ def on_disk(root: Path) -> dict[str, bytes]:
 def data_url(site: EndpointSite, guest: str) -> str:
     return f"{site.server.base_url}data/{guest}"
 
-
-def dav(site: EndpointSite, token: str | None, method: str, url: str, *args: str) -> Answer:
-    return curl(site.server, token, "-X", method, *args, url)
 
 
 def test_a_folder_shared_read_only_is_read_but_not_written_over_https(

@@ -42,6 +42,7 @@ from tests.e2e.data_helpers import (
     DataSite,
     collection_scopes,
     curl,
+    dav,
     hrefs,
     rclone,
     start_data_site,
@@ -96,10 +97,6 @@ def curl_input(site: DataSite, token: str, data: bytes, *args: str) -> Answer:
         return curl(site.server, token, *replaced)
     finally:
         source.unlink()
-
-
-def dav(site: DataSite, token: str | None, method: str, url: str, *args: str) -> Answer:
-    return curl(site.server, token, "-X", method, *args, url)
 
 
 def repr_digests(value: str) -> dict[str, bytes]:
