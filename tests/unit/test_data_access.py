@@ -101,6 +101,15 @@ def test_wildcards_walk_through_and_make_trees_err_towards_refusing() -> None:
     assert plain.least_within("/home/ann") is Access.READ_WRITE
 
 
+def test_a_leading_wildcard_may_match_in_any_tree() -> None:
+    # fnmatch's "*" crosses "/": "*.key" refuses keys in every folder, so no tree is whole.
+    rules = DataPaths({"read_write": ["$HOME"], "none": ["*.key"]}, UserPaths("/ann", "ann"))
+    assert rules.access("/ann/proj/id.key") is Access.NONE
+    assert rules.access("/ann/proj/notes.txt") is Access.READ_WRITE
+    assert rules.least_within("/ann/proj") is Access.NONE
+    assert rules.readable_below("/") == ["/ann"]
+
+
 @pytest.mark.parametrize(("document", "expected"), [
     (None, Access.READ_WRITE),  # no restrictions set: everything
     ({}, Access.NONE),  # restrictions that list nothing: nothing
@@ -465,6 +474,43 @@ def test_symlinks_cannot_lead_past_a_restriction(site: Site) -> None:
         session.delete(f"{session.home}/to-bob")  # the link goes, not what it points at
         assert (bob / "secret.txt").exists() and not (home / "to-bob").exists()
     assert not (bob / "new.txt").exists()
+
+
+def test_whole_tree_operations_look_beneath_folders_only(site: Site) -> None:
+    home = f"ann@{site.domain}"
+    token = site.token(home)
+    mine = site.files / home
+
+    def restrict(*none: str) -> DataSession:
+        site.edit(gateway={"restrict_paths": {"DATA_TYPE": "path_restrictions#1.0.0",
+                                              "read_write": ["$HOME"], "none": list(none)}})
+        return site.open(token, Method.GET, Method.PUT)
+
+    with restrict("$HOME/new/raw") as session:
+        (mine / "src" / "raw").mkdir(parents=True)
+        (mine / "src" / "raw" / "r.dat").write_bytes(b"raw")
+        # A folder moved or copied to "new" would put its raw/ where none may write...
+        for call in (lambda: session.move(f"/{home}/src", f"/{home}/new", overwrite=False),
+                     lambda: session.copy(f"/{home}/src", f"/{home}/new", overwrite=False,
+                                          recursive=True)):
+            with pytest.raises(PermissionDenied):
+                call()
+        assert not (mine / "new").exists()
+        # ...a file holds nothing else.
+        assert session.copy(f"/{home}/src/raw/r.dat", f"/{home}/new", overwrite=False,
+                            recursive=True)
+        assert (mine / "new").read_bytes() == b"raw"
+    with restrict("*.key") as session:
+        (mine / "notes.txt").write_bytes(b"notes")
+        (mine / "id.key").write_bytes(b"key")
+        # Any folder might hold a *.key file; a file is only itself.
+        with pytest.raises(PermissionDenied):
+            session.delete(f"/{home}/src")
+        with pytest.raises(PermissionDenied):
+            session.delete(f"/{home}/id.key")
+        session.delete(f"/{home}/notes.txt")
+        assert not (mine / "notes.txt").exists()
+        assert (mine / "src" / "raw" / "r.dat").exists() and (mine / "id.key").exists()
 
 
 # --- the connector pool ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ A guest collection (when the deployment gives a `GuestResolver`) needs only the 
 scope; its files are reached as the owner's account, and what the caller may do at each
 path is the guest decision (`access.resolve_guest`: access rules, owner and managers,
 capped by the gateway's and sharing restrictions), so no path restriction applies again.
+Where an ``anonymous`` rule covers a path, reads there need no token at all.
 
 Every `DataSession` operation checks the path the client named and the path it really
 reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
@@ -45,11 +46,11 @@ from isthmus.connect import path_restrictions
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
-from isthmus.connect.data_paths import Access, DataPaths
+from isthmus.connect.data_paths import Access, DataPaths, from_permission
 from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
+from isthmus.connect.guest_access import GuestDecision
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
-from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
 from isthmus.core.db import reading
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
@@ -188,14 +189,19 @@ class DataAccess:
 
     def open(
         self, collection_id: uuid.UUID, token: str | None, methods: Iterable[Method], *,
-        redirect: bool = False,
+        redirect: bool = False, path: str = paths.ROOT,
     ) -> DataSession:
         """A session for the caller the token speaks for; see the module docstring.
 
-        Without a token: `SignInRequiredError` when ``redirect`` (GET and HEAD), else 401.
+        Without a token: an anonymous session when only reading a guest collection's
+        ``path`` that an ``anonymous`` rule lets anyone see; otherwise
+        `SignInRequiredError` when ``redirect`` (GET and HEAD), else 401.
         """
         if token is None:
             target = self.target(collection_id)
+            anonymous = self._anonymous_session(target, methods, path)
+            if anonymous is not None:
+                return anonymous
             if redirect:
                 raise SignInRequiredError(self.sign_in_url(target))
             raise not_authenticated("This collection needs a bearer token", collection_id)
@@ -215,6 +221,25 @@ class DataAccess:
             resolved = resolve_caller(session, collection_id, identities, self.mapper)
         return self._session(resolved)
 
+    def _anonymous_session(self, target: DataTarget, methods: Iterable[Method],
+                           path: str) -> DataSession | None:
+        """Reads of a guest collection without a token (Globus's public sharing), where
+        ``path`` is readable, or leads somewhere readable, by an ``anonymous`` rule; None
+        when a token is needed instead."""
+        if (target.collection_type != "guest" or self.guests is None
+                or set(methods) != {Method.GET}):
+            return None
+        try:
+            _check_methods(target, methods)
+            canonical = paths.normalize(path)
+            resolved = self.guests(target.collection_id, (), canonical)
+        except (APIError, StorageError):
+            return None  # whoever brings a token hears why
+        assert resolved.guest is not None  # resolve_guest always gives it
+        if GuestPaths(resolved.guest).access(canonical) is Access.NONE:
+            return None
+        return self._guest_session(resolved)
+
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable
         order): the first that maps to an account decides who the caller is."""
@@ -228,10 +253,10 @@ class DataAccess:
 
     def _guest_session(self, resolved: ResolvedAccess) -> DataSession:
         """The guest's root as its owner's account; paths checked by the guest decision."""
-        assert resolved.permissions_at is not None  # resolve_guest always gives it
+        assert resolved.guest is not None  # resolve_guest always gives it
         lease = self._lease(resolved.location, resolved.local_username)
         # The base path is the guest's root itself, so the rules see collection paths.
-        return DataSession(lease, GuestPaths(resolved.permissions_at), paths.ROOT, None)
+        return DataSession(lease, GuestPaths(resolved.guest), paths.ROOT, None)
 
     def _lease(self, location: CollectionLocation, username: str) -> ConnectorLease:
         try:
@@ -264,24 +289,20 @@ class DataAccess:
         return session
 
 
-_GUEST_ACCESS = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
-
-
 @dataclass(frozen=True)
 class GuestPaths:
-    """`DataPaths`' questions answered by a guest decision over collection paths.
+    """`DataPaths`' questions answered by a guest decision over collection paths."""
 
-    Access rules are additive (a rule deeper down only grants more), so a whole tree
-    needs no more than its root's permission from the rules.
-    """
-
-    permissions_at: Callable[[str], str]
+    decision: GuestDecision
 
     def access(self, path: str) -> Access:
-        return _GUEST_ACCESS.get(self.permissions_at(path), Access.NONE)
+        level = from_permission(self.decision.permission(path))
+        if level is Access.NONE and self.decision.leads_to_readable(path):
+            return Access.TRAVERSE
+        return level
 
     def least_within(self, path: str) -> Access:
-        return self.access(path)
+        return from_permission(self.decision.least_within(path))
 
 
 def _check_token(target: DataTarget, info: TokenInfo) -> None:
@@ -357,14 +378,26 @@ class DataSession:
         return self.rules.access(self._gateway_path(path))
 
     def _reach(self, path: str, needed: Access, *, follow: bool = True,
-               tree: bool = False) -> str:
+               tree: bool = False, folder_lands: bool = False) -> str:
         """The real path an operation needing ``needed`` at ``path`` acts on, once both the
-        named and the real path allow it (everywhere beneath them with ``tree``)."""
-        self._allow(path, needed, tree=tree)
+        named and the real path allow it (with ``tree``, everywhere beneath them too when a
+        folder is there or ``folder_lands`` there: a file, a link or a new name holds
+        nothing else)."""
+        self._allow(path, needed, tree=False)
         real = self.connector.real_path(path, follow=follow)
         if real != path:
-            self._allow(real, needed, tree=tree)
+            self._allow(real, needed, tree=False)
+        if tree and (folder_lands or self._is_folder(real)):
+            self._allow(path, needed, tree=True)
+            if real != path:
+                self._allow(real, needed, tree=True)
         return real
+
+    def _is_folder(self, real: str) -> bool:
+        try:
+            return self.connector.stat(real).type is EntryType.DIR
+        except NotFound:
+            return False
 
     def _allow(self, path: str, needed: Access, *, tree: bool) -> None:
         gateway_path = self._gateway_path(path)
@@ -376,10 +409,11 @@ class DataSession:
             raise PermissionDenied(f"'{path}' may be read but not changed", path)
         raise PermissionDenied(f"'{path}' is outside the paths you may use here", path)
 
-    def _reach_new(self, path: str, *, tree: bool = False) -> str:
+    def _reach_new(self, path: str, *, tree: bool = False, folder_lands: bool = False) -> str:
         """`_reach` for a name to create or replace (a final link is the link itself)."""
         try:
-            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree)
+            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree,
+                               folder_lands=folder_lands)
         except NotFound:
             raise missing_parent(path) from None
 
@@ -451,7 +485,7 @@ class DataSession:
     def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
         """Move (rename) within the collection; True when ``destination`` was new."""
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         moved = self.connector.stat(old)  # NotFound names the source
         if new != old and path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
@@ -472,21 +506,28 @@ class DataSession:
     def copy(self, source: str, destination: str, *, overwrite: bool, recursive: bool) -> bool:
         """Copy within the collection; True when ``destination`` was new. Directories copy
         with their contents (``recursive``); links are copied as what they reach, except
-        links to directories (which could loop) and links leading nowhere, left out."""
+        links to directories (which could loop) and links leading nowhere, left out. What
+        the caller may not read refuses the whole copy before anything is written."""
         old = self._reach(source, Access.READ, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         if path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be copied onto or into itself")
         entry = self.connector.stat(old).resolved
         existing = self._existing(new)
+        if existing is not None and not overwrite:
+            raise precondition_failed(f"'{destination}' exists and Overwrite is F")
+        # Listed (and each link's target checked) before the destination changes.
+        tree = (list(self._tree_files(old, new)) if entry.type is EntryType.DIR and recursive
+                else [])
         if existing is not None:
-            if not overwrite:
-                raise precondition_failed(f"'{destination}' exists and Overwrite is F")
             self.connector.delete(new, recursive=True)
         if entry.type is EntryType.DIR:
             self.connector.mkdir(new)
-            if recursive:
-                self._copy_tree(old, new)
+            for child, copy_to in tree:
+                if child is None:
+                    self.connector.mkdir(copy_to)
+                else:
+                    self._copy_file(child, copy_to)
         else:
             self._copy_file(old, new)
         return existing is None
@@ -501,13 +542,6 @@ class DataSession:
         with self.connector.open_read(source) as stream:
             self.connector.write_atomic(destination, stream,
                                         WriteOptions(algorithms=(), overwrite=False))
-
-    def _copy_tree(self, source: str, destination: str) -> None:
-        for child, copy_to in self._tree_files(source, destination):
-            if child is None:
-                self.connector.mkdir(copy_to)
-            else:
-                self._copy_file(child, copy_to)
 
     def _tree_files(self, source: str,
                     destination: str) -> Iterator[tuple[str | None, str]]:
@@ -524,7 +558,9 @@ class DataSession:
                 elif entry.type is EntryType.FILE:
                     yield child, target
                 elif entry.type is EntryType.SYMLINK and entry.is_file():
+                    # A link to what the caller may not read refuses the copy, as the
+                    # tree check does for what lies in the tree (PermissionDenied).
                     try:
                         yield self._reach(child, Access.READ), target
-                    except (PathEscape, PermissionDenied, NotFound):
+                    except (PathEscape, NotFound):
                         continue

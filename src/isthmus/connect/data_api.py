@@ -150,7 +150,8 @@ async def _open(request: Request, methods: list[Method], *,
     token = bearer_token(request)
     try:
         session = await work.in_thread(
-            request, lambda: data.open(collection_id, token, methods, redirect=redirect))
+            request, lambda: data.open(collection_id, token, methods, redirect=redirect,
+                                       path=requested))
     except StorageError as error:  # the mapped account, the collection root
         raise _from_storage(error) from None
     try:

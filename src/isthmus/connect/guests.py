@@ -90,7 +90,9 @@ class Sharer:
         return GuestPolicy(
             owner_identity_id=guest.identity_id, managers=managers,
             guest_base=paths.normalize(str(guest.document.get("collection_base_path") or "/")),
-            area=self.area)
+            area=self.area, anonymous_writes=not (
+                self.gateway.high_assurance
+                or self.mapped.document.get("disable_anonymous_writes")))
 
 
 def sharer(session: Session, mapped: Collection, gateway: StorageGateway,
