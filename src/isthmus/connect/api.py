@@ -14,6 +14,7 @@ from isthmus.connect import (
     collections,
     credentials,
     documents,
+    domains,
     endpoints,
     gateways,
     nodes,
@@ -305,6 +306,66 @@ async def set_endpoint_subscription(request: Request) -> Document:
     await _write(request, lambda session, endpoint, caller, changes:
                  endpoints.set_subscription(session, endpoint, caller, body, changes))
     return _done(f"Set the subscription id of the endpoint to {body.get('subscription_id')}")
+
+
+# --- custom domains --------------------------------------------------------------------------
+
+
+@router.get("/endpoint/domains")
+async def list_endpoint_domains(request: Request) -> Document:
+    return envelope(await _read(request, lambda session, endpoint, caller:
+                                domains.list_endpoint_domains(session, endpoint, caller)))
+
+
+@router.post("/endpoint/domains")
+async def create_endpoint_domain(request: Request) -> JSONResponse:
+    body = await _body(request)
+    box = _service(request).secret_box
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            domains.create_endpoint_domain(session, endpoint, caller, body,
+                                                           box, changes))
+    return _one(document, 201, f"Created Domain {document['domain_name']}")
+
+
+@router.get("/endpoint/domains/{domain_name}")
+async def get_endpoint_domain(request: Request, domain_name: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            domains.get_endpoint_domain(session, endpoint, caller,
+                                                        domain_name)))
+
+
+@router.delete("/endpoint/domains/{domain_name}")
+async def delete_endpoint_domain(request: Request, domain_name: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 domains.delete_endpoint_domain(session, endpoint, caller, domain_name,
+                                                changes))
+    return _done(f"Deleted Domain {domain_name}")
+
+
+@router.get("/collections/{collection_id}/domain")
+async def get_collection_domain(request: Request, collection_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            domains.get_collection_domain(session, endpoint, caller,
+                                                          collection_id)))
+
+
+@router.put("/collections/{collection_id}/domain")
+async def set_collection_domain(request: Request, collection_id: str) -> JSONResponse:
+    body = await _body(request)
+    box = _service(request).secret_box
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            domains.set_collection_domain(session, endpoint, caller,
+                                                          collection_id, body, box, changes))
+    return _one(document, message=f"Set the domain of Collection {collection_id} to "
+                                  f"{document['domain_name']}")
+
+
+@router.delete("/collections/{collection_id}/domain")
+async def delete_collection_domain(request: Request, collection_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 domains.delete_collection_domain(session, endpoint, caller, collection_id,
+                                                  changes))
+    return _done(f"Deleted the domain of Collection {collection_id}")
 
 
 # --- nodes ----------------------------------------------------------------------------------

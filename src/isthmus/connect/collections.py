@@ -41,7 +41,7 @@ MAPPED_DEFAULTS: dict[str, Any] = {
     "contact_info": None, "department": None, "description": None, "info_link": None,
     "organization": None, "keywords": [], "disable_verify": False, "force_encryption": False,
     "force_verify": False, "enable_https": True, "https_methods": list(schemas.HTTPS_METHODS),
-    "domain": None, "acl_expiration_mins": None, "associated_flow_policy": None,
+    "acl_expiration_mins": None, "associated_flow_policy": None,
     "preserve_modtime": None, "domain_name": None, "user_message": None,
     "user_message_link": None, "allow_guest_collections": False,
     "sharing_restrict_paths": None, "sharing_users_allow": None, "sharing_users_deny": None,

@@ -187,12 +187,14 @@ posix_collection_policies = typed_document(
     {"sharing_groups_allow": _groups, "sharing_groups_deny": _groups})
 posix_user_credential_policies = typed_document("posix_user_credential_policies", {})
 
-domain_document = typed_document("domain", {
+_DOMAIN_FIELDS: dict[str, Check] = {
     "domain_name": domain_name, "wildcard": boolean, "certificate": text(65536),
     "certificate_chain": text(65536), "private_key": text(65536),
     "certificate_path": text(4096), "certificate_chain_path": text(4096),
     "private_key_path": text(4096),
-}, required=("domain_name",))
+}
+# Files on a node's disk, which GCS reads; Isthmus takes the PEM text only.
+DOMAIN_PATH_FIELDS = ("certificate_path", "certificate_chain_path", "private_key_path")
 
 
 def json_object(value: Any) -> dict[str, Any]:
@@ -356,7 +358,8 @@ COLLECTION = Schema("collection", 16, {
     "force_verify": Field(boolean, nullable=False),
     "enable_https": Field(boolean, nullable=False),
     "https_methods": Field(text_list(3, one_of(*HTTPS_METHODS))),
-    "domain": Field(domain_document),
+    # Set through its own route, where the certificate is checked (`domains`).
+    "domain": Field(json_object, RO),
     "acl_expiration_mins": Field(integer(1, 10_000_000)),
     "associated_flow_policy": Field(json_object),
     "preserve_modtime": Field(one_of("inbound", "outbound", "all")),
@@ -477,3 +480,7 @@ SHARING_POLICY = Schema("sharing_policy", 0, {
     "sharing_restrict_paths": Field(path_restrictions, nullable=False),
     "id": Field(uuid_text, RO),
 }, required=("collection_id", "sharing_restrict_paths"))
+
+DOMAIN = Schema("domain", 0, {
+    key: Field(check, nullable=key not in ("domain_name", "wildcard"))
+    for key, check in _DOMAIN_FIELDS.items()}, required=("domain_name",))
