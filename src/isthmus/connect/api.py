@@ -18,6 +18,7 @@ from isthmus.connect import (
     endpoints,
     gateways,
     nodes,
+    openapi,
     paging,
     roles,
     schemas,
@@ -532,3 +533,6 @@ async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, _changes:
                  sharing.delete(session, endpoint, caller, policy_id))
     return _done(f"Deleted Sharing Policy {policy_id}")
+
+
+openapi.describe(router)
