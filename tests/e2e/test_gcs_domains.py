@@ -35,10 +35,12 @@ LOCAL = ("--use-explicit-host", "127.0.0.1")
 
 
 def certificate(directory: Path, name: str, *dns_names: str,
-                key: ec.EllipticCurvePrivateKey | None = None) -> tuple[Path, Path]:
-    """A self-signed certificate for ``dns_names`` and its key, as PEM files."""
+                key: ec.EllipticCurvePrivateKey | None = None,
+                expired: bool = False) -> tuple[Path, Path]:
+    """A self-signed certificate for ``dns_names`` and its key, as PEM files (the key of
+    the certificate is ``key`` when given: then the files do not match)."""
     own_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - timedelta(days=60 if expired else 0)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])])
     built = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
              .public_key((key or own_key).public_key()).serial_number(x509.random_serial_number())
@@ -165,16 +167,20 @@ def test_a_collection_takes_a_name_under_a_wildcard_domain(admin: Admin) -> None
     ok(gcs(admin.env, "endpoint", "domain", "delete", "*.lab.example.org"))
 
 
-@pytest.mark.parametrize(("names", "other_key", "domain", "fragment"), [
-    (("data.example.org",), True, "data.example.org", "does not belong to the certificate"),
-    (("www.example.org",), False, "data.example.org", "does not cover data.example.org"),
-    (("*.example.org",), False, "a.b.example.org", "does not cover a.b.example.org"),
+@pytest.mark.parametrize(("names", "other_key", "expired", "domain", "fragment"), [
+    (("data.example.org",), True, False, "data.example.org",
+     "does not belong to the certificate"),
+    (("www.example.org",), False, False, "data.example.org",
+     "does not cover data.example.org"),
+    (("*.example.org",), False, False, "a.b.example.org", "does not cover a.b.example.org"),
+    (("data.example.org",), False, True, "data.example.org", "is not valid now"),
 ])
 def test_certificates_that_do_not_prove_the_name_are_refused(
-    admin: Admin, names: tuple[str, ...], other_key: bool, domain: str, fragment: str,
+    admin: Admin, names: tuple[str, ...], other_key: bool, expired: bool, domain: str,
+    fragment: str,
 ) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1()) if other_key else None
-    cert, key = certificate(admin.certs, "bad", *names, key=stranger)
+    cert, key = certificate(admin.certs, "bad", *names, key=stranger, expired=expired)
     refused = gcs(admin.env, "endpoint", "domain", "create", domain,
                   "--certificate-file", str(cert), "--private-key-file", str(key))
     assert refused.returncode == 1, refused.stdout
@@ -197,3 +203,12 @@ def test_a_collection_name_needs_a_certificate_or_a_wildcard_domain(admin: Admin
     ok(gcs(admin.env, "collection", "domain", "delete", site.collection_id))
     missing = gcs(admin.env, "collection", "domain", "show", site.collection_id)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_the_manager_reads_no_certificate_from_its_own_disk(admin: Admin) -> None:
+    with pointed_at(admin.site.server), pytest.raises(globus_sdk.GCSAPIError) as refused:
+        admin.gcs.put(f"collections/{admin.site.collection_id}/domain", data={
+            "DATA_TYPE": "domain#1.0.0", "domain_name": "files.example.net",
+            "certificate_path": "/etc/ssl/certs/x.pem", "private_key_path": "/etc/shadow"})
+    assert refused.value.http_status == 422
+    assert "instead of a path on the node" in refused.value.message
