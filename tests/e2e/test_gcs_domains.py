@@ -111,6 +111,8 @@ def test_the_endpoint_is_advertised_under_its_domain_and_back(admin: Admin) -> N
     shown = json.loads(ok(admin.run("endpoint", "show", "-F", "json")))
     assert shown["gcs_manager_url"] == advertised
     assert admin.advertised(site.endpoint_id)["gcs_manager_url"] == advertised
+    with pointed_at(site.server):
+        assert admin.gcs.get_gcs_info()["domain_name"] == "data.example.org"
     # Collections without a domain of their own are reached under the endpoint's.
     collection = admin.collection()
     assert collection["https_url"] == f"{advertised}/data/{site.collection_id}"

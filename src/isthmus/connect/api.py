@@ -95,8 +95,9 @@ async def get_info(request: Request) -> Document:
 
     def run() -> Document:
         with reading(service.sessions) as session:
-            return envelope(documents.info_documents(service.endpoint(session),
-                                                     service.domain_name))
+            endpoint = service.endpoint(session)
+            return envelope(documents.info_documents(
+                endpoint, endpoint.custom_domain or service.domain_name))
 
     return await work.in_thread(request, run)
 

@@ -169,14 +169,14 @@ def typed_document(data_type: str, fields: Mapping[str, Check],
             raise InvalidValueError(f"needs {', '.join(missing)}")
         return checked
 
-    return described(check, document_schema(data_type, fields, required))
+    return described(check, _document_schema(data_type, fields, required))
 
 
 def data_type_schema(name: str) -> dict[str, Any]:
     return {"type": "string", "pattern": "^" + re.escape(name) + r"#1\.[0-9]+\.0$"}
 
 
-def document_schema(data_type: str, fields: Mapping[str, Check],
+def _document_schema(data_type: str, fields: Mapping[str, Check],
                     required: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False,
             "properties": {"DATA_TYPE": data_type_schema(data_type),
