@@ -61,7 +61,9 @@ _SIMPLE_FILTERS = ("mapped_collections", "guest_collections", "managed_by_me", "
 _DATE_FILTER = re.compile(r"^(created_at|last_access)(<=|>=|<|>|=)(\d{4}-\d{2}-\d{2})$")
 
 
-def _require(session: Session, endpoint: Endpoint, collection_id: str) -> Collection:
+def require_collection(session: Session, endpoint: Endpoint,
+                       collection_id: str) -> Collection:
+    """The endpoint's collection with this id (404 for anything else)."""
     try:
         key = uuid.UUID(collection_id)
     except ValueError:
@@ -86,7 +88,7 @@ def _require_visible_collection(
     session: Session, endpoint: Endpoint, caller: Caller, collection_id: str
 ) -> tuple[Collection, CallerRoles]:
     roles = authz.caller_roles(session, endpoint, caller)
-    collection = _require(session, endpoint, collection_id)
+    collection = require_collection(session, endpoint, collection_id)
     if not (collection.public and endpoint.public) and not roles.on(collection):
         raise not_found("Collection", collection_id)
     return collection, roles

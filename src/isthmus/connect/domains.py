@@ -14,7 +14,6 @@ domain without a certificate of its own.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import authz, schemas
+from isthmus.connect import authz, collections, schemas
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
 from isthmus.connect.errors import conflict, exists, not_found, unprocessable
@@ -217,14 +216,7 @@ def delete_endpoint_domain(session: Session, endpoint: Endpoint, caller: Caller,
 def _administered_collection(session: Session, endpoint: Endpoint, caller: Caller,
                              collection_id: str, action: str) -> Collection:
     authz.require_endpoint_admin(session, endpoint, caller, action)
-    try:
-        key = uuid.UUID(collection_id)
-    except ValueError:
-        raise not_found("Collection", collection_id) from None
-    collection = session.get(Collection, key)
-    if collection is None or collection.endpoint_id != endpoint.id:
-        raise not_found("Collection", collection_id)
-    return collection
+    return collections.require_collection(session, endpoint, collection_id)
 
 
 def _collection_domain(session: Session, collection: Collection) -> CustomDomain | None:
