@@ -23,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isthmus.connect import authz, collections, schemas
@@ -137,6 +138,16 @@ def _taken(session: Session, name: str, wildcard: bool) -> None:
                      "use")
 
 
+def _insert(session: Session, domain: CustomDomain) -> None:
+    """Add the domain; two requests claiming one name at once: the unique constraint picks
+    one, the other is told the name is taken."""
+    try:
+        with session.begin_nested():
+            session.add(domain)
+    except IntegrityError:
+        raise exists(f"The domain {domain.domain_name} is already in use") from None
+
+
 def _endpoint_domains(session: Session, endpoint: Endpoint) -> list[CustomDomain]:
     return list(session.scalars(select(CustomDomain).where(
         CustomDomain.endpoint_id == endpoint.id, CustomDomain.collection_id.is_(None))
@@ -184,7 +195,7 @@ def create_endpoint_domain(
                           wildcard=wildcard, certificate=values["certificate"],
                           certificate_chain=values.get("certificate_chain"),
                           private_key=box.seal(values["private_key"], PRIVATE_KEY_PURPOSE))
-    session.add(domain)
+    _insert(session, domain)
     if not wildcard:
         endpoint.custom_domain = name
         changes.all_collections = True
@@ -268,7 +279,7 @@ def set_collection_domain(
                           certificate=values.get("certificate"),
                           certificate_chain=values.get("certificate_chain"),
                           private_key=sealed)
-    session.add(domain)
+    _insert(session, domain)
     collection.custom_domain = name
     session.flush()
     changes.published.add(collection.id)
