@@ -184,6 +184,8 @@ def create_endpoint_domain(
     of the Manager URL and of every collection without a domain of its own."""
     authz.require_endpoint_admin(session, endpoint, caller, "add a domain to the endpoint")
     name, wildcard, values = _parse(body)
+    # One domain of its own: concurrent requests for two names take turns on the row.
+    session.refresh(endpoint, with_for_update=True)
     if not wildcard and endpoint.custom_domain is not None:
         raise conflict(f"The endpoint is already advertised as {endpoint.custom_domain}: "
                        "delete that domain first", [endpoint.custom_domain])
