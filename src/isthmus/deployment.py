@@ -108,6 +108,7 @@ def connect_service(
         domain_name=urlsplit(auth.settings.public_url).hostname or "",
         # Connect asks Transfer's access rules when it serves a guest collection.
         access_rules=transfer, groups=auth.groups, identities=auth,
+        secret_box=auth.secret_box,
     )
 
 

@@ -14,9 +14,11 @@ from isthmus.connect import (
     collections,
     credentials,
     documents,
+    domains,
     endpoints,
     gateways,
     nodes,
+    openapi,
     paging,
     roles,
     schemas,
@@ -93,8 +95,9 @@ async def get_info(request: Request) -> Document:
 
     def run() -> Document:
         with reading(service.sessions) as session:
-            return envelope(documents.info_documents(service.endpoint(session),
-                                                     service.domain_name))
+            endpoint = service.endpoint(session)
+            return envelope(documents.info_documents(
+                endpoint, endpoint.custom_domain or service.domain_name))
 
     return await work.in_thread(request, run)
 
@@ -307,6 +310,66 @@ async def set_endpoint_subscription(request: Request) -> Document:
     return _done(f"Set the subscription id of the endpoint to {body.get('subscription_id')}")
 
 
+# --- custom domains --------------------------------------------------------------------------
+
+
+@router.get("/endpoint/domains")
+async def list_endpoint_domains(request: Request) -> Document:
+    return envelope(await _read(request, lambda session, endpoint, caller:
+                                domains.list_endpoint_domains(session, endpoint, caller)))
+
+
+@router.post("/endpoint/domains")
+async def create_endpoint_domain(request: Request) -> JSONResponse:
+    body = await _body(request)
+    box = _service(request).secret_box
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            domains.create_endpoint_domain(session, endpoint, caller, body,
+                                                           box, changes))
+    return _one(document, 201, f"Created Domain {document['domain_name']}")
+
+
+@router.get("/endpoint/domains/{domain_name}")
+async def get_endpoint_domain(request: Request, domain_name: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            domains.get_endpoint_domain(session, endpoint, caller,
+                                                        domain_name)))
+
+
+@router.delete("/endpoint/domains/{domain_name}")
+async def delete_endpoint_domain(request: Request, domain_name: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 domains.delete_endpoint_domain(session, endpoint, caller, domain_name,
+                                                changes))
+    return _done(f"Deleted Domain {domain_name}")
+
+
+@router.get("/collections/{collection_id}/domain")
+async def get_collection_domain(request: Request, collection_id: str) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            domains.get_collection_domain(session, endpoint, caller,
+                                                          collection_id)))
+
+
+@router.put("/collections/{collection_id}/domain")
+async def set_collection_domain(request: Request, collection_id: str) -> JSONResponse:
+    body = await _body(request)
+    box = _service(request).secret_box
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            domains.set_collection_domain(session, endpoint, caller,
+                                                          collection_id, body, box, changes))
+    return _one(document, message=f"Set the domain of Collection {collection_id} to "
+                                  f"{document['domain_name']}")
+
+
+@router.delete("/collections/{collection_id}/domain")
+async def delete_collection_domain(request: Request, collection_id: str) -> Document:
+    await _write(request, lambda session, endpoint, caller, changes:
+                 domains.delete_collection_domain(session, endpoint, caller, collection_id,
+                                                  changes))
+    return _done(f"Deleted the domain of Collection {collection_id}")
+
+
 # --- nodes ----------------------------------------------------------------------------------
 
 
@@ -471,3 +534,6 @@ async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, _changes:
                  sharing.delete(session, endpoint, caller, policy_id))
     return _done(f"Deleted Sharing Policy {policy_id}")
+
+
+openapi.describe(router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from isthmus.connect import schemas
 from isthmus.connect.models import (
@@ -62,7 +63,7 @@ def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
         "id": str(endpoint.id),
         "display_name": endpoint.display_name,
         "public": endpoint.public,
-        "gcs_manager_url": endpoint.manager_url,
+        "gcs_manager_url": manager_url(endpoint),
         "earliest_last_access": None,
     }
 
@@ -89,9 +90,25 @@ def gateway_document(gateway: StorageGateway, *, private: bool) -> dict[str, Any
     return document
 
 
+def _on_host(url: str, host: str | None) -> str:
+    """``url`` with ``host`` (a custom domain) in place of its own; port and path stay."""
+    if not host or not url:
+        return url
+    parts = urlsplit(url)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def manager_url(endpoint: Endpoint) -> str:
+    """The Manager URL the endpoint advertises: under its custom domain, if it has one."""
+    return _on_host(endpoint.manager_url, endpoint.custom_domain)
+
+
 def https_url(endpoint: Endpoint, collection: Collection) -> str:
-    """Where a collection's files are reached over HTTPS: a path under the endpoint's host."""
-    return f"{endpoint.manager_url}/data/{collection.id}"
+    """Where a collection's files are reached over HTTPS: a path under its custom domain,
+    or else the endpoint's advertised host."""
+    base = _on_host(endpoint.manager_url, collection.custom_domain or endpoint.custom_domain)
+    return f"{base}/data/{collection.id}"
 
 
 def collection_document(
@@ -113,8 +130,12 @@ def collection_document(
         "require_mfa": bool(gateway.document.get("require_mfa", False)),
         "authentication_timeout_mins": gateway.document.get(
             "authentication_timeout_mins", DEFAULT_AUTHENTICATION_TIMEOUT_MINS),
-        "manager_url": endpoint.manager_url,
+        "manager_url": manager_url(endpoint),
         "https_url": https_url(endpoint, collection),
+        # Set through /api/collections/{id}/domain (`domains`), certificate shown there.
+        "domain": {"DATA_TYPE": schemas.DOMAIN.data_type,
+                   "domain_name": collection.custom_domain, "wildcard": False}
+        if collection.custom_domain else None,
         # Isthmus moves data over HTTPS only; it runs no GridFTP server.
         "tlsftp_url": None,
         "root_path": root_path,

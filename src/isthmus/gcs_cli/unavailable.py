@@ -69,16 +69,3 @@ CONNECTORS_TO_COME = {
     "activescale": "Quantum ActiveScale object storage",
     "webdav": "A WebDAV server behind OAuth2 (Nextcloud, ownCloud, another Isthmus)",
 }
-
-DOMAIN_COMMANDS = {
-    "show": "Show the custom domain and its certificate.",
-    "set": "Serve under a custom domain with a certificate (DOMAIN --certificate FILE "
-           "--private-key FILE [--certificate-chain FILE] [--wildcard]).",
-    "delete": "Go back to the default domain.",
-}
-
-
-def domain_group(owner: str) -> GCSGroup:
-    """`endpoint domain ...` or `collection domain ...`."""
-    return group_of("domain", f"A custom DNS domain for the {owner}.", DOMAIN_COMMANDS,
-                    lambda command: f"'{owner} domain {command}' (custom domains)")
