@@ -41,7 +41,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import path_restrictions
+from isthmus.connect import path_restrictions, session_checks
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
@@ -50,10 +50,11 @@ from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_all
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
-from isthmus.core.db import reading
+from isthmus.core.db import reading, utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
+from isthmus.core.session_policies import PolicyDirectory
 from isthmus.core.tokens import TokenInfo, TokenIntrospector
 from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
@@ -131,6 +132,7 @@ class DataTarget:
     high_assurance: bool
     https_enabled: bool
     https_methods: frozenset[str]
+    session: session_checks.SessionDemands
 
     @property
     def required_scopes(self) -> tuple[str, ...]:
@@ -145,13 +147,15 @@ class DataAccess:
 
     def __init__(
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
-        identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
+        identities: IdentityDirectory, policies: PolicyDirectory, endpoint_id: uuid.UUID,
+        public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
         guests: GuestResolver | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
         self.identities = identities
+        self.policies = policies
         self.endpoint_id = endpoint_id
         # Auth's base URL (all-in-one: the server's), and the path collections are under.
         self.public_url = public_url if public_url.endswith("/") else public_url + "/"
@@ -179,6 +183,7 @@ class DataAccess:
             high_assurance=gateway.high_assurance,
             https_enabled=collection.document.get("enable_https", True) is not False,
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
+            session=session_checks.demands_of(session, collection, gateway),
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -206,6 +211,7 @@ class DataAccess:
             target = self._target(session, collection_id)
         _check_token(target, info)
         _check_methods(target, methods)
+        session_checks.check(target.session, info, self.policies, utcnow())
         if target.collection_type == "guest" and self.guests is not None:
             return self._guest_session(self.guests(collection_id, info.identities, "/"))
         if target.collection_type != "mapped":

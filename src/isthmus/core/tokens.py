@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from isthmus.core.session_policies import Authentication
+
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -29,6 +31,9 @@ class TokenInfo:
     # Every identity linked to the bearer's (the bearer's own included): roles and
     # permissions granted to any of them apply to the caller, as Globus services do.
     identity_set: frozenset[uuid.UUID] = frozenset()
+    # The sign-ins of the token's browser session (introspection's ``session_info``):
+    # what high assurance, MFA and Auth policies are judged by. Empty without a session.
+    authentications: tuple[Authentication, ...] = ()
 
     @property
     def identities(self) -> frozenset[uuid.UUID]:
