@@ -6,6 +6,8 @@
    scope ``https://auth.globus.org/scopes/<collection_id>/https``, and, on a mapped
    collection that is not high assurance, ``.../data_access`` too (which is why the SDK's
    ``GCSDownloader`` asks for both there); the collection must allow HTTPS and the method;
+   the token's session (from introspection) must meet what the collection demands of
+   sessions (`session_checks`: high-assurance storage, a guest auth policy);
 2. `callers.resolve_caller` applies the gateway's allowed domains and identity mapping
    to the caller's identities and ``users_allow``/``users_deny`` to the account; the POSIX
    gateway's ``groups_allow``/``groups_deny`` apply to the account's groups;
