@@ -274,8 +274,9 @@ class Introspector:
     def __init__(self) -> None:
         self.tokens: dict[str, TokenInfo] = {}
 
-    def introspect(self, token: str) -> TokenInfo | None:
-        return self.tokens.get(token)
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
+        info = self.tokens.get(token)
+        return info if info is None or session_info else replace(info, authentications=())
 
 
 class Directory:

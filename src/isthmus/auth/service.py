@@ -41,7 +41,7 @@ class AuthService:
     def grant_context(self) -> GrantContext:
         return GrantContext(self.settings, self.signing_key)
 
-    def introspect(self, token: str) -> TokenInfo | None:
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
         """`core.tokens.TokenIntrospector` for services in this process."""
         with reading(self.sessions) as session:
             found = tokens.find_active_with_identity(session, token, kind="access")
@@ -50,7 +50,7 @@ class AuthService:
             row, identity = found
             linked = identities.identity_set(session, identity)
             browser_session = (session.get(BrowserSession, row.session_id)
-                               if row.session_id else None)
+                               if session_info and row.session_id else None)
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,

@@ -213,7 +213,12 @@ class DataAccess:
             target = self._target(session, collection_id)
         _check_token(target, info)
         _check_methods(target, methods)
-        session_checks.check(target.session, info, self.policies, utcnow())
+        if target.session.any:
+            # Introspected again with the session's sign-ins, which only this needs.
+            with_session = self.introspector.introspect(token, session_info=True)
+            if with_session is None:
+                raise not_authenticated("The bearer token is not active", collection_id)
+            session_checks.check(target.session, with_session, self.policies, utcnow())
         if target.collection_type == "guest" and self.guests is not None:
             return self._guest_session(self.guests(collection_id, info.identities, "/"))
         if target.collection_type != "mapped":

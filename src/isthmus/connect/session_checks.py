@@ -48,6 +48,10 @@ class SessionDemands:
     allowed_domains: tuple[str, ...] = ()
     policy_id: uuid.UUID | None = None
 
+    @property
+    def any(self) -> bool:
+        return self.high_assurance or self.policy_id is not None
+
 
 def demands_of(session: Session, collection: Collection,
                gateway: StorageGateway) -> SessionDemands:
