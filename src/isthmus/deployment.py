@@ -143,9 +143,9 @@ def open_services(
     connect = connect_service(auth, transfer, endpoint_id)
     if created or serving:
         connect.reconcile()
-    # Callers are known by introspection at Auth and linked identities by Auth's
-    # directory, never by Auth's tables.
+    # Callers (and their sessions) are known by introspection at Auth, linked identities
+    # and policies by Auth's directories, never by Auth's tables.
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
-                      endpoint_id=endpoint_id, public_url=settings.public_url,
+                      policies=auth, endpoint_id=endpoint_id, public_url=settings.public_url,
                       guests=connect.resolve_guest)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)

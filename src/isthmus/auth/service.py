@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.auth import identities, tokens
+from isthmus.auth import identities, session_requirements, tokens
 from isthmus.auth.grants import GrantContext
 from isthmus.auth.keys import SigningKey
-from isthmus.auth.models import Identity
+from isthmus.auth.models import BrowserSession, Identity, Policy
 from isthmus.core.config import Settings
 from isthmus.core.db import reading
 from isthmus.core.encryption import SecretBox
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityRecord
+from isthmus.core.session_policies import PolicyRule
 from isthmus.core.tokens import TokenInfo
 
 # Bounds one lookup's IN list (PostgreSQL and SQLite both take far more).
@@ -40,7 +41,7 @@ class AuthService:
     def grant_context(self) -> GrantContext:
         return GrantContext(self.settings, self.signing_key)
 
-    def introspect(self, token: str) -> TokenInfo | None:
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
         """`core.tokens.TokenIntrospector` for services in this process."""
         with reading(self.sessions) as session:
             found = tokens.find_active_with_identity(session, token, kind="access")
@@ -48,6 +49,8 @@ class AuthService:
                 return None
             row, identity = found
             linked = identities.identity_set(session, identity)
+            browser_session = (session.get(BrowserSession, row.session_id)
+                               if session_info and row.session_id else None)
             return TokenInfo(
                 identity_id=identity.id,
                 username=identity.username,
@@ -57,7 +60,15 @@ class AuthService:
                 expires_at=row.expires_at.timestamp() if row.expires_at else None,
                 session_id=row.session_id,
                 identity_set=frozenset(member.id for member in linked),
+                authentications=tuple(session_requirements.authentications_of(
+                    session, browser_session)) if browser_session else (),
             )
+
+    def policy_rule(self, policy_id: uuid.UUID) -> PolicyRule | None:
+        """`core.session_policies.PolicyDirectory` for services in this process."""
+        with reading(self.sessions) as session:
+            policy = session.get(Policy, policy_id)
+            return session_requirements.rule_of(policy) if policy is not None else None
 
     def lookup_identities(
         self, identity_ids: Collection[uuid.UUID]

@@ -6,6 +6,8 @@
    scope ``https://auth.globus.org/scopes/<collection_id>/https``, and, on a mapped
    collection that is not high assurance, ``.../data_access`` too (which is why the SDK's
    ``GCSDownloader`` asks for both there); the collection must allow HTTPS and the method;
+   the token's session (from introspection) must meet what the collection demands of
+   sessions (`session_checks`: high-assurance storage, a guest auth policy);
 2. `callers.resolve_caller` applies the gateway's allowed domains and identity mapping
    to the caller's identities and ``users_allow``/``users_deny`` to the account; the POSIX
    gateway's ``groups_allow``/``groups_deny`` apply to the account's groups;
@@ -42,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import path_restrictions
+from isthmus.connect import path_restrictions, session_checks
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool
@@ -51,10 +53,11 @@ from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_all
 from isthmus.connect.guest_access import GuestDecision
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
-from isthmus.core.db import reading
+from isthmus.core.db import reading, utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
+from isthmus.core.session_policies import PolicyDirectory
 from isthmus.core.tokens import TokenInfo, TokenIntrospector
 from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
@@ -132,6 +135,7 @@ class DataTarget:
     high_assurance: bool
     https_enabled: bool
     https_methods: frozenset[str]
+    session: session_checks.SessionDemands
 
     @property
     def required_scopes(self) -> tuple[str, ...]:
@@ -146,13 +150,15 @@ class DataAccess:
 
     def __init__(
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
-        identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
+        identities: IdentityDirectory, policies: PolicyDirectory, endpoint_id: uuid.UUID,
+        public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
         guests: GuestResolver | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
         self.identities = identities
+        self.policies = policies
         self.endpoint_id = endpoint_id
         # Auth's base URL (all-in-one: the server's), and the path collections are under.
         self.public_url = public_url if public_url.endswith("/") else public_url + "/"
@@ -180,6 +186,7 @@ class DataAccess:
             high_assurance=gateway.high_assurance,
             https_enabled=collection.document.get("enable_https", True) is not False,
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
+            session=session_checks.demands_of(session, collection, gateway),
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -212,6 +219,12 @@ class DataAccess:
             target = self._target(session, collection_id)
         _check_token(target, info)
         _check_methods(target, methods)
+        if target.session.any:
+            # Introspected again with the session's sign-ins, which only this needs.
+            with_session = self.introspector.introspect(token, session_info=True)
+            if with_session is None:
+                raise not_authenticated("The bearer token is not active", collection_id)
+            session_checks.check(target.session, with_session, self.policies, utcnow())
         if target.collection_type == "guest" and self.guests is not None:
             return self._guest_session(self.guests(collection_id, info.identities, "/"))
         if target.collection_type != "mapped":

@@ -71,6 +71,10 @@ def render_error(error: APIError) -> Response:
     body: dict[str, Any] = {"code": code, "message": error.message}
     if error.extra.get("detail") is not None:
         body["detail"] = error.extra["detail"]
+    if error.extra.get("authorization_parameters") is not None:
+        # The GCS envelope's GARE form (result#1.1.0): how to log in to get through.
+        body.update(DATA_TYPE="result#1.1.0", http_response_code=error.status,
+                    authorization_parameters=error.extra["authorization_parameters"])
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 

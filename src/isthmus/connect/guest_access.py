@@ -2,8 +2,8 @@
 
 As Globus decides it (Transfer's "Guest Collection Permission Management"):
 - the guest collection's owner, and whoever holds an effective ``administrator`` or
-  ``access_manager`` role on it, have ``rw`` on all of it (the implicit rules a rule list
-  shows);
+  ``access_manager`` role on it (directly, or as a member of a group holding it), have
+  ``rw`` on all of it (the implicit rules a rule list shows);
 - access rules are additive: a rule on ``/a/`` covers ``/a`` and everything below it, and
   a caller gets the strongest permission of all rules that cover the path and name them,
   a group they are in, ``all_authenticated_users`` (any caller with an identity) or
@@ -15,7 +15,6 @@ As Globus decides it (Transfer's "Guest Collection Permission Management"):
   restrictions for the owner's account and the mapped collection's sharing restrictions
   (with the sharing policies that apply to the owner's account) cap every answer, at
   every access, as GCS evaluates them.
-Role principals here are identities (as in `authz`); rule principals also groups.
 
 Rules only add deeper down, but the caps may take away (a ``none`` pattern inside a shared
 folder), so a whole tree (`GuestDecision.least_within`) asks the caps for their least
@@ -100,6 +99,14 @@ class GuestPolicy:
     area: ShareableArea
     # False when the mapped collection sets disable_anonymous_writes.
     anonymous_writes: bool = True
+    # Groups with such a role: their members manage the guest too.
+    manager_groups: frozenset[uuid.UUID] = frozenset()
+
+    def managed_by(self, identity_ids: Collection[uuid.UUID],
+                   group_ids: Collection[uuid.UUID]) -> bool:
+        return (self.owner_identity_id in identity_ids
+                or bool(self.managers & set(identity_ids))
+                or bool(self.manager_groups & set(group_ids)))
 
     def ceiling(self, path: str) -> str:
         """What the owner may share at a guest path: at most this, for anyone."""
@@ -179,7 +186,7 @@ def effective_permission(
     canonical = paths.normalize(path)
     if not identity_ids:
         granted = weaker(granted_by_rules(naming(rules, (), ()), (), (), canonical), READ)
-    elif policy.owner_identity_id in identity_ids or policy.managers & set(identity_ids):
+    elif policy.managed_by(identity_ids, group_ids):
         granted = READ_WRITE
     else:
         granted = granted_by_rules(rules, identity_ids, group_ids, canonical,

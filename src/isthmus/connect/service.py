@@ -68,7 +68,8 @@ class ConnectService:
         if info.resource_server != str(self.endpoint_id) or scope not in info.scopes:
             raise not_authorized(f"The bearer token is not for this endpoint: it needs the "
                                  f"scope {scope}", scope)
-        return Caller(info.identity_id, info.username, info.identities)
+        return Caller(info.identity_id, info.username, info.identities,
+                      self.groups.groups_of(info.identities))
 
     def known_identity(self, token: str | None, identity_id: uuid.UUID) -> tuple[uuid.UUID, str]:
         """An identity a request names, with its username (422 when Auth knows no such one).

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from isthmus.core.session_policies import Authentication
+
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -29,6 +31,10 @@ class TokenInfo:
     # Every identity linked to the bearer's (the bearer's own included): roles and
     # permissions granted to any of them apply to the caller, as Globus services do.
     identity_set: frozenset[uuid.UUID] = frozenset()
+    # The sign-ins of the token's browser session (introspection's ``session_info``, asked
+    # for with ``session_info=True``): what high assurance, MFA and Auth policies are
+    # judged by. Empty without a session, or when not asked for.
+    authentications: tuple[Authentication, ...] = ()
 
     @property
     def identities(self) -> frozenset[uuid.UUID]:
@@ -36,8 +42,9 @@ class TokenInfo:
 
 
 class TokenIntrospector(Protocol):
-    def introspect(self, token: str) -> TokenInfo | None:
-        """The token's facts when it is active, else None."""
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
+        """The token's facts when it is active, else None; with ``session_info``, its
+        session's sign-ins too (``include=session_info``: only those who judge them pay)."""
 
 
 class CachedIntrospector:
@@ -47,20 +54,21 @@ class CachedIntrospector:
         self._inner = inner
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, TokenInfo | None]] = {}
+        self._entries: dict[tuple[str, bool], tuple[float, TokenInfo | None]] = {}
         self._lock = threading.Lock()
 
-    def introspect(self, token: str) -> TokenInfo | None:
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
         now = time.monotonic()
+        key = (token, session_info)
         with self._lock:
-            cached = self._entries.get(token)
+            cached = self._entries.get(key)
         if cached is not None and cached[0] > now:
             info = cached[1]
             if info is None or info.expires_at is None or info.expires_at > time.time():
                 return info
-        info = self._inner.introspect(token)
+        info = self._inner.introspect(token, session_info=session_info)
         with self._lock:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
-            self._entries[token] = (now + self._ttl, info)
+            self._entries[key] = (now + self._ttl, info)
         return info

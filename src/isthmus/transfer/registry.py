@@ -23,6 +23,7 @@ from isthmus.core.errors import APIError
 from isthmus.core.registry import (
     GCSV5_ENDPOINT,
     GCSV5_GUEST_COLLECTION,
+    GROUP_PRINCIPAL,
     IDENTITY_PRINCIPAL,
     RegistryEntry,
 )
@@ -53,7 +54,9 @@ class Caller:
 
     @property
     def principals(self) -> list[str]:
-        return [f"{IDENTITY_PRINCIPAL}{identity}" for identity in sorted(self.identities)]
+        """The role principals naming the caller: their identities and groups."""
+        return [*(f"{IDENTITY_PRINCIPAL}{identity}" for identity in sorted(self.identities)),
+                *(f"{GROUP_PRINCIPAL}{group}" for group in sorted(self.group_ids))]
 
 
 def endpoint_not_found(entity_id: str) -> APIError:
