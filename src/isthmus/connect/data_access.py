@@ -436,6 +436,9 @@ class DataSession:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self.connector.begin_write(self._reach_new(path), options)
 
+    def set_mtime(self, path: str, mtime: float) -> None:
+        self.connector.set_mtime(self._reach(path, Access.READ_WRITE), mtime)
+
     def mkdir(self, path: str) -> None:
         try:
             self.connector.mkdir(self._reach_new(path))
