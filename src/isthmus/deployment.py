@@ -108,6 +108,7 @@ def connect_service(
         domain_name=urlsplit(auth.settings.public_url).hostname or "",
         # Connect asks Transfer's access rules when it serves a guest collection.
         access_rules=transfer, groups=auth.groups, identities=auth,
+        secret_box=auth.secret_box,
     )
 
 
@@ -146,5 +147,5 @@ def open_services(
     # directory, never by Auth's tables.
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
                       endpoint_id=endpoint_id, public_url=settings.public_url,
-                      guests=connect.resolve_guest)
+                      guests=connect.resolve_guest, secret_box=auth.secret_box)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -107,3 +108,16 @@ def _last_response(dump: str) -> tuple[int, dict[str, str]]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers
+
+
+def rclone(site: DataSite, token: str, url: str, config_dir: Path,
+           *args: str) -> subprocess.CompletedProcess[str]:
+    """The real rclone's webdav backend, as the remote ``isthmus:`` at ``url``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
+    env.update(RCLONE_CONFIG=str(config_dir / "rclone.conf"),
+               RCLONE_CONFIG_ISTHMUS_TYPE="webdav", RCLONE_CONFIG_ISTHMUS_URL=url,
+               RCLONE_CONFIG_ISTHMUS_VENDOR="other", RCLONE_CONFIG_ISTHMUS_BEARER_TOKEN=token,
+               NO_PROXY="127.0.0.1,localhost")
+    return subprocess.run(["rclone", "--ca-cert", site.server.ca_file, "--retries", "1",
+                           *args], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)

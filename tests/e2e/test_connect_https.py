@@ -37,6 +37,7 @@ from tests.e2e.data_helpers import (
     DataSite,
     collection_scopes,
     curl,
+    rclone,
     start_data_site,
 )
 from tests.e2e.helpers import (
@@ -429,18 +430,6 @@ def test_gcs_downloader_reads_through_the_redirect_contract(
 
 
 # --- rclone's webdav backend -------------------------------------------------------------------
-
-
-def rclone(site: DataSite, token: str, url: str, config_dir: Path,
-           *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
-    env.update(RCLONE_CONFIG=str(config_dir / "rclone.conf"),
-               RCLONE_CONFIG_ISTHMUS_TYPE="webdav", RCLONE_CONFIG_ISTHMUS_URL=url,
-               RCLONE_CONFIG_ISTHMUS_VENDOR="other", RCLONE_CONFIG_ISTHMUS_BEARER_TOKEN=token,
-               NO_PROXY="127.0.0.1,localhost")
-    return subprocess.run(["rclone", "--ca-cert", site.server.ca_file, "--retries", "1",
-                           *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
 
 
 def test_rclone_lists_copies_moves_and_checks_through_webdav(

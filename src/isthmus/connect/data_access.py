@@ -41,16 +41,21 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import path_restrictions
-from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
+from isthmus.connect import path_restrictions, webdav_gateways
+from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
-from isthmus.connect.connectors import ConnectorLease, ConnectorPool
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
 from isthmus.connect.data_paths import Access, DataPaths
-from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
+from isthmus.connect.gateway_policies import (
+    AccessPolicyError,
+    check_groups_allowed,
+    require_allowed_domain,
+)
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
 from isthmus.core.db import reading
+from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
@@ -147,7 +152,7 @@ class DataAccess:
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
         identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
-        guests: GuestResolver | None = None,
+        guests: GuestResolver | None = None, secret_box: SecretBox | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
@@ -158,6 +163,7 @@ class DataAccess:
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
         self.pool = pool or ConnectorPool()
         self.guests = guests
+        self.secret_box = secret_box  # opens WebDAV gateways' secrets and credentials
 
     def href(self, collection_id: uuid.UUID) -> str:
         """The path of a collection's ``https_url`` on this server (no trailing slash)."""
@@ -212,8 +218,39 @@ class DataAccess:
             raise forbidden("This server does not serve guest collections over HTTPS")
         identities = self._identities_of(info)
         with reading(self.sessions) as session:
+            opened = self._credential_session(session, collection_id, identities, info)
+        if opened is not None:
+            return opened
+        with reading(self.sessions) as session:
             resolved = resolve_caller(session, collection_id, identities, self.mapper)
         return self._session(resolved)
+
+    def _credential_session(
+        self, session: Session, collection_id: uuid.UUID, identities: list[dict[str, Any]],
+        info: TokenInfo,
+    ) -> DataSession | None:
+        """On a WebDAV gateway: the upstream folder, reached with the caller's OAuth2
+        credential (no local account; None for other gateways)."""
+        location = locate(session, collection_id)
+        gateway = session.get(StorageGateway, location.storage_gateway_id)
+        assert gateway is not None  # a foreign key keeps it
+        if not webdav_gateways.is_webdav(gateway):
+            return None
+        try:
+            require_allowed_domain(identities, location.allowed_domains)
+        except AccessPolicyError as refused:
+            raise APIError(403, "permission_denied", refused.message,
+                           extra={"detail": refused.detail}) from None
+        credential = webdav_gateways.credential_for(session, gateway, info.identities)
+        if credential is None or self.secret_box is None:
+            raise forbidden(f"You have no valid user credential for storage gateway "
+                            f"{gateway.id}: make one with 'globus-connect-server "
+                            f"user-credentials oauth-create {gateway.id} --globus-identity "
+                            f"{info.username}'")
+        connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
+                                                   credential, location.root_path)
+        rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
+        return DataSession(OwnedLease(connector), rules, location.base_path, None)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable

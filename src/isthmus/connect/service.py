@@ -24,6 +24,7 @@ from isthmus.connect.errors import gcs_error, not_authorized
 from isthmus.connect.models import Collection, Endpoint
 from isthmus.core.access_rules import AccessRules
 from isthmus.core.db import reading, transaction
+from isthmus.core.encryption import SecretBox
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import ResourceServerRegistrar, manage_collections_scope
@@ -53,6 +54,8 @@ class ConnectService:
     access_rules: AccessRules
     groups: GroupMembership
     identities: IdentityDirectory
+    # Seals secrets Connect must read back (WebDAV gateways' client secrets, OAuth2 tokens).
+    secret_box: SecretBox | None = None
 
     def caller(self, token: str | None) -> Caller:
         """Whoever a bearer token for this endpoint's manage_collections scope speaks for."""

@@ -1,7 +1,8 @@
 """`storage-gateway ...`: storage gateways through the Manager's /api/storage_gateways.
 
 `create` and `update` take the connector as a subcommand, as GCS does; this server has the
-POSIX connector, and the S3, ActiveScale and WebDAV ones arrive with issue [5 of 5].
+POSIX connector and Isthmus's WebDAV-behind-OAuth2 one; S3 and ActiveScale arrive with issue
+[5 of 5].
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from isthmus.gcs_cli.common import (
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
 
 POSIX_CONNECTOR_ID = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
+WEBDAV_CONNECTOR_ID = "afe5e740-c8ed-4433-a2e0-d65747275517"
 
 
 def connector_name(document: dict[str, Any] | Any) -> str:
     connector_id = str(document.get("connector_id"))
+    if connector_id == WEBDAV_CONNECTOR_ID:
+        return "WebDAV"
     found = ConnectorTable.lookup(connector_id)
     return found.name if found is not None else connector_id
 
@@ -131,6 +135,43 @@ def create_posix(display_name: str, high_assurance: bool, **options: Any) -> Non
         raise click.UsageError("Give at least one --domain whose identities may use it")
     document = {**_document(options), "display_name": display_name,
                 "connector_id": POSIX_CONNECTOR_ID, "high_assurance": high_assurance}
+    created = decoded(manager().gcs_client().create_storage_gateway(_sdk_document(document)))
+    output.print_created("Storage Gateway", created)
+
+
+@create.command("webdav")
+@click.argument("display_name")
+@_common_options
+@click.option("--webdav-url", required=True, metavar="URL",
+              help="The upstream WebDAV folder collections lie under (https://).")
+@click.option("--oauth-authorize-url", required=True, metavar="URL",
+              help="The upstream's OAuth2 authorization endpoint.")
+@click.option("--oauth-token-url", required=True, metavar="URL",
+              help="The upstream's OAuth2 token endpoint.")
+@click.option("--oauth-client-id", required=True,
+              help="This endpoint's OAuth2 client id at the upstream.")
+@click.option("--oauth-client-secret", prompt="OAuth2 client secret", hide_input=True,
+              help="Its client secret (asked for when not given; kept encrypted).")
+@click.option("--oauth-scope", "scopes", multiple=True,
+              help="A scope to ask the upstream for (repeatable).")
+@click.option("--ca-file", type=click.File("r"),
+              help="PEM certificates to trust for the upstream instead of the system's.")
+def create_webdav(display_name: str, webdav_url: str, oauth_authorize_url: str,
+                  oauth_token_url: str, oauth_client_id: str, oauth_client_secret: str,
+                  scopes: tuple[str, ...], ca_file: Any, **options: Any) -> None:
+    """Create a WebDAV storage gateway: a WebDAV server behind OAuth2 (Nextcloud, ownCloud,
+    CERNBox, another Isthmus); users grant access with 'user-credentials oauth-create'."""
+    if not options.get("domains"):
+        raise click.UsageError("Give at least one --domain whose identities may use it")
+    policies: dict[str, Any] = {
+        "DATA_TYPE": "webdav_storage_policies#1.0.0", "webdav_url": webdav_url,
+        "oauth_authorize_url": oauth_authorize_url, "oauth_token_url": oauth_token_url,
+        "oauth_client_id": oauth_client_id, "oauth_client_secret": oauth_client_secret,
+        "oauth_scopes": list(scopes)}
+    if ca_file is not None:
+        policies["ca_certificates"] = ca_file.read()
+    document = {**_document(options), "display_name": display_name,
+                "connector_id": WEBDAV_CONNECTOR_ID, "policies": policies}
     created = decoded(manager().gcs_client().create_storage_gateway(_sdk_document(document)))
     output.print_created("Storage Gateway", created)
 
