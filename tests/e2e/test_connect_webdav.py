@@ -16,18 +16,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
 from globus_sdk import GCSClient
 
+from isthmus.core.encryption import SecretBox
 from tests.browser import Browser, query_of
 from tests.conftest import User, _new_user, answer_login, shell_environment
 from tests.e2e.data_helpers import DataSite, collection_scopes, curl, rclone, start_data_site
@@ -115,10 +119,9 @@ def _login(pair: Pair, user: User) -> None:
     assert process.returncode == 0, f"{printed}{out}\n{err}"
 
 
-@pytest.fixture(scope="module")
-def gateway(pair: Pair) -> Pair:
+def make_gateway(pair: Pair, name: str) -> tuple[str, str]:
     """The administrator's script: a WebDAV gateway on the upstream's collection and a
-    collection on it."""
+    collection on it; their ids."""
     upstream = pair.upstream.server.base_url
     domain = pair.downstream.owner.username.split("@")[1]
     options = ["--domain", domain, "--webdav-url", pair.upstream.url,
@@ -129,17 +132,23 @@ def gateway(pair: Pair) -> Pair:
     for scope in collection_scopes(pair.upstream.collection_id):
         options += ["--oauth-scope", scope]
     # The secret is typed at the prompt, never on the command line.
-    pair.gateway_id = created_id("Storage Gateway", ok(gcs(
-        pair, "storage-gateway", "create", "webdav", "Upstream lab files", *options,
+    gateway_id = created_id("Storage Gateway", ok(gcs(
+        pair, "storage-gateway", "create", "webdav", name, *options,
         stdin=pair.client["secret"] + "\n")))
-    pair.collection_id = created_id("Collection", ok(gcs(
-        pair, "collection", "create", pair.gateway_id, "/", "Upstream lab via WebDAV")))
+    collection_id = created_id("Collection", ok(gcs(
+        pair, "collection", "create", gateway_id, "/", f"{name} via WebDAV")))
+    return gateway_id, collection_id
+
+
+@pytest.fixture(scope="module")
+def gateway(pair: Pair) -> Pair:
+    pair.gateway_id, pair.collection_id = make_gateway(pair, "Upstream lab files")
     return pair
 
 
-def oauth_create(pair: Pair, user: User, *options: str) -> str:
+def oauth_create(pair: Pair, user: User, *options: str, gateway_id: str = "") -> str:
     """`user-credentials oauth-create`: the upstream authorize URL it prints."""
-    printed = ok(gcs(pair, "user-credentials", "oauth-create", pair.gateway_id,
+    printed = ok(gcs(pair, "user-credentials", "oauth-create", gateway_id or pair.gateway_id,
                      "--globus-identity", user.username, *options))
     lines = printed.splitlines()
     assert lines[0] == "To complete credential creation, visit", printed
@@ -166,10 +175,10 @@ def credential_ids(pair: Pair) -> set[str]:
     return {str(item["id"]) for item in json.loads(printed)}
 
 
-@pytest.fixture(scope="module")
-def credential(gateway: Pair) -> str:
-    pair = gateway
-    url = oauth_create(pair, pair.downstream.owner)
+def connect_storage(pair: Pair, gateway_id: str) -> tuple[str, str]:
+    """oauth-create, the upstream's pages, the downstream's success page: the new
+    credential's id, and the callback URL that made it."""
+    url = oauth_create(pair, pair.downstream.owner, gateway_id=gateway_id)
     params = query_of(url)
     assert params["client_id"] == pair.client["id"]
     assert params["redirect_uri"] == pair.callback
@@ -185,6 +194,13 @@ def credential(gateway: Pair) -> str:
     page = open_downstream(pair, complete)
     assert page.status_code == 200 and "Credential created" in page.text
     assert credential_id in credential_ids(pair)
+    return credential_id, callback
+
+
+@pytest.fixture(scope="module")
+def credential(gateway: Pair) -> str:
+    pair = gateway
+    credential_id, callback = connect_storage(pair, pair.gateway_id)
 
     # The callback cannot be played again: the credential exists once.
     again = open_downstream(pair, callback)
@@ -333,3 +349,65 @@ def test_credentials_of_webdav_gateways_are_made_only_by_oauth(
                 "--globus-identity", down.owner.username)
     assert wrong.returncode != 0 and "does not use OAuth" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+# --- expiry and revocation -------------------------------------------------------------------
+
+
+def _credential_row(pair: Pair, credential_id: str) -> tuple[int, dict[str, Any]]:
+    database = pair.downstream.server.data_dir / "isthmus.db"
+    if not database.exists():
+        pytest.skip("this test edits the downstream's SQLite database")
+    with sqlite3.connect(database) as db:
+        for rowid, key, document in db.execute(
+                "SELECT rowid, id, document FROM connect_user_credentials"):
+            if uuid.UUID(str(key)) == uuid.UUID(credential_id):
+                return rowid, json.loads(document)
+    raise AssertionError(f"no credential {credential_id}")
+
+
+def _expire(pair: Pair, credential_id: str) -> dict[str, Any]:
+    """Make the credential's access token look expired (as time would); its document."""
+    rowid, document = _credential_row(pair, credential_id)
+    document["token_expiry"] = time.time() - 5
+    with sqlite3.connect(pair.downstream.server.data_dir / "isthmus.db") as db:
+        db.execute("UPDATE connect_user_credentials SET document = ? WHERE rowid = ?",
+                   (json.dumps(document), rowid))
+    return document
+
+
+def test_an_expired_token_is_refreshed_and_a_revoked_one_invalidates_the_credential(
+    gateway: Pair,
+) -> None:
+    pair = gateway
+    gateway_id, collection_id = make_gateway(pair, "Upstream for revocation")
+    credential_id, _ = connect_storage(pair, gateway_id)
+    down = pair.downstream
+    token = down.token(down.owner, collection_id=collection_id)
+    url = f"{down.server.base_url}data/{collection_id}/{quote(pair.person.username)}/"
+    pair.upstream_home.mkdir(parents=True, exist_ok=True)
+
+    before = _expire(pair, credential_id)
+    assert curl(down.server, token, "-X", "PROPFIND", "-H", "Depth: 1", url).status == 207
+    _, after = _credential_row(pair, credential_id)
+    assert after["token_expiry"] > time.time() + 600
+    assert after["sealed_tokens"] != before["sealed_tokens"]
+
+    # The user revokes the grant at the upstream (its refresh token, read here with the
+    # downstream's key as only its administrator could).
+    box = SecretBox.load_or_create(down.server.data_dir / "keys")
+    refresh = json.loads(box.open(after["sealed_tokens"], f"webdav-tokens:{credential_id}"))[
+        "refresh_token"]
+    revoked = requests.post(pair.upstream.server.base_url + "v2/oauth2/token/revoke",
+                            data={"token": refresh}, verify=pair.upstream.server.ca_file,
+                            auth=(pair.client["id"], pair.client["secret"]), timeout=30)
+    assert revoked.status_code == 200, revoked.text
+    _expire(pair, credential_id)
+    refused = curl(down.server, token, "-X", "PROPFIND", "-H", "Depth: 1", url)
+    assert refused.status == 403 and "oauth-create" in refused.text, refused.text
+    listed = json.loads(ok(gcs(pair, "user-credentials", "list", "--format", "json")))
+    (found,) = [item for item in listed if item["id"] == credential_id]
+    assert found["invalid"] is True
+    # Nothing is opened with it again.
+    again = curl(down.server, token, "-X", "PROPFIND", "-H", "Depth: 1", url)
+    assert again.status == 403 and "oauth-create" in again.text
