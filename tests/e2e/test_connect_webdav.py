@@ -215,6 +215,21 @@ def test_the_gateway_keeps_its_client_secret_sealed(gateway: Pair, credential: s
     assert document["connector_id"] == "afe5e740-c8ed-4433-a2e0-d65747275517"
     assert document["policies"]["oauth_client_id"] == pair.client["id"]
     assert pair.client["secret"] not in shown and "sealed" not in shown
+    # An update that leaves the secret out keeps the sealed one (the data tests below use it).
+    scopes = collection_scopes(pair.upstream.collection_id)
+    ok(gcs(pair, "storage-gateway", "update", "webdav", pair.gateway_id, "--display-name",
+           "Upstream lab (renamed)", "--oauth-scope", scopes[0], "--oauth-scope", scopes[1]))
+    updated = json.loads(ok(gcs(pair, "storage-gateway", "show", pair.gateway_id,
+                                "--format", "json")))
+    assert updated["display_name"] == "Upstream lab (renamed)"
+    assert updated["policies"]["oauth_scopes"] == scopes
+    assert updated["policies"]["webdav_url"] == pair.upstream.url
+    bad = gcs(pair, "storage-gateway", "create", "webdav", "Plain HTTP", "--domain", "x.org",
+              "--webdav-url", "http://example.org/dav", "--oauth-authorize-url",
+              "https://example.org/a", "--oauth-token-url", "https://example.org/t",
+              "--oauth-client-id", "c", stdin="s\n")
+    assert bad.returncode != 0 and "webdav_url must be an https:// URL" in bad.stderr
+    assert "Traceback" not in bad.stderr
     listed = ok(gcs(pair, "user-credentials", "list", "--format", "json"))
     (found,) = [item for item in json.loads(listed) if item["id"] == credential]
     assert found["storage_gateway_id"] == pair.gateway_id

@@ -7,6 +7,7 @@ POSIX connector and Isthmus's WebDAV-behind-OAuth2 one; S3 and ActiveScale arriv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -139,37 +140,59 @@ def create_posix(display_name: str, high_assurance: bool, **options: Any) -> Non
     output.print_created("Storage Gateway", created)
 
 
+def _webdav_options(creating: bool) -> Callable[[Any], Any]:
+    def decorate(function: Any) -> Any:
+        for option in reversed([
+            click.option("--webdav-url", required=creating, metavar="URL",
+                         help="The upstream WebDAV folder collections lie under (https://)."),
+            click.option("--oauth-authorize-url", required=creating, metavar="URL",
+                         help="The upstream's OAuth2 authorization endpoint."),
+            click.option("--oauth-token-url", required=creating, metavar="URL",
+                         help="The upstream's OAuth2 token endpoint."),
+            click.option("--oauth-client-id", required=creating,
+                         help="This endpoint's OAuth2 client id at the upstream."),
+            click.option("--oauth-client-secret", prompt=(
+                "OAuth2 client secret" if creating else False), hide_input=True,
+                help="Its client secret (asked for when creating; kept encrypted)."),
+            click.option("--oauth-scope", "oauth_scopes", multiple=True,
+                         help="A scope to ask the upstream for (repeatable; replaces the "
+                              "list on update)."),
+            click.option("--ca-file", type=click.File("r"),
+                         help="PEM certificates to trust for the upstream instead of the "
+                              "system's."),
+        ]):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _webdav_policies(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The policies document: the gateway's current one with the options given."""
+    policies = {key: value for key, value in current.items() if value is not None}
+    policies["DATA_TYPE"] = "webdav_storage_policies#1.0.0"
+    for key in WEBDAV_POLICY_OPTIONS:
+        set_if(policies, key, options.pop(key, None))
+    ca_file = options.pop("ca_file", None)
+    if ca_file is not None:
+        policies["ca_certificates"] = ca_file.read()
+    return policies
+
+
+WEBDAV_POLICY_OPTIONS = ("webdav_url", "oauth_authorize_url", "oauth_token_url",
+                         "oauth_client_id", "oauth_client_secret", "oauth_scopes")
+
+
 @create.command("webdav")
 @click.argument("display_name")
 @_common_options
-@click.option("--webdav-url", required=True, metavar="URL",
-              help="The upstream WebDAV folder collections lie under (https://).")
-@click.option("--oauth-authorize-url", required=True, metavar="URL",
-              help="The upstream's OAuth2 authorization endpoint.")
-@click.option("--oauth-token-url", required=True, metavar="URL",
-              help="The upstream's OAuth2 token endpoint.")
-@click.option("--oauth-client-id", required=True,
-              help="This endpoint's OAuth2 client id at the upstream.")
-@click.option("--oauth-client-secret", prompt="OAuth2 client secret", hide_input=True,
-              help="Its client secret (asked for when not given; kept encrypted).")
-@click.option("--oauth-scope", "scopes", multiple=True,
-              help="A scope to ask the upstream for (repeatable).")
-@click.option("--ca-file", type=click.File("r"),
-              help="PEM certificates to trust for the upstream instead of the system's.")
-def create_webdav(display_name: str, webdav_url: str, oauth_authorize_url: str,
-                  oauth_token_url: str, oauth_client_id: str, oauth_client_secret: str,
-                  scopes: tuple[str, ...], ca_file: Any, **options: Any) -> None:
+@_webdav_options(creating=True)
+def create_webdav(display_name: str, **options: Any) -> None:
     """Create a WebDAV storage gateway: a WebDAV server behind OAuth2 (Nextcloud, ownCloud,
     CERNBox, another Isthmus); users grant access with 'user-credentials oauth-create'."""
     if not options.get("domains"):
         raise click.UsageError("Give at least one --domain whose identities may use it")
-    policies: dict[str, Any] = {
-        "DATA_TYPE": "webdav_storage_policies#1.0.0", "webdav_url": webdav_url,
-        "oauth_authorize_url": oauth_authorize_url, "oauth_token_url": oauth_token_url,
-        "oauth_client_id": oauth_client_id, "oauth_client_secret": oauth_client_secret,
-        "oauth_scopes": list(scopes)}
-    if ca_file is not None:
-        policies["ca_certificates"] = ca_file.read()
+    policies = _webdav_policies(options, {})
     document = {**_document(options), "display_name": display_name,
                 "connector_id": WEBDAV_CONNECTOR_ID, "policies": policies}
     created = decoded(manager().gcs_client().create_storage_gateway(_sdk_document(document)))
@@ -202,6 +225,27 @@ def update_posix(storage_gateway_id: str, **options: Any) -> None:
     gateway_id = check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID")
     response = manager().gcs_client().update_storage_gateway(gateway_id,
                                                              _sdk_document(document))
+    output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
+
+
+@update.command("webdav")
+@click.argument("storage_gateway_id")
+@click.option("--display-name", help="The gateway's new name.")
+@_common_options
+@_webdav_options(creating=False)
+def update_webdav(storage_gateway_id: str, **options: Any) -> None:
+    """Change a WebDAV storage gateway (a new client secret replaces the sealed one)."""
+    gateway_id = check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID")
+    client = manager().gcs_client()
+    changes_policies = any(options.get(key) for key in (*WEBDAV_POLICY_OPTIONS, "ca_file"))
+    current = dict(decoded(client.get_storage_gateway(gateway_id)).get("policies") or {}) \
+        if changes_policies else {}
+    policies = _webdav_policies(options, current)
+    document = _document(options)
+    if changes_policies:
+        document["policies"] = policies
+    require_changes(document)
+    response = client.update_storage_gateway(gateway_id, _sdk_document(document))
     output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
 
 
