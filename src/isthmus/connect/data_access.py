@@ -18,6 +18,11 @@
 4. the session borrows a connector over the collection root acting as the account, from a
    pool keeping one per (root, account).
 
+On a WebDAV gateway (`webdav_gateways`) there is no local account: after the allowed
+domains, the caller's own OAuth2 user credential for the gateway opens a WebDAV connector
+on the upstream folder (refused with how to make one when there is none), and the gateway's
+path restrictions apply as written.
+
 A guest collection (when the deployment gives a `GuestResolver`) needs only the ``https``
 scope; its files are reached as the owner's account, and what the caller may do at each
 path is the guest decision (`access.resolve_guest`: access rules, owner and managers,
@@ -136,6 +141,8 @@ class DataTarget:
     high_assurance: bool
     https_enabled: bool
     https_methods: frozenset[str]
+    # Storage reached with the caller's own OAuth2 credential (a WebDAV gateway).
+    by_credential: bool = False
 
     @property
     def required_scopes(self) -> tuple[str, ...]:
@@ -185,6 +192,7 @@ class DataAccess:
             high_assurance=gateway.high_assurance,
             https_enabled=collection.document.get("enable_https", True) is not False,
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
+            by_credential=webdav_gateways.is_webdav(gateway),
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -217,10 +225,9 @@ class DataAccess:
         if target.collection_type != "mapped":
             raise forbidden("This server does not serve guest collections over HTTPS")
         identities = self._identities_of(info)
-        with reading(self.sessions) as session:
-            opened = self._credential_session(session, collection_id, identities, info)
-        if opened is not None:
-            return opened
+        if target.by_credential:
+            with reading(self.sessions) as session:
+                return self._credential_session(session, collection_id, identities, info)
         with reading(self.sessions) as session:
             resolved = resolve_caller(session, collection_id, identities, self.mapper)
         return self._session(resolved)
@@ -228,14 +235,12 @@ class DataAccess:
     def _credential_session(
         self, session: Session, collection_id: uuid.UUID, identities: list[dict[str, Any]],
         info: TokenInfo,
-    ) -> DataSession | None:
+    ) -> DataSession:
         """On a WebDAV gateway: the upstream folder, reached with the caller's OAuth2
-        credential (no local account; None for other gateways)."""
+        credential (no local account is involved)."""
         location = locate(session, collection_id)
         gateway = session.get(StorageGateway, location.storage_gateway_id)
         assert gateway is not None  # a foreign key keeps it
-        if not webdav_gateways.is_webdav(gateway):
-            return None
         try:
             require_allowed_domain(identities, location.allowed_domains)
         except AccessPolicyError as refused:
