@@ -230,6 +230,10 @@ def test_the_gateway_keeps_its_client_secret_sealed(gateway: Pair, credential: s
               "--oauth-client-id", "c", stdin="s\n")
     assert bad.returncode != 0 and "webdav_url must be an https:// URL" in bad.stderr
     assert "Traceback" not in bad.stderr
+    (pair.workdir / "not-a-ca.pem").write_text("not a certificate")
+    bad_ca = gcs(pair, "storage-gateway", "update", "webdav", pair.gateway_id,
+                 "--ca-file", "not-a-ca.pem")
+    assert bad_ca.returncode != 0 and "holds no PEM certificate" in bad_ca.stderr
     listed = ok(gcs(pair, "user-credentials", "list", "--format", "json"))
     (found,) = [item for item in json.loads(listed) if item["id"] == credential]
     assert found["storage_gateway_id"] == pair.gateway_id

@@ -14,7 +14,7 @@ import pytest
 
 from isthmus.storage.errors import InvalidPath, PermissionDenied
 from isthmus.storage.webdav import TEMP_PREFIX, WebDAVConnector
-from tests.e2e.data_helpers import DataSite, start_data_site
+from tests.e2e.data_helpers import DataSite, curl, start_data_site
 from tests.storage.conformance import Backing, ConnectorConformance, StorageTarget
 
 
@@ -82,3 +82,36 @@ def test_temporary_names_are_reserved_and_hidden(site: DataSite, token: str) -> 
 def test_a_token_the_server_refuses_is_permission_denied(site: DataSite) -> None:
     with _connector(site, "not-a-token", "") as connector, pytest.raises(PermissionDenied):
         connector.list("/")
+
+
+def _proppatch(site: DataSite, token: str, url: str, props: str) -> tuple[int, str]:
+    body = (f'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x">'
+            f"<D:set><D:prop>{props}</D:prop></D:set></D:propertyupdate>")
+    answer = curl(site.server, token, "-X", "PROPPATCH", "--data-binary", body, url)
+    return answer.status, answer.text
+
+
+def test_proppatch_sets_the_modification_time_and_nothing_else(
+    site: DataSite, token: str,
+) -> None:
+    """What rclone and ownCloud clients send: DAV:lastmodified in seconds."""
+    folder = f"t-{uuid.uuid4().hex[:12]}"
+    root = site.home_dir(site.owner) / folder
+    root.mkdir(parents=True)
+    (root / "f").write_bytes(b"x")
+    url = f"{site.home_url(site.owner)}/{folder}/f"
+    status, text = _proppatch(site, token, url, "<D:lastmodified>1600000000</D:lastmodified>")
+    assert status == 207 and "200 OK" in text
+    assert (root / "f").stat().st_mtime == 1_600_000_000
+    # All or nothing: a property that cannot be set fails the whole request.
+    status, text = _proppatch(site, token, url, "<D:lastmodified>1700000000</D:lastmodified>"
+                                                "<x:colour>blue</x:colour>")
+    assert status == 207 and "403 Forbidden" in text and "424 Failed Dependency" in text
+    assert (root / "f").stat().st_mtime == 1_600_000_000
+    status, _ = _proppatch(site, token, url, "<D:lastmodified>soon</D:lastmodified>")
+    assert status == 400
+    status, _ = _proppatch(site, token, url + "-missing",
+                           "<D:lastmodified>1600000000</D:lastmodified>")
+    assert status == 404
+    malformed = curl(site.server, token, "-X", "PROPPATCH", "--data-binary", "<D:oops", url)
+    assert malformed.status == 400

@@ -100,6 +100,12 @@ def seal_policies(gateway: StorageGateway, stored: dict[str, Any], box: SecretBo
     if not isinstance(policies, dict):
         raise invalid_input("storage_gateway", [("policies", "is required for WebDAV: a "
                                                  "webdav_storage_policies document")])
+    if policies.get("ca_certificates"):
+        try:
+            ssl.create_default_context(cadata=policies["ca_certificates"])
+        except (ssl.SSLError, ValueError):
+            raise invalid_input("storage_gateway", [(
+                "policies", "ca_certificates holds no PEM certificate")]) from None
     secret = policies.pop("oauth_client_secret", None)
     if secret is not None:
         if box is None:
