@@ -330,6 +330,9 @@ class _Writer(AtomicWriter):
             self._response = self._connector._request("PUT", self._temp, content=body())
         except StorageError as error:
             self._failure = error
+        except Exception as error:  # reported to the writer, not lost in a thread
+            self._failure = StorageUnavailable(f"The upload failed: {type(error).__name__}",
+                                               self.path)
 
     def _put(self, item: bytes | None) -> None:
         while self._thread.is_alive():
