@@ -55,6 +55,7 @@ CREDENTIAL_COMMANDS = {
     "s3-keys-delete": "Remove an S3 key pair.",
     "s3-keys-update": "Change an S3 key pair or its path prefixes.",
 }
+
 CONNECTORS_TO_COME = {
     "s3": "Amazon S3 and S3-compatible object storage",
     "activescale": "Quantum ActiveScale object storage",
