@@ -147,5 +147,5 @@ def open_services(
     # and policies by Auth's directories, never by Auth's tables.
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
                       policies=auth, endpoint_id=endpoint_id, public_url=settings.public_url,
-                      guests=connect.resolve_guest)
+                      guests=connect.resolve_guest, secret_box=auth.secret_box)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)

@@ -19,7 +19,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import authz, documents, gateway_policies, paging, path_restrictions, schemas
+from isthmus.connect import (
+    authz,
+    documents,
+    gateway_policies,
+    paging,
+    path_restrictions,
+    schemas,
+    webdav_gateways,
+)
 from isthmus.connect.authz import Caller
 from isthmus.connect.errors import bad_request, exists, gcs_error, invalid_input, not_found
 from isthmus.connect.identity_mapping import (
@@ -35,7 +43,8 @@ from isthmus.storage.errors import AccountNotFound
 
 logger = logging.getLogger("isthmus.connect")
 
-POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_user_credential_policies}
+POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_user_credential_policies,
+                  documents.WEBDAV_CONNECTOR_ID: webdav_gateways.credential_policies_schema}
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,9 @@ def create(
     if values.get("connector_id") not in (None, str(gateway.connector_id)):
         raise invalid_input("user_credential", [(
             "connector_id", f"must be the storage gateway's connector {gateway.connector_id}")])
+    if webdav_gateways.is_webdav(gateway):
+        raise gcs_error(422, f"Storage gateway {gateway.id} takes OAuth2 credentials: make "
+                        "them with 'globus-connect-server user-credentials oauth-create'")
     identity_id = uuid.UUID(values.get("identity_id") or str(caller.identity_id))
     if identity_id not in caller.identities and not _manages_for_others(
             session, endpoint, caller, gateway):
@@ -245,6 +257,9 @@ def update(
     current = documents.user_credential_document(credential, gateway)
     values = schemas.USER_CREDENTIAL.parse(body, creating=False, stored=current)
     if "username" in values and values["username"] != credential.username:
+        if webdav_gateways.is_webdav(gateway):
+            raise gcs_error(422, "An OAuth2 credential's username is the one it was granted "
+                            "for; make another with oauth-create")
         found = standing(gateway, credential.identity_id, credential.identity_username,
                          values["username"])
         credential.username = values["username"]

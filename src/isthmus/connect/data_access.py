@@ -20,6 +20,11 @@
 4. the session borrows a connector over the collection root acting as the account, from a
    pool keeping one per (root, account).
 
+On a WebDAV gateway (`webdav_gateways`) there is no local account: after the allowed
+domains, the caller's own OAuth2 user credential for the gateway opens a WebDAV connector
+on the upstream folder (refused with how to make one when there is none), and the gateway's
+path restrictions apply as written.
+
 A guest collection (when the deployment gives a `GuestResolver`) needs only the ``https``
 scope; its files are reached as the owner's account, and what the caller may do at each
 path is the guest decision (`access.resolve_guest`: access rules, owner and managers,
@@ -44,16 +49,21 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import path_restrictions, session_checks
-from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
+from isthmus.connect import path_restrictions, session_checks, webdav_gateways
+from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
-from isthmus.connect.connectors import ConnectorLease, ConnectorPool
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
 from isthmus.connect.data_paths import Access, DataPaths, from_permission
-from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
+from isthmus.connect.gateway_policies import (
+    AccessPolicyError,
+    check_groups_allowed,
+    require_allowed_domain,
+)
 from isthmus.connect.guest_access import GuestDecision
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.db import reading, utcnow
+from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
@@ -136,6 +146,8 @@ class DataTarget:
     https_enabled: bool
     https_methods: frozenset[str]
     session: session_checks.SessionDemands
+    # Storage reached with the caller's own OAuth2 credential (a WebDAV gateway).
+    by_credential: bool = False
 
     @property
     def required_scopes(self) -> tuple[str, ...]:
@@ -153,7 +165,7 @@ class DataAccess:
         identities: IdentityDirectory, policies: PolicyDirectory, endpoint_id: uuid.UUID,
         public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
-        guests: GuestResolver | None = None,
+        guests: GuestResolver | None = None, secret_box: SecretBox | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
@@ -165,6 +177,7 @@ class DataAccess:
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
         self.pool = pool or ConnectorPool()
         self.guests = guests
+        self.secret_box = secret_box  # opens WebDAV gateways' secrets and credentials
 
     def href(self, collection_id: uuid.UUID) -> str:
         """The path of a collection's ``https_url`` on this server (no trailing slash)."""
@@ -187,6 +200,7 @@ class DataAccess:
             https_enabled=collection.document.get("enable_https", True) is not False,
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
             session=session_checks.demands_of(session, collection, gateway),
+            by_credential=webdav_gateways.is_webdav(gateway),
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -230,6 +244,9 @@ class DataAccess:
         if target.collection_type != "mapped":
             raise forbidden("This server does not serve guest collections over HTTPS")
         identities = self._identities_of(info)
+        if target.by_credential:
+            with reading(self.sessions) as session:
+                return self._credential_session(session, collection_id, identities, info)
         with reading(self.sessions) as session:
             resolved = resolve_caller(session, collection_id, identities, self.mapper)
         return self._session(resolved)
@@ -252,6 +269,31 @@ class DataAccess:
         if GuestPaths(resolved.guest).access(canonical) is Access.NONE:
             return None
         return self._guest_session(resolved)
+
+    def _credential_session(
+        self, session: Session, collection_id: uuid.UUID, identities: list[dict[str, Any]],
+        info: TokenInfo,
+    ) -> DataSession:
+        """On a WebDAV gateway: the upstream folder, reached with the caller's OAuth2
+        credential (no local account is involved)."""
+        location = locate(session, collection_id)
+        gateway = session.get(StorageGateway, location.storage_gateway_id)
+        assert gateway is not None  # a foreign key keeps it
+        try:
+            require_allowed_domain(identities, location.allowed_domains)
+        except AccessPolicyError as refused:
+            raise APIError(403, "permission_denied", refused.message,
+                           extra={"detail": refused.detail}) from None
+        credential = webdav_gateways.credential_for(session, gateway, info.identities)
+        if credential is None or self.secret_box is None:
+            raise forbidden(f"You have no valid user credential for storage gateway "
+                            f"{gateway.id}: make one with 'globus-connect-server "
+                            f"user-credentials oauth-create {gateway.id} --globus-identity "
+                            f"{info.username}'")
+        connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
+                                                   credential, location.root_path)
+        rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
+        return DataSession(OwnedLease(connector), rules, location.base_path, None)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable
@@ -482,6 +524,9 @@ class DataSession:
     def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self.connector.begin_write(self._reach_new(path), options)
+
+    def set_mtime(self, path: str, mtime: float) -> None:
+        self.connector.set_mtime(self._reach(path, Access.READ_WRITE), mtime)
 
     def mkdir(self, path: str) -> None:
         try:

@@ -1,7 +1,8 @@
 """HTTPS and WebDAV class 1 on each collection's ``https_url`` (``<public_url>data/<id>/<path>``).
 
 GET (one Range, conditional requests, ``?download``), HEAD, PUT (streamed into an atomic
-write), DELETE, and WebDAV's OPTIONS, PROPFIND (Depth 0 and 1), MKCOL, MOVE and COPY.
+write), DELETE, and WebDAV's OPTIONS, PROPFIND (Depth 0 and 1), PROPPATCH (the modification
+time only), MKCOL, MOVE and COPY.
 HEAD and GET answer ``Want-Repr-Digest`` (RFC 9530); PUT checks a ``Repr-Digest`` or
 ``Content-Digest`` it is sent. Routes parse, call `data_access`, and shape the answer;
 errors are short JSON documents (``code``, ``message``), never tracebacks.
@@ -46,8 +47,8 @@ T = TypeVar("T")
 # has no words for PROPFIND or MOVE anyway).
 router = APIRouter(prefix=DATA_PREFIX, include_in_schema=False)
 
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, MKCOL, COPY, MOVE"
-ALLOW_ON_DIRECTORIES = "OPTIONS, PROPFIND, DELETE, COPY, MOVE"
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE"
+ALLOW_ON_DIRECTORIES = "OPTIONS, PROPFIND, PROPPATCH, DELETE, COPY, MOVE"
 _CODES = {302: "sign_in_required", 400: "bad_request", 401: "not_authorized",
           403: "permission_denied", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 412: "precondition_failed", 413: "payload_too_large",
@@ -426,4 +427,41 @@ async def propfind(request: Request) -> Response:
                 rfc4918.Resource(_href(base, paths.join(shown, found.name), found), found.name,
                                  found) for _, found in children)
     body = await anyio.to_thread.run_sync(lambda: rfc4918.multistatus(resources, wanted))
+    return Response(body, status_code=207, media_type=rfc4918.MULTISTATUS_TYPE)
+
+
+# --- PROPPATCH ------------------------------------------------------------------------------
+
+# ownCloud's and Nextcloud's way of setting a modification time, which rclone and Isthmus's
+# WebDAV connector use: DAV:lastmodified, in seconds since the epoch.
+_SETTABLE = (rfc4918.DAV, "lastmodified")
+
+
+@router.api_route("/{rest:path}", methods=["PROPPATCH"])
+async def proppatch(request: Request) -> Response:
+    """Only the modification time may be set; anything else fails the whole request, as
+    PROPPATCH is all or nothing (RFC 4918 §9.2)."""
+    update = rfc4918.parse_proppatch(await read_body(request, rfc4918.MAX_PROPFIND_BYTES))
+    refused = [(namespace, local) for namespace, local, _ in update.changes
+               if (namespace, local) != _SETTABLE]
+    mtimes = [text for namespace, local, text in update.changes
+              if (namespace, local) == _SETTABLE]
+    mtime: float | None = None
+    if mtimes and not refused:
+        try:
+            mtime = float(mtimes[-1] or "")
+        except ValueError:
+            raise bad_request("DAV:lastmodified must be seconds since the epoch") from None
+    collection_id, requested = _location(request)
+    href = _data(request).href(collection_id) + quote(paths.normalize(requested))
+    async with _opened(request, [Method.PUT]) as (session, path):
+        if mtime is not None:
+            when = mtime
+            await _io(lambda: session.set_mtime(path, when))
+        else:
+            await _io(lambda: session.stat(path))  # a missing file is 404, not 207
+    statuses = [(namespace, local, "200 OK" if mtime is not None else
+                 "403 Forbidden" if (namespace, local) != _SETTABLE else "424 Failed Dependency")
+                for namespace, local, _ in update.changes]
+    body = rfc4918.proppatch_multistatus(href, statuses)
     return Response(body, status_code=207, media_type=rfc4918.MULTISTATUS_TYPE)

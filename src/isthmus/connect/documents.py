@@ -24,8 +24,12 @@ from isthmus.connect.models import (
 API_VERSION = "1.32.0"
 MANAGER_VERSION = "5.4.76"
 POSIX_CONNECTOR_ID = uuid.UUID("145812c8-decc-41f1-83cf-bb2a85a2a70b")
+# Isthmus's own: a WebDAV server behind OAuth2 (no GCS connector speaks WebDAV).
+WEBDAV_CONNECTOR_ID = uuid.UUID("afe5e740-c8ed-4433-a2e0-d65747275517")
 # The connectors this server has, by id: what `connector_id` may name.
-CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX"}
+CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX", WEBDAV_CONNECTOR_ID: "WebDAV"}
+# A gateway's sealed client secret: kept in its document, never shown.
+SEALED_SECRET = "sealed_client_secret"
 DEFAULT_AUTHENTICATION_TIMEOUT_MINS = 15840  # 11 days, as GCS
 
 # Private gateway and collection fields: shown with include=private_policies to administrators.
@@ -80,6 +84,7 @@ def gateway_document(gateway: StorageGateway, *, private: bool) -> dict[str, Any
         "authentication_assurance_timeout": gateway.document.get("authentication_timeout_mins"),
         "deleted": False,
     }
+    document.pop(SEALED_SECRET, None)
     if not private:
         for key in PRIVATE_GATEWAY_FIELDS:
             document.pop(key, None)

@@ -146,6 +146,6 @@ OPERATIONS: dict[str, dict[str, Schema]] = {
 def describe(router: APIRouter) -> None:
     """Give each of the Manager's routes its description (a route without one is a bug)."""
     for route in router.routes:
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute) and route.include_in_schema:
             for method in route.methods or ():
                 route.openapi_extra = OPERATIONS[route.path][method]

@@ -54,7 +54,8 @@ class ConnectService:
     access_rules: AccessRules
     groups: GroupMembership
     identities: IdentityDirectory
-    # Seals what must be kept but never shown (custom domains' private keys).
+    # Seals what must be kept but never shown: custom domains' private keys, WebDAV
+    # gateways' client secrets and users' OAuth2 tokens.
     secret_box: SecretBox
 
     def caller(self, token: str | None) -> Caller:

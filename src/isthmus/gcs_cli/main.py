@@ -18,6 +18,7 @@ from isthmus.gcs_cli import (
     nodes,
     sharing_policies,
     unavailable,
+    user_credentials,
 )
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.errors import EXIT_ERROR, EXIT_USAGE, CLIError, one_line
@@ -39,7 +40,7 @@ def cli() -> None:
 
 for command in (login, logout, whoami, session_group, endpoints.endpoint, nodes.node,
                 gateways.storage_gateway, gcs_collections.collection, auth_policies.auth_policy,
-                sharing_policies.sharing_policy, unavailable.user_credentials,
+                sharing_policies.sharing_policy, user_credentials.user_credentials,
                 unavailable.oidc, unavailable.audit, nodes.self_diagnostic):
     cli.add_command(command)
 

@@ -1,5 +1,5 @@
-"""Commands of connectors and features that arrive with issue [5 of 5]: S3, ActiveScale and
-WebDAV gateways, their user credentials, the endpoint's own OIDC server, and audit logs.
+"""Commands of connectors and features that arrive with issue [5 of 5]: S3 and ActiveScale
+gateways, their user credentials, the endpoint's own OIDC server, and audit logs.
 Each exists with its help text, and says plainly that this server does not offer it yet."""
 
 from __future__ import annotations
@@ -50,22 +50,13 @@ audit = group_of("audit", "High-assurance audit logs of the endpoint.", {
 
 CREDENTIAL_COMMANDS = {
     "activescale-create": "Register ActiveScale keys for a storage gateway.",
-    "oauth-create": "Create an OAuth2 user credential (prints the URL to authorize).",
-    "delete": "Delete a user credential.",
-    "list": "List user credentials.",
     "s3-create": "Register an S3 key pair for a storage gateway.",
     "s3-keys-add": "Add an S3 key pair for a set of path prefixes.",
     "s3-keys-delete": "Remove an S3 key pair.",
     "s3-keys-update": "Change an S3 key pair or its path prefixes.",
 }
-user_credentials = group_of(
-    "user-credentials", "Credentials users hold for storage gateways that need them.",
-    CREDENTIAL_COMMANDS,
-    lambda command: f"'user-credentials {command}' (user credentials of the S3, ActiveScale "
-                    "and WebDAV connectors)")
 
 CONNECTORS_TO_COME = {
     "s3": "Amazon S3 and S3-compatible object storage",
     "activescale": "Quantum ActiveScale object storage",
-    "webdav": "A WebDAV server behind OAuth2 (Nextcloud, ownCloud, another Isthmus)",
 }
