@@ -7,12 +7,20 @@ Where a file lands, or must not, the tests look on disk.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import globus_sdk
 import pytest
-from globus_sdk import GlobusAppConfig, TransferClient
+from globus_sdk import (
+    GlobusAppConfig,
+    GuestCollectionDocument,
+    TransferClient,
+    UserCredentialDocument,
+)
 
 from tests.browser import Browser
 from tests.conftest import EndpointSite, User, _new_user
@@ -22,6 +30,8 @@ from tests.e2e.helpers import (
     pointed_at,
     scripted_login_flow,
 )
+from tests.e2e.test_connect_guest import ACCOUNT, rule
+from tests.e2e.test_connect_manager_api import gcs_client
 from tests.e2e.test_transfer_registry import transfer_client
 
 
@@ -91,3 +101,193 @@ def test_ls_asks_for_data_access_consent_until_the_user_gives_it(site: EndpointS
     # The consent is bob's now: his earlier login's token reaches the collection too.
     (home_of(site, bob) / "notes.txt").write_text("hello")
     assert [item["name"] for item in plain.operation_ls(site.collection_id)] == ["notes.txt"]
+
+
+def refused(call: Any, *args: Any, **kwargs: Any) -> globus_sdk.TransferAPIError:
+    with pytest.raises(globus_sdk.TransferAPIError) as raised:
+        call(*args, **kwargs)
+    return raised.value
+
+
+@pytest.fixture(scope="module")
+def alice_home(site: EndpointSite, alice: User, alice_tc: TransferClient) -> Path:
+    """alice's home with files, a folder, a hidden file and three kinds of links."""
+    alice_tc.operation_ls(site.collection_id)  # made on first use
+    home = home_of(site, alice)
+    (home / "sub").mkdir()
+    (home / "a.txt").write_bytes(b"12345")
+    (home / "b.dat").write_bytes(b"x" * 100)
+    (home / ".hidden").write_bytes(b"")
+    os.symlink("a.txt", home / "link")
+    os.symlink("gone", home / "broken")
+    os.symlink("/etc/passwd", home / "out")  # leads outside the collection
+    return home
+
+
+def names(listing: Any) -> list[str]:
+    return [item["name"] for item in listing]
+
+
+def test_ls_reports_files_folders_and_links_as_the_spec_says(
+    site: EndpointSite, alice_tc: TransferClient, alice_home: Path,
+) -> None:
+    listing = alice_tc.operation_ls(site.collection_id, path="~")
+    assert listing["path"] == "/~/"
+    assert names(listing) == [".hidden", "a.txt", "b.dat", "broken", "link", "out", "sub"]
+    assert (listing["length"], listing["total"]) == (7, 7)
+    items = {item["name"]: item for item in listing}
+    assert items["a.txt"]["type"] == "file" and items["a.txt"]["size"] == 5
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00",
+                        items["a.txt"]["last_modified"])
+    assert re.fullmatch(r"0[0-7]{3}", items["a.txt"]["permissions"])
+    assert items["a.txt"]["link_target"] is None
+    assert items["sub"]["type"] == "dir"
+    # A working link is what it reaches, the link_* fields describe the link.
+    assert items["link"]["type"] == "file" and items["link"]["size"] == 5
+    assert items["link"]["link_target"] == f"/{alice_home.name}/a.txt"
+    assert items["link"]["link_last_modified"] is not None
+    assert items["broken"]["type"] == "invalid_symlink"
+    assert items["out"]["type"] == "invalid_symlink"
+    assert "passwd" not in str(items["out"]["size"])  # nothing of the target is told
+
+    hidden = alice_tc.operation_ls(site.collection_id, show_hidden=False)
+    assert ".hidden" not in names(hidden)
+    assert names(alice_tc.operation_ls(site.collection_id, filter="name:~*.TXT")) == ["a.txt"]
+    # Repeated filters are ORed (globus ls -r sends them so), clauses within one ANDed.
+    assert names(alice_tc.operation_ls(site.collection_id,
+                                       filter=["type:dir", "name:b.dat"])) == ["b.dat", "sub"]
+    assert names(alice_tc.operation_ls(site.collection_id,
+                                       filter="type:file/size:>=5/name:!a.txt")) == [
+        "b.dat", "link"]
+    assert names(alice_tc.operation_ls(site.collection_id, orderby="name DESC"))[:2] == [
+        "sub", "out"]
+    assert names(alice_tc.operation_ls(
+        site.collection_id, orderby=["type", "size DESC", "name"],
+        filter="type:file,dir")) == ["sub", "b.dat", "a.txt", "link", ".hidden"]
+    page = alice_tc.operation_ls(site.collection_id, limit=2, offset=1)
+    assert names(page) == ["a.txt", "b.dat"] and (page["length"], page["total"]) == (2, 7)
+    assert alice_tc.operation_ls(site.collection_id, path="/~/sub")["path"] == "/~/sub/"
+
+
+def test_ls_errors_are_the_specs(site: EndpointSite, alice_tc: TransferClient,
+                                 alice_home: Path) -> None:
+    missing = refused(alice_tc.operation_ls, site.collection_id, path="~/nowhere")
+    assert (missing.http_status, missing.code) == (404, "ClientError.NotFound")
+    assert missing.message == "Directory '~/nowhere' not found"
+    on_file = refused(alice_tc.operation_ls, site.collection_id, path="~/a.txt")
+    assert (on_file.http_status, on_file.code) == (
+        502, "ExternalError.DirListingFailed.NotDirectory")
+    escape = refused(alice_tc.operation_ls, site.collection_id, path="/../..")
+    assert (escape.http_status, escape.code) == (403, "EndpointPermissionDenied.PathEscape")
+    # Through a link out of the collection: refused, not followed.
+    link_out = refused(alice_tc.operation_ls, site.collection_id, path="~/out")
+    assert link_out.http_status in (403, 404), link_out.raw_json
+    for params in ({"orderby": "colour"}, {"filter": "colour:red"}, {"limit": "x"},
+                   {"filter": "size:>big"}, {"show_hidden": "maybe"}, {"offset": "-1"}):
+        bad = refused(alice_tc.operation_ls, site.collection_id, query_params=params)
+        assert (bad.http_status, bad.code) == (400, "ClientError.BadRequest"), params
+    unknown = refused(alice_tc.operation_ls, "00000000-0000-4000-8000-000000000000")
+    assert (unknown.http_status, unknown.code) == (404, "EndpointNotFound")
+    garbage = refused(alice_tc.operation_ls, "not-an-id")
+    assert (garbage.http_status, garbage.code) == (404, "EndpointNotFound")
+    endpoint = refused(alice_tc.operation_ls, site.endpoint_id)
+    assert (endpoint.http_status, endpoint.code) == (400, "NotSupported")
+
+
+def test_stat_mkdir_and_rename(site: EndpointSite, alice_tc: TransferClient,
+                               alice_home: Path) -> None:
+    stat = alice_tc.operation_stat(site.collection_id, "~/b.dat")
+    assert (stat["DATA_TYPE"], stat["name"], stat["type"], stat["size"]) == (
+        "file", "b.dat", "file", 100)
+    assert alice_tc.operation_stat(site.collection_id, "/~/sub")["type"] == "dir"
+    gone = refused(alice_tc.operation_stat, site.collection_id, "~/nothing")
+    assert (gone.http_status, gone.code) == (404, "NotFound")
+
+    made = alice_tc.operation_mkdir(site.collection_id, "~/made/")
+    assert made.http_status == 202
+    assert (made["DATA_TYPE"], made["code"]) == ("mkdir_result", "DirectoryCreated")
+    assert made["message"] == "The directory was created successfully"
+    assert (alice_home / "made").is_dir()
+    again = refused(alice_tc.operation_mkdir, site.collection_id, "~/made")
+    assert (again.http_status, again.code) == (502, "ExternalError.MkdirFailed.Exists")
+    orphan = refused(alice_tc.operation_mkdir, site.collection_id, "~/no/such/parent")
+    assert (orphan.http_status, orphan.code) == (404, "ClientError.NotFound")
+    assert not (alice_home / "no").exists()
+    # Out of the collection, or out of her home on it: refused, nothing made.
+    before = sorted(os.listdir(site.server.data_dir))
+    escape = refused(alice_tc.operation_mkdir, site.collection_id, "/../escaped")
+    assert escape.http_status == 403, escape.raw_json
+    assert sorted(os.listdir(site.server.data_dir)) == before
+    elsewhere = refused(alice_tc.operation_mkdir, site.collection_id, "/not-hers")
+    assert (elsewhere.http_status, elsewhere.code) == (403, "EndpointPermissionDenied")
+    assert not (site.server.data_dir / "files" / "not-hers").exists()
+    through_link = refused(alice_tc.operation_mkdir, site.collection_id, "~/out/x")
+    assert through_link.http_status in (403, 404), through_link.raw_json
+    bad = refused(alice_tc.operation_mkdir, site.collection_id, "~/two\nlines")
+    assert (bad.http_status, bad.code) == (400, "ClientError.BadRequest")
+
+    renamed = alice_tc.operation_rename(site.collection_id, "~/a.txt", "~/made/a2.txt")
+    assert (renamed["DATA_TYPE"], renamed["code"]) == ("result", "FileRenamed")
+    assert renamed["message"] == "File or directory renamed successfully"
+    assert (alice_home / "made" / "a2.txt").read_bytes() == b"12345"
+    assert not (alice_home / "a.txt").exists()
+    taken = refused(alice_tc.operation_rename, site.collection_id, "~/b.dat", "~/made/a2.txt")
+    assert (taken.http_status, taken.code) == (502, "ExternalError.RenameFailed.Exists")
+    assert (alice_home / "b.dat").exists()
+    missing = refused(alice_tc.operation_rename, site.collection_id, "~/none", "~/x")
+    assert (missing.http_status, missing.code) == (404, "ClientError.NotFound")
+    out = refused(alice_tc.operation_rename, site.collection_id, "~/b.dat", "/../b.dat")
+    assert out.http_status == 403, out.raw_json
+    assert (alice_home / "b.dat").exists()
+    wrong_type = refused(alice_tc.post, f"/v0.10/operation/endpoint/{site.collection_id}/mkdir",
+                         data={"DATA_TYPE": "rename", "path": "~/x"})
+    assert (wrong_type.http_status, wrong_type.code) == (400, "ClientError.BadRequest")
+
+
+def test_guest_collection_read_rule_lists_but_does_not_write(
+    site: EndpointSite, alice: User, alice_tc: TransferClient, alice_home: Path,
+) -> None:
+    bob, carl = _new_user(site.server, "bob"), _new_user(site.server, "carl")
+    alice_gcs = gcs_client(site, alice)
+    gateway = str(alice_gcs.get_collection(site.collection_id)["storage_gateway_id"])
+    credential = alice_gcs.create_user_credential(UserCredentialDocument(
+        storage_gateway_id=gateway, identity_id=alice.id, username=ACCOUNT,
+        display_name="alice on the files gateway"))
+    root = alice_home / "results"
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / "data.csv").write_bytes(b"t,x\n")
+    guest = str(alice_gcs.create_collection(GuestCollectionDocument(
+        display_name="alice's results", mapped_collection_id=site.collection_id,
+        user_credential_id=credential["id"], collection_base_path="/~/results"))["id"])
+    # The owner: no data_access consent on a guest collection; she may write.
+    owner = transfer_client(site, alice)
+    assert names(owner.operation_ls(guest)) == ["shared"]
+    owner.operation_mkdir(guest, "/shared/by-alice")
+    assert (root / "shared" / "by-alice").is_dir()
+    owner.add_endpoint_acl_rule(guest, rule("identity", bob.id, "/shared/", "r"))
+
+    bob_tc = transfer_client(site, bob)
+    listing = bob_tc.operation_ls(guest, path="/shared/")
+    assert names(listing) == ["by-alice", "data.csv"]
+    assert listing["path"] == "/shared/"
+    assert bob_tc.operation_stat(guest, "/shared/data.csv")["size"] == 4
+    # Read only: no mkdir, no rename, nothing changes on disk.
+    denied = refused(bob_tc.operation_mkdir, guest, "/shared/by-bob")
+    assert (denied.http_status, denied.code) == (403, "EndpointPermissionDenied")
+    assert not (root / "shared" / "by-bob").exists()
+    moved = refused(bob_tc.operation_rename, guest, "/shared/data.csv", "/shared/d.csv")
+    assert (moved.http_status, moved.code) == (403, "EndpointPermissionDenied")
+    assert (root / "shared" / "data.csv").exists()
+    # Outside the shared folder, and out of the guest root: nothing.
+    above = refused(bob_tc.operation_ls, guest, path="/")
+    assert (above.http_status, above.code) == (403, "EndpointPermissionDenied")
+    escape = refused(bob_tc.operation_ls, guest, path="/shared/../../")
+    assert escape.http_status == 403, escape.raw_json
+
+    # carl has no rule: to him the (private) collection does not exist.
+    carl_tc = transfer_client(site, carl)
+    for path in ("/", "/shared/"):
+        nothing = refused(carl_tc.operation_ls, guest, path=path)
+        assert (nothing.http_status, nothing.code) == (404, "EndpointNotFound"), path
+    assert refused(carl_tc.operation_mkdir, guest, "/shared/by-carl").http_status == 404
+    assert not (root / "shared" / "by-carl").exists()
