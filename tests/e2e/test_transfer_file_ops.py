@@ -23,10 +23,13 @@ from globus_sdk import (
 )
 
 from tests.browser import Browser
-from tests.conftest import EndpointSite, User, _new_user
+from tests.conftest import EndpointSite, User, _new_user, shell_environment
 from tests.e2e.helpers import (
     TRANSFER_ALL,
     TUTORIAL_CLIENT_ID,
+    cli_login,
+    cli_with_login,
+    globus,
     pointed_at,
     scripted_login_flow,
 )
@@ -291,3 +294,108 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
         assert (nothing.http_status, nothing.code) == (404, "EndpointNotFound"), path
     assert refused(carl_tc.operation_mkdir, guest, "/shared/by-carl").http_status == 404
     assert not (root / "shared" / "by-carl").exists()
+
+
+def test_bookmarks_are_private_named_folders(
+    site: EndpointSite, alice: User, alice_tc: TransferClient,
+) -> None:
+    made = alice_tc.create_bookmark({"endpoint_id": site.collection_id.upper(),
+                                     "path": "/~/sub/", "name": "work"})
+    assert made["DATA_TYPE"] == "bookmark"
+    assert (made["name"], made["endpoint_id"], made["path"], made["pinned"]) == (
+        "work", site.collection_id, "/~/sub/", False)
+    bookmark_id = made["id"]
+    assert alice_tc.get_bookmark(bookmark_id).data == made.data
+    listed = alice_tc.bookmark_list()
+    assert listed["DATA_TYPE"] == "bookmark_list"
+    assert [item["id"] for item in listed] == [bookmark_id]
+
+    for body, field in (({"endpoint_id": site.collection_id, "path": "/~/", "name": "work"},
+                         "Conflict"),
+                        ({"endpoint_id": site.collection_id, "path": "/~/", "name": " pad"},
+                         "ClientError.BadRequest"),
+                        ({"endpoint_id": site.collection_id, "path": "/~/", "name": "x" * 129},
+                         "ClientError.BadRequest"),
+                        ({"endpoint_id": site.collection_id, "path": "/~/file", "name": "f"},
+                         "ClientError.BadRequest"),
+                        ({"endpoint_id": site.collection_id, "path": "/~/", "name": 5},
+                         "ClientError.BadRequest"),
+                        ({"endpoint_id": "nope", "path": "/~/", "name": "n"},
+                         "EndpointNotFound"),
+                        ({"path": "/~/", "name": "n"}, "ClientError.BadRequest")):
+        assert refused(alice_tc.create_bookmark, body).code == field, body
+
+    renamed = alice_tc.update_bookmark(bookmark_id, {"name": "Work", "pinned": True})
+    assert (renamed["name"], renamed["pinned"], renamed["path"]) == ("Work", True, "/~/sub/")
+    assert refused(alice_tc.update_bookmark, bookmark_id, {"pinned": "yes"}).http_status == 400
+
+    # Private: bob sees none of them, by list or by id.
+    bob_tc = transfer_client(site, _new_user(site.server, "bob"))
+    assert list(bob_tc.bookmark_list()) == []
+    for call, args in ((bob_tc.get_bookmark, (bookmark_id,)),
+                       (bob_tc.update_bookmark, (bookmark_id, {"name": "mine"})),
+                       (bob_tc.delete_bookmark, (bookmark_id,))):
+        hidden = refused(call, *args)
+        assert (hidden.http_status, hidden.code) == (404, "BookmarkNotFound")
+
+    deleted = alice_tc.delete_bookmark(bookmark_id)
+    assert (deleted["DATA_TYPE"], deleted["code"]) == ("result", "Deleted")
+    assert refused(alice_tc.get_bookmark, bookmark_id).code == "BookmarkNotFound"
+    assert refused(alice_tc.get_bookmark, "not-a-uuid").code == "BookmarkNotFound"
+    assert list(alice_tc.bookmark_list()) == []
+
+
+def test_globus_cli_consent_ls_mkdir_rename_stat_and_bookmarks(
+    site: EndpointSite, tmp_path: Path,
+) -> None:
+    dana = _new_user(site.server, "dana")
+    env = shell_environment(site.server, tmp_path / "home")
+    cli_login(site.server, dana, env)
+    collection = site.collection_id
+
+    before = globus(env, "ls", collection)
+    assert before.returncode == 4, before
+    assert f"globus session consent '{dependency(collection)}'" in before.stdout + before.stderr
+    cli_with_login(site.server, dana, env, "session", "consent", "--no-local-server",
+                   dependency(collection))
+
+    home = home_of(site, dana)
+    made = globus(env, "mkdir", f"{collection}:~/from-cli/")
+    assert made.returncode == 0, made
+    assert "The directory was created successfully" in made.stdout
+    assert (home / "from-cli").is_dir()
+    (home / "from-cli" / "inner.txt").write_text("inside")
+    again = globus(env, "mkdir", f"{collection}:~/from-cli")
+    assert again.returncode == 1 and "ExternalError.MkdirFailed.Exists" in again.stderr, again
+
+    renamed = globus(env, "rename", collection, "~/from-cli", "~/renamed")
+    assert renamed.returncode == 0, renamed
+    assert "File or directory renamed successfully" in renamed.stdout
+    assert (home / "renamed" / "inner.txt").exists() and not (home / "from-cli").exists()
+
+    listed = globus(env, "ls", collection)
+    assert (listed.returncode, listed.stdout) == (0, "renamed/\n"), listed
+    recursive = globus(env, "ls", "-r", f"{collection}:/~/")
+    assert recursive.stdout.split() == ["renamed/", "renamed/inner.txt"], recursive
+    long = globus(env, "ls", "-l", f"{collection}:~/renamed/")
+    assert "inner.txt" in long.stdout and "file" in long.stdout, long
+
+    shown = globus(env, "stat", f"{collection}:~/renamed/inner.txt")
+    assert shown.returncode == 0 and re.search(r"Size: +6", shown.stdout), shown
+    nothing = globus(env, "stat", f"{collection}:~/nothing")
+    assert "Nothing found at" in nothing.stdout + nothing.stderr, nothing
+
+    created = globus(env, "bookmark", "create", f"{collection}:/~/renamed/", "mine")
+    assert created.returncode == 0, created
+    bookmark_id = created.stdout.split("Bookmark ID:")[1].strip()
+    listing = globus(env, "bookmark", "list")
+    assert listing.returncode == 0 and "mine" in listing.stdout and bookmark_id in listing.stdout
+    assert site.collection_name in listing.stdout  # the CLI looked the collection up
+    show = globus(env, "bookmark", "show", "mine")
+    assert show.stdout.strip() == f"{collection}:/~/renamed/", show
+    assert globus(env, "bookmark", "rename", "mine", "yours").returncode == 0
+    assert globus(env, "bookmark", "show", bookmark_id).stdout.strip() == (
+        f"{collection}:/~/renamed/")
+    deleted = globus(env, "bookmark", "delete", "yours")
+    assert deleted.returncode == 0, deleted
+    assert "mine" not in globus(env, "bookmark", "list").stdout

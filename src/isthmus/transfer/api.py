@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, file_ops, registry
+from isthmus.transfer import access_rules, bookmarks, file_ops, registry
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
@@ -61,7 +61,7 @@ async def endpoint_search(request: Request) -> Document:
 # --- access rules on guest collections ------------------------------------------------------
 
 
-async def _read_rules(request: Request, run: Any) -> Document:
+async def _read_as_caller(request: Request, run: Any) -> Document:
     service = _service(request)
     token = bearer_token(request)
     result: Document = await work.read_only(
@@ -69,7 +69,7 @@ async def _read_rules(request: Request, run: Any) -> Document:
     return result
 
 
-async def _write_rules(request: Request, run: Any, caller: Caller | None = None) -> Document:
+async def _write_as_caller(request: Request, run: Any, caller: Caller | None = None) -> Document:
     service = _service(request)
     if caller is None:
         # Authenticate before taking the write lock: introspection reads the database too.
@@ -83,13 +83,13 @@ async def _write_rules(request: Request, run: Any, caller: Caller | None = None)
 
 @router.get("/endpoint/{endpoint_id}/access_list")
 async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
+    return await _read_as_caller(request, lambda session, caller:
                              access_rules.list_rules(session, caller, endpoint_id))
 
 
 @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
 async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
+    return await _read_as_caller(request, lambda session, caller:
                              access_rules.get_rule(session, caller, endpoint_id, rule_id))
 
 
@@ -105,7 +105,7 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
         return caller, access_rules.parse_new(body, service.identities)
 
     caller, rule = await work.in_thread(request, prepare)
-    created = await _write_rules(request, lambda session, known: access_rules.add_rule(
+    created = await _write_as_caller(request, lambda session, known: access_rules.add_rule(
         session, known, endpoint_id, rule), caller)
     return JSONResponse(created, status_code=201)
 
@@ -114,14 +114,14 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
 async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write_rules(request, lambda session, caller: access_rules.update_rule(
+    return await _write_as_caller(request, lambda session, caller: access_rules.update_rule(
         session, caller, endpoint_id, rule_id, body))
 
 
 @router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
 async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
-    return await _write_rules(request, lambda session, caller:
+    return await _write_as_caller(request, lambda session, caller:
                               access_rules.delete_rule(session, caller, endpoint_id, rule_id))
 
 
@@ -183,3 +183,37 @@ async def operation_symlink(request: Request, endpoint_id: str) -> Document:
     await _on_collection(request, endpoint_id,
                          lambda collection: file_ops.symlink(collection, target, path))
     return _result(request, "result", "SymlinkCreated", "Symlink created successfully")
+
+
+# --- bookmarks -------------------------------------------------------------------------------
+
+
+@router.get("/bookmark_list")
+async def bookmark_list(request: Request) -> Document:
+    return await _read_as_caller(request, bookmarks.list_bookmarks)
+
+
+@router.post("/bookmark")
+async def create_bookmark(request: Request) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                              bookmarks.create(session, caller, body))
+
+
+@router.get("/bookmark/{bookmark_id}")
+async def get_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                             bookmarks.get(session, caller, bookmark_id))
+
+
+@router.put("/bookmark/{bookmark_id}")
+async def update_bookmark(request: Request, bookmark_id: str) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                              bookmarks.update(session, caller, bookmark_id, body))
+
+
+@router.delete("/bookmark/{bookmark_id}")
+async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _write_as_caller(request, lambda session, caller:
+                              bookmarks.delete(session, caller, bookmark_id))
