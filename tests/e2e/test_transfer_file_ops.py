@@ -30,12 +30,14 @@ from tests.e2e.helpers import (
     cli_login,
     cli_with_login,
     globus,
+    native_login,
     pointed_at,
     scripted_login_flow,
 )
 from tests.e2e.test_connect_guest import ACCOUNT, rule
 from tests.e2e.test_connect_manager_api import gcs_client
 from tests.e2e.test_transfer_registry import transfer_client
+from tests.sdk3.test_seeds_sdk3 import sdk3_python  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +116,18 @@ def refused(call: Any, *args: Any, **kwargs: Any) -> globus_sdk.TransferAPIError
 
 @pytest.fixture(scope="module")
 def alice_home(site: EndpointSite, alice: User, alice_tc: TransferClient) -> Path:
-    """alice's home with files, a folder, a hidden file and three kinds of links."""
+    """alice's home, with a folder "listing" of files, a folder, a hidden file and three
+    kinds of links that the tests only read."""
     alice_tc.operation_ls(site.collection_id)  # made on first use
     home = home_of(site, alice)
-    (home / "sub").mkdir()
-    (home / "a.txt").write_bytes(b"12345")
-    (home / "b.dat").write_bytes(b"x" * 100)
-    (home / ".hidden").write_bytes(b"")
-    os.symlink("a.txt", home / "link")
-    os.symlink("gone", home / "broken")
-    os.symlink("/etc/passwd", home / "out")  # leads outside the collection
+    listing = home / "listing"
+    (listing / "sub").mkdir(parents=True)
+    (listing / "a.txt").write_bytes(b"12345")
+    (listing / "b.dat").write_bytes(b"x" * 100)
+    (listing / ".hidden").write_bytes(b"")
+    os.symlink("a.txt", listing / "link")
+    os.symlink("gone", listing / "broken")
+    os.symlink("/etc/passwd", listing / "out")  # leads outside the collection
     return home
 
 
@@ -134,8 +138,12 @@ def names(listing: Any) -> list[str]:
 def test_ls_reports_files_folders_and_links_as_the_spec_says(
     site: EndpointSite, alice_tc: TransferClient, alice_home: Path,
 ) -> None:
-    listing = alice_tc.operation_ls(site.collection_id, path="~")
-    assert listing["path"] == "/~/"
+    def ls(**params: Any) -> Any:
+        return alice_tc.operation_ls(site.collection_id, path="~/listing", **params)
+
+    listing = alice_tc.operation_ls(site.collection_id, path="~/listing")
+    assert listing["path"] == "/~/listing/"
+    assert listing["absolute_path"] == f"/{alice_home.name}/listing/"
     assert names(listing) == [".hidden", "a.txt", "b.dat", "broken", "link", "out", "sub"]
     assert (listing["length"], listing["total"]) == (7, 7)
     items = {item["name"]: item for item in listing}
@@ -147,29 +155,26 @@ def test_ls_reports_files_folders_and_links_as_the_spec_says(
     assert items["sub"]["type"] == "dir"
     # A working link is what it reaches, the link_* fields describe the link.
     assert items["link"]["type"] == "file" and items["link"]["size"] == 5
-    assert items["link"]["link_target"] == f"/{alice_home.name}/a.txt"
+    assert items["link"]["link_target"] == f"/{alice_home.name}/listing/a.txt"
     assert items["link"]["link_last_modified"] is not None
     assert items["broken"]["type"] == "invalid_symlink"
     assert items["out"]["type"] == "invalid_symlink"
     assert "passwd" not in str(items["out"]["size"])  # nothing of the target is told
 
-    hidden = alice_tc.operation_ls(site.collection_id, show_hidden=False)
-    assert ".hidden" not in names(hidden)
-    assert names(alice_tc.operation_ls(site.collection_id, filter="name:~*.TXT")) == ["a.txt"]
+    assert ".hidden" not in names(ls(show_hidden=False))
+    assert names(ls(filter="name:~*.TXT")) == ["a.txt"]
     # Repeated filters are ORed (globus ls -r sends them so), clauses within one ANDed.
-    assert names(alice_tc.operation_ls(site.collection_id,
-                                       filter=["type:dir", "name:b.dat"])) == ["b.dat", "sub"]
-    assert names(alice_tc.operation_ls(site.collection_id,
-                                       filter="type:file/size:>=5/name:!a.txt")) == [
-        "b.dat", "link"]
-    assert names(alice_tc.operation_ls(site.collection_id, orderby="name DESC"))[:2] == [
-        "sub", "out"]
-    assert names(alice_tc.operation_ls(
-        site.collection_id, orderby=["type", "size DESC", "name"],
-        filter="type:file,dir")) == ["sub", "b.dat", "a.txt", "link", ".hidden"]
-    page = alice_tc.operation_ls(site.collection_id, limit=2, offset=1)
+    assert names(ls(filter=["type:dir", "name:b.dat"])) == ["b.dat", "sub"]
+    assert names(ls(filter="type:file/size:>=5/name:!a.txt")) == ["b.dat", "link"]
+    assert names(ls(filter="last_modified:2000-01-01,")) == names(listing)
+    assert names(ls(filter="last_modified:,2000-01-01")) == []
+    assert names(ls(orderby="name DESC"))[:2] == ["sub", "out"]
+    assert names(ls(orderby=["type", "size DESC", "name"], filter="type:file,dir")) == [
+        "sub", "b.dat", "a.txt", "link", ".hidden"]
+    page = ls(limit=2, offset=1)
     assert names(page) == ["a.txt", "b.dat"] and (page["length"], page["total"]) == (2, 7)
-    assert alice_tc.operation_ls(site.collection_id, path="/~/sub")["path"] == "/~/sub/"
+    assert alice_tc.operation_ls(site.collection_id, path="/~/listing/sub")["path"] == (
+        "/~/listing/sub/")
 
 
 def test_ls_errors_are_the_specs(site: EndpointSite, alice_tc: TransferClient,
@@ -177,13 +182,13 @@ def test_ls_errors_are_the_specs(site: EndpointSite, alice_tc: TransferClient,
     missing = refused(alice_tc.operation_ls, site.collection_id, path="~/nowhere")
     assert (missing.http_status, missing.code) == (404, "ClientError.NotFound")
     assert missing.message == "Directory '~/nowhere' not found"
-    on_file = refused(alice_tc.operation_ls, site.collection_id, path="~/a.txt")
+    on_file = refused(alice_tc.operation_ls, site.collection_id, path="~/listing/a.txt")
     assert (on_file.http_status, on_file.code) == (
         502, "ExternalError.DirListingFailed.NotDirectory")
     escape = refused(alice_tc.operation_ls, site.collection_id, path="/../..")
     assert (escape.http_status, escape.code) == (403, "EndpointPermissionDenied.PathEscape")
     # Through a link out of the collection: refused, not followed.
-    link_out = refused(alice_tc.operation_ls, site.collection_id, path="~/out")
+    link_out = refused(alice_tc.operation_ls, site.collection_id, path="~/listing/out")
     assert link_out.http_status in (403, 404), link_out.raw_json
     for params in ({"orderby": "colour"}, {"filter": "colour:red"}, {"limit": "x"},
                    {"filter": "size:>big"}, {"show_hidden": "maybe"}, {"offset": "-1"}):
@@ -199,10 +204,10 @@ def test_ls_errors_are_the_specs(site: EndpointSite, alice_tc: TransferClient,
 
 def test_stat_mkdir_and_rename(site: EndpointSite, alice_tc: TransferClient,
                                alice_home: Path) -> None:
-    stat = alice_tc.operation_stat(site.collection_id, "~/b.dat")
+    stat = alice_tc.operation_stat(site.collection_id, "~/listing/b.dat")
     assert (stat["DATA_TYPE"], stat["name"], stat["type"], stat["size"]) == (
         "file", "b.dat", "file", 100)
-    assert alice_tc.operation_stat(site.collection_id, "/~/sub")["type"] == "dir"
+    assert alice_tc.operation_stat(site.collection_id, "/~/listing/sub")["type"] == "dir"
     gone = refused(alice_tc.operation_stat, site.collection_id, "~/nothing")
     assert (gone.http_status, gone.code) == (404, "NotFound")
 
@@ -224,24 +229,28 @@ def test_stat_mkdir_and_rename(site: EndpointSite, alice_tc: TransferClient,
     elsewhere = refused(alice_tc.operation_mkdir, site.collection_id, "/not-hers")
     assert (elsewhere.http_status, elsewhere.code) == (403, "EndpointPermissionDenied")
     assert not (site.server.data_dir / "files" / "not-hers").exists()
-    through_link = refused(alice_tc.operation_mkdir, site.collection_id, "~/out/x")
+    through_link = refused(alice_tc.operation_mkdir, site.collection_id, "~/listing/out/x")
     assert through_link.http_status in (403, 404), through_link.raw_json
     bad = refused(alice_tc.operation_mkdir, site.collection_id, "~/two\nlines")
     assert (bad.http_status, bad.code) == (400, "ClientError.BadRequest")
 
-    renamed = alice_tc.operation_rename(site.collection_id, "~/a.txt", "~/made/a2.txt")
+    (alice_home / "r.txt").write_bytes(b"12345")
+    (alice_home / "keep.txt").write_bytes(b"kept")
+    renamed = alice_tc.operation_rename(site.collection_id, "~/r.txt", "~/made/a2.txt")
     assert (renamed["DATA_TYPE"], renamed["code"]) == ("result", "FileRenamed")
     assert renamed["message"] == "File or directory renamed successfully"
     assert (alice_home / "made" / "a2.txt").read_bytes() == b"12345"
-    assert not (alice_home / "a.txt").exists()
-    taken = refused(alice_tc.operation_rename, site.collection_id, "~/b.dat", "~/made/a2.txt")
+    assert not (alice_home / "r.txt").exists()
+    taken = refused(alice_tc.operation_rename, site.collection_id, "~/keep.txt",
+                    "~/made/a2.txt")
     assert (taken.http_status, taken.code) == (502, "ExternalError.RenameFailed.Exists")
-    assert (alice_home / "b.dat").exists()
+    assert (alice_home / "keep.txt").exists()
+    assert (alice_home / "made" / "a2.txt").read_bytes() == b"12345"
     missing = refused(alice_tc.operation_rename, site.collection_id, "~/none", "~/x")
     assert (missing.http_status, missing.code) == (404, "ClientError.NotFound")
-    out = refused(alice_tc.operation_rename, site.collection_id, "~/b.dat", "/../b.dat")
+    out = refused(alice_tc.operation_rename, site.collection_id, "~/keep.txt", "/../k.txt")
     assert out.http_status == 403, out.raw_json
-    assert (alice_home / "b.dat").exists()
+    assert (alice_home / "keep.txt").exists()
     wrong_type = refused(alice_tc.post, f"/v0.10/operation/endpoint/{site.collection_id}/mkdir",
                          data={"DATA_TYPE": "rename", "path": "~/x"})
     assert (wrong_type.http_status, wrong_type.code) == (400, "ClientError.BadRequest")
@@ -399,3 +408,53 @@ def test_globus_cli_consent_ls_mkdir_rename_stat_and_bookmarks(
     deleted = globus(env, "bookmark", "delete", "yours")
     assert deleted.returncode == 0, deleted
     assert "mine" not in globus(env, "bookmark", "list").stdout
+
+
+SDK3_SYMLINK = """
+import json
+import sys
+import warnings
+
+import globus_sdk
+
+collection, token = sys.argv[1:3]
+tc = globus_sdk.TransferClient(authorizer=globus_sdk.AccessTokenAuthorizer(token))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # 3.65 warns that symlinks are deprecated
+    made = tc.operation_symlink(collection, symlink_target="~/sdk3/target.txt",
+                                path="~/sdk3/link")
+    try:
+        tc.operation_symlink(collection, symlink_target="~/sdk3/target.txt",
+                             path="~/sdk3/link")
+        taken = None
+    except globus_sdk.TransferAPIError as error:
+        taken = [error.http_status, error.code]
+stat = tc.operation_stat(collection, "~/sdk3/link")
+items = {item["name"]: item for item in tc.operation_ls(collection, path="~/sdk3/")}
+print("ISTHMUS-REPORT", json.dumps({"version": globus_sdk.__version__, "made": made.data,
+                                    "taken": taken, "stat": stat.data, "items": items}))
+"""
+
+
+@pytest.mark.sdk3
+def test_symlink_and_stat_with_sdk_3(
+    site: EndpointSite, alice: User, alice_home: Path, tmp_path: Path,
+    sdk3_python: str,  # noqa: F811 (the fixture imported above)
+) -> None:
+    from tests.sdk3.test_seeds_sdk3 import SDK3_VERSION, run
+
+    (alice_home / "sdk3").mkdir()
+    (alice_home / "sdk3" / "target.txt").write_bytes(b"pointed at")
+    token = native_login(site.server, alice.username, alice.password,
+                         [TRANSFER_ALL])["transfer.api.globus.org"]["access_token"]
+    env = shell_environment(site.server, tmp_path / "home")
+    report = run(sdk3_python, SDK3_SYMLINK, env, tmp_path, site.collection_id, token)
+    assert report["version"] == SDK3_VERSION
+    assert (report["made"]["DATA_TYPE"], report["made"]["code"]) == ("result",
+                                                                     "SymlinkCreated")
+    assert report["taken"] == [502, "ExternalError.SymlinkFailed.Exists"]
+    link = alice_home / "sdk3" / "link"
+    assert link.is_symlink() and link.read_bytes() == b"pointed at"
+    assert (report["stat"]["name"], report["stat"]["type"], report["stat"]["size"]) == (
+        "link", "file", 10)
+    assert report["items"]["link"]["link_target"] == f"/{alice_home.name}/sdk3/target.txt"
