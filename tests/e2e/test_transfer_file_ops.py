@@ -18,6 +18,7 @@ import pytest
 from globus_sdk import (
     GlobusAppConfig,
     GuestCollectionDocument,
+    MappedCollectionDocument,
     TransferClient,
     UserCredentialDocument,
 )
@@ -458,3 +459,25 @@ def test_symlink_and_stat_with_sdk_3(
     assert (report["stat"]["name"], report["stat"]["type"], report["stat"]["size"]) == (
         "link", "file", 10)
     assert report["items"]["link"]["link_target"] == f"/{alice_home.name}/sdk3/target.txt"
+
+
+def test_a_high_assurance_collection_asks_no_data_access_consent(site: EndpointSite) -> None:
+    gcs = gcs_client(site, site.owner)
+    files_gateway = gcs.get_storage_gateway(
+        gcs.get_collection(site.collection_id)["storage_gateway_id"]).data
+    document = {key: value for key, value in files_gateway.items()
+                if key not in ("id", "high_assurance", "require_high_assurance", "deleted",
+                               "authentication_assurance_timeout")}
+    gateway = gcs.create_storage_gateway({**document, "display_name": "high assurance",
+                                          "high_assurance": True})["id"]
+    collection = str(gcs.create_collection(MappedCollectionDocument(
+        display_name="high assurance files", storage_gateway_id=gateway,
+        collection_base_path="/"))["id"])
+    owner_tc = transfer_client(site, site.owner)  # the transfer scope alone
+    assert owner_tc.get_endpoint(collection)["high_assurance"] is True
+    made = owner_tc.operation_mkdir(collection, "~/ha-made")
+    assert made["code"] == "DirectoryCreated"
+    assert (home_of(site, site.owner) / "ha-made").is_dir()
+    assert "ha-made" in names(owner_tc.operation_ls(collection))
+    # Whereas the same files through the ordinary collection need the consent.
+    assert refused(owner_tc.operation_ls, site.collection_id).code == "ConsentRequired"

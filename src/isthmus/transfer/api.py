@@ -58,9 +58,6 @@ async def endpoint_search(request: Request) -> Document:
     return await work.read_only(request, service.sessions, run)
 
 
-# --- access rules on guest collections ------------------------------------------------------
-
-
 async def _read_as_caller(request: Request, run: Any) -> Document:
     service = _service(request)
     token = bearer_token(request)
@@ -81,16 +78,19 @@ async def _write_as_caller(request: Request, run: Any, caller: Caller | None = N
     return result
 
 
+# --- access rules on guest collections ------------------------------------------------------
+
+
 @router.get("/endpoint/{endpoint_id}/access_list")
 async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
     return await _read_as_caller(request, lambda session, caller:
-                             access_rules.list_rules(session, caller, endpoint_id))
+                                 access_rules.list_rules(session, caller, endpoint_id))
 
 
 @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
 async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
     return await _read_as_caller(request, lambda session, caller:
-                             access_rules.get_rule(session, caller, endpoint_id, rule_id))
+                                 access_rules.get_rule(session, caller, endpoint_id, rule_id))
 
 
 @router.post("/endpoint/{endpoint_id}/access")
@@ -122,7 +122,7 @@ async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
 async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     return await _write_as_caller(request, lambda session, caller:
-                              access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+                                  access_rules.delete_rule(session, caller, endpoint_id, rule_id))
 
 
 # --- file operations -------------------------------------------------------------------------
@@ -197,23 +197,23 @@ async def bookmark_list(request: Request) -> Document:
 async def create_bookmark(request: Request) -> Document:
     body = await read_json_object(request)
     return await _write_as_caller(request, lambda session, caller:
-                              bookmarks.create(session, caller, body))
+                                  bookmarks.create(session, caller, body))
 
 
 @router.get("/bookmark/{bookmark_id}")
 async def get_bookmark(request: Request, bookmark_id: str) -> Document:
     return await _read_as_caller(request, lambda session, caller:
-                             bookmarks.get(session, caller, bookmark_id))
+                                 bookmarks.get(session, caller, bookmark_id))
 
 
 @router.put("/bookmark/{bookmark_id}")
 async def update_bookmark(request: Request, bookmark_id: str) -> Document:
     body = await read_json_object(request)
     return await _write_as_caller(request, lambda session, caller:
-                              bookmarks.update(session, caller, bookmark_id, body))
+                                  bookmarks.update(session, caller, bookmark_id, body))
 
 
 @router.delete("/bookmark/{bookmark_id}")
 async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
     return await _write_as_caller(request, lambda session, caller:
-                              bookmarks.delete(session, caller, bookmark_id))
+                                  bookmarks.delete(session, caller, bookmark_id))
