@@ -9,17 +9,22 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.core.access_rules import AccessRule
+from isthmus.core.collection_access import (
+    TRANSFER_ALL,
+    TRANSFER_RESOURCE_SERVER,
+    CollectionSession,
+)
 from isthmus.core.db import reading, transaction
+from isthmus.core.errors import APIError
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registry import RegistryEntry
 from isthmus.core.tokens import TokenIntrospector
-from isthmus.transfer import access_rules, registry
+from isthmus.storage.errors import StorageError
+from isthmus.transfer import access_rules, file_ops, registry
+from isthmus.transfer.collections import CollectionOpener
 from isthmus.transfer.errors import authentication_failed
 from isthmus.transfer.registry import Caller
-
-TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
-TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
 @dataclass
@@ -30,6 +35,8 @@ class TransferService:
     # belongs to which group (rules may name groups).
     identities: IdentityDirectory
     groups: GroupMembership
+    # How file operations reach collections; wired once Connect exists (it needs Transfer).
+    opener: CollectionOpener | None = None
 
     def caller(self, token: str | None) -> Caller:
         """Who a bearer token speaks for, or 401 (the status the SDK renews tokens on)."""
@@ -42,6 +49,24 @@ class TransferService:
             raise authentication_failed(f"Token is not valid for Globus Transfer: it needs "
                                         f"the scope {TRANSFER_ALL}")
         return Caller(info.identity_id, info.identities, self.groups.groups_of(info.identities))
+
+    def open_collection(self, token: str | None, endpoint_id: str) -> CollectionSession:
+        """The caller's session on a collection they may see (404 otherwise), for file
+        operations; ``ConsentRequired`` until they consented to its data_access."""
+        caller = self.caller(token)
+        assert token is not None  # `caller` said who it is
+        with reading(self.sessions) as session:
+            target = registry.collection_target(session, caller, endpoint_id)
+        if self.opener is None:
+            raise RuntimeError("Transfer was not given a way to reach collections")
+        try:
+            return self.opener.open(token, target.id, entity_type=target.entity_type,
+                                    high_assurance=target.high_assurance)
+        except (APIError, StorageError) as error:
+            if isinstance(error, APIError) and error.status == 404:
+                # In the registry, but not (or no longer) in Connect.
+                raise registry.endpoint_not_found(endpoint_id) from None
+            raise file_ops.failure(error, "Access", "/") from None
 
     # `core.registry.Registry`, for Connect in this process.
 
