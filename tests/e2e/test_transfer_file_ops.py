@@ -292,9 +292,12 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
         moved = refused(bob_tc.operation_rename, guest, "/shared/data.csv", "/shared/d.csv")
         assert (moved.http_status, moved.code) == (403, "EndpointPermissionDenied")
         assert (root / "shared" / "data.csv").exists()
-        # Outside the shared folder, and out of the guest root: nothing.
-        above = refused(bob_tc.operation_ls, guest, path="/")
-        assert (above.http_status, above.code) == (403, "EndpointPermissionDenied")
+        # The guest root shows bob only the way to what is shared with him; beside it and
+        # out of the guest root: nothing.
+        (root / "private").mkdir()
+        assert names(bob_tc.operation_ls(guest, path="/")) == ["shared"]
+        beside = refused(bob_tc.operation_ls, guest, path="/private")
+        assert (beside.http_status, beside.code) == (403, "EndpointPermissionDenied")
         escape = refused(bob_tc.operation_ls, guest, path="/shared/../../")
         assert escape.http_status == 403, escape.raw_json
 
