@@ -128,7 +128,9 @@ def open_services(
     groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
     # Access rules may name identities (Auth's directory says who exists) and groups.
     transfer = TransferService(auth.sessions, introspector, identities=auth,
-                               groups=auth.groups)
+                               groups=auth.groups, secret_box=auth.secret_box,
+                               active_limits={"TRANSFER": settings.transfer_active_tasks,
+                                              "DELETE": settings.delete_active_tasks})
     if endpoint_id is None:
         with reading(auth.sessions) as session:
             site = site_of(settings, identities.local_domain(session))
