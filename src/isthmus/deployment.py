@@ -5,7 +5,8 @@ works on a fresh data dir and both are safe while the other runs. This is
 where the services are wired to each other through `core`'s interfaces:
 Transfer and Connect learn who calls through Auth's introspection, Connect
 registers its resource servers with Auth, publishes to Transfer's registry and
-asks Transfer's access rules on guest collections.
+asks Transfer's access rules on guest collections; Transfer reaches collections through
+Connect's `TransferAccess` with dependent tokens from Auth.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from urllib.parse import urlsplit
 
 from isthmus.auth import identities
 from isthmus.auth.bootstrap import ensure_builtins
+from isthmus.auth.builtins import TRANSFER_CLIENT_ID
 from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
-from isthmus.auth.service import AuthService
+from isthmus.auth.service import AuthService, InProcessDependentTokens
 from isthmus.connect.bootstrap import Site, ensure_default_endpoint
-from isthmus.connect.data_access import DataAccess
+from isthmus.connect.data_access import DataAccess, TransferAccess
 from isthmus.connect.endpoints import require_endpoint
 from isthmus.connect.service import ConnectService
 from isthmus.core.config import Settings
@@ -32,6 +34,7 @@ from isthmus.core.encryption import SecretBox
 from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
+from isthmus.transfer.collections import CollectionOpener
 from isthmus.transfer.service import TransferService
 
 
@@ -62,6 +65,8 @@ class Deployment:
     connect: ConnectService
     # The endpoint's collections over HTTPS/WebDAV (each collection's https_url).
     data: DataAccess
+    # `core.collection_access.CollectionAccess`: how Transfer reaches collections' files.
+    collections: TransferAccess
 
     @property
     def settings(self) -> Settings:
@@ -149,4 +154,13 @@ def open_services(
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
                       endpoint_id=endpoint_id, public_url=settings.public_url,
                       guests=connect.resolve_guest)
-    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)
+    # Transfer reaches every collection of this database (any endpoint) with the same
+    # checks, sharing the connectors; it gets data_access tokens by the dependent-token
+    # grant, as its own client in Auth.
+    collections = TransferAccess(DataAccess(
+        sessions=auth.sessions, introspector=introspector, identities=auth, endpoint_id=None,
+        public_url=settings.public_url, pool=data.pool, guests=connect.resolve_guest))
+    transfer.opener = CollectionOpener(collections,
+                                       InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
+    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
+                      collections=collections)

@@ -50,6 +50,12 @@ from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_all
 from isthmus.connect.models import Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
+from isthmus.core.collection_access import (
+    TRANSFER_ALL,
+    TRANSFER_RESOURCE_SERVER,
+    ConsentRequiredError,
+    data_access_dependency,
+)
 from isthmus.core.db import reading
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
@@ -133,9 +139,14 @@ class DataTarget:
     https_methods: frozenset[str]
 
     @property
+    def needs_data_access(self) -> bool:
+        """Whether users reach it with a ``data_access`` token (consented per collection)."""
+        return self.collection_type == "mapped" and not self.high_assurance
+
+    @property
     def required_scopes(self) -> tuple[str, ...]:
         https = collection_scope(self.collection_id, "https")
-        if self.collection_type == "mapped" and not self.high_assurance:
+        if self.needs_data_access:
             return (https, collection_scope(self.collection_id, "data_access"))
         return (https,)
 
@@ -145,14 +156,14 @@ class DataAccess:
 
     def __init__(
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
-        identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
+        identities: IdentityDirectory, endpoint_id: uuid.UUID | None, public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
         guests: GuestResolver | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
         self.identities = identities
-        self.endpoint_id = endpoint_id
+        self.endpoint_id = endpoint_id  # None: every endpoint in the database
         # Auth's base URL (all-in-one: the server's), and the path collections are under.
         self.public_url = public_url if public_url.endswith("/") else public_url + "/"
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
@@ -169,7 +180,7 @@ class DataAccess:
 
     def _target(self, session: Session, collection_id: uuid.UUID) -> DataTarget:
         collection = session.get(Collection, collection_id)
-        if collection is None or collection.endpoint_id != self.endpoint_id:
+        if collection is None or self.endpoint_id not in (None, collection.endpoint_id):
             raise APIError(404, "not_found", f"Collection {collection_id} not found")
         gateway = session.get(StorageGateway, collection.storage_gateway_id)
         assert gateway is not None  # a foreign key keeps it
@@ -199,20 +210,26 @@ class DataAccess:
             if redirect:
                 raise SignInRequiredError(self.sign_in_url(target))
             raise not_authenticated("This collection needs a bearer token", collection_id)
+        info, target = self.authenticate(collection_id, token)
+        _check_token(target, info)
+        _check_methods(target, methods)
+        return self.session_for(target, info)
+
+    def authenticate(self, collection_id: uuid.UUID, token: str) -> tuple[TokenInfo, DataTarget]:
         info = self.introspector.introspect(token)
         if info is None:
             raise not_authenticated("The bearer token is not active", collection_id)
-        with reading(self.sessions) as session:
-            target = self._target(session, collection_id)
-        _check_token(target, info)
-        _check_methods(target, methods)
+        return info, self.target(collection_id)
+
+    def session_for(self, target: DataTarget, info: TokenInfo) -> DataSession:
+        """The session of an authenticated caller whose token suits ``target``."""
         if target.collection_type == "guest" and self.guests is not None:
-            return self._guest_session(self.guests(collection_id, info.identities, "/"))
+            return self._guest_session(self.guests(target.collection_id, info.identities, "/"))
         if target.collection_type != "mapped":
-            raise forbidden("This server does not serve guest collections over HTTPS")
+            raise forbidden("This server does not serve guest collections")
         identities = self._identities_of(info)
         with reading(self.sessions) as session:
-            resolved = resolve_caller(session, collection_id, identities, self.mapper)
+            resolved = resolve_caller(session, target.collection_id, identities, self.mapper)
         return self._session(resolved)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
@@ -262,6 +279,29 @@ class DataAccess:
         if per_user and home is not None and rules.access(home) >= Access.READ:
             session.make_home()
         return session
+
+
+class TransferAccess:
+    """`core.collection_access.CollectionAccess`: Transfer reaching this deployment's
+    collections for a user, with `DataAccess`'s checks bar those of HTTPS itself (its scope,
+    enabled flag and methods)."""
+
+    def __init__(self, data: DataAccess) -> None:
+        self.data = data
+
+    def open(self, collection_id: uuid.UUID, token: str) -> DataSession:
+        info, target = self.data.authenticate(collection_id, token)
+        for_collection = info.resource_server == str(collection_id)
+        if target.needs_data_access:
+            scope = collection_scope(collection_id, "data_access")
+            if not for_collection or scope not in info.scopes:
+                raise ConsentRequiredError(collection_id,
+                                           [data_access_dependency(collection_id)])
+        elif not for_collection and (info.resource_server != TRANSFER_RESOURCE_SERVER
+                                     or TRANSFER_ALL not in info.scopes):
+            raise insufficient(f"The bearer token is neither Transfer's nor for collection "
+                               f"{collection_id}", target.required_scopes)
+        return self.data.session_for(target, info)
 
 
 _GUEST_ACCESS = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
@@ -410,19 +450,31 @@ class DataSession:
         except NotFound:
             return None
 
-    def list(self, path: str) -> list[tuple[str, Entry]]:
-        """(collection path, entry) of each child the caller may see: files and directories
-        (links reported as what they reach), without what a restriction hides."""
+    def list(self, path: str, *, links: bool = False) -> list[tuple[str, Entry]]:
+        """(collection path, entry) of each child the caller may see, without what a
+        restriction hides: files and directories (links reported as what they reach), or
+        with ``links`` every entry, links as such (a link whose target the caller may not
+        see, or that leads nowhere, with no ``target``)."""
         real = self._reach(path, Access.TRAVERSE)
         shown = []
         for entry in self.connector.list(real):
             child = paths.join(path, entry.name)
+            if self.access(child) < Access.TRAVERSE:
+                continue
+            if links:
+                shown.append((child, self._visible_link(entry)))
+                continue
             target = entry.resolved
-            if target.type not in (EntryType.FILE, EntryType.DIR):
-                continue  # dangling or escaping links, devices, pipes: nothing to serve
-            if self.access(child) >= Access.TRAVERSE:
+            if target.type in (EntryType.FILE, EntryType.DIR):  # not devices, dangling links
                 shown.append((child, replace(target, name=entry.name)))
         return shown
+
+    def _visible_link(self, entry: Entry) -> Entry:
+        if entry.target is None or entry.link_target is None:
+            return entry
+        if self.access(entry.link_target) >= Access.TRAVERSE:
+            return entry
+        return replace(entry, target=None)
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
         return self.connector.open_read(self._reach(path, Access.READ), offset, length)
@@ -437,11 +489,10 @@ class DataSession:
         return self.connector.begin_write(self._reach_new(path), options)
 
     def mkdir(self, path: str) -> None:
-        try:
-            self.connector.mkdir(self._reach_new(path))
-        except AlreadyExists:
-            raise APIError(405, "method_not_allowed", f"'{path}' already exists",
-                           headers={"Allow": "OPTIONS, PROPFIND, DELETE, COPY, MOVE"}) from None
+        self.connector.mkdir(self._reach_new(path))
+
+    def symlink(self, path: str, target: str) -> None:
+        self.connector.symlink(self._reach_new(path), target)
 
     def delete(self, path: str) -> None:
         """Remove a file, a link, or a directory with everything in it."""

@@ -39,7 +39,7 @@ from isthmus.core.http import bearer_token, read_body
 from isthmus.storage import paths
 from isthmus.storage.connector import Entry, ReadStream, WriteOptions
 from isthmus.storage.digests import format_digest_field, parse_digest_field, parse_want_digest
-from isthmus.storage.errors import StorageError
+from isthmus.storage.errors import AlreadyExists, StorageError
 
 T = TypeVar("T")
 # Files and WebDAV, not a JSON API: nothing here belongs in the OpenAPI document (which
@@ -364,7 +364,14 @@ async def make_collection(request: Request) -> Response:
     if await read_body(request, 1024):
         raise error_for_status(415, "MKCOL takes no body")
     async with _opened(request, [Method.PUT]) as (session, path):
-        await _io(lambda: session.mkdir(path))
+        def make() -> None:
+            try:
+                session.mkdir(path)
+            except AlreadyExists:
+                raise APIError(405, "method_not_allowed", f"'{path}' already exists",
+                               headers={"Allow": ALLOW_ON_DIRECTORIES}) from None
+
+        await _io(make)
     return Response(status_code=201)
 
 

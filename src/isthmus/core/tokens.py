@@ -1,8 +1,9 @@
-"""How services learn who is calling: token introspection at Auth, behind one interface.
+"""How services learn who is calling, and act for them: token introspection and the
+dependent-token grant at Auth, behind two interfaces.
 
-Auth implements `TokenIntrospector`; Transfer and Connect use it. In the
-all-in-one process the call stays in process; a split deployment plugs in an
-HTTPS implementation. Either way results are cached for at most
+Auth implements `TokenIntrospector` and `DependentTokens`; Transfer and Connect use them.
+In the all-in-one process the calls stay in process; a split deployment plugs in HTTPS
+implementations. Introspection results are cached for at most
 ``Settings.introspection_cache_seconds`` so a revocation shows within a second.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -38,6 +39,25 @@ class TokenInfo:
 class TokenIntrospector(Protocol):
     def introspect(self, token: str) -> TokenInfo | None:
         """The token's facts when it is active, else None."""
+
+
+@dataclass(frozen=True)
+class DependentToken:
+    """An access token Auth issued to a service for a scope its own scope depends on."""
+
+    access_token: str = field(repr=False)
+    expires_at: float  # seconds since the epoch
+    refresh_token: str | None = field(default=None, repr=False)
+
+
+class DependentTokens(Protocol):
+    """The dependent-token grant, as one resource server (the service holding this) uses it."""
+
+    def exchange(self, token: str, scope: str, *, offline: bool = False
+                 ) -> DependentToken | None:
+        """A token for ``scope`` acting as the user of ``token`` (an access token issued for
+        this service), or None when the user has not consented to ``scope`` under it.
+        ``offline`` also asks for a refresh token (work that outlives the request)."""
 
 
 class CachedIntrospector:

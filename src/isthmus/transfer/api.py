@@ -1,11 +1,12 @@
-"""Transfer's routes under /v0.10: the registry, access rules on guest collections, and
-tasks."""
+"""Transfer's routes under /v0.10: the registry, access rules on guest collections, file
+operations, bookmarks and tasks."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -13,8 +14,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.core import work
+from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, registry, submission, tasks
+from isthmus.transfer import access_rules, file_ops, registry, submission, tasks
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
@@ -23,6 +25,7 @@ router = APIRouter(prefix=API_PREFIX)
 
 Document = dict[str, Any]
 CANCEL_WAIT_SECONDS = 5.0
+T = TypeVar("T")
 
 
 def _service(request: Request) -> TransferService:
@@ -124,6 +127,66 @@ async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     return await _write_rules(request, lambda session, caller:
                               access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+
+
+# --- file operations -------------------------------------------------------------------------
+
+
+async def _on_collection(request: Request, endpoint_id: str,
+                         operation: Callable[[CollectionSession], T]) -> T:
+    """``operation`` on the caller's session on a collection, in a worker thread."""
+    service = _service(request)
+    token = bearer_token(request)
+
+    def run() -> T:
+        with service.open_collection(token, endpoint_id) as collection:
+            return operation(collection)
+
+    return await work.in_thread(request, run)
+
+
+def _result(request: Request, data_type: str, code: str, message: str) -> Document:
+    return {"DATA_TYPE": data_type, "code": code, "message": message,
+            "request_id": request_id(), "resource": request.url.path[len(API_PREFIX):]}
+
+
+@router.get("/operation/endpoint/{endpoint_id}/ls")
+async def operation_ls(request: Request, endpoint_id: str) -> Document:
+    query = file_ops.ListQuery(_query(request), request.query_params.getlist("filter"))
+    return await _on_collection(request, endpoint_id, lambda collection: file_ops.ls(
+        collection, str(registry.parse_entity_id(endpoint_id)), query))
+
+
+@router.get("/operation/endpoint/{endpoint_id}/stat")
+async def operation_stat(request: Request, endpoint_id: str) -> Document:
+    path = file_ops.check_path(request.query_params.get("path"), "path")
+    return await _on_collection(request, endpoint_id,
+                                lambda collection: file_ops.stat(collection, path))
+
+
+@router.post("/operation/endpoint/{endpoint_id}/mkdir")
+async def operation_mkdir(request: Request, endpoint_id: str) -> JSONResponse:
+    path = file_ops.parse_mkdir(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.mkdir(collection, path))
+    return JSONResponse(_result(request, "mkdir_result", "DirectoryCreated",
+                                "The directory was created successfully"), status_code=202)
+
+
+@router.post("/operation/endpoint/{endpoint_id}/rename")
+async def operation_rename(request: Request, endpoint_id: str) -> Document:
+    old_path, new_path = file_ops.parse_rename(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.rename(collection, old_path, new_path))
+    return _result(request, "result", "FileRenamed", "File or directory renamed successfully")
+
+
+@router.post("/operation/endpoint/{endpoint_id}/symlink")
+async def operation_symlink(request: Request, endpoint_id: str) -> Document:
+    target, path = file_ops.parse_symlink(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.symlink(collection, target, path))
+    return _result(request, "result", "SymlinkCreated", "Symlink created successfully")
 
 
 # --- tasks -----------------------------------------------------------------------------

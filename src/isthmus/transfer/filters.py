@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,10 +53,11 @@ def parse_terms(value: str) -> list[Term]:
     return terms
 
 
-def parse_filter(text: str | None, fields: Mapping[str, str]) -> dict[str, str]:
-    """``a:x/b:y`` -> ``{"a": "x", "b": "y"}``, each field one that ``fields`` names (its
-    kind: "text", "date", "bool"); an empty filter is no filter."""
-    clauses: dict[str, str] = {}
+def parse_filter(text: str | None, fields: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``a:x/b:y`` -> ``[("a", "x"), ("b", "y")]`` (ANDed: a field may come twice), each
+    field one that ``fields`` names (its kind: "text", "date", "bool"); an empty filter is
+    no filter."""
+    clauses: list[tuple[str, str]] = []
     for clause in (text or "").split("/"):
         if not clause:
             continue
@@ -67,9 +68,7 @@ def parse_filter(text: str | None, fields: Mapping[str, str]) -> dict[str, str]:
         if field not in fields:
             raise bad_request(f"Invalid filter field '{field}' (allowed: "
                               f"{', '.join(sorted(fields))})")
-        if field in clauses:
-            raise bad_request(f"The filter names '{field}' more than once")
-        clauses[field] = value
+        clauses.append((field, value))
     return clauses
 
 
@@ -144,5 +143,3 @@ def glob_to_like(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
 
-
-Matcher = Callable[[str], bool]

@@ -10,19 +10,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.core.access_rules import AccessRule
+from isthmus.core.collection_access import (
+    TRANSFER_ALL,
+    TRANSFER_RESOURCE_SERVER,
+    CollectionSession,
+)
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SecretBox
+from isthmus.core.errors import APIError
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registry import RegistryEntry
 from isthmus.core.tokens import TokenIntrospector
-from isthmus.transfer import access_rules, registry, submission
+from isthmus.storage.errors import StorageError
+from isthmus.transfer import access_rules, file_ops, registry, submission
+from isthmus.transfer.collections import CollectionOpener
 from isthmus.transfer.errors import authentication_failed
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.submission import NewTask, Submitted
-
-TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
-TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
 @dataclass
@@ -33,6 +38,9 @@ class TransferService:
     # belongs to which group (rules may name groups).
     identities: IdentityDirectory
     groups: GroupMembership
+    # How file operations and tasks reach collections; wired once Connect exists (it
+    # needs Transfer).
+    opener: CollectionOpener | None = None
     # Seals the tokens a task's worker acts with, at rest.
     secret_box: SecretBox | None = None
     # How many tasks of each type one user may have running; the rest wait, queued.
@@ -51,13 +59,25 @@ class TransferService:
                                         f"the scope {TRANSFER_ALL}")
         return Caller(info.identity_id, info.identities, self.groups.groups_of(info.identities))
 
-    # --- tasks ---------------------------------------------------------------------------
+    def open_collection(self, token: str | None, endpoint_id: str) -> CollectionSession:
+        """The caller's session on a collection they may see (404 otherwise), for file
+        operations; ``ConsentRequired`` until they consented to its data_access."""
+        caller = self.caller(token)
+        assert token is not None  # `caller` said who it is
+        with reading(self.sessions) as session:
+            target = registry.collection_target(session, caller, endpoint_id)
+        if self.opener is None:
+            raise RuntimeError("Transfer was not given a way to reach collections")
+        try:
+            return self.opener.open(token, target.id, entity_type=target.entity_type,
+                                    high_assurance=target.high_assurance)
+        except (APIError, StorageError) as error:
+            if isinstance(error, APIError) and error.status == 404:
+                # In the registry, but not (or no longer) in Connect.
+                raise registry.endpoint_not_found(endpoint_id) from None
+            raise file_ops.failure(error, "Access", "/") from None
 
-    def task_token(self, token: str, collection_id: uuid.UUID) -> str:
-        """The token a task's worker reaches ``collection_id`` with, for the user of
-        ``token``."""
-        del collection_id
-        return token
+    # --- tasks ---------------------------------------------------------------------------
 
     def submit(self, token: str, caller: Caller, new: NewTask) -> Submitted:
         """Create the task ``new`` describes, or find the one its submission id made before."""
@@ -65,9 +85,13 @@ class TransferService:
             found = submission.find_submitted(session, caller, new.submission_id)
             if found is not None:
                 return Submitted(found.id, found.submission_id, duplicate=True)
-            submission.check_collections(session, caller, new)
-        tokens = {collection: self.task_token(token, uuid.UUID(collection))
-                  for collection in new.collections}
+            targets = submission.check_collections(session, caller, new)
+        if self.opener is None:
+            raise RuntimeError("Transfer was not given a way to reach collections")
+        # The task's worker acts later with these (a ConsentRequired now, as the SDK expects).
+        tokens = {collection: self.opener.token_for(
+            token, target.id, entity_type=target.entity_type,
+            high_assurance=target.high_assurance) for collection, target in targets.items()}
         assert self.secret_box is not None  # wired by the deployment
         try:
             with transaction(self.sessions) as session:

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
-from isthmus.core.registry import GCSV5_ENDPOINT
 from isthmus.storage.digests import canonical_algorithm, digest_from_hex
 from isthmus.storage.errors import InvalidArgument, UnsupportedAlgorithm
 from isthmus.transfer import registry
@@ -266,17 +265,12 @@ class Submitted:
     duplicate: bool
 
 
-def check_collections(session: Session, caller: Caller, new: NewTask) -> dict[str, str]:
-    """The display names of the task's collections, each one the caller may see (404
-    otherwise) and a collection rather than an endpoint."""
-    names = {}
-    for entity_id in new.collections:
-        entity = registry.require_visible(session, caller, entity_id)
-        if entity.entity_type == GCSV5_ENDPOINT:
-            raise APIError(400, "NotSupported", f"'{entity_id}' is a Globus Connect Server "
-                           "endpoint; tasks move data between its collections")
-        names[entity_id] = entity.display_name
-    return names
+def check_collections(session: Session, caller: Caller,
+                      new: NewTask) -> dict[str, registry.CollectionTarget]:
+    """The task's collections, each one the caller may see (404 otherwise) and a collection
+    rather than an endpoint (400)."""
+    return {entity_id: registry.collection_target(session, caller, entity_id)
+            for entity_id in new.collections}
 
 
 def find_submitted(session: Session, caller: Caller, submission_id: uuid.UUID) -> Task | None:
@@ -291,7 +285,8 @@ def create(session: Session, caller: Caller, new: NewTask, tokens: Mapping[str, 
     found = find_submitted(session, caller, new.submission_id)
     if found is not None:
         return Submitted(found.id, found.submission_id, duplicate=True)
-    names = check_collections(session, caller, new)
+    names = {entity_id: registry.require_visible(session, caller, entity_id).display_name
+             for entity_id in new.collections}
     running = session.scalar(select(func.count()).select_from(Task).where(
         Task.owner_id == caller.identity_id, Task.type == new.type, Task.status == "ACTIVE",
         Task.admitted.is_(True))) or 0

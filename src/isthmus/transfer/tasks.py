@@ -170,9 +170,9 @@ def _text_condition(column: Any, value: str, *, ids: bool = False) -> ColumnElem
     return and_(true(), *parts)
 
 
-def _task_conditions(clauses: Mapping[str, str]) -> list[ColumnElement[bool]]:
+def _task_conditions(clauses: list[tuple[str, str]]) -> list[ColumnElement[bool]]:
     conditions = []
-    for field, value in clauses.items():
+    for field, value in clauses:
         kind = _TASK_FILTERS[field]
         if kind == "date":
             column = getattr(Task, field)
@@ -298,7 +298,7 @@ def cancel_result(task_id: uuid.UUID, canceled: bool) -> dict[str, Any]:
 def event_list(session: Session, caller: Caller, task_id: str,
                params: Mapping[str, str]) -> dict[str, Any]:
     task = require_task(session, caller, task_id)
-    clauses = filters.parse_filter(params.get("filter"), {"is_error": "bool"})
+    clauses = dict(filters.parse_filter(params.get("filter"), {"is_error": "bool"}))
     limit = filters.int_param(params, "limit", 10, low=1, high=TASK_LIST_LIMIT)
     offset = filters.int_param(params, "offset", 0)
     base = select(TaskEvent).where(TaskEvent.task_id == task.id)
