@@ -1,0 +1,279 @@
+"""One slice of work on one task: open its collections as its owner, take its pending items in
+order, do them (`copying`), and write down what was done in batches.
+
+Durability: an item is done once its batch is committed, and a batch is committed at least
+every `FLUSH_SECONDS`, after every large file, and before the slice ends. A worker killed in
+between redoes at most the files of its last uncommitted batch; a destination file appears
+only complete and verified (`AtomicWriter`), so no partial file is ever visible. Every flush
+renews the worker's lease and reads whether the task was canceled or its deadline moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from isthmus.core.collection_access import CollectionAccess, CollectionSession
+from isthmus.core.db import transaction, utcnow
+from isthmus.core.encryption import SealedValueError, SecretBox
+from isthmus.core.errors import APIError
+from isthmus.transfer import tasks
+from isthmus.transfer.copying import Stopped, TaskFailed, Worker
+from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
+from isthmus.transfer.submission import credential_purpose
+from isthmus.transfer.task_models import PENDING, Task, TaskCredential, TaskItem
+
+logger = logging.getLogger("isthmus.transfer.engine")
+
+# How often progress is written (and the lease renewed, and cancel noticed) at the least.
+FLUSH_SECONDS = 0.5
+# A slice ends after this long (at the next item boundary), so other tasks get their turn.
+SLICE_SECONDS = 3.0
+ITEMS_PER_FETCH = 200
+MAX_BATCH_ITEMS = 500
+_COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
+             "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
+             "subtasks_succeeded", "subtasks_failed", "subtasks_skipped_errors")
+
+
+class LeaseLost(Exception):  # noqa: N818  (control flow: another runner has the task)
+    pass
+
+
+@dataclass
+class SliceContext:
+    sessions: sessionmaker[Session]
+    access: CollectionAccess
+    secret_box: SecretBox
+    worker: str
+    lease: timedelta
+    stopping: threading.Event
+
+
+@dataclass
+class Batch:
+    """What a slice did since its last flush."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    new_items: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    events: list[tuple[Event, bool]] = field(default_factory=list)
+    nice_status: str | None = None
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.new_items)
+
+
+@dataclass
+class TaskState:
+    """What a flush learns of the task: whether to stop."""
+
+    cancel_requested: bool
+    deadline: datetime
+
+
+class Slice:
+    def __init__(self, context: SliceContext, task: Task) -> None:
+        self.context = context
+        self.task_id = task.id
+        self.type = task.type
+        self.batch = Batch()
+        self.state = TaskState(task.cancel_requested, task.deadline)
+        self.flushed = time.monotonic()
+
+    # --- writing down -----------------------------------------------------------------
+
+    def flush(self) -> TaskState:
+        batch, self.batch = self.batch, Batch()
+        now = utcnow()
+        with transaction(self.context.sessions) as session:
+            task = session.scalar(select(Task).where(Task.id == self.task_id)
+                                  .with_for_update())
+            if task is None or task.claimed_by != self.context.worker or task.status != "ACTIVE":
+                raise LeaseLost
+            self._apply(session, task, batch)
+            task.lease_until = now + self.context.lease
+            self.state = TaskState(task.cancel_requested, task.deadline)
+        self.flushed = time.monotonic()
+        return self.state
+
+    @staticmethod
+    def _apply(session: Session, task: Task, batch: Batch) -> None:
+        if batch.items:
+            session.execute(update(TaskItem), batch.items)
+        if batch.new_items:
+            session.execute(insert(TaskItem), [{"task_id": task.id, **item}
+                                               for item in batch.new_items])
+        for name, amount in batch.counters.items():
+            setattr(task, name, getattr(task, name) + amount)
+        for event, is_error in batch.events:
+            add_event(session, task.id, event, is_error=is_error)
+        if batch.nice_status is not None:
+            task.nice_status = batch.nice_status
+            task.subtasks_retrying = 0 if batch.nice_status == "OK" else 1
+
+    def due(self) -> bool:
+        return (time.monotonic() - self.flushed >= FLUSH_SECONDS
+                or len(self.batch) >= MAX_BATCH_ITEMS)
+
+    def checkpoint(self) -> bool:
+        """Flush when due; whether the task must stop (canceled, past its deadline, or the
+        runner is stopping)."""
+        if self.due():
+            self.flush()
+        return self.must_stop()
+
+    def must_stop(self) -> bool:
+        return (self.state.cancel_requested or self.state.deadline < utcnow()
+                or self.context.stopping.is_set())
+
+
+def _open(context: SliceContext, session: Session, task: Task,
+          collection_id: uuid.UUID) -> CollectionSession:
+    credential = session.get(TaskCredential, (task.id, collection_id))
+    if credential is None:
+        raise TaskFailed(("PERMISSION_DENIED", "permission denied",
+                          f"No credential for collection {collection_id}"))
+    try:
+        token = context.secret_box.open(credential.sealed_token,
+                                        credential_purpose(task.id, collection_id))
+    except SealedValueError:
+        raise TaskFailed(("PERMISSION_DENIED", "permission denied",
+                          f"The credential for collection {collection_id} cannot be "
+                          "opened")) from None
+    try:
+        return context.access.open(collection_id, token)
+    except APIError as error:
+        code = "ENDPOINT_NOT_FOUND" if error.status == 404 else "PERMISSION_DENIED"
+        raise TaskFailed((code, code.lower().replace("_", " "),
+                          f"Collection {collection_id}: {error.message}")) from None
+
+
+def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
+    """Work on a claimed task for one slice, then hand it back (or end it)."""
+    with transaction(context.sessions) as session:
+        task = session.get(Task, task_id)
+        if task is None or task.claimed_by != context.worker:
+            return
+        if _end_if_stopped(session, task):
+            return
+        if task.started_time is None:
+            task.started_time = utcnow()
+            task.nice_status = "OK"
+            add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
+                      is_error=False)
+        session.flush()
+        current = Slice(context, task)
+        try:
+            source = _open(context, session, task, task.source_endpoint_id)
+            destination = (source if task.destination_endpoint_id in (None,
+                                                                      task.source_endpoint_id)
+                           else _open(context, session, task, task.destination_endpoint_id))
+        except TaskFailed as failed:
+            _fail(session, task, failed.event)
+            return
+        options = dict(task.options)
+    try:
+        with source, destination:
+            _run(current, Worker(current, source, destination, options))
+    except LeaseLost:
+        logger.info("task %s: another runner took it over", task_id)
+    finally:
+        _hand_back(context, task_id)
+
+
+def _run(current: Slice, worker: Worker) -> None:
+    ends = time.monotonic() + SLICE_SECONDS
+    while True:
+        with transaction(current.context.sessions) as session:
+            items = list(session.scalars(select(TaskItem).where(
+                TaskItem.task_id == current.task_id, TaskItem.state == PENDING,
+            ).order_by(TaskItem.id).limit(ITEMS_PER_FETCH)))
+        if not items:
+            current.flush()
+            _succeed(current)
+            return
+        for item in items:
+            if current.must_stop():
+                current.flush()
+                _stop(current)
+                return
+            try:
+                worker.do(item)
+            except Stopped:
+                current.flush()
+                _stop(current)
+                return
+            except TaskFailed as failed:
+                current.flush()
+                _finish_failed(current, failed.event)
+                return
+            if current.checkpoint():
+                current.flush()
+                _stop(current)
+                return
+            if time.monotonic() > ends:
+                current.flush()
+                return
+        current.flush()
+
+
+def _end_if_stopped(session: Session, task: Task) -> bool:
+    """End a task that was canceled or whose deadline passed; whether it ended."""
+    if task.cancel_requested:
+        tasks.finish_canceled(session, task, "Canceled by the task owner")
+        return True
+    if task.deadline < utcnow():
+        pending = task.subtasks_total - (task.subtasks_succeeded + task.subtasks_failed
+                                         + task.subtasks_skipped_errors)
+        task.subtasks_expired += max(pending, 0)
+        finish(session, task, "FAILED", ("DEADLINE_EXCEEDED", "deadline exceeded",
+                                         "The task's deadline passed before it completed"))
+        return True
+    return False
+
+
+def _stop(current: Slice) -> None:
+    """The task was canceled or expired (or the runner is stopping: then hand it back)."""
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE":
+            _end_if_stopped(session, task)
+
+
+def _succeed(current: Slice) -> None:
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE" and not _end_if_stopped(session, task):
+            finish(session, task, "SUCCEEDED", SUCCEEDED_EVENT)
+
+
+def _fail(session: Session, task: Task, event: Event) -> None:
+    task.subtasks_failed += 1
+    finish(session, task, "FAILED", event)
+
+
+def _finish_failed(current: Slice, event: Event) -> None:
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE":
+            _fail(session, task, event)
+
+
+def _hand_back(context: SliceContext, task_id: uuid.UUID) -> None:
+    with transaction(context.sessions) as session:
+        session.execute(update(Task).where(Task.id == task_id,
+                                           Task.claimed_by == context.worker).values(
+            claimed_by=None, lease_until=None, last_served=utcnow()))
+
