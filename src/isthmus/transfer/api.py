@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, file_ops, registry, submission, tasks
+from isthmus.transfer import access_rules, bookmarks, file_ops, registry, submission, tasks
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
@@ -62,10 +62,7 @@ async def endpoint_search(request: Request) -> Document:
     return await work.read_only(request, service.sessions, run)
 
 
-# --- access rules on guest collections ------------------------------------------------------
-
-
-async def _read_rules(request: Request, run: Any) -> Document:
+async def _read_as_caller(request: Request, run: Any) -> Document:
     service = _service(request)
     token = bearer_token(request)
     result: Document = await work.read_only(
@@ -73,7 +70,7 @@ async def _read_rules(request: Request, run: Any) -> Document:
     return result
 
 
-async def _write_rules(request: Request, run: Any, caller: Caller | None = None) -> Document:
+async def _write_as_caller(request: Request, run: Any, caller: Caller | None = None) -> Document:
     service = _service(request)
     if caller is None:
         # Authenticate before taking the write lock: introspection reads the database too.
@@ -85,16 +82,19 @@ async def _write_rules(request: Request, run: Any, caller: Caller | None = None)
     return result
 
 
+# --- access rules on guest collections ------------------------------------------------------
+
+
 @router.get("/endpoint/{endpoint_id}/access_list")
 async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
-                             access_rules.list_rules(session, caller, endpoint_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 access_rules.list_rules(session, caller, endpoint_id))
 
 
 @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
 async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
-                             access_rules.get_rule(session, caller, endpoint_id, rule_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 access_rules.get_rule(session, caller, endpoint_id, rule_id))
 
 
 @router.post("/endpoint/{endpoint_id}/access")
@@ -109,7 +109,7 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
         return caller, access_rules.parse_new(body, service.identities)
 
     caller, rule = await work.in_thread(request, prepare)
-    created = await _write_rules(request, lambda session, known: access_rules.add_rule(
+    created = await _write_as_caller(request, lambda session, known: access_rules.add_rule(
         session, known, endpoint_id, rule), caller)
     return JSONResponse(created, status_code=201)
 
@@ -118,15 +118,15 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
 async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write_rules(request, lambda session, caller: access_rules.update_rule(
+    return await _write_as_caller(request, lambda session, caller: access_rules.update_rule(
         session, caller, endpoint_id, rule_id, body))
 
 
 @router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
 async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
-    return await _write_rules(request, lambda session, caller:
-                              access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+    return await _write_as_caller(request, lambda session, caller:
+                                  access_rules.delete_rule(session, caller, endpoint_id, rule_id))
 
 
 # --- file operations -------------------------------------------------------------------------
@@ -189,6 +189,40 @@ async def operation_symlink(request: Request, endpoint_id: str) -> Document:
     return _result(request, "result", "SymlinkCreated", "Symlink created successfully")
 
 
+# --- bookmarks -------------------------------------------------------------------------------
+
+
+@router.get("/bookmark_list")
+async def bookmark_list(request: Request) -> Document:
+    return await _read_as_caller(request, bookmarks.list_bookmarks)
+
+
+@router.post("/bookmark")
+async def create_bookmark(request: Request) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.create(session, caller, body))
+
+
+@router.get("/bookmark/{bookmark_id}")
+async def get_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 bookmarks.get(session, caller, bookmark_id))
+
+
+@router.put("/bookmark/{bookmark_id}")
+async def update_bookmark(request: Request, bookmark_id: str) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.update(session, caller, bookmark_id, body))
+
+
+@router.delete("/bookmark/{bookmark_id}")
+async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.delete(session, caller, bookmark_id))
+
+
 # --- tasks -----------------------------------------------------------------------------
 
 
@@ -226,33 +260,24 @@ async def submit_delete(request: Request) -> JSONResponse:
     return await _submit(request, "delete")
 
 
-async def _read_task(request: Request, run: Any) -> Document:
-    service, _, caller = await _caller(request)
-    result: Document = await work.read_only(request, service.sessions,
-                                            lambda session: run(session, caller))
-    return result
-
-
 @router.get("/task_list")
 async def task_list(request: Request) -> Document:
     params = _query(request)
-    return await _read_task(request, lambda session, caller:
-                            tasks.task_list(session, caller, params))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.task_list(session, caller, params))
 
 
 @router.get("/task/{task_id}")
 async def get_task(request: Request, task_id: str) -> Document:
-    return await _read_task(request, lambda session, caller:
-                            tasks.get_task(session, caller, task_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.get_task(session, caller, task_id))
 
 
 @router.put("/task/{task_id}")
 async def update_task(request: Request, task_id: str) -> Document:
     body = await read_json_object(request)
-    service, _, caller = await _caller(request)
-    result: Document = await work.in_transaction(
-        request, service.sessions, lambda session: tasks.update_task(session, caller, task_id,
-                                                                     body))
+    result = await _write_as_caller(request, lambda session, caller: tasks.update_task(
+        session, caller, task_id, body))
     return {**result, "request_id": request_id()}
 
 
@@ -276,25 +301,25 @@ async def cancel_task(request: Request, task_id: str) -> Document:
 @router.get("/task/{task_id}/event_list")
 async def task_event_list(request: Request, task_id: str) -> Document:
     params = _query(request)
-    return await _read_task(request, lambda session, caller:
-                            tasks.event_list(session, caller, task_id, params))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.event_list(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/successful_transfers")
 async def task_successful_transfers(request: Request, task_id: str) -> Document:
     params = _query(request)
-    return await _read_task(request, lambda session, caller:
-                            tasks.successful_transfers(session, caller, task_id, params))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.successful_transfers(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/skipped_errors")
 async def task_skipped_errors(request: Request, task_id: str) -> Document:
     params = _query(request)
-    return await _read_task(request, lambda session, caller:
-                            tasks.skipped_errors(session, caller, task_id, params))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.skipped_errors(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/pause_info")
 async def task_pause_info(request: Request, task_id: str) -> Document:
-    return await _read_task(request, lambda session, caller:
-                            tasks.pause_info(session, caller, task_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.pause_info(session, caller, task_id))

@@ -21,6 +21,7 @@ from isthmus.core.collection_access import (
     ConsentRequiredError,
     data_access_dependency,
 )
+from isthmus.core.errors import APIError
 from isthmus.core.registrations import collection_scope
 from isthmus.core.registry import GCSV5_MAPPED_COLLECTION
 from isthmus.core.secrets import digest
@@ -64,7 +65,21 @@ class CollectionOpener:
             self._cache[key] = issued
         return issued.access_token
 
+    def forget(self, token: str, collection_id: uuid.UUID) -> None:
+        with self._lock:
+            self._cache.pop((digest(token), collection_id), None)
+
     def open(self, token: str, collection_id: uuid.UUID, *, entity_type: str,
              high_assurance: bool) -> CollectionSession:
-        return self.collections.open(collection_id, self.token_for(
-            token, collection_id, entity_type=entity_type, high_assurance=high_assurance))
+        def attempt() -> CollectionSession:
+            return self.collections.open(collection_id, self.token_for(
+                token, collection_id, entity_type=entity_type, high_assurance=high_assurance))
+
+        try:
+            return attempt()
+        except APIError as error:
+            if error.status != 401 or not needs_data_access(entity_type, high_assurance):
+                raise
+            # A kept dependent token revoked meanwhile (the consent withdrawn): ask again.
+            self.forget(token, collection_id)
+            return attempt()

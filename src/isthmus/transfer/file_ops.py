@@ -112,14 +112,16 @@ def failure(error: Exception, operation: str, path: str) -> APIError:
     return APIError(502, external, error.message)
 
 
-# Connect's refusals (its lower-case codes) in Transfer's words.
-_ACCESS_CODES = {401: "AuthenticationFailed", 403: "EndpointPermissionDenied",
-                 404: "EndpointNotFound", 409: "ClientError.NotFound"}
+# Connect's refusals (its lower-case codes) in Transfer's words; its 409 is WebDAV's
+# "the parent folder does not exist".
+_ACCESS_CODES = {401: (401, "AuthenticationFailed"), 403: (403, "EndpointPermissionDenied"),
+                 404: (404, "EndpointNotFound"), 409: (404, "ClientError.NotFound")}
 
 
 def _from_access(error: APIError, operation: str) -> APIError:
     if error.status in _ACCESS_CODES:
-        return APIError(error.status, _ACCESS_CODES[error.status], error.message)
+        status, code = _ACCESS_CODES[error.status]
+        return APIError(status, code, error.message)
     if error.status == 412:  # a name taken meanwhile
         return APIError(502, f"ExternalError.{operation}Failed.Exists", error.message)
     if error.status >= 500:
