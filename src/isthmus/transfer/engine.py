@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.core.collection_access import CollectionAccess, CollectionSession
-from isthmus.core.db import transaction, utcnow
+from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.transfer import tasks
@@ -196,7 +196,7 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
 def _run(current: Slice, worker: Worker) -> None:
     ends = time.monotonic() + SLICE_SECONDS
     while True:
-        with transaction(current.context.sessions) as session:
+        with reading(current.context.sessions) as session:
             items = list(session.scalars(select(TaskItem).where(
                 TaskItem.task_id == current.task_id, TaskItem.state == PENDING,
             ).order_by(TaskItem.id).limit(ITEMS_PER_FETCH)))
