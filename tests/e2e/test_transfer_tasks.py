@@ -445,3 +445,81 @@ def test_cli_sees_a_failed_task_fail(site: Site, tmp_path: Path) -> None:
     assert globus(env, "task", "wait", task_id, "--timeout", "60").returncode == 1
     events = globus(env, "task", "event-list", task_id)
     assert "FILE_NOT_FOUND" in events.stdout
+
+
+def test_source_errors_skipped_and_external_checksums_checked(
+    site: Site, alice: User, alice_tc: TransferClient,
+) -> None:
+    home = site.home(alice)
+    (home / "sums").mkdir()
+    (home / "sums" / "here.txt").write_text("here")
+    md5 = hashlib.md5(b"here", usedforsecurity=False).hexdigest()
+    ep = site.collection_id
+
+    skipping = TransferData(ep, ep, skip_source_errors=True)
+    skipping.add_item("/~/sums/here.txt", "/~/sums-out/here.txt", external_checksum=md5)
+    skipping.add_item("/~/sums/gone.txt", "/~/sums-out/gone.txt")
+    task = wait(alice_tc, alice_tc.submit_transfer(skipping)["task_id"])
+    assert (task["status"], task["files_transferred"]) == ("SUCCEEDED", 1)
+    assert task["subtasks_skipped_errors"] == 1
+    skipped = list(alice_tc.task_skipped_errors(task["task_id"]))
+    assert [(item["source_path"], item["error_code"]) for item in skipped] == [
+        ("/~/sums/gone.txt", "FILE_NOT_FOUND")]
+    copied = list(alice_tc.task_successful_transfers(task["task_id"]))
+    assert [(item["checksum"], item["checksum_algorithm"]) for item in copied] == [(md5, "MD5")]
+
+    wrong = TransferData(ep, ep)
+    wrong.add_item("/~/sums/here.txt", "/~/sums-wrong/here.txt", external_checksum="0" * 32)
+    task = wait(alice_tc, alice_tc.submit_transfer(wrong)["task_id"])
+    assert (task["status"], task["fatal_error"]["code"]) == ("FAILED", "CHECKSUM_MISMATCH")
+    assert not list((home / "sums-wrong").iterdir())  # nothing under the final name
+
+    strict = TransferData(ep, ep)
+    strict.add_item("/~/sums/gone.txt", "/~/sums-out/gone.txt")
+    task = wait(alice_tc, alice_tc.submit_transfer(strict)["task_id"])
+    assert (task["status"], task["fatal_error"]["code"]) == ("FAILED", "FILE_NOT_FOUND")
+    errors = alice_tc.task_event_list(task["task_id"], query_params={"filter": "is_error:1"})
+    assert [event["code"] for event in errors] == ["FILE_NOT_FOUND"]
+
+
+def test_filter_rules_and_delete_destination_extra(
+    site: Site, alice: User, alice_tc: TransferClient,
+) -> None:
+    source, target = site.home(alice) / "rules", site.home(alice) / "rules-out"
+    for name in ("a.txt", "b.tmp", "sub/c.txt", "skip/d.txt"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name)
+    for name in ("extra.txt", "sub/old.txt", "a.txt"):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text("old " + name)
+    data = TransferData(site.collection_id, site.collection_id, delete_destination_extra=True)
+    data.add_item("/~/rules/", "/~/rules-out/", recursive=True)
+    data.add_filter_rule("*.tmp", type="file")
+    data.add_filter_rule("skip", type="dir")
+    task = wait(alice_tc, alice_tc.submit_transfer(data)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert task["filter_rules"][0]["name"] == "*.tmp"
+    assert {str(p.relative_to(target)) for p in target.rglob("*")} == {"a.txt", "sub",
+                                                                        "sub/c.txt"}
+    assert (target / "a.txt").read_text() == "a.txt"
+
+
+def test_deadlines_expire_tasks_and_globs_pick_what_to_delete(
+    site: Site, alice: User, alice_tc: TransferClient,
+) -> None:
+    folder = site.home(alice) / "globbed"
+    folder.mkdir()
+    for name in ("one.log", "two.log", "keep.txt"):
+        (folder / name).write_text(name)
+    late = TransferData(site.collection_id, site.collection_id, deadline="2000-01-01")
+    late.add_item("/~/globbed/keep.txt", "/~/late/keep.txt")
+    task = wait(alice_tc, alice_tc.submit_transfer(late)["task_id"])
+    assert (task["status"], task["fatal_error"]["code"]) == ("FAILED", "DEADLINE_EXCEEDED")
+    assert task["subtasks_expired"] == 1
+    assert not (site.home(alice) / "late").exists()
+
+    data = DeleteData(site.collection_id, interpret_globs=True)
+    data.add_item("/~/globbed/*.log")
+    task = wait(alice_tc, alice_tc.submit_delete(data)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert sorted(path.name for path in folder.iterdir()) == ["keep.txt"]

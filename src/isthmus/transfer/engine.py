@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.core.collection_access import CollectionAccess, CollectionSession
@@ -200,6 +201,7 @@ def _run(current: Slice, worker: Worker) -> None:
             items = list(session.scalars(select(TaskItem).where(
                 TaskItem.task_id == current.task_id, TaskItem.state == PENDING,
             ).order_by(TaskItem.id).limit(ITEMS_PER_FETCH)))
+            session.expunge_all()  # read-only: kept as they are, the session rolls back
         if not items:
             current.flush()
             _succeed(current)
@@ -218,6 +220,17 @@ def _run(current: Slice, worker: Worker) -> None:
             except TaskFailed as failed:
                 current.flush()
                 _finish_failed(current, failed.event)
+                return
+            except (LeaseLost, SQLAlchemyError):
+                raise  # the runner tries again later (the database is what failed)
+            except Exception:
+                # A fault of ours on this item: fail the task rather than retry it forever.
+                logger.exception("task %s: item %s failed unexpectedly", current.task_id,
+                                 item.id)
+                current.flush()
+                _finish_failed(current, ("INTERNAL_ERROR", "internal error",
+                                         f"An internal error stopped the task at "
+                                         f"'{item.source_path}'"))
                 return
             if current.checkpoint():
                 current.flush()
