@@ -1,6 +1,7 @@
 """Transfer's file operations (ls, stat, mkdir, rename, symlink) and bookmarks, through the
-official SDK and the real globus-cli, on the server's "<host> files" collection (mapped, not
-high assurance: data_access consent needed) and on a guest collection of it (access rules).
+official SDK (4.x, and 3.65 for symlink) and the real globus-cli, on the server's "<host>
+files" collection (mapped, not high assurance: data_access consent needed), a guest
+collection of it (access rules) and a high-assurance collection (no consent).
 
 Where a file lands, or must not, the tests look on disk.
 """
@@ -56,7 +57,7 @@ def home_of(site: EndpointSite, user: User) -> Path:
     return site.server.data_dir / "files" / user.username
 
 
-def app_transfer_client(site: EndpointSite, user: User, *collections: str) -> TransferClient:
+def app_transfer_client(site: EndpointSite, user: User, collection: str) -> TransferClient:
     """The SDK 4.x way: a UserApp whose transfer scope depends on the collections'
     data_access (`add_app_data_access_scope`), the login done by a scripted browser."""
     flow = scripted_login_flow(Browser(site.server.ca_file), user.username, user.password)
@@ -64,8 +65,7 @@ def app_transfer_client(site: EndpointSite, user: User, *collections: str) -> Tr
                              config=GlobusAppConfig(token_storage="memory",
                                                     login_flow_manager=flow))
     client = TransferClient(app=app)
-    if collections:
-        client.add_app_data_access_scope(collections)
+    client.add_app_data_access_scope(collection)
     return client
 
 
