@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,19 +141,21 @@ class Slice:
                 or self.context.stopping.is_set())
 
 
-def _open(context: SliceContext, session: Session, task: Task,
-          collection_id: uuid.UUID) -> CollectionSession:
+def _token(context: SliceContext, session: Session, task: Task,
+           collection_id: uuid.UUID) -> str:
+    """The token the task's owner reaches ``collection_id`` with (sealed at submission)."""
     credential = session.get(TaskCredential, (task.id, collection_id))
-    if credential is None:
-        raise TaskFailed(("PERMISSION_DENIED", "permission denied",
-                          f"No credential for collection {collection_id}"))
     try:
-        token = context.secret_box.open(credential.sealed_token,
-                                        credential_purpose(task.id, collection_id))
+        if credential is None:
+            raise SealedValueError("no credential")
+        return context.secret_box.open(credential.sealed_token,
+                                       credential_purpose(task.id, collection_id))
     except SealedValueError:
         raise TaskFailed(("PERMISSION_DENIED", "permission denied",
-                          f"The credential for collection {collection_id} cannot be "
-                          "opened")) from None
+                          f"No usable credential for collection {collection_id}")) from None
+
+
+def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> CollectionSession:
     try:
         return context.access.open(collection_id, token)
     except APIError as error:
@@ -161,33 +164,43 @@ def _open(context: SliceContext, session: Session, task: Task,
                           f"Collection {collection_id}: {error.message}")) from None
 
 
-def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
-    """Work on a claimed task for one slice, then hand it back (or end it)."""
+def _start(context: SliceContext, task_id: uuid.UUID
+           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, str]] | None:
+    """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
-        if task is None or task.claimed_by != context.worker:
-            return
-        if _end_if_stopped(session, task):
-            return
+        if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
+            return None
         if task.started_time is None:
             task.started_time = utcnow()
             task.nice_status = "OK"
             add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
                       is_error=False)
-        session.flush()
-        current = Slice(context, task)
+        collections = [task.source_endpoint_id]
+        if task.destination_endpoint_id not in (None, task.source_endpoint_id):
+            collections.append(task.destination_endpoint_id)
         try:
-            source = _open(context, session, task, task.source_endpoint_id)
-            destination = (source if task.destination_endpoint_id in (None,
-                                                                      task.source_endpoint_id)
-                           else _open(context, session, task, task.destination_endpoint_id))
+            tokens = {collection: _token(context, session, task, collection)
+                      for collection in collections}
         except TaskFailed as failed:
             _fail(session, task, failed.event)
-            return
-        options = dict(task.options)
+            return None
+        return Slice(context, task), dict(task.options), tokens
+
+
+def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
+    """Work on a claimed task for one slice, then hand it back (or end it)."""
+    started = _start(context, task_id)
+    if started is None:
+        return
+    current, options, tokens = started
     try:
-        with source, destination:
-            _run(current, Worker(current, source, destination, options))
+        with ExitStack() as opened:
+            sessions = [opened.enter_context(_open(context, collection, token))
+                        for collection, token in tokens.items()]
+            _run(current, Worker(current, sessions[0], sessions[-1], options))
+    except TaskFailed as failed:  # a collection could not be opened
+        _finish_failed(current, failed.event)
     except LeaseLost:
         logger.info("task %s: another runner took it over", task_id)
     finally:
