@@ -324,10 +324,14 @@ def slow_transfer(site: Site, tc: TransferClient, tree: Path, name: str) -> str:
 def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
     site: Site, alice: User, alice_tc: TransferClient, tree: Path,
 ) -> None:
-    ids = [slow_transfer(site, alice_tc, tree, f"slow{number}") for number in range(3)]
-    # Two run (this server's share per user), the third waits queued.
+    ids = [slow_transfer(site, alice_tc, tree, f"slow{number}") for number in range(4)]
+    # Two run (this server's share per user), the others wait queued.
     third = alice_tc.get_task(ids[2])
     assert (third["status"], third["nice_status"], third["is_ok"]) == ("ACTIVE", "Queued", True)
+    # A deadline moved into the past ends a task, queued or not.
+    alice_tc.update_task(ids[3], {"deadline": "2000-01-01 00:00:06+00:00"})
+    expired = wait(alice_tc, ids[3], timeout=30)
+    assert (expired["status"], expired["fatal_error"]["code"]) == ("FAILED", "DEADLINE_EXCEEDED")
     updated = alice_tc.update_task(ids[2], {"label": "renamed",
                                             "deadline": "2099-01-02 03:04:05+00:00"})
     assert updated["code"] == "Updated"
@@ -355,7 +359,7 @@ def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
     while alice_tc.get_task(ids[2])["nice_status"] == "Queued":
         assert time.monotonic() - started < 30
         time.sleep(0.2)
-    for task_id in ids[1:]:
+    for task_id in ids[1:3]:
         alice_tc.cancel_task(task_id)
         assert alice_tc.get_task(task_id)["status"] == "FAILED"
     assert alice_tc.cancel_task(ids[0])["code"] == "TaskComplete"

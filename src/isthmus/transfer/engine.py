@@ -96,7 +96,7 @@ class Slice:
 
     # --- writing down -----------------------------------------------------------------
 
-    def flush(self) -> TaskState:
+    def flush(self) -> None:
         batch, self.batch = self.batch, Batch()
         now = utcnow()
         with transaction(self.context.sessions) as session:
@@ -108,7 +108,6 @@ class Slice:
             task.lease_until = now + self.context.lease
             self.state = TaskState(task.cancel_requested, task.deadline)
         self.flushed = time.monotonic()
-        return self.state
 
     @staticmethod
     def _apply(session: Session, task: Task, batch: Batch) -> None:

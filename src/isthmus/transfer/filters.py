@@ -9,7 +9,6 @@ ANDed. Dates are a range ``start,end`` (either side empty). ``orderby`` is comma
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +31,6 @@ class Term:
     @property
     def negated(self) -> bool:
         return self.operator.startswith("!")
-
-    def matches(self, text: str | None) -> bool:
-        """Whether ``text`` satisfies the term (a negated term: its positive form)."""
-        if self.operator.endswith("~"):
-            return text is not None and fnmatch.fnmatchcase(text.lower(), self.value.lower())
-        return text == self.value
 
 
 def parse_terms(value: str) -> list[Term]:

@@ -66,10 +66,11 @@ def admit_queued(session: Session, limits: Mapping[str, int]) -> None:
 
 
 def claim(session: Session, worker: str, now: datetime, lease: timedelta) -> uuid.UUID | None:
-    """Claim the runnable task served least recently (or a canceled queued one, to end it)."""
+    """Claim the runnable task served least recently (or a queued one that was canceled or
+    whose deadline passed, to end it)."""
     query = select(Task.id).where(
         Task.status == "ACTIVE",
-        or_(Task.admitted.is_(True), Task.cancel_requested.is_(True)),
+        or_(Task.admitted.is_(True), Task.cancel_requested.is_(True), Task.deadline < now),
         or_(Task.claimed_by.is_(None), Task.lease_until < now),
     ).order_by(Task.last_served.asc().nulls_first(), Task.request_time).limit(1)
     task_id = session.scalar(query.with_for_update(skip_locked=True))
