@@ -272,38 +272,42 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
     guest = str(alice_gcs.create_collection(GuestCollectionDocument(
         display_name="alice's results", mapped_collection_id=site.collection_id,
         user_credential_id=credential["id"], collection_base_path="/~/results"))["id"])
-    # The owner: no data_access consent on a guest collection; she may write.
-    owner = transfer_client(site, alice)
-    assert names(owner.operation_ls(guest)) == ["shared"]
-    owner.operation_mkdir(guest, "/shared/by-alice")
-    assert (root / "shared" / "by-alice").is_dir()
-    owner.add_endpoint_acl_rule(guest, rule("identity", bob.id, "/shared/", "r"))
+    try:
+        # The owner: no data_access consent on a guest collection; she may write.
+        owner = transfer_client(site, alice)
+        assert names(owner.operation_ls(guest)) == ["shared"]
+        owner.operation_mkdir(guest, "/shared/by-alice")
+        assert (root / "shared" / "by-alice").is_dir()
+        owner.add_endpoint_acl_rule(guest, rule("identity", bob.id, "/shared/", "r"))
 
-    bob_tc = transfer_client(site, bob)
-    listing = bob_tc.operation_ls(guest, path="/shared/")
-    assert names(listing) == ["by-alice", "data.csv"]
-    assert listing["path"] == "/shared/"
-    assert bob_tc.operation_stat(guest, "/shared/data.csv")["size"] == 4
-    # Read only: no mkdir, no rename, nothing changes on disk.
-    denied = refused(bob_tc.operation_mkdir, guest, "/shared/by-bob")
-    assert (denied.http_status, denied.code) == (403, "EndpointPermissionDenied")
-    assert not (root / "shared" / "by-bob").exists()
-    moved = refused(bob_tc.operation_rename, guest, "/shared/data.csv", "/shared/d.csv")
-    assert (moved.http_status, moved.code) == (403, "EndpointPermissionDenied")
-    assert (root / "shared" / "data.csv").exists()
-    # Outside the shared folder, and out of the guest root: nothing.
-    above = refused(bob_tc.operation_ls, guest, path="/")
-    assert (above.http_status, above.code) == (403, "EndpointPermissionDenied")
-    escape = refused(bob_tc.operation_ls, guest, path="/shared/../../")
-    assert escape.http_status == 403, escape.raw_json
+        bob_tc = transfer_client(site, bob)
+        listing = bob_tc.operation_ls(guest, path="/shared/")
+        assert names(listing) == ["by-alice", "data.csv"]
+        assert listing["path"] == "/shared/"
+        assert bob_tc.operation_stat(guest, "/shared/data.csv")["size"] == 4
+        # Read only: no mkdir, no rename, nothing changes on disk.
+        denied = refused(bob_tc.operation_mkdir, guest, "/shared/by-bob")
+        assert (denied.http_status, denied.code) == (403, "EndpointPermissionDenied")
+        assert not (root / "shared" / "by-bob").exists()
+        moved = refused(bob_tc.operation_rename, guest, "/shared/data.csv", "/shared/d.csv")
+        assert (moved.http_status, moved.code) == (403, "EndpointPermissionDenied")
+        assert (root / "shared" / "data.csv").exists()
+        # Outside the shared folder, and out of the guest root: nothing.
+        above = refused(bob_tc.operation_ls, guest, path="/")
+        assert (above.http_status, above.code) == (403, "EndpointPermissionDenied")
+        escape = refused(bob_tc.operation_ls, guest, path="/shared/../../")
+        assert escape.http_status == 403, escape.raw_json
 
-    # carl has no rule: to him the (private) collection does not exist.
-    carl_tc = transfer_client(site, carl)
-    for path in ("/", "/shared/"):
-        nothing = refused(carl_tc.operation_ls, guest, path=path)
-        assert (nothing.http_status, nothing.code) == (404, "EndpointNotFound"), path
-    assert refused(carl_tc.operation_mkdir, guest, "/shared/by-carl").http_status == 404
-    assert not (root / "shared" / "by-carl").exists()
+        # carl has no rule: to him the (private) collection does not exist.
+        carl_tc = transfer_client(site, carl)
+        for path in ("/", "/shared/"):
+            nothing = refused(carl_tc.operation_ls, guest, path=path)
+            assert (nothing.http_status, nothing.code) == (404, "EndpointNotFound"), path
+        assert refused(carl_tc.operation_mkdir, guest, "/shared/by-carl").http_status == 404
+        assert not (root / "shared" / "by-carl").exists()
+    finally:
+        # The server is shared: other modules' registry tests count guest collections.
+        gcs_client(site, site.owner).delete_collection(guest)
 
 
 def test_bookmarks_are_private_named_folders(
@@ -472,12 +476,16 @@ def test_a_high_assurance_collection_asks_no_data_access_consent(site: EndpointS
                                           "high_assurance": True})["id"]
     collection = str(gcs.create_collection(MappedCollectionDocument(
         display_name="high assurance files", storage_gateway_id=gateway,
-        collection_base_path="/"))["id"])
-    owner_tc = transfer_client(site, site.owner)  # the transfer scope alone
-    assert owner_tc.get_endpoint(collection)["high_assurance"] is True
-    made = owner_tc.operation_mkdir(collection, "~/ha-made")
-    assert made["code"] == "DirectoryCreated"
-    assert (home_of(site, site.owner) / "ha-made").is_dir()
-    assert "ha-made" in names(owner_tc.operation_ls(collection))
-    # Whereas the same files through the ordinary collection need the consent.
-    assert refused(owner_tc.operation_ls, site.collection_id).code == "ConsentRequired"
+        collection_base_path="/", delete_protected=False))["id"])
+    try:
+        owner_tc = transfer_client(site, site.owner)  # the transfer scope alone
+        assert owner_tc.get_endpoint(collection)["high_assurance"] is True
+        made = owner_tc.operation_mkdir(collection, "~/ha-made")
+        assert made["code"] == "DirectoryCreated"
+        assert (home_of(site, site.owner) / "ha-made").is_dir()
+        assert "ha-made" in names(owner_tc.operation_ls(collection))
+        # Whereas the same files through the ordinary collection need the consent.
+        assert refused(owner_tc.operation_ls, site.collection_id).code == "ConsentRequired"
+    finally:
+        gcs.delete_collection(collection)
+        gcs.delete_storage_gateway(gateway)
