@@ -328,6 +328,10 @@ def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
     # Two run (this server's share per user), the others wait queued.
     third = alice_tc.get_task(ids[2])
     assert (third["status"], third["nice_status"], third["is_ok"]) == ("ACTIVE", "Queued", True)
+    # Tasks feed the recently-used and in-use scopes of endpoint_search.
+    for scope in ("in-use", "recently-used"):
+        found = [item["id"] for item in alice_tc.endpoint_search(filter_scope=scope)]
+        assert found == [site.collection_id], scope
     # A deadline moved into the past ends a task, queued or not.
     alice_tc.update_task(ids[3], {"deadline": "2000-01-01 00:00:06+00:00"})
     expired = wait(alice_tc, ids[3], timeout=30)
@@ -363,6 +367,7 @@ def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
         alice_tc.cancel_task(task_id)
         assert alice_tc.get_task(task_id)["status"] == "FAILED"
     assert alice_tc.cancel_task(ids[0])["code"] == "TaskComplete"
+    assert list(alice_tc.endpoint_search(filter_scope="in-use")) == []
 
 
 def test_another_users_tasks_are_invisible(
