@@ -43,7 +43,7 @@ from isthmus.transfer.task_models import (
 )
 
 if TYPE_CHECKING:
-    from isthmus.transfer.engine import Slice
+    from isthmus.transfer.engine import Batch, Slice
 
 T = TypeVar("T")
 
@@ -135,7 +135,7 @@ class Worker:
         self.retrying = False
 
     @property
-    def batch(self) -> Any:
+    def batch(self) -> Batch:
         return self.slice.batch
 
     # --- recording ------------------------------------------------------------------
@@ -145,19 +145,17 @@ class Worker:
                "checksum_algorithm": item.checksum_algorithm, "error_code": None,
                "error_details": None, "error_time": None}
         row.update(fields)
-        self.batch.items.append(row)
-        counter = {DONE: "subtasks_succeeded", SKIPPED: "subtasks_succeeded",
-                   SKIPPED_ERROR: "subtasks_skipped_errors", FAILED: "subtasks_failed"}[state]
-        self.batch.count(counter)
+        self.batch.record(row, {DONE: "subtasks_succeeded", SKIPPED: "subtasks_succeeded",
+                                SKIPPED_ERROR: "subtasks_skipped_errors",
+                                FAILED: "subtasks_failed"}[state])
 
     def _add(self, kind: str, source_path: str, destination_path: str | None,
              size: int | None = None) -> None:
-        self.batch.new_items.append({
+        self.batch.add({
             "kind": kind, "state": "pending", "source_path": source_path,
             "destination_path": destination_path, "submitted": False, "size": size,
             "checksum": None, "checksum_algorithm": None, "external_checksum": None,
             "error_code": None, "error_details": None, "error_time": None})
-        self.batch.count("subtasks_total")
 
     # --- doing an item --------------------------------------------------------------
 
@@ -186,16 +184,15 @@ class Worker:
             try:
                 action()
             except Transient as error:
-                self.batch.count("faults")
-                self.batch.events.append((error.event, True))
-                self.batch.nice_status = error.event[0]
+                self.batch.fault(error.event)
                 self.retrying = True
                 if attempt + 1 == MAX_ATTEMPTS:
                     raise TaskFailed(error.event) from None
                 self._sleep(min(BACKOFF_SECONDS * 2 ** attempt, MAX_BACKOFF_SECONDS))
             else:
                 if self.retrying:
-                    self.batch.nice_status, self.retrying = "OK", False
+                    self.batch.status("OK")
+                    self.retrying = False
                 return
 
     def _sleep(self, seconds: float) -> None:

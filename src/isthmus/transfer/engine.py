@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +33,7 @@ from isthmus.transfer import tasks
 from isthmus.transfer.copying import Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.submission import credential_purpose
-from isthmus.transfer.task_models import PENDING, Task, TaskCredential, TaskItem
+from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
 
 logger = logging.getLogger("isthmus.transfer.engine")
 
@@ -40,6 +42,8 @@ FLUSH_SECONDS = 0.5
 # A slice ends after this long (at the next item boundary), so other tasks get their turn.
 SLICE_SECONDS = 3.0
 ITEMS_PER_FETCH = 200
+# Files of one task copied at once.
+PARALLEL_FILES = 4
 MAX_BATCH_ITEMS = 500
 _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
              "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
@@ -62,16 +66,47 @@ class SliceContext:
 
 @dataclass
 class Batch:
-    """What a slice did since its last flush."""
+    """What a slice did since its last flush. Files are copied in parallel: every change
+    goes through the lock, and `drain` takes what is there at once."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
     new_items: list[dict[str, Any]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     events: list[tuple[Event, bool]] = field(default_factory=list)
     nice_status: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + amount
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
+
+    def record(self, row: dict[str, Any], counter: str) -> None:
+        with self.lock:
+            self.items.append(row)
+            self.counters[counter] = self.counters.get(counter, 0) + 1
+
+    def add(self, item: dict[str, Any]) -> None:
+        with self.lock:
+            self.new_items.append(item)
+            self.counters["subtasks_total"] = self.counters.get("subtasks_total", 0) + 1
+
+    def fault(self, event: Event) -> None:
+        with self.lock:
+            self.counters["faults"] = self.counters.get("faults", 0) + 1
+            self.events.append((event, True))
+            self.nice_status = event[0]
+
+    def status(self, nice_status: str) -> None:
+        with self.lock:
+            self.nice_status = nice_status
+
+    def drain(self) -> Batch:
+        with self.lock:
+            taken = Batch(self.items, self.new_items, self.counters, self.events,
+                          self.nice_status)
+            self.items, self.new_items, self.counters, self.events = [], [], {}, []
+            self.nice_status = None
+        return taken
 
     def __len__(self) -> int:
         return len(self.items) + len(self.new_items)
@@ -97,7 +132,7 @@ class Slice:
     # --- writing down -----------------------------------------------------------------
 
     def flush(self) -> None:
-        batch, self.batch = self.batch, Batch()
+        batch = self.batch.drain()
         now = utcnow()
         with transaction(self.context.sessions) as session:
             task = session.scalar(select(Task).where(Task.id == self.task_id)
@@ -207,6 +242,11 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
 
 
 def _run(current: Slice, worker: Worker) -> None:
+    with ThreadPoolExecutor(PARALLEL_FILES, thread_name_prefix="isthmus-copy") as pool:
+        _run_in(current, worker, pool)
+
+
+def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
     ends = time.monotonic() + SLICE_SECONDS
     while True:
         with reading(current.context.sessions) as session:
@@ -218,31 +258,12 @@ def _run(current: Slice, worker: Worker) -> None:
             current.flush()
             _succeed(current)
             return
-        for item in items:
+        for item in _groups(items):
             if current.must_stop():
                 current.flush()
                 _stop(current)
                 return
-            try:
-                worker.do(item)
-            except Stopped:
-                current.flush()
-                _stop(current)
-                return
-            except TaskFailed as failed:
-                current.flush()
-                _finish_failed(current, failed.event)
-                return
-            except (LeaseLost, SQLAlchemyError):
-                raise  # the runner tries again later (the database is what failed)
-            except Exception:
-                # A fault of ours on this item: fail the task rather than retry it forever.
-                logger.exception("task %s: item %s failed unexpectedly", current.task_id,
-                                 item.id)
-                current.flush()
-                _finish_failed(current, ("INTERNAL_ERROR", "internal error",
-                                         f"An internal error stopped the task at "
-                                         f"'{item.source_path}'"))
+            if not _did(current, worker, item, pool):
                 return
             if current.checkpoint():
                 current.flush()
@@ -252,6 +273,62 @@ def _run(current: Slice, worker: Worker) -> None:
                 current.flush()
                 return
         current.flush()
+
+
+def _groups(items: list[TaskItem]) -> Iterator[TaskItem | list[TaskItem]]:
+    """The items in order, runs of files (copied in parallel) together."""
+    files: list[TaskItem] = []
+    for item in items:
+        if item.kind == FILE:
+            files.append(item)
+            if len(files) == PARALLEL_FILES:
+                yield files
+                files = []
+            continue
+        if files:
+            yield files
+            files = []
+        yield item
+    if files:
+        yield files
+
+
+def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
+    try:
+        worker.do(item)
+    except Exception as error:  # handed to `_did`, which decides
+        return error
+    return None
+
+
+def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem],
+         pool: ThreadPoolExecutor) -> bool:
+    """Do an item (or a run of files, in parallel); whether the slice goes on. A failure
+    ends the task once every file of the run has finished."""
+    items = group if isinstance(group, list) else [group]
+    if len(items) == 1:
+        outcomes = [_attempt(worker, items[0])]
+    else:
+        outcomes = list(pool.map(lambda item: _attempt(worker, item), items))
+    for item, error in zip(items, outcomes, strict=True):
+        if error is None:
+            continue
+        if isinstance(error, (LeaseLost, SQLAlchemyError)):
+            raise error  # the runner tries again later (the database is what failed)
+        current.flush()
+        if isinstance(error, Stopped):
+            _stop(current)
+        elif isinstance(error, TaskFailed):
+            _finish_failed(current, error.event)
+        else:
+            # A fault of ours on this item: fail the task rather than retry it forever.
+            logger.error("task %s: item %s failed unexpectedly", current.task_id, item.id,
+                         exc_info=error)
+            _finish_failed(current, ("INTERNAL_ERROR", "internal error",
+                                     f"An internal error stopped the task at "
+                                     f"'{item.source_path}'"))
+        return False
+    return True
 
 
 def _end_if_stopped(session: Session, task: Task) -> bool:
