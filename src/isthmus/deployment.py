@@ -35,6 +35,7 @@ from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
 from isthmus.transfer.collections import CollectionOpener
+from isthmus.transfer.runner import RunnerSettings, TaskRunner
 from isthmus.transfer.service import TransferService
 
 
@@ -71,6 +72,14 @@ class Deployment:
     @property
     def settings(self) -> Settings:
         return self.auth.settings
+
+    def task_runner(self) -> TaskRunner:
+        """The runner that works on Transfer's tasks, reaching collections as Transfer does."""
+        settings = self.settings
+        return TaskRunner(self.auth.sessions, self.collections, self.auth.secret_box,
+                          RunnerSettings(workers=settings.task_workers,
+                                         lease_seconds=settings.task_lease_seconds,
+                                         limits=self.transfer.active_limits))
 
     def connect_for(self, endpoint_id: uuid.UUID) -> ConnectService:
         """Connect for another endpoint of this deployment, wired as this one's is."""
@@ -134,7 +143,9 @@ def open_services(
     groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
     # Access rules may name identities (Auth's directory says who exists) and groups.
     transfer = TransferService(auth.sessions, introspector, identities=auth,
-                               groups=auth.groups)
+                               groups=auth.groups, secret_box=auth.secret_box,
+                               active_limits={"TRANSFER": settings.transfer_active_tasks,
+                                              "DELETE": settings.delete_active_tasks})
     if endpoint_id is None:
         with reading(auth.sessions) as session:
             site = site_of(settings, identities.local_domain(session))

@@ -80,7 +80,19 @@ ROUTES = [
     Route("v0.10/bookmark_list", ("GET",), "transfer"),
     Route("v0.10/bookmark", ("POST",), "transfer"),
     Route("v0.10/bookmark/{id}", ("GET", "PUT", "DELETE"), "transfer"),
+    Route("v0.10/submission_id", ("GET",), "transfer"),
+    Route("v0.10/transfer", ("POST",), "transfer"),
+    Route("v0.10/delete", ("POST",), "transfer"),
+    Route("v0.10/task_list", ("GET",), "transfer"),
+    Route("v0.10/task/{id}", ("GET", "PUT"), "transfer"),
+    Route("v0.10/task/{id}/cancel", ("POST",), "transfer"),
+    Route("v0.10/task/{id}/event_list", ("GET",), "transfer"),
+    Route("v0.10/task/{id}/successful_transfers", ("GET",), "transfer"),
+    Route("v0.10/task/{id}/skipped_errors", ("GET",), "transfer"),
+    Route("v0.10/task/{id}/pause_info", ("GET",), "transfer"),
 ]
+TASK_ROUTES = ("", "/cancel", "/event_list", "/successful_transfers", "/skipped_errors",
+               "/pause_info")
 
 
 @dataclass
@@ -174,6 +186,26 @@ def _collect(server: LiveServer) -> Known:
     listed = http.get(f"{server.base_url}v0.10/operation/endpoint/{files['id']}/ls",
                       headers=transfer)
     assert listed.status_code == 200, listed.text
+    # A task, and the documents that made it (resubmitted: Duplicate, unless mutated).
+    transfer_document = {
+        "DATA_TYPE": "transfer", "source_endpoint": files["id"],
+        "destination_endpoint": files["id"], "submission_id": str(uuid.uuid4()),
+        "label": "fuzz", "sync_level": 3, "verify_checksum": True, "deadline": "2030-01-01",
+        "filter_rules": [{"DATA_TYPE": "filter_rule", "method": "exclude", "name": "*.tmp",
+                          "type": "file"}],
+        "DATA": [{"DATA_TYPE": "transfer_item", "source_path": "/~/fuzz/",
+                  "destination_path": "/~/fuzz-copy/", "recursive": True},
+                 {"DATA_TYPE": "transfer_item", "source_path": "/~/fuzz/a",
+                  "destination_path": "/~/fuzz-copy/b", "external_checksum": "0" * 32,
+                  "checksum_algorithm": "MD5"}]}
+    delete_document = {"DATA_TYPE": "delete", "endpoint": files["id"],
+                       "submission_id": str(uuid.uuid4()), "recursive": True,
+                       "ignore_missing": True, "interpret_globs": True,
+                       "DATA": [{"DATA_TYPE": "delete_item", "path": "/~/fuzz-copy/*.x"}]}
+    submitted = http.post(f"{server.base_url}v0.10/transfer", json=transfer_document,
+                          headers=transfer)
+    assert submitted.status_code == 202, submitted.text
+    task_id = submitted.json()["task_id"]
     http.close()
     collection_routes = ("check", "owner_string", "owner", "subscription_admin_verified")
     known.ids = {"api/storage_gateways/{id}": [gateway_id],
@@ -190,7 +222,8 @@ def _collect(server: LiveServer) -> Known:
                  "v0.10/endpoint/{guest}/access/{id}": [rule_id],
                  **{f"v0.10/operation/endpoint/{{id}}/{name}": [files["id"], known.guest_id]
                     for name in ("ls", "stat", "mkdir", "rename", "symlink")},
-                 "v0.10/bookmark/{id}": [bookmark_id]}
+                 "v0.10/bookmark/{id}": [bookmark_id],
+                 **{f"v0.10/task/{{id}}{suffix}": [task_id] for suffix in TASK_ROUTES}}
     identity = {"DATA_TYPE": "owner_string#1.0.0", "identity_id": owner.id}
     endpoint = {"DATA_TYPE": "endpoint#1.1.0", "display_name": "e", "public": True,
                 "network_use": "normal", "keywords": ["a"], "contact_email": None,
@@ -231,7 +264,11 @@ def _collect(server: LiveServer) -> Known:
                         {"DATA_TYPE": "symlink", "symlink_target": "/~/fuzz",
                          "path": "/~/fuzz/link"}],
                     "v0.10/bookmark": [bookmark],
-                    "v0.10/bookmark/{id}": [{"name": "renamed", "pinned": True}]}
+                    "v0.10/bookmark/{id}": [{"name": "renamed", "pinned": True}],
+                    "v0.10/transfer": [transfer_document],
+                    "v0.10/delete": [delete_document],
+                    "v0.10/task/{id}": [{"DATA_TYPE": "task", "label": "fuzzed",
+                                         "deadline": "2031-01-01 00:00:00+00:00"}]}
     known.queries = {
         "api/storage_gateways": [{"include": "private_policies", "page_size": "1"}],
         "api/collections": [{"filter": "mapped_collections,created_at>=2020-01-01",
@@ -248,6 +285,15 @@ def _collect(server: LiveServer) -> Known:
              "filter": "name:~*.txt/size:>5", "limit": "10", "offset": "1"},
             {"path": "~/fuzz/../", "filter": "last_modified:2020-01-01,"}]
            for name in ("ls", "stat")},
+        "v0.10/task_list": [
+            {"filter": "type:TRANSFER,DELETE/status:ACTIVE,INACTIVE/label:~fu*,!~x",
+             "orderby": "request_time DESC,label", "limit": "10", "offset": "0",
+             "fields": "task_id"},
+            {"filter": f"task_id:{task_id}/request_time:2020-01-01 00:00:00,", "limit": "1"}],
+        "v0.10/task/{id}/event_list": [{"filter": "is_error:1", "limit": "5", "offset": "1"},
+                                       {"filter": ""}],
+        **{f"v0.10/task/{{id}}/{name}": [{"marker": "0"}]
+           for name in ("successful_transfers", "skipped_errors")},
         "v0.10/endpoint_search": [
             {"filter_fulltext": "files", "filter_scope": "all", "limit": "10", "offset": "0"},
             {"filter_scope": "my-endpoints", "filter_entity_type": "GCSv5_endpoint",

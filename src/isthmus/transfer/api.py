@@ -1,11 +1,14 @@
-"""Transfer's routes under /v0.10 (so far: the registry, access rules on guest collections,
-file operations and bookmarks)."""
+"""Transfer's routes under /v0.10: the registry, access rules on guest collections, file
+operations, bookmarks and tasks."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -13,7 +16,7 @@ from sqlalchemy.orm import Session
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, bookmarks, file_ops, registry
+from isthmus.transfer import access_rules, bookmarks, file_ops, registry, submission, tasks
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
@@ -21,6 +24,7 @@ from isthmus.transfer.service import TransferService
 router = APIRouter(prefix=API_PREFIX)
 
 Document = dict[str, Any]
+CANCEL_WAIT_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -217,3 +221,105 @@ async def update_bookmark(request: Request, bookmark_id: str) -> Document:
 async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
     return await _write_as_caller(request, lambda session, caller:
                                   bookmarks.delete(session, caller, bookmark_id))
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+async def _caller(request: Request) -> tuple[TransferService, str | None, Caller]:
+    service = _service(request)
+    token = bearer_token(request)
+    # Introspection reads the database: never on the event loop.
+    caller = await work.in_thread(request, lambda: service.caller(token))
+    return service, token, caller
+
+
+@router.get("/submission_id")
+async def get_submission_id(request: Request) -> Document:
+    await _caller(request)
+    return {"DATA_TYPE": "submission_id", "value": str(uuid.uuid4())}
+
+
+async def _submit(request: Request, kind: str) -> JSONResponse:
+    body = await read_json_object(request)
+    service, token, caller = await _caller(request)
+    new = submission.parse_transfer(body) if kind == "transfer" else submission.parse_delete(body)
+    assert token is not None  # `caller` refused a request without one
+    submitted = await work.in_thread(request, lambda: service.submit(token, caller, new))
+    document = submission.result_document(kind, submitted, request_id())
+    return JSONResponse(document, status_code=200 if submitted.duplicate else 202)
+
+
+@router.post("/transfer")
+async def submit_transfer(request: Request) -> JSONResponse:
+    return await _submit(request, "transfer")
+
+
+@router.post("/delete")
+async def submit_delete(request: Request) -> JSONResponse:
+    return await _submit(request, "delete")
+
+
+@router.get("/task_list")
+async def task_list(request: Request) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.task_list(session, caller, params))
+
+
+@router.get("/task/{task_id}")
+async def get_task(request: Request, task_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.get_task(session, caller, task_id))
+
+
+@router.put("/task/{task_id}")
+async def update_task(request: Request, task_id: str) -> Document:
+    body = await read_json_object(request)
+    result = await _write_as_caller(request, lambda session, caller: tasks.update_task(
+        session, caller, task_id, body))
+    return {**result, "request_id": request_id()}
+
+
+@router.post("/task/{task_id}/cancel")
+async def cancel_task(request: Request, task_id: str) -> Document:
+    service, _, caller = await _caller(request)
+    key, running = await work.in_transaction(
+        request, service.sessions, lambda session: tasks.request_cancel(session, caller,
+                                                                        task_id))
+    # The real service answers once the cancel took effect; a worker stops within seconds.
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while running and time.monotonic() < deadline:
+        stopped = await work.read_only(request, service.sessions,
+                                       lambda session: tasks.cancel_outcome(session, key))
+        if stopped:
+            break
+        await anyio.sleep(0.1)
+    return {**tasks.cancel_result(key, running), "request_id": request_id()}
+
+
+@router.get("/task/{task_id}/event_list")
+async def task_event_list(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.event_list(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/successful_transfers")
+async def task_successful_transfers(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.successful_transfers(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/skipped_errors")
+async def task_skipped_errors(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.skipped_errors(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/pause_info")
+async def task_pause_info(request: Request, task_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.pause_info(session, caller, task_id))

@@ -31,6 +31,7 @@ from isthmus.storage.errors import (
     QuotaExceeded,
     StorageError,
 )
+from isthmus.transfer import filters
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -172,23 +173,16 @@ Predicate = Callable[[Document], bool]
 
 
 def _text_clause(field: str, value: str) -> Predicate:
-    alternatives = value.split(",")
+    def one(term: filters.Term) -> Predicate:
+        if term.operator.endswith("~"):
+            pattern = term.value.lower()
+            test: Predicate = lambda doc: fnmatch.fnmatchcase(  # noqa: E731
+                str(doc[field] or "").lower(), pattern)
+        else:
+            test = lambda doc: doc[field] == term.value  # noqa: E731
+        return (lambda doc: not test(doc)) if term.negated else test
 
-    def one(option: str) -> Predicate:
-        if option.startswith("!~"):
-            pattern = option[2:].lower()
-            return lambda doc: not fnmatch.fnmatchcase(str(doc[field] or "").lower(), pattern)
-        if option.startswith("~"):
-            pattern = option[1:].lower()
-            return lambda doc: fnmatch.fnmatchcase(str(doc[field] or "").lower(), pattern)
-        if option.startswith("!="):
-            return lambda doc: doc[field] != option[2:]
-        if option.startswith("!"):
-            return lambda doc: doc[field] != option[1:]
-        exact = option[1:] if option.startswith("=") else option
-        return lambda doc: doc[field] == exact
-
-    tests = [one(option) for option in alternatives]
+    tests = [one(term) for term in filters.parse_terms(value)]
     return lambda doc: any(test(doc) for test in tests)
 
 
@@ -211,20 +205,10 @@ def _size_clause(value: str) -> Predicate:
     return lambda doc: any(compare(doc["size"], bound) for compare, bound in tests)
 
 
-def _date(text: str) -> datetime | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"Invalid date '{text}' in filter") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _date_clause(value: str) -> Predicate:
     start_text, _, end_text = value.partition(",")
-    start, end = _date(start_text), _date(end_text)
+    start, end = (filters.parse_datetime(text, "last_modified") if text.strip() else None
+                  for text in (start_text, end_text))
 
     def test(doc: Document) -> bool:
         moment = datetime.fromisoformat(doc["last_modified"])
@@ -255,19 +239,7 @@ def parse_filters(values: Sequence[str]) -> Predicate | None:
 
 def parse_orderby(value: str | None) -> list[tuple[str, bool]]:
     """(field, descending) pairs; by name when none is given."""
-    if not value:
-        return [("name", False)]
-    order = []
-    for item in value.split(","):
-        words = item.split()
-        if not words or len(words) > 2 or words[0] not in FILE_FIELDS:
-            raise bad_request(f"Invalid orderby '{item.strip()}': fields are "
-                              f"{', '.join(FILE_FIELDS)}")
-        direction = words[1].upper() if len(words) == 2 else "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise bad_request(f"Invalid orderby direction '{words[1]}'")
-        order.append((words[0], direction == "DESC"))
-    return order
+    return filters.parse_orderby(value, set(FILE_FIELDS)) or [("name", False)]
 
 
 def _text_key(doc: Document, field: str) -> tuple[bool, str]:

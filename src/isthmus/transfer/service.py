@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.core.access_rules import AccessRule
@@ -14,17 +15,19 @@ from isthmus.core.collection_access import (
     TRANSFER_RESOURCE_SERVER,
     CollectionSession,
 )
-from isthmus.core.db import reading, transaction
+from isthmus.core.db import reading, transaction, utcnow
+from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registry import RegistryEntry
 from isthmus.core.tokens import TokenIntrospector
 from isthmus.storage.errors import StorageError
-from isthmus.transfer import access_rules, file_ops, registry
+from isthmus.transfer import access_rules, file_ops, registry, submission
 from isthmus.transfer.collections import CollectionOpener
 from isthmus.transfer.errors import authentication_failed
 from isthmus.transfer.registry import Caller
+from isthmus.transfer.submission import NewTask, Submitted
 
 
 @dataclass
@@ -35,8 +38,14 @@ class TransferService:
     # belongs to which group (rules may name groups).
     identities: IdentityDirectory
     groups: GroupMembership
-    # How file operations reach collections; wired once Connect exists (it needs Transfer).
+    # How file operations and tasks reach collections; wired once Connect exists (it
+    # needs Transfer).
     opener: CollectionOpener | None = None
+    # Seals the tokens a task's worker acts with, at rest.
+    secret_box: SecretBox | None = None
+    # How many tasks of each type one user may have running; the rest wait, queued.
+    active_limits: dict[str, int] = field(
+        default_factory=lambda: {submission.TRANSFER: 3, submission.DELETE_TASK: 3})
 
     def caller(self, token: str | None) -> Caller:
         """Who a bearer token speaks for, or 401 (the status the SDK renews tokens on)."""
@@ -67,6 +76,35 @@ class TransferService:
                 # In the registry, but not (or no longer) in Connect.
                 raise registry.endpoint_not_found(endpoint_id) from None
             raise file_ops.failure(error, "Access", "/") from None
+
+    # --- tasks ---------------------------------------------------------------------------
+
+    def submit(self, token: str, caller: Caller, new: NewTask) -> Submitted:
+        """Create the task ``new`` describes, or find the one its submission id made before."""
+        with reading(self.sessions) as session:
+            found = submission.find_submitted(session, caller, new.submission_id)
+            if found is not None:
+                return Submitted(found.id, found.submission_id, duplicate=True)
+            targets = submission.check_collections(session, caller, new)
+        if self.opener is None:
+            raise RuntimeError("Transfer was not given a way to reach collections")
+        # The task's worker acts later with these (a ConsentRequired now, as the SDK expects).
+        tokens = {collection: self.opener.token_for(
+            token, target.id, entity_type=target.entity_type,
+            high_assurance=target.high_assurance) for collection, target in targets.items()}
+        assert self.secret_box is not None  # wired by the deployment
+        try:
+            with transaction(self.sessions) as session:
+                return submission.create(session, caller, new, tokens, self.secret_box,
+                                         now=utcnow(),
+                                         active_limit=self.active_limits[new.type])
+        except IntegrityError:
+            # A concurrent request with the same submission id made the task first.
+            with reading(self.sessions) as session:
+                found = submission.find_submitted(session, caller, new.submission_id)
+            if found is None:
+                raise
+            return Submitted(found.id, found.submission_id, duplicate=True)
 
     # `core.registry.Registry`, for Connect in this process.
 
