@@ -1,7 +1,7 @@
 """Transfer tasks: items, events, credentials
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01 09:54:09.144411
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import isthmus.core.db
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
