@@ -5,7 +5,8 @@ works on a fresh data dir and both are safe while the other runs. This is
 where the services are wired to each other through `core`'s interfaces:
 Transfer and Connect learn who calls through Auth's introspection, Connect
 registers its resource servers with Auth, publishes to Transfer's registry and
-asks Transfer's access rules on guest collections.
+asks Transfer's access rules on guest collections; Transfer reaches collections through
+Connect's `TransferAccess` with dependent tokens from Auth.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from urllib.parse import urlsplit
 
 from isthmus.auth import identities
 from isthmus.auth.bootstrap import ensure_builtins
+from isthmus.auth.builtins import TRANSFER_CLIENT_ID
 from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
-from isthmus.auth.service import AuthService
+from isthmus.auth.service import AuthService, InProcessDependentTokens
 from isthmus.connect.bootstrap import Site, ensure_default_endpoint
-from isthmus.connect.data_access import DataAccess
+from isthmus.connect.data_access import DataAccess, TransferAccess
 from isthmus.connect.endpoints import require_endpoint
 from isthmus.connect.service import ConnectService
 from isthmus.core.config import Settings
@@ -32,6 +34,8 @@ from isthmus.core.encryption import SecretBox
 from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
+from isthmus.transfer.collections import CollectionOpener
+from isthmus.transfer.runner import RunnerSettings, TaskRunner
 from isthmus.transfer.service import TransferService
 
 
@@ -62,10 +66,20 @@ class Deployment:
     connect: ConnectService
     # The endpoint's collections over HTTPS/WebDAV (each collection's https_url).
     data: DataAccess
+    # `core.collection_access.CollectionAccess`: how Transfer reaches collections' files.
+    collections: TransferAccess
 
     @property
     def settings(self) -> Settings:
         return self.auth.settings
+
+    def task_runner(self) -> TaskRunner:
+        """The runner that works on Transfer's tasks, reaching collections as Transfer does."""
+        settings = self.settings
+        return TaskRunner(self.auth.sessions, self.collections, self.auth.secret_box,
+                          RunnerSettings(workers=settings.task_workers,
+                                         lease_seconds=settings.task_lease_seconds,
+                                         limits=self.transfer.active_limits))
 
     def connect_for(self, endpoint_id: uuid.UUID) -> ConnectService:
         """Connect for another endpoint of this deployment, wired as this one's is."""
@@ -129,7 +143,9 @@ def open_services(
     groups = GroupsService(sessions=auth.sessions, introspector=introspector, identities=auth)
     # Access rules may name identities (Auth's directory says who exists) and groups.
     transfer = TransferService(auth.sessions, introspector, identities=auth,
-                               groups=auth.groups)
+                               groups=auth.groups, secret_box=auth.secret_box,
+                               active_limits={"TRANSFER": settings.transfer_active_tasks,
+                                              "DELETE": settings.delete_active_tasks})
     if endpoint_id is None:
         with reading(auth.sessions) as session:
             site = site_of(settings, identities.local_domain(session))
@@ -143,9 +159,19 @@ def open_services(
     connect = connect_service(auth, transfer, endpoint_id)
     if created or serving:
         connect.reconcile()
-    # Callers are known by introspection at Auth and linked identities by Auth's
-    # directory, never by Auth's tables.
+    # Callers (and their sessions) are known by introspection at Auth, linked identities
+    # and policies by Auth's directories, never by Auth's tables.
     data = DataAccess(sessions=auth.sessions, introspector=introspector, identities=auth,
-                      endpoint_id=endpoint_id, public_url=settings.public_url,
+                      policies=auth, endpoint_id=endpoint_id, public_url=settings.public_url,
                       guests=connect.resolve_guest, secret_box=auth.secret_box)
-    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data)
+    # Transfer reaches every collection of this database (any endpoint) with the same
+    # checks, sharing the connectors; it gets data_access tokens by the dependent-token
+    # grant, as its own client in Auth.
+    collections = TransferAccess(DataAccess(
+        sessions=auth.sessions, introspector=introspector, identities=auth, policies=auth,
+        endpoint_id=None, public_url=settings.public_url, pool=data.pool,
+        guests=connect.resolve_guest, secret_box=auth.secret_box))
+    transfer.opener = CollectionOpener(collections,
+                                       InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
+    return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
+                      collections=collections)

@@ -30,7 +30,7 @@ from isthmus.connect import api as connect_api
 from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
-from isthmus.core.db import checkpoint, transaction, utcnow
+from isthmus.core.db import Checkpointer, transaction, utcnow
 from isthmus.core.direct_routes import DirectRoutes
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
@@ -40,7 +40,7 @@ from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
 
-# SQLite's log is copied into the database this often, off the request path (`checkpoint`).
+# SQLite's log is copied into the database this often, off the request path (`Checkpointer`).
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 # Every service's routes, in the order they are matched.
@@ -118,10 +118,11 @@ async def _purge_periodically(auth: AuthService) -> None:
 
 
 async def _checkpoint_periodically(auth: AuthService) -> None:
+    checkpoint = Checkpointer(auth.engine)
     while True:
         await anyio.sleep(CHECKPOINT_INTERVAL_SECONDS)
         try:
-            await anyio.to_thread.run_sync(checkpoint, auth.engine)
+            await anyio.to_thread.run_sync(checkpoint)
         except Exception:
             logger.exception("checkpointing the database failed")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from globus_sdk import GCSClient
@@ -107,3 +109,31 @@ def _last_response(dump: str) -> tuple[int, dict[str, str]]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers
+
+
+class OnServer(Protocol):
+    @property
+    def server(self) -> LiveServer: ...
+
+
+def dav(site: OnServer, token: str | None, method: str, url: str, *args: str) -> Answer:
+    """curl with another method (WebDAV's, or DELETE and PUT) on a site's server."""
+    return curl(site.server, token, "-X", method, *args, url)
+
+
+def rclone(server: LiveServer, token: str, url: str, config_dir: Path,
+           *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Debian's rclone with its webdav backend, as remote ``isthmus:`` at ``url``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
+    env.update(RCLONE_CONFIG=str(config_dir / "rclone.conf"),
+               RCLONE_CONFIG_ISTHMUS_TYPE="webdav", RCLONE_CONFIG_ISTHMUS_URL=url,
+               RCLONE_CONFIG_ISTHMUS_VENDOR="other", RCLONE_CONFIG_ISTHMUS_BEARER_TOKEN=token,
+               NO_PROXY="127.0.0.1,localhost")
+    return subprocess.run(["rclone", "--ca-cert", server.ca_file, "--retries", "1",
+                           *args], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+
+
+def hrefs(multistatus: str) -> list[str]:
+    """The hrefs of a PROPFIND's multistatus answer, in order."""
+    return re.findall(r"<D:href>([^<]*)</D:href>", multistatus)

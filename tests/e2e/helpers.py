@@ -159,7 +159,13 @@ def globus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def cli_login(server: LiveServer, user: User, env: dict[str, str], *args: str) -> str:
     """`globus login --no-local-server [args]` with ``user`` at the keyboard; its output."""
-    process = subprocess.Popen([GLOBUS, "login", "--no-local-server", *args],
+    return cli_with_login(server, user, env, "login", "--no-local-server", *args)
+
+
+def cli_with_login(server: LiveServer, user: User, env: dict[str, str], *args: str) -> str:
+    """A `globus` command that asks the user to log in (``login``, ``session consent``,
+    with ``--no-local-server``), with ``user`` at the keyboard; its output."""
+    process = subprocess.Popen([GLOBUS, *args],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     try:

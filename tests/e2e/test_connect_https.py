@@ -27,7 +27,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 import globus_sdk
 import pytest
 import requests
-from globus_sdk import GCSClient, GlobusAppConfig, MappedCollectionDocument
+from globus_sdk import (
+    GCSClient,
+    GlobusAppConfig,
+    MappedCollectionDocument,
+    StorageGatewayDocument,
+)
 from globus_sdk.experimental.gcs_downloader import GCSDownloader
 
 from tests.browser import Browser
@@ -37,6 +42,9 @@ from tests.e2e.data_helpers import (
     DataSite,
     collection_scopes,
     curl,
+    dav,
+    hrefs,
+    rclone,
     start_data_site,
 )
 from tests.e2e.helpers import (
@@ -89,14 +97,6 @@ def curl_input(site: DataSite, token: str, data: bytes, *args: str) -> Answer:
         return curl(site.server, token, *replaced)
     finally:
         source.unlink()
-
-
-def dav(site: DataSite, token: str | None, method: str, url: str, *args: str) -> Answer:
-    return curl(site.server, token, "-X", method, *args, url)
-
-
-def hrefs(answer: Answer) -> list[str]:
-    return re.findall(r"<D:href>([^<]*)</D:href>", answer.text)
 
 
 def repr_digests(value: str) -> dict[str, bytes]:
@@ -431,18 +431,6 @@ def test_gcs_downloader_reads_through_the_redirect_contract(
 # --- rclone's webdav backend -------------------------------------------------------------------
 
 
-def rclone(site: DataSite, token: str, url: str, config_dir: Path,
-           *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
-    env.update(RCLONE_CONFIG=str(config_dir / "rclone.conf"),
-               RCLONE_CONFIG_ISTHMUS_TYPE="webdav", RCLONE_CONFIG_ISTHMUS_URL=url,
-               RCLONE_CONFIG_ISTHMUS_VENDOR="other", RCLONE_CONFIG_ISTHMUS_BEARER_TOKEN=token,
-               NO_PROXY="127.0.0.1,localhost")
-    return subprocess.run(["rclone", "--ca-cert", site.server.ca_file, "--retries", "1",
-                           *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
-
-
 def test_rclone_lists_copies_moves_and_checks_through_webdav(
     site: DataSite, alice: User, alice_token: str, tmp_path: Path,
 ) -> None:
@@ -454,7 +442,7 @@ def test_rclone_lists_copies_moves_and_checks_through_webdav(
     (local / "sub" / "deep" / "données ✓.txt").write_text("unicode names too")
 
     def run(*args: str) -> str:
-        done = rclone(site, alice_token, site.home_url(alice), tmp_path, *args)
+        done = rclone(site.server, alice_token, site.home_url(alice), tmp_path, *args)
         assert done.returncode == 0, f"rclone {' '.join(args)}: {done.stderr}"
         return done.stdout
 
@@ -465,14 +453,14 @@ def test_rclone_lists_copies_moves_and_checks_through_webdav(
     assert (on_disk / "sub" / "b.bin").read_bytes() == (local / "sub" / "b.bin").read_bytes()
     run("check", "--download", str(local), "isthmus:tree")
     # The same folder through ~, the user's home.
-    tilde = rclone(site, alice_token, site.url + "/~", tmp_path, "lsf", "isthmus:")
+    tilde = rclone(site.server, alice_token, site.url + "/~", tmp_path, "lsf", "isthmus:")
     assert tilde.returncode == 0 and "tree/" in tilde.stdout.splitlines(), tilde.stderr
 
     run("moveto", "isthmus:tree/a.txt", "isthmus:tree/sub/moved.txt")
     assert not (on_disk / "a.txt").exists()
     assert (on_disk / "sub" / "moved.txt").read_text() == "hello from rclone"
     # check sees the difference now: it compares, it does not just succeed.
-    differs = rclone(site, alice_token, site.home_url(alice), tmp_path,
+    differs = rclone(site.server, alice_token, site.home_url(alice), tmp_path,
                      "check", "--download", str(local), "isthmus:tree")
     assert differs.returncode != 0
 
@@ -514,7 +502,7 @@ def test_webdav_protocol_details(site: DataSite, alice: User, alice_token: str) 
     assert "<D:getcontentlength>3</D:getcontentlength>" in found.text
     assert "HTTP/1.1 404 Not Found" in found.text and "color" in found.text
     listing = dav(site, alice_token, "PROPFIND", home + "/dav", "-H", "Depth: 1")
-    assert hrefs(listing) == [f"/data/{site.collection_id}/{quote(alice.username)}/dav/",
+    assert hrefs(listing.text) == [f"/data/{site.collection_id}/{quote(alice.username)}/dav/",
                               f"/data/{site.collection_id}/{quote(alice.username)}/dav/one.txt"]
     assert dav(site, alice_token, "PROPFIND", home + "/dav", "-H", "Depth: 1",
                "--data-binary", "<not xml").status == 400
@@ -547,8 +535,10 @@ def test_webdav_protocol_details(site: DataSite, alice: User, alice_token: str) 
 
 
 def outside_state(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the server's own database, which its background work
+    (checkpoints, retention) may change at any moment."""
     return {str(path): path.read_bytes() if path.is_file() else b"<dir>"
-            for path in sorted(root.rglob("*"))}
+            for path in sorted(root.rglob("*")) if not path.name.startswith("isthmus.db")}
 
 
 def test_path_escapes_are_refused_and_nothing_outside_is_touched(
@@ -590,7 +580,7 @@ def test_path_escapes_are_refused_and_nothing_outside_is_touched(
     assert nul.status == 400
     assert curl(site.server, alice_token, f"{home}/%ff%fe").status == 400
     listing = dav(site, alice_token, "PROPFIND", home, "-H", "Depth: 1")
-    assert not any(href.endswith("/escape") for href in hrefs(listing))
+    assert not any(href.endswith("/escape") for href in hrefs(listing.text))
 
     assert outside_state(site.server.data_dir.parent) == before
     assert sorted(os.listdir(site.home_dir(bob))) == ["bob.txt"]
@@ -616,7 +606,7 @@ def test_another_user_cannot_reach_my_home_folder(
     # there.
     root = dav(site, bob_token, "PROPFIND", site.url + "/", "-H", "Depth: 1")
     assert root.status == 207
-    assert hrefs(root) == [f"/data/{site.collection_id}/",
+    assert hrefs(root.text) == [f"/data/{site.collection_id}/",
                            f"/data/{site.collection_id}/{quote(bob.username)}/"]
     assert put(site, bob_token, site.url + "/at-the-root.txt", b"x").status == 403
     assert not (site.files / "at-the-root.txt").exists()
@@ -625,20 +615,61 @@ def test_another_user_cannot_reach_my_home_folder(
     assert (site.home_dir(bob) / "tilde.txt").read_bytes() == b"mine"
 
 
+def owner_gcs(site: DataSite) -> tuple[GCSClient, str]:
+    """The endpoint owner's GCS client, and the id of the gateway of "<host> files"."""
+    manage = str(GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections)
+    owner_tokens = native_login(site.server, site.owner.username, site.owner.password,
+                                [manage])
+    gcs = GCSClient(site.server.manager_url, authorizer=globus_sdk.AccessTokenAuthorizer(
+        owner_tokens[site.endpoint_id]["access_token"]))
+    gateway = next(item["id"] for item in gcs.get_storage_gateway_list()
+                   if item["root"] == str(site.files))
+    return gcs, str(gateway)
+
+
+def test_a_restriction_deeper_down_refuses_whole_tree_operations(
+    site: DataSite, alice: User, alice_token: str,
+) -> None:
+    home = site.home_url(alice)
+    folder = site.home_dir(alice) / "keys"
+    (folder / "deep").mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_bytes(b"notes")
+    (folder / "deep" / "id.key").write_bytes(b"private key")
+    with pointed_at(site.server):
+        gcs, gateway = owner_gcs(site)
+        restrictions = gcs.get_storage_gateway(gateway, include="private_policies")[
+            "restrict_paths"]
+        # fnmatch's "*" crosses "/": no *.key file anywhere is the user's.
+        gcs.update_storage_gateway(gateway, StorageGatewayDocument(additional_fields={
+            "restrict_paths": {**restrictions, "none": ["*.key"]}}))
+        try:
+            assert curl(site.server, alice_token, f"{home}/keys/deep/id.key").status == 403
+            refused = [
+                dav(site, alice_token, "DELETE", f"{home}/keys"),
+                dav(site, alice_token, "MOVE", f"{home}/keys", "-H",
+                    f"Destination: {home}/moved"),
+                dav(site, alice_token, "COPY", f"{home}/keys", "-H",
+                    f"Destination: {home}/copied"),
+            ]
+            assert [answer.status for answer in refused] == [403] * 3, [
+                answer.text for answer in refused]
+            assert (folder / "deep" / "id.key").read_bytes() == b"private key"
+            assert not (site.home_dir(alice) / "moved").exists()
+            assert not (site.home_dir(alice) / "copied").exists()
+            assert dav(site, alice_token, "DELETE", f"{home}/keys/notes.txt").status == 204
+        finally:
+            gcs.update_storage_gateway(gateway, StorageGatewayDocument(
+                additional_fields={"restrict_paths": restrictions}))
+
+
 def test_tokens_for_other_collections_or_scopes_are_refused(
     site: DataSite, alice: User, alice_token: str,
 ) -> None:
     mine = site.home_url(alice) + "/guarded.txt"
     assert put(site, alice_token, mine, b"guarded").status == 201
     # A second collection on the same gateway: its token opens nothing here.
-    manage = str(GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections)
-    owner_tokens = native_login(site.server, site.owner.username, site.owner.password,
-                                [manage])
     with pointed_at(site.server):
-        gcs = GCSClient(site.server.manager_url, authorizer=globus_sdk.AccessTokenAuthorizer(
-            owner_tokens[site.endpoint_id]["access_token"]))
-        gateway = next(item["id"] for item in gcs.get_storage_gateway_list()
-                       if item["root"] == str(site.files))
+        gcs, gateway = owner_gcs(site)
         other = gcs.create_collection(MappedCollectionDocument(
             display_name="another view", storage_gateway_id=gateway,
             collection_base_path="/"))["id"]

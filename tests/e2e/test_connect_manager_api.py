@@ -104,7 +104,8 @@ def test_info_names_the_endpoint_client_without_a_token(site: EndpointSite) -> N
     connectors = [item for item in info.full_data["data"]
                   if item["DATA_TYPE"].startswith("connector#")]
     assert [(item["id"], item["display_name"]) for item in connectors] == [
-        (POSIX, "POSIX"), (S3, "S3"), (ACTIVESCALE, "ActiveScale")]
+        (POSIX, "POSIX"), (S3, "S3"), (ACTIVESCALE, "ActiveScale"),
+        ("afe5e740-c8ed-4433-a2e0-d65747275517", "WebDAV")]
     # The default scope the SDK derives is the one Auth issues tokens for.
     assert [str(scope) for scope in client.default_scope_requirements] == [
         manage_collections(site.endpoint_id)]

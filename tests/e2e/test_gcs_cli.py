@@ -28,6 +28,7 @@ from globus_sdk import GCSClient
 from tests.conftest import User, _new_user, answer_login, shell_environment
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, pointed_at
+from tests.e2e.test_groups import groups_client
 from tests.live import LiveServer, free_port, start_server
 from tests.sdk3.test_seeds_sdk3 import sdk3_python  # noqa: F401 (a fixture)
 
@@ -364,15 +365,20 @@ def test_gcs_client_and_globus_cli_see_the_same_gateway_and_collection(
     (("endpoint", "update"), 2, "Nothing to change"),
     (("storage-gateway", "create", "posix", "No domain"), 2, "--domain"),
     (("endpoint", "role", "create", "owner", "someone"), 2, "'owner' is not one of"),
-    (("storage-gateway", "create", "webdav", "Upstream", "--url", "x"), 3,
-     "not available yet"),
-    (("user-credentials", "oauth-create", str(uuid.uuid4())), 3, "not available yet"),
+    (("storage-gateway", "create", "box", "Drive", "--domain", "x"), 3,
+     "no box connector; it has posix, s3, activescale, webdav"),
+    (("storage-gateway", "update", "google-drive", str(uuid.uuid4())), 3,
+     "no google-drive connector; it has posix, s3, activescale, webdav"),
+    (("storage-gateway", "create", "webdav", "Upstream"), 2, "Missing option '--webdav-url'"),
+    (("user-credentials", "oauth-create", str(uuid.uuid4())), 2,
+     "Missing option '--globus-identity'"),
     (("storage-gateway", "create", "s3", "Bucket"), 2, "--domain"),
     (("user-credentials", "s3-keys-update", str(uuid.uuid4()), "--s3-key-id", "k"), 2,
      "--path-prefix or --s3-secret-key"),
     (("oidc", "create"), 3, "not available yet"),
     (("audit", "load"), 3, "not available yet"),
-    (("collection", "domain", "show", str(uuid.uuid4())), 3, "not available yet"),
+    (("endpoint", "domain", "create", "data.example.org"), 2,
+     "Missing option '--certificate-file'"),
 ])
 def test_bad_command_lines_fail_in_one_line(
     deployment: Deployment, logged_in: str, args: tuple[str, ...], status: int, fragment: str,
@@ -588,6 +594,39 @@ def test_session_consent_update_and_logout(
         assert introspecting.oauth2_token_introspect(tokens["access_token"])["active"] is False
     gone = gcs(env, "whoami")
     assert gone.returncode == 4 and "login" in gone.stderr
+
+
+def test_a_collection_role_for_a_group_reaches_its_members(
+    deployment: Deployment, lab: LabSetup,
+) -> None:
+    """`collection role create ... --principal-type group` with a group made through the
+    Groups API: its member administers the collection on the node's Manager API."""
+    curator = _new_user(deployment.server, "curator")
+    with pointed_at(deployment.server):
+        groups = globus_sdk.GroupsManager(groups_client(deployment.server, deployment.admin))
+        group_id = groups.create_group("Lab curators", "who curates the projects")["id"]
+        groups.add_member(group_id, curator.id)
+        tokens = native_login(deployment.server, curator.username, curator.password,
+                              [manage_collections(deployment.endpoint_id)])
+        curator_gcs = GCSClient(deployment.node_url, authorizer=globus_sdk.AccessTokenAuthorizer(
+            tokens[deployment.endpoint_id]["access_token"]))
+        with pytest.raises(globus_sdk.GCSAPIError) as before:
+            curator_gcs.get_role_list(lab.collection_id, include="all_roles")
+        assert before.value.http_status == 404  # a private collection, to him
+        role_id = created_id("Role", ok(gcs(
+            deployment.env, "collection", "role", "create", lab.collection_id,
+            "administrator", group_id, "--principal-type", "group")))
+        try:
+            shown = json.loads(ok(gcs(deployment.env, "collection", "role", "show", role_id,
+                                      "-F", "json")))
+            assert shown["principal"] == f"urn:globus:groups:id:{group_id}"
+            listed = curator_gcs.get_role_list(lab.collection_id, include="all_roles")
+            assert role_id in {role["id"] for role in listed}
+        finally:
+            ok(gcs(deployment.env, "collection", "role", "delete", role_id))
+        with pytest.raises(globus_sdk.GCSAPIError) as after:
+            curator_gcs.get_role_list(lab.collection_id, include="all_roles")
+        assert after.value.http_status == 404
 
 
 def test_auth_policies_through_auth(deployment: Deployment, logged_in: str) -> None:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,11 @@ from isthmus.connect.rfc9110 import (
     parse_http_date,
     precondition_status,
 )
-from isthmus.core.db import reading, transaction
+from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityRecord
 from isthmus.core.registrations import collection_scope
+from isthmus.core.session_policies import Authentication
 from isthmus.core.tokens import TokenInfo
 from isthmus.deployment import Deployment
 from isthmus.storage.accounts import LocalAccount
@@ -99,6 +101,15 @@ def test_wildcards_walk_through_and_make_trees_err_towards_refusing() -> None:
     assert rules.least_within("/home/ann/notes") is Access.NONE  # the pattern could match
     plain = DataPaths({"read_write": ["/home/*"]}, UserPaths(None, "ann"))
     assert plain.least_within("/home/ann") is Access.READ_WRITE
+
+
+def test_a_leading_wildcard_may_match_in_any_tree() -> None:
+    # fnmatch's "*" crosses "/": "*.key" refuses keys in every folder, so no tree is whole.
+    rules = DataPaths({"read_write": ["$HOME"], "none": ["*.key"]}, UserPaths("/ann", "ann"))
+    assert rules.access("/ann/proj/id.key") is Access.NONE
+    assert rules.access("/ann/proj/notes.txt") is Access.READ_WRITE
+    assert rules.least_within("/ann/proj") is Access.NONE
+    assert rules.readable_below("/") == ["/ann"]
 
 
 @pytest.mark.parametrize(("document", "expected"), [
@@ -272,8 +283,9 @@ class Introspector:
     def __init__(self) -> None:
         self.tokens: dict[str, TokenInfo] = {}
 
-    def introspect(self, token: str) -> TokenInfo | None:
-        return self.tokens.get(token)
+    def introspect(self, token: str, *, session_info: bool = False) -> TokenInfo | None:
+        info = self.tokens.get(token)
+        return info if info is None or session_info else replace(info, authentications=())
 
 
 class Directory:
@@ -296,12 +308,16 @@ class Site:
         self.introspector = Introspector()
         self.directory = Directory()
         self.data = DataAccess(sessions=services.auth.sessions, introspector=self.introspector,
-                               identities=self.directory, endpoint_id=services.connect.endpoint_id,
+                               identities=self.directory, policies=services.auth,
+                               endpoint_id=services.connect.endpoint_id,
                                public_url="https://files.example.org/isthmus/")
         self.files = services.settings.data_dir / "files"
 
     def token(self, username: str, *, scopes: tuple[str, ...] = ("https", "data_access"),
-              linked: tuple[str, ...] = (), resource_server: str | None = None) -> str:
+              linked: tuple[str, ...] = (), resource_server: str | None = None,
+              signed_in_ago: timedelta | None = timedelta(0), mfa: bool = False) -> str:
+        """A token whose session holds the user's sign-in ``signed_in_ago`` (None: no
+        session, as with client credentials)."""
         identity = uuid.uuid4()
         others = {uuid.uuid4(): name for name in linked}
         for other, name in others.items():
@@ -311,8 +327,11 @@ class Site:
             identity_id=identity, username=username, client_id=uuid.uuid4(),
             resource_server=resource_server or str(self.collection_id),
             scopes=frozenset(collection_scope(self.collection_id, s) for s in scopes),
-            expires_at=time.time() + 60, session_id=None,
-            identity_set=frozenset({identity, *others}))
+            expires_at=time.time() + 60,
+            session_id=None if signed_in_ago is None else uuid.uuid4(),
+            identity_set=frozenset({identity, *others}),
+            authentications=() if signed_in_ago is None else (
+                Authentication(identity, username, utcnow() - signed_in_ago, mfa),))
         return token
 
     def open(self, token: str | None, *methods: Method) -> DataSession:
@@ -382,6 +401,37 @@ def test_the_token_must_be_for_this_collection_with_its_scopes(site: Site) -> No
     # On high-assurance storage the https scope alone is what is asked for.
     site.edit(high_assurance=True)
     site.open(site.token(user, scopes=("https",))).close()
+
+
+def test_high_assurance_storage_judges_the_tokens_session(site: Site) -> None:
+    user = f"ann@{site.domain}"
+    site.edit(high_assurance=True, gateway={"authentication_timeout_mins": 30})
+    site.open(site.token(user, signed_in_ago=timedelta(minutes=29))).close()
+    for token in (site.token(user, signed_in_ago=timedelta(minutes=31)),
+                  site.token(user, signed_in_ago=None)):
+        refused = refusal(site.open, token)
+        assert (refused.status, refused.code) == (403, "permission_denied")
+        assert refused.extra["detail"]["DATA_TYPE"] == "authentication_timeout#1.1.0"
+        parameters = refused.extra["authorization_parameters"]
+        assert parameters["session_required_single_domain"] == [site.domain]
+        assert parameters["session_message"] == refused.message
+        assert "within the last 30 minutes" in refused.message
+    # A stale sign-in can only be refreshed by a new login, by that identity.
+    stale = site.token(user, signed_in_ago=timedelta(minutes=31))
+    parameters = refusal(site.open, stale).extra["authorization_parameters"]
+    assert parameters["prompt"] == "login"
+    assert parameters["session_required_identities"] == [
+        str(site.introspector.tokens[stale].identity_id)]
+    # MFA: a recent password-only sign-in is not enough.
+    site.edit(high_assurance=True, gateway={"require_mfa": True})
+    refused = refusal(site.open, site.token(user))
+    assert refused.extra["authorization_parameters"]["session_required_mfa"] is True
+    assert "prompt" not in refused.extra["authorization_parameters"]
+    assert refused.extra["detail"]["require_mfa"] is True
+    site.open(site.token(user, mfa=True)).close()
+    # Not high assurance: the session is not asked about.
+    site.edit(high_assurance=False)
+    site.open(site.token(user, signed_in_ago=None)).close()
 
 
 def test_the_collection_decides_whether_https_and_which_methods(site: Site) -> None:
@@ -465,6 +515,43 @@ def test_symlinks_cannot_lead_past_a_restriction(site: Site) -> None:
         session.delete(f"{session.home}/to-bob")  # the link goes, not what it points at
         assert (bob / "secret.txt").exists() and not (home / "to-bob").exists()
     assert not (bob / "new.txt").exists()
+
+
+def test_whole_tree_operations_look_beneath_folders_only(site: Site) -> None:
+    home = f"ann@{site.domain}"
+    token = site.token(home)
+    mine = site.files / home
+
+    def restrict(*none: str) -> DataSession:
+        site.edit(gateway={"restrict_paths": {"DATA_TYPE": "path_restrictions#1.0.0",
+                                              "read_write": ["$HOME"], "none": list(none)}})
+        return site.open(token, Method.GET, Method.PUT)
+
+    with restrict("$HOME/new/raw") as session:
+        (mine / "src" / "raw").mkdir(parents=True)
+        (mine / "src" / "raw" / "r.dat").write_bytes(b"raw")
+        # A folder moved or copied to "new" would put its raw/ where none may write...
+        for call in (lambda: session.move(f"/{home}/src", f"/{home}/new", overwrite=False),
+                     lambda: session.copy(f"/{home}/src", f"/{home}/new", overwrite=False,
+                                          recursive=True)):
+            with pytest.raises(PermissionDenied):
+                call()
+        assert not (mine / "new").exists()
+        # ...a file holds nothing else.
+        assert session.copy(f"/{home}/src/raw/r.dat", f"/{home}/new", overwrite=False,
+                            recursive=True)
+        assert (mine / "new").read_bytes() == b"raw"
+    with restrict("*.key") as session:
+        (mine / "notes.txt").write_bytes(b"notes")
+        (mine / "id.key").write_bytes(b"key")
+        # Any folder might hold a *.key file; a file is only itself.
+        with pytest.raises(PermissionDenied):
+            session.delete(f"/{home}/src")
+        with pytest.raises(PermissionDenied):
+            session.delete(f"/{home}/id.key")
+        session.delete(f"/{home}/notes.txt")
+        assert not (mine / "notes.txt").exists()
+        assert (mine / "src" / "raw" / "r.dat").exists() and (mine / "id.key").exists()
 
 
 # --- the connector pool ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import getpass
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,7 +16,12 @@ from isthmus.auth import identities
 from isthmus.connect import access, collections, credentials, path_restrictions
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
-from isthmus.connect.guest_access import GuestPolicy, ShareableArea, effective_permission
+from isthmus.connect.guest_access import (
+    GuestDecision,
+    GuestPolicy,
+    ShareableArea,
+    effective_permission,
+)
 from isthmus.connect.models import Collection, Role, UserCredential
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.core.access_rules import AccessRule
@@ -162,6 +167,76 @@ def test_sharing_restrictions_cap_every_rule() -> None:
     assert effective_permission(guest, [], {OWNER}, (), "/secret") == ""
 
 
+def decide(guest: GuestPolicy, rules: list[AccessRule], *callers: uuid.UUID) -> GuestDecision:
+    return GuestDecision(guest, tuple(rules), frozenset(callers), frozenset())
+
+
+def test_a_whole_tree_is_as_open_as_its_least_capped_part() -> None:
+    # Alice may write her home but not share proj/raw (her gateway) nor proj/secret (the
+    # mapped collection's sharing restrictions); bob has rw on /proj/.
+    guest = policy(
+        gateway_restrictions=restrictions(read_write=["$HOME"],
+                                          none=["$HOME/share/proj/raw"]),
+        sharing_restrictions=restrictions(read_write=["$HOME"],
+                                          none=["$HOME/share/proj/secret"]))
+    rules = [rule("identity", READER, "/proj/", "rw"), rule("identity", READER, "/ro/", "r"),
+             rule("identity", READER, "/ro/mine/", "rw")]
+    bob = decide(guest, rules, READER)
+    assert bob.permission("/proj") == "rw"
+    # A recursive delete, move or copy of /proj would reach raw and secret.
+    assert bob.least_within("/proj") == ""
+    assert bob.least_within("/proj/ok") == "rw"
+    assert bob.least_within("/proj/raw/x") == ""
+    # Rules only add deeper down: a tree read at its top is read everywhere in it.
+    assert bob.least_within("/ro") == "r"
+    assert bob.least_within("/ro/mine") == "rw"
+    # The caps cap the owner too, and an anonymous caller reads at most.
+    owner = decide(guest, [], OWNER)
+    assert owner.least_within("/") == "" and owner.least_within("/proj/ok") == "rw"
+    anyone = decide(guest, [rule("anonymous", "", "/proj/ok/", "rw")])
+    assert anyone.least_within("/proj/ok") == "r"
+
+
+def test_wildcard_caps_make_trees_err_towards_refusing() -> None:
+    guest = policy(sharing_restrictions=restrictions(read_write=["$HOME"], none=["*.key"]))
+    bob = decide(guest, [rule("identity", READER, "/", "rw")], READER)
+    assert bob.permission("/proj/a.txt") == "rw" and bob.permission("/proj/a.key") == ""
+    # Any folder might hold a .key file.
+    assert bob.least_within("/proj") == ""
+    assert bob.least_within("/proj/a.txt") == ""
+
+
+def test_walking_through_leads_only_to_what_may_be_read() -> None:
+    guest = policy(gateway_restrictions=restrictions(read_write=["$HOME"],
+                                                     none=["$HOME/share/proj/raw"]))
+    rules = [rule("identity", READER, "/a/b/", "r"), rule("identity", READER, "/proj/raw/", "r"),
+             rule("anonymous", "", "/pub/data/", "r")]
+    bob = decide(guest, rules, READER)
+    assert bob.permission("/") == "" and bob.permission("/a") == ""
+    assert bob.leads_to_readable("/") and bob.leads_to_readable("/a")
+    assert not bob.leads_to_readable("/a/c") and not bob.leads_to_readable("/x")
+    # A rule on what the owner may not share leads nowhere.
+    assert not bob.leads_to_readable("/proj")
+    # Nobody else is led to bob's folders; anybody to the anonymous one.
+    carl = decide(guest, rules, OTHER)
+    assert not carl.leads_to_readable("/a") and carl.leads_to_readable("/pub")
+    anyone = decide(guest, rules)
+    assert anyone.leads_to_readable("/") and not anyone.leads_to_readable("/a")
+    # The owner walks through to what she may share.
+    narrow = policy(sharing_restrictions=restrictions(read_write=["$HOME/share/out"]))
+    owner = decide(narrow, [], OWNER)
+    assert owner.permission("/") == "" and owner.permission("/out/x") == "rw"
+    assert owner.leads_to_readable("/") and not owner.leads_to_readable("/in")
+
+
+def test_disabled_anonymous_writes_leave_anonymous_rules_read_only() -> None:
+    rules = [rule("anonymous", "", "/drop/", "rw"), rule("identity", READER, "/drop/", "rw")]
+    closed = replace(policy(), anonymous_writes=False)
+    assert effective_permission(closed, rules, {OTHER}, (), "/drop/x") == "r"
+    assert effective_permission(closed, rules, {READER}, (), "/drop/x") == "rw"
+    assert effective_permission(policy(), rules, {OTHER}, (), "/drop/x") == "rw"
+
+
 # --- real rows --------------------------------------------------------------------------------
 
 
@@ -246,7 +321,7 @@ def test_a_shared_folder_is_read_by_its_reader_and_nobody_else(site: Site) -> No
     files = site.services.settings.data_dir / "files"
     assert resolved.location.root_path == str(files / site.owner.username / "share")
     assert resolved.location.collection_type == "guest"
-    assert resolved.permissions_at is not None and resolved.permissions_at("/") == ""
+    assert resolved.guest is not None and resolved.guest.permission("/") == ""
     assert _permission(site, guest_id, site.reader, "/other") == ""
     assert _permission(site, guest_id, site.other, "/results/a.txt") == ""
     assert _permission(site, guest_id, None, "/results/a.txt") == ""

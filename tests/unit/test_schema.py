@@ -10,7 +10,8 @@ from alembic.script import ScriptDirectory
 
 import isthmus.auth.models
 import isthmus.connect.models
-import isthmus.transfer.models  # noqa: F401
+import isthmus.transfer.models
+import isthmus.transfer.task_models  # noqa: F401
 from isthmus.core.db import SCHEMA_REVISION, Base, alembic_config, make_engine, migrate
 
 

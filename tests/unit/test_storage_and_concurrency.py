@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from isthmus.auth import clients, grants, scopes, tokens
 from isthmus.auth.errors import OAuthError
@@ -115,13 +115,15 @@ def test_revoking_a_refresh_token_revokes_its_access_tokens(auth: AuthService) -
 
 def test_checkpoint_moves_the_log_into_the_database_file(auth: AuthService) -> None:
     """Commits no longer checkpoint (the server does, in the background): what they wrote
-    reaches the database file itself only when `checkpoint` runs; PostgreSQL: a no-op."""
+    reaches the database file itself only when the `Checkpointer` runs, which leaves an
+    unchanged log alone; PostgreSQL: a no-op."""
     import sqlite3
 
-    from isthmus.core.db import checkpoint
+    from isthmus.core.db import Checkpointer
 
     client_id, secret, _code = code_for(auth)
-    checkpoint(auth.engine)
+    checkpoint = Checkpointer(auth.engine)
+    checkpoint()
     for _ in range(5):
         with transaction(auth.sessions) as session:
             client = clients.authenticate_confidential(session, client_id, secret)
@@ -130,7 +132,7 @@ def test_checkpoint_moves_the_log_into_the_database_file(auth: AuthService) -> N
     with transaction(auth.sessions) as session:
         issued = len(session.execute(select(Token.id)).all())
     if auth.engine.dialect.name != "sqlite":
-        checkpoint(auth.engine)
+        checkpoint()
         return
 
     def in_database_file() -> int:
@@ -141,5 +143,9 @@ def test_checkpoint_moves_the_log_into_the_database_file(auth: AuthService) -> N
         return count
 
     assert in_database_file() == issued - 5  # still only in the log
-    checkpoint(auth.engine)
+    checkpoint()
     assert in_database_file() == issued
+    checkouts: list[object] = []
+    event.listen(auth.engine.pool, "checkout", lambda *args: checkouts.append(args))
+    checkpoint()  # nothing new in the log: it does not even open a connection
+    assert checkouts == []

@@ -27,6 +27,7 @@ AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 DEPENDENT_TOKEN = "urn:globus:auth:grant_type:dependent_token"
+DEPENDENT_CONSENT_REQUIRED = "DEPENDENT_CONSENT_REQUIRED"
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def dependent_token(
     dependencies = [dep for root in roots for dep in root.dependencies]
     wanted = _optional(form, "scope")
     if wanted is not None:
-        dependencies = _select(dependencies, wanted)
+        dependencies = _select(session, roots, dependencies, wanted)
     if not dependencies:
         return []
     _require_dependent_consent(session, upstream, client, dependencies)
@@ -200,14 +201,32 @@ def dependent_token(
     return [token.as_response() for token in issued]
 
 
-def _select(dependencies: list[ResolvedScope], wanted: str) -> list[ResolvedScope]:
+def _select(session: Session, roots: list[ResolvedScope], dependencies: list[ResolvedScope],
+            wanted: str) -> list[ResolvedScope]:
     available = {dep.scope_string: dep for dep in dependencies}
     selected = []
     for scope_string in dict.fromkeys(wanted.split()):
-        if scope_string not in available:
+        found = available.get(scope_string) or _dynamic(session, roots, scope_string)
+        if found is None:
             raise _consent_required([scope_string])
-        selected.append(available[scope_string])
+        selected.append(found)
     return selected
+
+
+def _dynamic(session: Session, roots: list[ResolvedScope],
+             scope_string: str) -> ResolvedScope | None:
+    """A dynamic dependency (a collection's data_access under Transfer's scope) the token's
+    own request did not name: the user may have consented to it in another login (``globus
+    session consent``), which `_require_dependent_consent` then checks."""
+    for root in roots:
+        try:
+            resolved = scopes.resolve(session, f"{root.scope_string}[*{scope_string}]")
+        except OAuthError:
+            continue  # not a dependency this root may have
+        for dependency in resolved[0].dependencies:
+            if dependency.scope_string == scope_string:
+                return dependency
+    return None
 
 
 def _require_dependent_consent(
@@ -235,7 +254,7 @@ def _consent_required(scope_strings: list[str]) -> OAuthError:
         "The user has not consented to these dependent scopes: " + " ".join(scope_strings),
         status=403,
     )
-    error.code = "DEPENDENT_CONSENT_REQUIRED"
+    error.code = DEPENDENT_CONSENT_REQUIRED
     error.extra = {"errors_extra": {"unapproved_scopes": scope_strings}}
     return error
 

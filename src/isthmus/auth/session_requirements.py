@@ -6,11 +6,7 @@ against them at a given time, with no database and no clock of its own, so the
 rules are testable as functions.
 
 The rules, after the Globus Auth sessions guide and policy fields:
-- a policy is satisfied by one authentication in the session whose identity's
-  domain passes ``domain_constraints_include``/``_exclude`` (wildcards such as
-  ``*.edu`` allowed; a domain in both lists is excluded), which is no older than
-  ``authentication_assurance_timeout`` seconds when one is set (high-assurance
-  policies always have one), and which used MFA when ``required_mfa``;
+- a policy: as `core.session_policies` says (resource servers judge sessions by it too);
 - ``session_required_single_domain``: some authentication is by an identity of
   one of the domains;
 - ``session_required_identities``: some authentication is by one of the
@@ -21,17 +17,24 @@ The rules, after the Globus Auth sessions guide and policy fields:
 
 from __future__ import annotations
 
-import fnmatch
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isthmus.auth.builtins import LOCAL_IDP_ID
 from isthmus.auth.models import BrowserSession, Identity, Policy
+from isthmus.core.session_policies import (
+    Authentication,
+    PolicyRule,
+    domain_allowed,
+    domain_matches,
+    recent,
+    satisfies,
+)
 
 MAX_LISTED = 50
 MAX_MESSAGE = 2000
@@ -41,28 +44,17 @@ class RequirementError(ValueError):
     """A ``session_required_*`` parameter that cannot be honoured as given."""
 
 
-@dataclass(frozen=True)
-class PolicyRule:
-    id: uuid.UUID
-    display_name: str
-    high_assurance: bool = False
-    assurance_timeout: int | None = None
-    required_mfa: bool = False
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] | None = None
-
-    @classmethod
-    def of(cls, policy: Policy) -> PolicyRule:
-        return cls(
-            id=policy.id, display_name=policy.display_name,
-            high_assurance=policy.high_assurance,
-            assurance_timeout=policy.authentication_assurance_timeout,
-            required_mfa=policy.required_mfa,
-            include=tuple(policy.domain_constraints_include)
-            if policy.domain_constraints_include else None,
-            exclude=tuple(policy.domain_constraints_exclude)
-            if policy.domain_constraints_exclude else None,
-        )
+def rule_of(policy: Policy) -> PolicyRule:
+    return PolicyRule(
+        id=policy.id, display_name=policy.display_name,
+        high_assurance=policy.high_assurance,
+        assurance_timeout=policy.authentication_assurance_timeout,
+        required_mfa=policy.required_mfa,
+        include=tuple(policy.domain_constraints_include)
+        if policy.domain_constraints_include else None,
+        exclude=tuple(policy.domain_constraints_exclude)
+        if policy.domain_constraints_exclude else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -98,20 +90,6 @@ class SessionRequirements:
         return not self.wants_identity or any(
             required.id == identity_id for required in self.identities
         )
-
-
-@dataclass(frozen=True)
-class Authentication:
-    """One identity's latest sign-in in a browser session."""
-
-    identity_id: uuid.UUID
-    username: str
-    auth_time: datetime
-    mfa: bool
-
-    @property
-    def domain(self) -> str:
-        return self.username.rpartition("@")[2].lower()
 
 
 @dataclass(frozen=True)
@@ -172,7 +150,7 @@ def parse(session: Session, params: Mapping[str, str]) -> SessionRequirements:
     } if identity_ids else {}
     message = params.get("session_message", "").strip()[:MAX_MESSAGE] or None
     return SessionRequirements(
-        policies=tuple(PolicyRule.of(found[policy_id]) for policy_id in policy_ids),
+        policies=tuple(rule_of(found[policy_id]) for policy_id in policy_ids),
         single_domain=tuple(domain.lower() for domain in _listed(
             params, "session_required_single_domain")),
         identities=tuple(sorted(
@@ -203,28 +181,6 @@ def authentications_of(session: Session, browser_session: BrowserSession) -> lis
 # --- judging a session -------------------------------------------------------------
 
 
-def domain_matches(domain: str, patterns: Sequence[str]) -> bool:
-    """``example.edu`` matches itself; ``*.edu`` matches any domain ending in ``.edu``."""
-    domain = domain.lower()
-    return any(fnmatch.fnmatchcase(domain, pattern.lower()) for pattern in patterns)
-
-
-def domain_allowed(policy: PolicyRule, domain: str) -> bool:
-    if policy.exclude and domain_matches(domain, policy.exclude):
-        return False
-    return not policy.include or domain_matches(domain, policy.include)
-
-
-def satisfies(policy: PolicyRule, authentication: Authentication, now: datetime) -> bool:
-    if not domain_allowed(policy, authentication.domain):
-        return False
-    if policy.assurance_timeout is not None and (
-        authentication.auth_time < now - timedelta(seconds=policy.assurance_timeout)
-    ):
-        return False
-    return authentication.mfa or not policy.required_mfa
-
-
 def _policy_reason(
     policy: PolicyRule, authentications: Sequence[Authentication], now: datetime
 ) -> Unmet:
@@ -239,17 +195,14 @@ def _policy_reason(
             where = f"not from {', '.join(policy.exclude or ())}"
         return Unmet(f"{name} requires a login with an identity {where}.")
     timeout = policy.assurance_timeout
-    recent = [
-        auth for auth in eligible
-        if timeout is None or auth.auth_time >= now - timedelta(seconds=timeout)
-    ]
+    fresh = [auth for auth in eligible if recent(auth, timeout, now)]
     usernames = tuple(auth.username for auth in eligible)
-    if not recent:
+    if not fresh:
         return Unmet(f"{name} requires that you have logged in within the last {timeout} "
                      "seconds. Log in again to continue.", usernames=usernames)
     return Unmet(f"{name} requires two-factor authentication. Log in again with your "
                  "authentication code.", needs_mfa=True,
-                 usernames=tuple(auth.username for auth in recent))
+                 usernames=tuple(auth.username for auth in fresh))
 
 
 def _who_must_log_in(identities: Sequence[RequiredIdentity]) -> str:

@@ -118,16 +118,23 @@ def serve(
                                "server_header": False,
                                # Idle TLS keep-alive clients must not hold a stop for 30 s.
                                "timeout_graceful_shutdown": 3, **ssl}
-    if app is not None:
-        uvicorn.run(app, **options)
-        return
-    # The first start's work (migrations, built-ins, keys, certificates) is done
-    # above, once. The workers are fresh interpreters (uvicorn spawns them) that
-    # open the same deployment from the settings passed through the environment.
-    click.echo(f"  {workers} worker processes")
-    deployment.auth.engine.dispose()
-    os.environ.update(_worker_environment(settings))
-    uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
+    # Transfer's tasks run in this process (whatever the number of HTTP workers): on SQLite
+    # one runner must hold them all.
+    runner = deployment.task_runner()
+    runner.start()
+    try:
+        if app is not None:
+            uvicorn.run(app, **options)
+            return
+        # The first start's work (migrations, built-ins, keys, certificates) is done
+        # above, once. The workers are fresh interpreters (uvicorn spawns them) that
+        # open the same deployment from the settings passed through the environment.
+        click.echo(f"  {workers} worker processes")
+        deployment.auth.engine.dispose()
+        os.environ.update(_worker_environment(settings))
+        uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
+    finally:
+        runner.stop()
 
 
 def _worker_environment(settings: Settings) -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -64,10 +64,10 @@ class ResolvedAccess:
     local_username: str
     # For a guest collection (`resolve_guest`): what the caller may do at the path asked
     # about, "" (nothing), "r" or "rw", and the same decision for other paths of the
-    # collection (a listing's entries) without asking Transfer again. A mapped collection
-    # leaves it to the location's path restrictions.
+    # collection (a listing's entries, a tree's) without asking Transfer again. A mapped
+    # collection leaves it to the location's path restrictions.
     permissions: str = READ_WRITE
-    permissions_at: Callable[[str], str] | None = None
+    guest: guest_access.GuestDecision | None = None
 
 
 def collection_root(gateway: StorageGateway, *base_paths: str) -> str:
@@ -172,15 +172,12 @@ def resolve_guest(
     policy, credential = guests.policy_for(session, guest)
     callers = frozenset(identity_ids)
     group_ids = groups.groups_of(callers) if callers else frozenset()
-    found = rules.rules_for(collection_id, callers, group_ids)
-
-    def permissions_at(other: str) -> str:
-        return guest_access.effective_permission(policy, found, callers, group_ids, other)
-
+    decision = guest_access.GuestDecision(
+        policy, tuple(rules.rules_for(collection_id, callers, group_ids)), callers, group_ids)
     gateway = session.get(StorageGateway, location.storage_gateway_id)
     assert gateway is not None  # a foreign key keeps it
     return ResolvedAccess(
         replace(location, restrict_paths=None, sharing_restrict_paths=None,
                 root_path=collection_root(gateway, policy.area.mapped_base,
                                           policy.guest_base)),
-        credential.username, permissions_at(path), permissions_at)
+        credential.username, decision.permission(path), decision)

@@ -1,10 +1,10 @@
 """Who is calling the Manager API, and which roles they hold on the endpoint and collections.
 
 Roles granted to any identity linked to the caller's count (the token's
-identity set). Endpoint roles reach into every collection: an endpoint owner
-or administrator administers each one, and the activity roles carry over.
-Group principals are stored and listed; they grant nothing until Isthmus has
-a groups service to ask who belongs to a group.
+identity set), and so do roles granted to a group in which any of them is an
+active member (the Groups service says which, through `core.groups`).
+Endpoint roles reach into every collection: an endpoint owner or administrator
+administers each one, and the activity roles carry over.
 """
 
 from __future__ import annotations
@@ -46,10 +46,13 @@ class Caller:
     identity_id: uuid.UUID
     username: str
     identities: frozenset[uuid.UUID]
+    # The groups any of the identities is an active member of.
+    groups: frozenset[uuid.UUID] = frozenset()
 
     @property
     def principals(self) -> frozenset[str]:
-        return frozenset(identity_principal(identity) for identity in self.identities)
+        return frozenset(identity_principal(identity) for identity in self.identities) | {
+            group_principal(group) for group in self.groups}
 
 
 @dataclass(frozen=True)

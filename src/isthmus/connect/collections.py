@@ -41,7 +41,7 @@ MAPPED_DEFAULTS: dict[str, Any] = {
     "contact_info": None, "department": None, "description": None, "info_link": None,
     "organization": None, "keywords": [], "disable_verify": False, "force_encryption": False,
     "force_verify": False, "enable_https": True, "https_methods": list(schemas.HTTPS_METHODS),
-    "domain": None, "acl_expiration_mins": None, "associated_flow_policy": None,
+    "acl_expiration_mins": None, "associated_flow_policy": None,
     "preserve_modtime": None, "domain_name": None, "user_message": None,
     "user_message_link": None, "allow_guest_collections": False,
     "sharing_restrict_paths": None, "sharing_users_allow": None, "sharing_users_deny": None,
@@ -63,7 +63,9 @@ _SIMPLE_FILTERS = ("mapped_collections", "guest_collections", "managed_by_me", "
 _DATE_FILTER = re.compile(r"^(created_at|last_access)(<=|>=|<|>|=)(\d{4}-\d{2}-\d{2})$")
 
 
-def _require(session: Session, endpoint: Endpoint, collection_id: str) -> Collection:
+def require_collection(session: Session, endpoint: Endpoint,
+                       collection_id: str) -> Collection:
+    """The endpoint's collection with this id (404 for anything else)."""
     try:
         key = uuid.UUID(collection_id)
     except ValueError:
@@ -88,7 +90,7 @@ def _require_visible_collection(
     session: Session, endpoint: Endpoint, caller: Caller, collection_id: str
 ) -> tuple[Collection, CallerRoles]:
     roles = authz.caller_roles(session, endpoint, caller)
-    collection = _require(session, endpoint, collection_id)
+    collection = require_collection(session, endpoint, collection_id)
     if not (collection.public and endpoint.public) and not roles.on(collection):
         raise not_found("Collection", collection_id)
     return collection, roles

@@ -56,6 +56,20 @@ class ConnectorLease:
         self.release()
 
 
+class OwnedLease(ConnectorLease):
+    """A connector opened for one session only (storage reached with the caller's own
+    credential, which no other caller may share), closed when released."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+        self._open = True
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            self.connector.close()
+
+
 class ConnectorPool:
     """Thread-safe: requests run in worker threads."""
 

@@ -3,7 +3,8 @@
 For POSIX a credential records the local account the identity maps to (the gateway's
 identity mapping decides it; a credential cannot name another account) and its home
 folder; the user's guest collections act as that account. For S3 and ActiveScale it holds
-the user's keys (`s3_gateways`), the secrets sealed and never shown again. Users make their own
+the user's keys (`s3_gateways`), the secrets sealed and never shown again; WebDAV's are
+OAuth2 grants made by the browser flow (`webdav_gateways`). Users make their own
 credentials (no role needed, the gateway's policies decide); an endpoint administrator
 may make them for others on a gateway with ``admin_managed_credentials``. Others'
 credentials answer 404, so they never show.
@@ -28,6 +29,7 @@ from isthmus.connect import (
     path_restrictions,
     s3_gateways,
     schemas,
+    webdav_gateways,
 )
 from isthmus.connect.authz import Caller
 from isthmus.connect.errors import bad_request, exists, gcs_error, invalid_input, not_found
@@ -47,7 +49,8 @@ logger = logging.getLogger("isthmus.connect")
 
 POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_user_credential_policies,
                   documents.S3_CONNECTOR_ID: schemas.s3_user_credential_policies,
-                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_user_credential_policies}
+                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_user_credential_policies,
+                  documents.WEBDAV_CONNECTOR_ID: webdav_gateways.credential_policies_schema}
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ def create(
     if values.get("connector_id") not in (None, str(gateway.connector_id)):
         raise invalid_input("user_credential", [(
             "connector_id", f"must be the storage gateway's connector {gateway.connector_id}")])
+    if webdav_gateways.is_webdav(gateway):
+        raise gcs_error(422, f"Storage gateway {gateway.id} takes OAuth2 credentials: make "
+                        "them with 'globus-connect-server user-credentials oauth-create'")
     identity_id = uuid.UUID(values.get("identity_id") or str(caller.identity_id))
     if identity_id not in caller.identities and not _manages_for_others(
             session, endpoint, caller, gateway):
@@ -295,6 +301,9 @@ def update(
     values = schemas.USER_CREDENTIAL.parse(body, creating=False, stored=current)
     s3 = gateway.connector_id in documents.S3_CONNECTORS
     if "username" in values and values["username"] != credential.username:
+        if webdav_gateways.is_webdav(gateway):
+            raise gcs_error(422, "An OAuth2 credential's username is the one it was granted "
+                            "for; make another with oauth-create")
         if s3:
             _s3_username(gateway, credential.identity_id, credential.identity_username,
                          values["username"])

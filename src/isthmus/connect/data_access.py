@@ -6,6 +6,8 @@
    scope ``https://auth.globus.org/scopes/<collection_id>/https``, and, on a mapped
    collection that is not high assurance, ``.../data_access`` too (which is why the SDK's
    ``GCSDownloader`` asks for both there); the collection must allow HTTPS and the method;
+   the token's session (from introspection) must meet what the collection demands of
+   sessions (`session_checks`: high-assurance storage, a guest auth policy);
 2. `callers.resolve_caller` applies the gateway's allowed domains and identity mapping
    to the caller's identities and ``users_allow``/``users_deny`` to the account; the POSIX
    gateway's ``groups_allow``/``groups_deny`` apply to the account's groups;
@@ -21,10 +23,16 @@
    connector uses (none: `credential_not_found`, unless the gateway lets users without one
    act with the server's own keys); the bucket decides what those keys may do.
 
+On a WebDAV gateway (`webdav_gateways`) there is no local account: after the allowed
+domains, the caller's own OAuth2 user credential for the gateway opens a WebDAV connector
+on the upstream folder (refused with how to make one when there is none), and the gateway's
+path restrictions apply as written.
+
 A guest collection (when the deployment gives a `GuestResolver`) needs only the ``https``
 scope; its files are reached as the owner's account, and what the caller may do at each
 path is the guest decision (`access.resolve_guest`: access rules, owner and managers,
 capped by the gateway's and sharing restrictions), so no path restriction applies again.
+Where an ``anonymous`` rule covers a path, reads there need no token at all.
 
 Every `DataSession` operation checks the path the client named and the path it really
 reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
@@ -45,20 +53,38 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from isthmus.connect import credentials, documents, path_restrictions, s3_gateways
-from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess
+from isthmus.connect import (
+    credentials,
+    documents,
+    path_restrictions,
+    s3_gateways,
+    session_checks,
+    webdav_gateways,
+)
+from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
-from isthmus.connect.connectors import ConnectorLease, ConnectorPool
-from isthmus.connect.data_paths import Access, DataPaths
-from isthmus.connect.gateway_policies import AccessPolicyError, check_groups_allowed
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
+from isthmus.connect.data_paths import Access, DataPaths, from_permission
+from isthmus.connect.gateway_policies import (
+    AccessPolicyError,
+    check_groups_allowed,
+    require_allowed_domain,
+)
+from isthmus.connect.guest_access import GuestDecision
 from isthmus.connect.models import Collection, StorageGateway, UserCredential
 from isthmus.connect.path_restrictions import UserPaths
-from isthmus.core.access_rules import NO_ACCESS, READ, READ_WRITE
-from isthmus.core.db import reading
+from isthmus.core.collection_access import (
+    TRANSFER_ALL,
+    TRANSFER_RESOURCE_SERVER,
+    ConsentRequiredError,
+    data_access_dependency,
+)
+from isthmus.core.db import reading, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
 from isthmus.core.registrations import collection_scope
+from isthmus.core.session_policies import PolicyDirectory
 from isthmus.core.tokens import TokenInfo, TokenIntrospector
 from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
@@ -136,11 +162,19 @@ class DataTarget:
     high_assurance: bool
     https_enabled: bool
     https_methods: frozenset[str]
+    session: session_checks.SessionDemands
+    # Storage reached with the caller's own OAuth2 credential (a WebDAV gateway).
+    by_credential: bool = False
+
+    @property
+    def needs_data_access(self) -> bool:
+        """Whether users reach it with a ``data_access`` token (consented per collection)."""
+        return self.collection_type == "mapped" and not self.high_assurance
 
     @property
     def required_scopes(self) -> tuple[str, ...]:
         https = collection_scope(self.collection_id, "https")
-        if self.collection_type == "mapped" and not self.high_assurance:
+        if self.needs_data_access:
             return (https, collection_scope(self.collection_id, "data_access"))
         return (https,)
 
@@ -150,19 +184,22 @@ class DataAccess:
 
     def __init__(
         self, *, sessions: sessionmaker[Session], introspector: TokenIntrospector,
-        identities: IdentityDirectory, endpoint_id: uuid.UUID, public_url: str,
+        identities: IdentityDirectory, policies: PolicyDirectory,
+        endpoint_id: uuid.UUID | None, public_url: str,
         mapper: IdentityMapper | None = None, pool: ConnectorPool | None = None,
         guests: GuestResolver | None = None, secret_box: SecretBox | None = None,
     ) -> None:
         self.sessions = sessions
         self.introspector = introspector
         self.identities = identities
-        self.endpoint_id = endpoint_id
+        self.policies = policies
+        self.endpoint_id = endpoint_id  # None: every endpoint in the database
         # Auth's base URL (all-in-one: the server's), and the path collections are under.
         self.public_url = public_url if public_url.endswith("/") else public_url + "/"
         self.mapper: IdentityMapper = mapper or GatewayIdentityMapper()
         self.pool = pool or ConnectorPool()
         self.guests = guests
+        # Opens WebDAV gateways' secrets and credentials, and S3 credentials' keys.
         self.secret_box = secret_box
 
     def href(self, collection_id: uuid.UUID) -> str:
@@ -175,7 +212,7 @@ class DataAccess:
 
     def _target(self, session: Session, collection_id: uuid.UUID) -> DataTarget:
         collection = session.get(Collection, collection_id)
-        if collection is None or collection.endpoint_id != self.endpoint_id:
+        if collection is None or self.endpoint_id not in (None, collection.endpoint_id):
             raise APIError(404, "not_found", f"Collection {collection_id} not found")
         gateway = session.get(StorageGateway, collection.storage_gateway_id)
         assert gateway is not None  # a foreign key keeps it
@@ -185,6 +222,8 @@ class DataAccess:
             high_assurance=gateway.high_assurance,
             https_enabled=collection.document.get("enable_https", True) is not False,
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
+            session=session_checks.demands_of(session, collection, gateway),
+            by_credential=webdav_gateways.is_webdav(gateway),
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -194,32 +233,98 @@ class DataAccess:
 
     def open(
         self, collection_id: uuid.UUID, token: str | None, methods: Iterable[Method], *,
-        redirect: bool = False,
+        redirect: bool = False, path: str = paths.ROOT,
     ) -> DataSession:
         """A session for the caller the token speaks for; see the module docstring.
 
-        Without a token: `SignInRequiredError` when ``redirect`` (GET and HEAD), else 401.
+        Without a token: an anonymous session when only reading a guest collection's
+        ``path`` that an ``anonymous`` rule lets anyone see; otherwise
+        `SignInRequiredError` when ``redirect`` (GET and HEAD), else 401.
         """
         if token is None:
             target = self.target(collection_id)
+            anonymous = self._anonymous_session(target, methods, path)
+            if anonymous is not None:
+                return anonymous
             if redirect:
                 raise SignInRequiredError(self.sign_in_url(target))
             raise not_authenticated("This collection needs a bearer token", collection_id)
+        info, target = self.authenticate(collection_id, token)
+        _check_token(target, info)
+        _check_methods(target, methods)
+        return self.session_for(target, info)
+
+    def authenticate(self, collection_id: uuid.UUID, token: str) -> tuple[TokenInfo, DataTarget]:
         info = self.introspector.introspect(token)
         if info is None:
             raise not_authenticated("The bearer token is not active", collection_id)
-        with reading(self.sessions) as session:
-            target = self._target(session, collection_id)
-        _check_token(target, info)
-        _check_methods(target, methods)
+        target = self.target(collection_id)
+        if target.session.any:
+            # Introspected again with the session's sign-ins, which only this needs.
+            with_session = self.introspector.introspect(token, session_info=True)
+            if with_session is None:
+                raise not_authenticated("The bearer token is not active", collection_id)
+            session_checks.check(target.session, with_session, self.policies, utcnow())
+        return info, target
+
+    def session_for(self, target: DataTarget, info: TokenInfo) -> DataSession:
+        """The session of an authenticated caller whose token suits ``target``."""
         if target.collection_type == "guest" and self.guests is not None:
-            return self._guest_session(self.guests(collection_id, info.identities, "/"))
+            return self._guest_session(self.guests(target.collection_id, info.identities, "/"))
         if target.collection_type != "mapped":
-            raise forbidden("This server does not serve guest collections over HTTPS")
+            raise forbidden("This server does not serve guest collections")
         identities = self._identities_of(info)
+        if target.by_credential:
+            with reading(self.sessions) as session:
+                return self._credential_session(session, target.collection_id, identities,
+                                                info)
         with reading(self.sessions) as session:
-            resolved = resolve_caller(session, collection_id, identities, self.mapper)
+            resolved = resolve_caller(session, target.collection_id, identities, self.mapper)
         return self._session(resolved)
+
+    def _anonymous_session(self, target: DataTarget, methods: Iterable[Method],
+                           path: str) -> DataSession | None:
+        """Reads of a guest collection without a token (Globus's public sharing), where
+        ``path`` is readable, or leads somewhere readable, by an ``anonymous`` rule; None
+        when a token is needed instead."""
+        if (target.collection_type != "guest" or self.guests is None
+                or set(methods) != {Method.GET}):
+            return None
+        try:
+            _check_methods(target, methods)
+            canonical = paths.normalize(path)
+            resolved = self.guests(target.collection_id, (), canonical)
+        except (APIError, StorageError):
+            return None  # whoever brings a token hears why
+        assert resolved.guest is not None  # resolve_guest always gives it
+        if GuestPaths(resolved.guest).access(canonical) is Access.NONE:
+            return None
+        return self._guest_session(resolved)
+
+    def _credential_session(
+        self, session: Session, collection_id: uuid.UUID, identities: list[dict[str, Any]],
+        info: TokenInfo,
+    ) -> DataSession:
+        """On a WebDAV gateway: the upstream folder, reached with the caller's OAuth2
+        credential (no local account is involved)."""
+        location = locate(session, collection_id)
+        gateway = session.get(StorageGateway, location.storage_gateway_id)
+        assert gateway is not None  # a foreign key keeps it
+        try:
+            require_allowed_domain(identities, location.allowed_domains)
+        except AccessPolicyError as refused:
+            raise APIError(403, "permission_denied", refused.message,
+                           extra={"detail": refused.detail}) from None
+        credential = webdav_gateways.credential_for(session, gateway, info.identities)
+        if credential is None or self.secret_box is None:
+            raise forbidden(f"You have no valid user credential for storage gateway "
+                            f"{gateway.id}: make one with 'globus-connect-server "
+                            f"user-credentials oauth-create {gateway.id} --globus-identity "
+                            f"{info.username}'")
+        connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
+                                                   credential, location.root_path)
+        rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
+        return DataSession(OwnedLease(connector), rules, location.base_path, None)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable
@@ -234,10 +339,10 @@ class DataAccess:
 
     def _guest_session(self, resolved: ResolvedAccess) -> DataSession:
         """The guest's root as its owner's account; paths checked by the guest decision."""
-        assert resolved.permissions_at is not None  # resolve_guest always gives it
+        assert resolved.guest is not None  # resolve_guest always gives it
         lease = self._lease(resolved.location, resolved.local_username)
         # The base path is the guest's root itself, so the rules see collection paths.
-        return DataSession(lease, GuestPaths(resolved.permissions_at), paths.ROOT, None)
+        return DataSession(lease, GuestPaths(resolved.guest), paths.ROOT, None)
 
     def _lease(self, location: CollectionLocation, username: str) -> ConnectorLease:
         try:
@@ -308,24 +413,43 @@ class DataAccess:
         return session
 
 
-_GUEST_ACCESS = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
+class TransferAccess:
+    """`core.collection_access.CollectionAccess`: Transfer reaching this deployment's
+    collections for a user, with `DataAccess`'s checks bar those of HTTPS itself (its scope,
+    enabled flag and methods)."""
+
+    def __init__(self, data: DataAccess) -> None:
+        self.data = data
+
+    def open(self, collection_id: uuid.UUID, token: str) -> DataSession:
+        info, target = self.data.authenticate(collection_id, token)
+        for_collection = info.resource_server == str(collection_id)
+        if target.needs_data_access:
+            scope = collection_scope(collection_id, "data_access")
+            if not for_collection or scope not in info.scopes:
+                raise ConsentRequiredError(collection_id,
+                                           [data_access_dependency(collection_id)])
+        elif not for_collection and (info.resource_server != TRANSFER_RESOURCE_SERVER
+                                     or TRANSFER_ALL not in info.scopes):
+            raise insufficient(f"The bearer token is neither Transfer's nor for collection "
+                               f"{collection_id}", target.required_scopes)
+        return self.data.session_for(target, info)
 
 
 @dataclass(frozen=True)
 class GuestPaths:
-    """`DataPaths`' questions answered by a guest decision over collection paths.
+    """`DataPaths`' questions answered by a guest decision over collection paths."""
 
-    Access rules are additive (a rule deeper down only grants more), so a whole tree
-    needs no more than its root's permission from the rules.
-    """
-
-    permissions_at: Callable[[str], str]
+    decision: GuestDecision
 
     def access(self, path: str) -> Access:
-        return _GUEST_ACCESS.get(self.permissions_at(path), Access.NONE)
+        level = from_permission(self.decision.permission(path))
+        if level is Access.NONE and self.decision.leads_to_readable(path):
+            return Access.TRAVERSE
+        return level
 
     def least_within(self, path: str) -> Access:
-        return self.access(path)
+        return from_permission(self.decision.least_within(path))
 
 
 def _check_token(target: DataTarget, info: TokenInfo) -> None:
@@ -401,14 +525,26 @@ class DataSession:
         return self.rules.access(self._gateway_path(path))
 
     def _reach(self, path: str, needed: Access, *, follow: bool = True,
-               tree: bool = False) -> str:
+               tree: bool = False, folder_lands: bool = False) -> str:
         """The real path an operation needing ``needed`` at ``path`` acts on, once both the
-        named and the real path allow it (everywhere beneath them with ``tree``)."""
-        self._allow(path, needed, tree=tree)
+        named and the real path allow it (with ``tree``, everywhere beneath them too when a
+        folder is there or ``folder_lands`` there: a file, a link or a new name holds
+        nothing else)."""
+        self._allow(path, needed, tree=False)
         real = self.connector.real_path(path, follow=follow)
         if real != path:
-            self._allow(real, needed, tree=tree)
+            self._allow(real, needed, tree=False)
+        if tree and (folder_lands or self._is_folder(real)):
+            self._allow(path, needed, tree=True)
+            if real != path:
+                self._allow(real, needed, tree=True)
         return real
+
+    def _is_folder(self, real: str) -> bool:
+        try:
+            return self.connector.stat(real).type is EntryType.DIR
+        except NotFound:
+            return False
 
     def _allow(self, path: str, needed: Access, *, tree: bool) -> None:
         gateway_path = self._gateway_path(path)
@@ -420,10 +556,11 @@ class DataSession:
             raise PermissionDenied(f"'{path}' may be read but not changed", path)
         raise PermissionDenied(f"'{path}' is outside the paths you may use here", path)
 
-    def _reach_new(self, path: str, *, tree: bool = False) -> str:
+    def _reach_new(self, path: str, *, tree: bool = False, folder_lands: bool = False) -> str:
         """`_reach` for a name to create or replace (a final link is the link itself)."""
         try:
-            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree)
+            return self._reach(path, Access.READ_WRITE, follow=False, tree=tree,
+                               folder_lands=folder_lands)
         except NotFound:
             raise missing_parent(path) from None
 
@@ -454,19 +591,31 @@ class DataSession:
         except NotFound:
             return None
 
-    def list(self, path: str) -> list[tuple[str, Entry]]:
-        """(collection path, entry) of each child the caller may see: files and directories
-        (links reported as what they reach), without what a restriction hides."""
+    def list(self, path: str, *, links: bool = False) -> list[tuple[str, Entry]]:
+        """(collection path, entry) of each child the caller may see, without what a
+        restriction hides: files and directories (links reported as what they reach), or
+        with ``links`` every entry, links as such (a link whose target the caller may not
+        see, or that leads nowhere, with no ``target``)."""
         real = self._reach(path, Access.TRAVERSE)
         shown = []
         for entry in self.connector.list(real):
             child = paths.join(path, entry.name)
+            if self.access(child) < Access.TRAVERSE:
+                continue
+            if links:
+                shown.append((child, self._visible_link(entry)))
+                continue
             target = entry.resolved
-            if target.type not in (EntryType.FILE, EntryType.DIR):
-                continue  # dangling or escaping links, devices, pipes: nothing to serve
-            if self.access(child) >= Access.TRAVERSE:
+            if target.type in (EntryType.FILE, EntryType.DIR):  # not devices, dangling links
                 shown.append((child, replace(target, name=entry.name)))
         return shown
+
+    def _visible_link(self, entry: Entry) -> Entry:
+        if entry.target is None or entry.link_target is None:
+            return entry
+        if self.access(entry.link_target) >= Access.TRAVERSE:
+            return entry
+        return replace(entry, target=None)
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
         return self.connector.open_read(self._reach(path, Access.READ), offset, length)
@@ -480,12 +629,14 @@ class DataSession:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self.connector.begin_write(self._reach_new(path), options)
 
+    def set_mtime(self, path: str, mtime: float) -> None:
+        self.connector.set_mtime(self._reach(path, Access.READ_WRITE), mtime)
+
     def mkdir(self, path: str) -> None:
-        try:
-            self.connector.mkdir(self._reach_new(path))
-        except AlreadyExists:
-            raise APIError(405, "method_not_allowed", f"'{path}' already exists",
-                           headers={"Allow": "OPTIONS, PROPFIND, DELETE, COPY, MOVE"}) from None
+        self.connector.mkdir(self._reach_new(path))
+
+    def symlink(self, path: str, target: str) -> None:
+        self.connector.symlink(self._reach_new(path), target)
 
     def delete(self, path: str) -> None:
         """Remove a file, a link, or a directory with everything in it."""
@@ -495,7 +646,7 @@ class DataSession:
     def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
         """Move (rename) within the collection; True when ``destination`` was new."""
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         moved = self.connector.stat(old)  # NotFound names the source
         if new != old and path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be moved into itself")  # RFC 4918 §9.9.4
@@ -516,21 +667,28 @@ class DataSession:
     def copy(self, source: str, destination: str, *, overwrite: bool, recursive: bool) -> bool:
         """Copy within the collection; True when ``destination`` was new. Directories copy
         with their contents (``recursive``); links are copied as what they reach, except
-        links to directories (which could loop) and links leading nowhere, left out."""
+        links to directories (which could loop) and links leading nowhere, left out. What
+        the caller may not read refuses the whole copy before anything is written."""
         old = self._reach(source, Access.READ, tree=True)
-        new = self._reach_new(destination, tree=True)
+        new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         if path_restrictions.within(old, new) is not None:
             raise forbidden(f"'{source}' cannot be copied onto or into itself")
         entry = self.connector.stat(old).resolved
         existing = self._existing(new)
+        if existing is not None and not overwrite:
+            raise precondition_failed(f"'{destination}' exists and Overwrite is F")
+        # Listed (and each link's target checked) before the destination changes.
+        tree = (list(self._tree_files(old, new)) if entry.type is EntryType.DIR and recursive
+                else [])
         if existing is not None:
-            if not overwrite:
-                raise precondition_failed(f"'{destination}' exists and Overwrite is F")
             self.connector.delete(new, recursive=True)
         if entry.type is EntryType.DIR:
             self.connector.mkdir(new)
-            if recursive:
-                self._copy_tree(old, new)
+            for child, copy_to in tree:
+                if child is None:
+                    self.connector.mkdir(copy_to)
+                else:
+                    self._copy_file(child, copy_to)
         else:
             self._copy_file(old, new)
         return existing is None
@@ -545,13 +703,6 @@ class DataSession:
         with self.connector.open_read(source) as stream:
             self.connector.write_atomic(destination, stream,
                                         WriteOptions(algorithms=(), overwrite=False))
-
-    def _copy_tree(self, source: str, destination: str) -> None:
-        for child, copy_to in self._tree_files(source, destination):
-            if child is None:
-                self.connector.mkdir(copy_to)
-            else:
-                self._copy_file(child, copy_to)
 
     def _tree_files(self, source: str,
                     destination: str) -> Iterator[tuple[str | None, str]]:
@@ -568,7 +719,9 @@ class DataSession:
                 elif entry.type is EntryType.FILE:
                     yield child, target
                 elif entry.type is EntryType.SYMLINK and entry.is_file():
+                    # A link to what the caller may not read refuses the copy, as the
+                    # tree check does for what lies in the tree (PermissionDenied).
                     try:
                         yield self._reach(child, Access.READ), target
-                    except (PathEscape, PermissionDenied, NotFound):
+                    except (PathEscape, NotFound):
                         continue

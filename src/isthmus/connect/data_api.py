@@ -1,7 +1,8 @@
 """HTTPS and WebDAV class 1 on each collection's ``https_url`` (``<public_url>data/<id>/<path>``).
 
 GET (one Range, conditional requests, ``?download``), HEAD, PUT (streamed into an atomic
-write), DELETE, and WebDAV's OPTIONS, PROPFIND (Depth 0 and 1), MKCOL, MOVE and COPY.
+write), DELETE, and WebDAV's OPTIONS, PROPFIND (Depth 0 and 1), PROPPATCH (the modification
+time only), MKCOL, MOVE and COPY.
 HEAD and GET answer ``Want-Repr-Digest`` (RFC 9530); PUT checks a ``Repr-Digest`` or
 ``Content-Digest`` it is sent. Routes parse, call `data_access`, and shape the answer;
 errors are short JSON documents (``code``, ``message``), never tracebacks.
@@ -39,15 +40,15 @@ from isthmus.core.http import bearer_token, read_body
 from isthmus.storage import paths
 from isthmus.storage.connector import Entry, ReadStream, WriteOptions
 from isthmus.storage.digests import format_digest_field, parse_digest_field, parse_want_digest
-from isthmus.storage.errors import StorageError
+from isthmus.storage.errors import AlreadyExists, StorageError
 
 T = TypeVar("T")
 # Files and WebDAV, not a JSON API: nothing here belongs in the OpenAPI document (which
 # has no words for PROPFIND or MOVE anyway).
 router = APIRouter(prefix=DATA_PREFIX, include_in_schema=False)
 
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, MKCOL, COPY, MOVE"
-ALLOW_ON_DIRECTORIES = "OPTIONS, PROPFIND, DELETE, COPY, MOVE"
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE"
+ALLOW_ON_DIRECTORIES = "OPTIONS, PROPFIND, PROPPATCH, DELETE, COPY, MOVE"
 _CODES = {302: "sign_in_required", 400: "bad_request", 401: "not_authorized",
           403: "permission_denied", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 412: "precondition_failed", 413: "payload_too_large",
@@ -71,6 +72,10 @@ def render_error(error: APIError) -> Response:
     body: dict[str, Any] = {"code": code, "message": error.message}
     if error.extra.get("detail") is not None:
         body["detail"] = error.extra["detail"]
+    if error.extra.get("authorization_parameters") is not None:
+        # The GCS envelope's GARE form (result#1.1.0): how to log in to get through.
+        body.update(DATA_TYPE="result#1.1.0", http_response_code=error.status,
+                    authorization_parameters=error.extra["authorization_parameters"])
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
@@ -150,7 +155,8 @@ async def _open(request: Request, methods: list[Method], *,
     token = bearer_token(request)
     try:
         session = await work.in_thread(
-            request, lambda: data.open(collection_id, token, methods, redirect=redirect))
+            request, lambda: data.open(collection_id, token, methods, redirect=redirect,
+                                       path=requested))
     except StorageError as error:  # the mapped account, the collection root
         raise _from_storage(error) from None
     try:
@@ -364,7 +370,14 @@ async def make_collection(request: Request) -> Response:
     if await read_body(request, 1024):
         raise error_for_status(415, "MKCOL takes no body")
     async with _opened(request, [Method.PUT]) as (session, path):
-        await _io(lambda: session.mkdir(path))
+        def make() -> None:
+            try:
+                session.mkdir(path)
+            except AlreadyExists:
+                raise APIError(405, "method_not_allowed", f"'{path}' already exists",
+                               headers={"Allow": ALLOW_ON_DIRECTORIES}) from None
+
+        await _io(make)
     return Response(status_code=201)
 
 
@@ -421,4 +434,41 @@ async def propfind(request: Request) -> Response:
                 rfc4918.Resource(_href(base, paths.join(shown, found.name), found), found.name,
                                  found) for _, found in children)
     body = await anyio.to_thread.run_sync(lambda: rfc4918.multistatus(resources, wanted))
+    return Response(body, status_code=207, media_type=rfc4918.MULTISTATUS_TYPE)
+
+
+# --- PROPPATCH ------------------------------------------------------------------------------
+
+# ownCloud's and Nextcloud's way of setting a modification time, which rclone and Isthmus's
+# WebDAV connector use: DAV:lastmodified, in seconds since the epoch.
+_SETTABLE = (rfc4918.DAV, "lastmodified")
+
+
+@router.api_route("/{rest:path}", methods=["PROPPATCH"])
+async def proppatch(request: Request) -> Response:
+    """Only the modification time may be set; anything else fails the whole request, as
+    PROPPATCH is all or nothing (RFC 4918 §9.2)."""
+    update = rfc4918.parse_proppatch(await read_body(request, rfc4918.MAX_PROPFIND_BYTES))
+    refused = [(namespace, local) for namespace, local, _ in update.changes
+               if (namespace, local) != _SETTABLE]
+    mtimes = [text for namespace, local, text in update.changes
+              if (namespace, local) == _SETTABLE]
+    mtime: float | None = None
+    if mtimes and not refused:
+        try:
+            mtime = float(mtimes[-1] or "")
+        except ValueError:
+            raise bad_request("DAV:lastmodified must be seconds since the epoch") from None
+    collection_id, requested = _location(request)
+    href = _data(request).href(collection_id) + quote(paths.normalize(requested))
+    async with _opened(request, [Method.PUT]) as (session, path):
+        if mtime is not None:
+            when = mtime
+            await _io(lambda: session.set_mtime(path, when))
+        else:
+            await _io(lambda: session.stat(path))  # a missing file is 404, not 207
+    statuses = [(namespace, local, "200 OK" if mtime is not None else
+                 "403 Forbidden" if (namespace, local) != _SETTABLE else "424 Failed Dependency")
+                for namespace, local, _ in update.changes]
+    body = rfc4918.proppatch_multistatus(href, statuses)
     return Response(body, status_code=207, media_type=rfc4918.MULTISTATUS_TYPE)

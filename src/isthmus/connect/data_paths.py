@@ -41,6 +41,17 @@ class Access(IntEnum):
 
 
 _FROM_PERMISSION = {NO_ACCESS: Access.NONE, READ: Access.READ, READ_WRITE: Access.READ_WRITE}
+_TO_PERMISSION = {access: permission for permission, access in _FROM_PERMISSION.items()}
+
+
+def from_permission(permission: str) -> Access:
+    """``""``, ``r`` or ``rw`` as an `Access`."""
+    return _FROM_PERMISSION[permission]
+
+
+def to_permission(access: Access) -> str:
+    """An `Access` as the permission it includes (walking through is no permission)."""
+    return NO_ACCESS if access is Access.TRAVERSE else _TO_PERMISSION[access]
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,11 @@ class DataPaths:
         for key, permission in LEVELS:
             for raw in (self.restrictions or {}).get(key) or ():
                 text = path_restrictions.interpolate(str(raw), self.user)
-                if text is None or not text.startswith("/"):
+                if text is None:
                     continue
                 wildcard = _WILDCARD.search(text)
+                if not text.startswith("/") and (wildcard is None or wildcard.start() > 0):
+                    continue  # it matches no absolute path
                 if wildcard is None:
                     try:
                         canonical = paths.normalize(text)
@@ -89,6 +102,8 @@ class DataPaths:
                     found.append(_Pattern(canonical, _FROM_PERMISSION[permission], canonical,
                                           literal=True))
                     continue
+                # A leading wildcard ("*.key", as fnmatch's "*" crosses "/") may match
+                # anywhere: its anchor is the root.
                 folder = text[:wildcard.start()].rsplit("/", 1)[0] or "/"
                 try:
                     anchor = paths.normalize(folder)
@@ -108,6 +123,13 @@ class DataPaths:
                for pattern in self._patterns()):
             return Access.TRAVERSE
         return level
+
+    def readable_below(self, path: str) -> list[str]:
+        """The paths strictly beneath canonical ``path`` that a literal ``read`` or
+        ``read_write`` pattern names (where walking through may lead)."""
+        return [pattern.text for pattern in self._patterns()
+                if pattern.literal and pattern.level >= Access.READ
+                and pattern.leads_below(path)]
 
     def least_within(self, path: str) -> Access:
         """The least access anywhere in the tree at canonical ``path``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from isthmus.connect import schemas
 from isthmus.connect.models import (
@@ -25,11 +26,15 @@ MANAGER_VERSION = "5.4.76"
 POSIX_CONNECTOR_ID = uuid.UUID("145812c8-decc-41f1-83cf-bb2a85a2a70b")
 S3_CONNECTOR_ID = uuid.UUID("7643e831-5f6c-4b47-a07f-8ee90f401d23")
 ACTIVESCALE_CONNECTOR_ID = uuid.UUID("7251f6c8-93c9-11eb-95ba-12704e0d6a4d")
+# Isthmus's own: a WebDAV server behind OAuth2 (no GCS connector speaks WebDAV).
+WEBDAV_CONNECTOR_ID = uuid.UUID("afe5e740-c8ed-4433-a2e0-d65747275517")
 # The connectors this server has, by id: what `connector_id` may name.
 CONNECTORS = {POSIX_CONNECTOR_ID: "POSIX", S3_CONNECTOR_ID: "S3",
-              ACTIVESCALE_CONNECTOR_ID: "ActiveScale"}
+              ACTIVESCALE_CONNECTOR_ID: "ActiveScale", WEBDAV_CONNECTOR_ID: "WebDAV"}
 # Those that reach object storage through S3's API with users' keys.
 S3_CONNECTORS = frozenset({S3_CONNECTOR_ID, ACTIVESCALE_CONNECTOR_ID})
+# A gateway's sealed client secret: kept in its document, never shown.
+SEALED_SECRET = "sealed_client_secret"
 DEFAULT_AUTHENTICATION_TIMEOUT_MINS = 15840  # 11 days, as GCS
 
 # Private gateway and collection fields: shown with include=private_policies to administrators.
@@ -67,7 +72,7 @@ def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
         "id": str(endpoint.id),
         "display_name": endpoint.display_name,
         "public": endpoint.public,
-        "gcs_manager_url": endpoint.manager_url,
+        "gcs_manager_url": manager_url(endpoint),
         "earliest_last_access": None,
     }
 
@@ -84,6 +89,7 @@ def gateway_document(gateway: StorageGateway, *, private: bool) -> dict[str, Any
         "authentication_assurance_timeout": gateway.document.get("authentication_timeout_mins"),
         "deleted": False,
     }
+    document.pop(SEALED_SECRET, None)
     if not private:
         for key in PRIVATE_GATEWAY_FIELDS:
             document.pop(key, None)
@@ -94,9 +100,25 @@ def gateway_document(gateway: StorageGateway, *, private: bool) -> dict[str, Any
     return document
 
 
+def _on_host(url: str, host: str | None) -> str:
+    """``url`` with ``host`` (a custom domain) in place of its own; port and path stay."""
+    if not host or not url:
+        return url
+    parts = urlsplit(url)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def manager_url(endpoint: Endpoint) -> str:
+    """The Manager URL the endpoint advertises: under its custom domain, if it has one."""
+    return _on_host(endpoint.manager_url, endpoint.custom_domain)
+
+
 def https_url(endpoint: Endpoint, collection: Collection) -> str:
-    """Where a collection's files are reached over HTTPS: a path under the endpoint's host."""
-    return f"{endpoint.manager_url}/data/{collection.id}"
+    """Where a collection's files are reached over HTTPS: a path under its custom domain,
+    or else the endpoint's advertised host."""
+    base = _on_host(endpoint.manager_url, collection.custom_domain or endpoint.custom_domain)
+    return f"{base}/data/{collection.id}"
 
 
 def collection_document(
@@ -118,8 +140,12 @@ def collection_document(
         "require_mfa": bool(gateway.document.get("require_mfa", False)),
         "authentication_timeout_mins": gateway.document.get(
             "authentication_timeout_mins", DEFAULT_AUTHENTICATION_TIMEOUT_MINS),
-        "manager_url": endpoint.manager_url,
+        "manager_url": manager_url(endpoint),
         "https_url": https_url(endpoint, collection),
+        # Set through /api/collections/{id}/domain (`domains`), certificate shown there.
+        "domain": {"DATA_TYPE": schemas.DOMAIN.data_type,
+                   "domain_name": collection.custom_domain, "wildcard": False}
+        if collection.custom_domain else None,
         # Isthmus moves data over HTTPS only; it runs no GridFTP server.
         "tlsftp_url": None,
         "root_path": root_path,

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from isthmus.connect import authz, documents, paging, schemas
+from isthmus.connect import authz, documents, paging, schemas, webdav_gateways
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
 from isthmus.connect.endpoints import require_visible
 from isthmus.connect.errors import bad_request, conflict, gcs_error, invalid_input, not_found
 from isthmus.connect.models import Collection, Endpoint, StorageGateway
 from isthmus.connect.schemas import InvalidValueError
+from isthmus.core.encryption import SecretBox
 
 # What a gateway document has before anyone sets it.
 DEFAULTS: dict[str, Any] = {
@@ -35,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
 # Each connector's gateway policy document.
 POLICY_SCHEMAS = {documents.POSIX_CONNECTOR_ID: schemas.posix_storage_policies,
                   documents.S3_CONNECTOR_ID: schemas.s3_storage_policies,
-                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_storage_policies}
+                  documents.ACTIVESCALE_CONNECTOR_ID: schemas.s3_storage_policies,
+                  documents.WEBDAV_CONNECTOR_ID: webdav_gateways.gateway_policies_schema}
 INCLUDES = ("private_policies",)
 
 
@@ -106,7 +108,8 @@ def _check_policies(connector_id: uuid.UUID, policies: Any) -> dict[str, Any] | 
     return checked
 
 
-def _apply(gateway: StorageGateway, stored: dict[str, Any], values: Mapping[str, Any]) -> None:
+def _apply(gateway: StorageGateway, stored: dict[str, Any], values: Mapping[str, Any],
+           box: SecretBox | None) -> None:
     for key, value in values.items():
         if key == "display_name":
             gateway.display_name = value
@@ -118,17 +121,20 @@ def _apply(gateway: StorageGateway, stored: dict[str, Any], values: Mapping[str,
             stored[key] = DEFAULTS.get(key) if value is None else value
     if stored.get("require_mfa") and not gateway.high_assurance:
         raise gcs_error(422, "require_mfa needs a high_assurance storage gateway")
+    if webdav_gateways.is_webdav(gateway):
+        webdav_gateways.seal_policies(gateway, stored, box)
     gateway.document = stored
 
 
 def create(
-    session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any]
+    session: Session, endpoint: Endpoint, caller: Caller, body: Mapping[str, Any],
+    box: SecretBox | None = None,
 ) -> dict[str, Any]:
     authz.require_endpoint_admin(session, endpoint, caller, "create a storage gateway")
     values = schemas.STORAGE_GATEWAY.parse(body, creating=True)
     gateway = StorageGateway(id=uuid.uuid4(), endpoint_id=endpoint.id,
                              connector_id=_check_connector(values), high_assurance=False)
-    _apply(gateway, copy.deepcopy(DEFAULTS), values)
+    _apply(gateway, copy.deepcopy(DEFAULTS), values, box)
     session.add(gateway)
     session.flush()
     return documents.gateway_document(gateway, private=True)
@@ -136,7 +142,7 @@ def create(
 
 def update(
     session: Session, endpoint: Endpoint, caller: Caller, gateway_id: str,
-    body: Mapping[str, Any], changes: Changes, *, replace: bool,
+    body: Mapping[str, Any], changes: Changes, *, replace: bool, box: SecretBox | None = None,
 ) -> dict[str, Any]:
     """PATCH (absent unchanged, null clears) or PUT (the whole document; same connector)."""
     authz.require_endpoint_admin(session, endpoint, caller, "update the storage gateway")
@@ -147,7 +153,10 @@ def update(
         missing = [key for key in ("display_name", "allowed_domains") if key not in values]
         if missing:
             raise invalid_input("storage_gateway", [(key, "is required") for key in missing])
-    _apply(gateway, copy.deepcopy(DEFAULTS) if replace else dict(gateway.document), values)
+    kept = {key: value for key, value in gateway.document.items()
+            if key == documents.SEALED_SECRET}  # a PUT need not send the secret again
+    _apply(gateway, {**copy.deepcopy(DEFAULTS), **kept} if replace else dict(gateway.document),
+           values, box)
     session.flush()
     # Collections show the gateway's assurance settings in Transfer.
     changes.published.update(session.scalars(

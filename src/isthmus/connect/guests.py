@@ -34,7 +34,7 @@ from isthmus.connect.models import Collection, Role, SharingPolicy, StorageGatew
 from isthmus.connect.path_restrictions import UserPaths, combine
 from isthmus.core.access_rules import NO_ACCESS
 from isthmus.core.errors import APIError
-from isthmus.core.registry import IDENTITY_PRINCIPAL
+from isthmus.core.registry import GROUP_PRINCIPAL, IDENTITY_PRINCIPAL
 from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.errors import InvalidPath
@@ -86,11 +86,14 @@ class Sharer:
     credential: UserCredential
     area: ShareableArea
 
-    def policy(self, guest: Collection, managers: frozenset[uuid.UUID]) -> GuestPolicy:
+    def policy(self, guest: Collection, managers: frozenset[uuid.UUID],
+               manager_groups: frozenset[uuid.UUID]) -> GuestPolicy:
         return GuestPolicy(
             owner_identity_id=guest.identity_id, managers=managers,
             guest_base=paths.normalize(str(guest.document.get("collection_base_path") or "/")),
-            area=self.area)
+            area=self.area, manager_groups=manager_groups, anonymous_writes=not (
+                self.gateway.high_assurance
+                or self.mapped.document.get("disable_anonymous_writes")))
 
 
 def sharer(session: Session, mapped: Collection, gateway: StorageGateway,
@@ -197,23 +200,25 @@ def check_update(session: Session, caller: Caller, guest: Collection, mapped: Co
     check_https(mapped, values)
 
 
-def _managers(session: Session, guest: Collection) -> frozenset[uuid.UUID]:
-    """Identities with an effective administrator or access_manager role on the guest."""
+def _managers(session: Session,
+              guest: Collection) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
+    """Identities and groups with an effective administrator or access_manager role on
+    the guest."""
     endpoint_roles = [role for role, implied in ENDPOINT_ROLE_ON_COLLECTIONS.items()
                       if implied in MANAGING_ROLES]
     principals = session.scalars(select(Role.principal).where(
         Role.endpoint_id == guest.endpoint_id,
-        Role.principal.startswith(IDENTITY_PRINCIPAL),
         or_(and_(Role.collection_id.in_([guest.id, guest.mapped_collection_id]),
                  Role.role.in_(MANAGING_ROLES)),
             and_(Role.collection_id.is_(None), Role.role.in_(endpoint_roles)))))
-    found = set()
+    found: dict[str, set[uuid.UUID]] = {IDENTITY_PRINCIPAL: set(), GROUP_PRINCIPAL: set()}
     for principal in principals:
+        prefix, _, principal_id = principal.rpartition(":")
         try:
-            found.add(uuid.UUID(principal[len(IDENTITY_PRINCIPAL):]))
-        except ValueError:
+            found[prefix + ":"].add(uuid.UUID(principal_id))
+        except (KeyError, ValueError):
             continue
-    return frozenset(found)
+    return frozenset(found[IDENTITY_PRINCIPAL]), frozenset(found[GROUP_PRINCIPAL])
 
 
 def policy_for(session: Session, guest: Collection) -> tuple[GuestPolicy, UserCredential]:
@@ -238,4 +243,4 @@ def policy_for(session: Session, guest: Collection) -> tuple[GuestPolicy, UserCr
             raise
         raise credentials.invalid_credential(credential.id, error.message) from None
     found = sharer(session, mapped, gateway, credential, account)
-    return found.policy(guest, _managers(session, guest)), credential
+    return found.policy(guest, *_managers(session, guest)), credential

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isthmus.core.db import Base, UTCDateTime, new_id, utcnow
@@ -30,6 +30,8 @@ class Endpoint(Base):
     owner_string: Mapped[str] = mapped_column(String(320))
     # The HTTPS base the Manager API is served under (`gcs_manager_url`).
     manager_url: Mapped[str] = mapped_column(String(1024))
+    # The custom domain (see `CustomDomain`) its Manager is advertised under, if any.
+    custom_domain: Mapped[str | None] = mapped_column(String(253))
     document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The collection first start made over <data dir>/files (no foreign key: the
     # collection refers to the endpoint, and either may be deleted first).
@@ -88,6 +90,8 @@ class Collection(Base):
     # The owner (an administrator) whose identity Transfer's my-endpoints matches.
     identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The custom domain (see `CustomDomain`) its files are advertised under, if any.
+    custom_domain: Mapped[str | None] = mapped_column(String(253))
     document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_access: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -163,4 +167,31 @@ class SharingPolicy(Base):
     # Storage usernames the policy applies to; None: everyone.
     users: Mapped[list[str] | None] = mapped_column(JSON)
     sharing_restrict_paths: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomDomain(Base):
+    """A DNS name the endpoint's Manager or one collection is advertised under, with the
+    certificate that proves it (`domain#1.0.0`). A wildcard domain covers one label below
+    it (``*.<domain_name>``): collections of the endpoint may take such names without a
+    certificate of their own. A DNS name names one host, so it is unique deployment-wide."""
+
+    __tablename__ = "connect_domains"
+    __table_args__ = (UniqueConstraint("domain_name", "wildcard"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    # None: the endpoint's own domain; else the one collection it names.
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connect_collections.id", ondelete="CASCADE"), unique=True
+    )
+    domain_name: Mapped[str] = mapped_column(String(253))
+    wildcard: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PEM; None for a collection's name under one of the endpoint's wildcard domains.
+    certificate: Mapped[str | None] = mapped_column(Text)
+    certificate_chain: Mapped[str | None] = mapped_column(Text)
+    # Sealed with the deployment's SecretBox (core/encryption.py).
+    private_key: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -38,7 +38,7 @@ def endpoint_entry(session: Session, endpoint: Endpoint) -> RegistryEntry:
     attributes.update({
         "subscription_id": document.get("subscription_id"),
         "gcs_version": documents.MANAGER_VERSION,
-        "gcs_manager_url": endpoint.manager_url or None,
+        "gcs_manager_url": documents.manager_url(endpoint) or None,
         "network_use": document.get("network_use"),
         **{key: document.get(key) for key in ("max_concurrency", "preferred_concurrency",
                                               "max_parallelism", "preferred_parallelism")},
@@ -106,7 +106,7 @@ def _collection_entry(
         "subscription_id": endpoint.document.get("subscription_id"),
         "subscription_admin_verified": bool(document.get(documents.COLLECTION_VERIFIED)),
         "gcs_version": documents.MANAGER_VERSION,
-        "gcs_manager_url": endpoint.manager_url or None,
+        "gcs_manager_url": documents.manager_url(endpoint) or None,
         "https_server": documents.https_url(endpoint, collection)
         if document.get("enable_https", True) else None,
         "non_functional_endpoint_id": str(endpoint.id),

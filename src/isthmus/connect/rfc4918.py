@@ -180,3 +180,44 @@ def finite_depth_error() -> bytes:
     """The 403 body refusing ``Depth: infinity`` on PROPFIND (§9.1)."""
     return (b'<?xml version="1.0" encoding="utf-8"?>\n'
             b'<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n')
+
+
+@dataclass(frozen=True)
+class PropertyUpdate:
+    """A PROPPATCH body: the properties set (with their text) and removed, in order."""
+
+    changes: tuple[tuple[str, str, str | None], ...]  # (namespace, local, text or None)
+
+
+def parse_proppatch(body: bytes) -> PropertyUpdate:
+    """A DAV:propertyupdate body (§9.2); DOCTYPEs refused as in `parse_propfind`."""
+    if b"<!DOCTYPE" in body.upper():
+        raise bad_request("PROPPATCH bodies may not declare a DOCTYPE")
+    try:
+        root = ElementTree.fromstring(body)  # noqa: S314 - no DOCTYPE, so no entities
+    except ElementTree.ParseError:
+        raise bad_request("The PROPPATCH body is not well-formed XML") from None
+    if root.tag != _name(DAV, "propertyupdate"):
+        raise bad_request("The PROPPATCH body must be a DAV:propertyupdate element")
+    changes = []
+    for action in root:
+        if action.tag not in (_name(DAV, "set"), _name(DAV, "remove")):
+            continue
+        setting = action.tag == _name(DAV, "set")
+        for prop in action.iter(_name(DAV, "prop")):
+            for element in prop:
+                namespace, local = _split(element.tag)
+                changes.append((namespace, local, (element.text or "") if setting else None))
+    if not changes:
+        raise bad_request("The PROPPATCH body changes no property")
+    return PropertyUpdate(tuple(changes))
+
+
+def proppatch_multistatus(href: str, statuses: Sequence[tuple[str, str, str]]) -> bytes:
+    """The 207 body answering a PROPPATCH: (namespace, local, status) of each property."""
+    parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">',
+             f"<D:response><D:href>{escape(href)}</D:href>"]
+    parts.extend(_propstat([_empty_element(namespace, local)], status)
+                 for namespace, local, status in statuses)
+    parts.append("</D:response></D:multistatus>\n")
+    return "".join(parts).encode("utf-8")

@@ -26,6 +26,19 @@ class InvalidValueError(ValueError):
     """A field value that does not fit its type; the message says how."""
 
 
+# What JSON each check accepts, as a JSON Schema, for the OpenAPI document (`openapi`).
+JSON_SCHEMAS: dict[Check, dict[str, Any]] = {}
+
+
+def described(check: Check, json_schema: dict[str, Any]) -> Check:
+    JSON_SCHEMAS[check] = json_schema
+    return check
+
+
+def json_schema_of(check: Check) -> dict[str, Any]:
+    return JSON_SCHEMAS.get(check, {})
+
+
 # --- checks ---------------------------------------------------------------------------
 
 
@@ -41,13 +54,17 @@ def text(max_length: int = 1024, *, single_line: bool = False, non_empty: bool =
             raise InvalidValueError("must not be empty")
         return value
 
-    return check
+    return described(check, {"type": "string", "maxLength": max_length,
+                             **({"minLength": 1} if non_empty else {})})
 
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidValueError("must be true or false")
     return value
+
+
+described(boolean, {"type": "boolean"})
 
 
 def integer(minimum: int, maximum: int) -> Check:
@@ -58,7 +75,7 @@ def integer(minimum: int, maximum: int) -> Check:
             raise InvalidValueError(f"must be between {minimum} and {maximum}")
         return value
 
-    return check
+    return described(check, {"type": "integer", "minimum": minimum, "maximum": maximum})
 
 
 def uuid_text(value: Any) -> str:
@@ -70,13 +87,16 @@ def uuid_text(value: Any) -> str:
         raise InvalidValueError("must be a UUID") from None
 
 
+described(uuid_text, {"type": "string", "format": "uuid"})
+
+
 def one_of(*choices: str) -> Check:
     def check(value: Any) -> str:
         if value not in choices:
             raise InvalidValueError(f"must be one of {', '.join(choices)}")
         return str(value)
 
-    return check
+    return described(check, {"type": "string", "enum": list(choices)})
 
 
 def text_list(max_items: int = 256, item: Check | None = None) -> Check:
@@ -95,7 +115,8 @@ def text_list(max_items: int = 256, item: Check | None = None) -> Check:
                 raise InvalidValueError(f"item {index} {error}") from None
         return checked
 
-    return check
+    return described(check, {"type": "array", "maxItems": max_items,
+                             "items": json_schema_of(item_check)})
 
 
 _DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
@@ -107,6 +128,9 @@ def domain_name(value: Any) -> str:
     return value.lower()
 
 
+described(domain_name, {"type": "string", "maxLength": 253, "pattern": _DOMAIN.pattern})
+
+
 def absolute_path(value: Any) -> str:
     path: str = text(4096, single_line=True, non_empty=True)(value)
     if not path.startswith(("/", "~", "$HOME", "$USER")):
@@ -114,6 +138,9 @@ def absolute_path(value: Any) -> str:
     if ".." in path.split("/"):
         raise InvalidValueError("must not contain '..' segments")
     return path
+
+
+described(absolute_path, {"type": "string", "minLength": 1, "maxLength": 4096})
 
 
 def typed_document(data_type: str, fields: Mapping[str, Check],
@@ -142,7 +169,19 @@ def typed_document(data_type: str, fields: Mapping[str, Check],
             raise InvalidValueError(f"needs {', '.join(missing)}")
         return checked
 
-    return check
+    return described(check, _document_schema(data_type, fields, required))
+
+
+def data_type_schema(name: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^" + re.escape(name) + r"#1\.[0-9]+\.0$"}
+
+
+def _document_schema(data_type: str, fields: Mapping[str, Check],
+                    required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False,
+            "properties": {"DATA_TYPE": data_type_schema(data_type),
+                           **{key: json_schema_of(inner) for key, inner in fields.items()}},
+            **({"required": list(required)} if required else {})}
 
 
 def any_of(*checks: Check, message: str) -> Check:
@@ -159,7 +198,7 @@ def any_of(*checks: Check, message: str) -> Check:
                 raise
         raise InvalidValueError(message)
 
-    return check
+    return described(check, {"anyOf": [json_schema_of(candidate) for candidate in checks]})
 
 
 _paths = text_list(256, text(4096, single_line=True, non_empty=True))
@@ -195,6 +234,8 @@ def url(value: Any) -> str:
     return checked
 
 
+described(url, {"type": "string", "maxLength": 2048, "pattern": r"^https?://[^/\s]+"})
+
 _bucket = text(63, single_line=True, non_empty=True)
 # S3 and ActiveScale share one policy document, as in GCS (1.3.0's fields included).
 s3_storage_policies = typed_document("s3_storage_policies", {
@@ -225,17 +266,26 @@ def _s3_multi_key(value: Any) -> dict[str, Any]:
     return entry
 
 
+described(_s3_multi_key, {
+    "type": "object", "additionalProperties": False, "required": ["s3_key_id"],
+    "properties": {"path_prefixes": {"type": "array", "maxItems": 256,
+                                     "items": json_schema_of(absolute_path)},
+                   "s3_key_id": json_schema_of(_s3_key_id),
+                   "s3_secret_key": {"anyOf": [json_schema_of(_s3_secret), {"type": "null"}]}}})
+
 s3_user_credential_policies = typed_document("s3_user_credential_policies", {
     "s3_key_id": _s3_key_id, "s3_secret_key": _s3_secret, "s3_requester_pays": boolean,
     "s3_multi_keys": text_list(100, _s3_multi_key),
 })
 
-domain_document = typed_document("domain", {
+_DOMAIN_FIELDS: dict[str, Check] = {
     "domain_name": domain_name, "wildcard": boolean, "certificate": text(65536),
     "certificate_chain": text(65536), "private_key": text(65536),
     "certificate_path": text(4096), "certificate_chain_path": text(4096),
     "private_key_path": text(4096),
-}, required=("domain_name",))
+}
+# Files on a node's disk, which GCS reads; Isthmus takes the PEM text only.
+DOMAIN_PATH_FIELDS = ("certificate_path", "certificate_chain_path", "private_key_path")
 
 
 def json_object(value: Any) -> dict[str, Any]:
@@ -247,6 +297,11 @@ def json_object(value: Any) -> dict[str, Any]:
 def uuid_or_default(value: Any) -> str:
     # "DEFAULT" names the caller's only subscription; Isthmus stores it as given.
     return "DEFAULT" if value == "DEFAULT" else uuid_text(value)
+
+
+described(json_object, {"type": "object"})
+described(uuid_or_default, {"anyOf": [{"type": "string", "format": "uuid"},
+                                      {"type": "string", "enum": ["DEFAULT"]}]})
 
 
 # --- schemas ---------------------------------------------------------------------------
@@ -329,6 +384,20 @@ class Schema:
             raise invalid_input(self.name, problems)
         return values
 
+    def json_schema(self, *, creating: bool) -> dict[str, Any]:
+        """The document as JSON Schema: server-computed fields read-only, and at creation
+        the required ones required."""
+        properties: dict[str, Any] = {"DATA_TYPE": data_type_schema(self.name)}
+        for key, spec in self.fields.items():
+            inner = json_schema_of(spec.check)
+            if spec.nullable:
+                inner = {"anyOf": [inner, {"type": "null"}]}
+            if spec.mode == RO or (spec.mode == CREATE and not creating):
+                inner = {**inner, "readOnly": True}
+            properties[key] = inner
+        required = ["DATA_TYPE", *(self.required if creating else ())]
+        return {"type": "object", "properties": properties, "required": required}
+
 
 _STRING_FIELDS = {
     "contact_email": Field(text(256, single_line=True)),
@@ -399,7 +468,8 @@ COLLECTION = Schema("collection", 16, {
     "force_verify": Field(boolean, nullable=False),
     "enable_https": Field(boolean, nullable=False),
     "https_methods": Field(text_list(3, one_of(*HTTPS_METHODS))),
-    "domain": Field(domain_document),
+    # Set through its own route, where the certificate is checked (`domains`).
+    "domain": Field(json_object, RO),
     "acl_expiration_mins": Field(integer(1, 10_000_000)),
     "associated_flow_policy": Field(json_object),
     "preserve_modtime": Field(one_of("inbound", "outbound", "all")),
@@ -450,6 +520,9 @@ def ip_address(value: Any) -> str:
         raise InvalidValueError("must be an IP address") from None
 
 
+described(ip_address, {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+
+
 def port_range(value: Any) -> list[int]:
     if not isinstance(value, list) or len(value) != 2:
         raise InvalidValueError("must be a list of two port numbers [low, high]")
@@ -457,6 +530,10 @@ def port_range(value: Any) -> list[int]:
     if low > high:
         raise InvalidValueError("must not start above its end")
     return [low, high]
+
+
+described(port_range, {"type": "array", "minItems": 2, "maxItems": 2,
+                       "items": {"type": "integer", "minimum": 1024, "maximum": 65535}})
 
 
 _lan_address = typed_document("lan_address", {
@@ -470,6 +547,9 @@ def _lan_addresses(value: Any) -> list[Any]:
         raise InvalidValueError("must be a list")
     return [_lan_address({"DATA_TYPE": "lan_address#1.0.0", **item})
             if isinstance(item, dict) else _lan_address(item) for item in value]
+
+
+described(_lan_addresses, {"type": "array", "items": json_schema_of(_lan_address)})
 
 
 NODE = Schema("node", 3, {
@@ -520,3 +600,7 @@ SHARING_POLICY = Schema("sharing_policy", 0, {
     "sharing_restrict_paths": Field(path_restrictions, nullable=False),
     "id": Field(uuid_text, RO),
 }, required=("collection_id", "sharing_restrict_paths"))
+
+DOMAIN = Schema("domain", 0, {
+    key: Field(check, nullable=key not in ("domain_name", "wildcard"))
+    for key, check in _DOMAIN_FIELDS.items()}, required=("domain_name",))

@@ -54,7 +54,8 @@ class ConnectService:
     access_rules: AccessRules
     groups: GroupMembership
     identities: IdentityDirectory
-    # Seals what users' credentials hold that the server must send on (S3 secret keys).
+    # Seals what must be kept but never shown: custom domains' private keys, WebDAV
+    # gateways' client secrets, users' OAuth2 tokens and S3 secret keys.
     secret_box: SecretBox
 
     def caller(self, token: str | None) -> Caller:
@@ -68,7 +69,8 @@ class ConnectService:
         if info.resource_server != str(self.endpoint_id) or scope not in info.scopes:
             raise not_authorized(f"The bearer token is not for this endpoint: it needs the "
                                  f"scope {scope}", scope)
-        return Caller(info.identity_id, info.username, info.identities)
+        return Caller(info.identity_id, info.username, info.identities,
+                      self.groups.groups_of(info.identities))
 
     def known_identity(self, token: str | None, identity_id: uuid.UUID) -> tuple[uuid.UUID, str]:
         """An identity a request names, with its username (422 when Auth knows no such one).

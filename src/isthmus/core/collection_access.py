@@ -22,7 +22,18 @@ from collections.abc import Iterable
 from typing import Protocol, Self
 
 from isthmus.core.errors import APIError
+from isthmus.core.registrations import collection_scope
 from isthmus.storage.connector import AtomicWriter, Entry, ReadStream, WriteOptions
+
+TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
+TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
+CONSENT_MESSAGE = "Missing required data_access consent"
+
+
+def data_access_dependency(collection_id: uuid.UUID) -> str:
+    """Transfer's scope with the collection's ``data_access`` under it: what the user must
+    consent to (``globus session consent``, `UserApp.add_app_data_access_scope`)."""
+    return f"{TRANSFER_ALL}[*{collection_scope(collection_id, 'data_access')}]"
 
 
 class ConsentRequiredError(APIError):
@@ -30,15 +41,16 @@ class ConsentRequiredError(APIError):
 
     Rendered by Transfer as its ``ConsentRequired`` error, whose ``required_scopes`` (and
     ``authorization_parameters``) globus-cli and the SDK turn into a ``session consent``.
+    The message is the one globus-cli recognises as a data_access consent.
     """
 
     def __init__(self, collection_id: uuid.UUID, required_scopes: Iterable[str]) -> None:
         scopes = list(required_scopes)
         super().__init__(
-            403, "ConsentRequired",
-            f"Missing required data_access consent for collection {collection_id}",
+            403, "ConsentRequired", CONSENT_MESSAGE,
             extra={"required_scopes": scopes,
-                   "authorization_parameters": {"required_scopes": scopes}})
+                   "authorization_parameters": {"session_message": CONSENT_MESSAGE,
+                                                "required_scopes": scopes}})
         self.collection_id = collection_id
         self.required_scopes = scopes
 
@@ -56,8 +68,9 @@ class CollectionSession(Protocol):
 
     def find(self, path: str) -> Entry | None: ...
 
-    def list(self, path: str) -> list[tuple[str, Entry]]:
-        """(collection path, entry) of each child the user may see."""
+    def list(self, path: str, *, links: bool = False) -> list[tuple[str, Entry]]:
+        """(collection path, entry) of each child the user may see: files and directories,
+        symlinks as what they reach; with ``links``, symlinks as such (dangling ones too)."""
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream: ...
 
@@ -67,6 +80,9 @@ class CollectionSession(Protocol):
         """A writer whose file appears at ``path`` only when committed."""
 
     def mkdir(self, path: str) -> None: ...
+
+    def symlink(self, path: str, target: str) -> None:
+        """A symlink at ``path`` to the collection path ``target``."""
 
     def delete(self, path: str) -> None:
         """Remove a file, a link, or a directory with everything in it."""

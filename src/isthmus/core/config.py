@@ -46,6 +46,14 @@ class Settings:
     local_idp_domain: str = field(default="")
     # Where `isthmus serve` appends one line per request (None: no access log).
     access_log: Path | None = None
+    # Fair sharing: how many transfer and delete tasks of one user run at once (the rest
+    # wait, queued), and how many tasks one runner process works on at once.
+    transfer_active_tasks: int = 3
+    delete_active_tasks: int = 3
+    task_workers: int = 4
+    # How long a runner's claim on a task lasts without being renewed: after a crash, another
+    # runner (or the restarted one) takes the task over once it lapses.
+    task_lease_seconds: int = 30
 
     @classmethod
     def load(
@@ -82,6 +90,10 @@ class Settings:
             authorization_code_lifetime=_env_int("ISTHMUS_AUTHORIZATION_CODE_LIFETIME", 600),
             local_idp_domain=os.environ.get("ISTHMUS_LOCAL_IDP_DOMAIN", ""),
             access_log=_absolute(access_log or os.environ.get("ISTHMUS_ACCESS_LOG")),
+            transfer_active_tasks=_env_int("ISTHMUS_TRANSFER_ACTIVE_TASKS", 3),
+            delete_active_tasks=_env_int("ISTHMUS_DELETE_ACTIVE_TASKS", 3),
+            task_workers=_env_int("ISTHMUS_TASK_WORKERS", 4),
+            task_lease_seconds=_env_int("ISTHMUS_TASK_LEASE_SECONDS", 30),
         )
 
     @property

@@ -167,18 +167,37 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def checkpoint(engine: Engine) -> None:
-    """Copy what SQLite's write-ahead log holds into the database file, without waiting
-    for readers or writers (PASSIVE), so that commits need not; PostgreSQL: nothing."""
-    if engine.dialect.name != "sqlite":
-        return
-    # On the driver's connection directly: SQLAlchemy would begin a transaction first,
-    # and SQLite refuses to checkpoint inside one.
-    connection = engine.raw_connection()
-    try:
-        connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-    finally:
-        connection.close()
+class Checkpointer:
+    """Copies what SQLite's write-ahead log holds into the database file, without waiting
+    for readers or writers (PASSIVE), so that commits need not; PostgreSQL: nothing.
+
+    A log unchanged since the last call is left alone: an idle server touches no file.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._log = Path(f"{database}-wal") if _is_file(database) else None
+        self._seen: tuple[int, int] | None = None
+
+    def __call__(self) -> None:
+        if self._log is None:
+            return
+        try:
+            status = self._log.stat()
+        except FileNotFoundError:
+            return  # no connection has written yet
+        seen = (status.st_mtime_ns, status.st_size)
+        if seen == self._seen:
+            return
+        # On the driver's connection directly: SQLAlchemy would begin a transaction first,
+        # and SQLite refuses to checkpoint inside one.
+        connection = self.engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            connection.close()
+        self._seen = seen  # a write since the stat changes it again: checkpointed next time
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -255,7 +274,7 @@ def base_engine(bind: Engine) -> Engine:
 
 # The newest Alembic revision. Checked against the migrations by a test; kept
 # here so that a restart with an up-to-date schema never imports Alembic.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0012"
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from globus_sdk import EndpointDocument
 
-from isthmus.gcs_cli import deployment_commands, output, unavailable
+from isthmus.gcs_cli import deployment_commands, output
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.common import (
     identity_id,
@@ -18,6 +18,7 @@ from isthmus.gcs_cli.common import (
     sdk_document,
     set_if,
 )
+from isthmus.gcs_cli.domains import endpoint_domains
 from isthmus.gcs_cli.roles import endpoint_roles
 from isthmus.gcs_cli.session import check_uuid, decoded, envelope
 
@@ -40,7 +41,7 @@ def endpoint() -> None:
 for name in ("setup", "cleanup", "key-convert", "upgrade"):
     endpoint.add_command(deployment_commands.ENDPOINT_COMMANDS[name], name)
 endpoint.add_command(endpoint_roles())
-endpoint.add_command(unavailable.domain_group("endpoint"))
+endpoint.add_command(endpoint_domains())
 
 
 @endpoint.command("show")

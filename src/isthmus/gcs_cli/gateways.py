@@ -1,11 +1,13 @@
 """`storage-gateway ...`: storage gateways through the Manager's /api/storage_gateways.
 
 `create` and `update` take the connector as a subcommand, as GCS does; this server has the
-POSIX, S3 and ActiveScale connectors, and the WebDAV one arrives with issue [5 of 5].
+POSIX, S3 and ActiveScale connectors and Isthmus's WebDAV-behind-OAuth2 one; the spec's other
+connectors are refused with the names of these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -31,10 +33,15 @@ S3_CONNECTORS = {
     "activescale": ("7251f6c8-93c9-11eb-95ba-12704e0d6a4d",
                     "Quantum ActiveScale object storage"),
 }
+WEBDAV_CONNECTOR_ID = "afe5e740-c8ed-4433-a2e0-d65747275517"
+# What `create` and `update` offer, as named in messages about the connectors this lacks.
+OFFERED_CONNECTORS = ("posix", *S3_CONNECTORS, "webdav")
 
 
 def connector_name(document: dict[str, Any] | Any) -> str:
     connector_id = str(document.get("connector_id"))
+    if connector_id == WEBDAV_CONNECTOR_ID:
+        return "WebDAV"
     found = ConnectorTable.lookup(connector_id)
     return found.name if found is not None else connector_id
 
@@ -214,10 +221,63 @@ def _update_s3(connector: str, title: str) -> click.Command:
     return update.command(connector)(command)
 
 
-for _name, _description in unavailable.CONNECTORS_TO_COME.items():
-    create.add_command(unavailable.not_available(
-        _name, f"Create a storage gateway for {_description}.",
-        f"'storage-gateway create {_name}' (the {_name} connector)"))
+def _webdav_options(creating: bool) -> Callable[[Any], Any]:
+    def decorate(function: Any) -> Any:
+        for option in reversed([
+            click.option("--webdav-url", required=creating, metavar="URL",
+                         help="The upstream WebDAV folder collections lie under (https://)."),
+            click.option("--oauth-authorize-url", required=creating, metavar="URL",
+                         help="The upstream's OAuth2 authorization endpoint."),
+            click.option("--oauth-token-url", required=creating, metavar="URL",
+                         help="The upstream's OAuth2 token endpoint."),
+            click.option("--oauth-client-id", required=creating,
+                         help="This endpoint's OAuth2 client id at the upstream."),
+            click.option("--oauth-client-secret", prompt=(
+                "OAuth2 client secret" if creating else False), hide_input=True,
+                help="Its client secret (asked for when creating; kept encrypted)."),
+            click.option("--oauth-scope", "oauth_scopes", multiple=True,
+                         help="A scope to ask the upstream for (repeatable; replaces the "
+                              "list on update)."),
+            click.option("--ca-file", type=click.File("r"),
+                         help="PEM certificates to trust for the upstream instead of the "
+                              "system's."),
+        ]):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _webdav_policies(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The policies document: the gateway's current one with the options given."""
+    policies = {key: value for key, value in current.items() if value is not None}
+    policies["DATA_TYPE"] = "webdav_storage_policies#1.0.0"
+    for key in WEBDAV_POLICY_OPTIONS:
+        set_if(policies, key, options.pop(key, None))
+    ca_file = options.pop("ca_file", None)
+    if ca_file is not None:
+        policies["ca_certificates"] = ca_file.read()
+    return policies
+
+
+WEBDAV_POLICY_OPTIONS = ("webdav_url", "oauth_authorize_url", "oauth_token_url",
+                         "oauth_client_id", "oauth_client_secret", "oauth_scopes")
+
+
+@create.command("webdav")
+@click.argument("display_name")
+@_common_options
+@_webdav_options(creating=True)
+def create_webdav(display_name: str, **options: Any) -> None:
+    """Create a WebDAV storage gateway: a WebDAV server behind OAuth2 (Nextcloud, ownCloud,
+    CERNBox, another Isthmus); users grant access with 'user-credentials oauth-create'."""
+    if not options.get("domains"):
+        raise click.UsageError("Give at least one --domain whose identities may use it")
+    policies = _webdav_policies(options, {})
+    document = {**_document(options), "display_name": display_name,
+                "connector_id": WEBDAV_CONNECTOR_ID, "policies": policies}
+    created = decoded(manager().gcs_client().create_storage_gateway(_sdk_document(document)))
+    output.print_created("Storage Gateway", created)
 
 
 # --- update -----------------------------------------------------------------------------
@@ -243,14 +303,33 @@ def update_posix(storage_gateway_id: str, **options: Any) -> None:
     output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
 
 
+@update.command("webdav")
+@click.argument("storage_gateway_id")
+@click.option("--display-name", help="The gateway's new name.")
+@_common_options
+@_webdav_options(creating=False)
+def update_webdav(storage_gateway_id: str, **options: Any) -> None:
+    """Change a WebDAV storage gateway (a new client secret replaces the sealed one)."""
+    gateway_id = check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID")
+    client = manager().gcs_client()
+    changes_policies = any(options.get(key) for key in (*WEBDAV_POLICY_OPTIONS, "ca_file"))
+    current = dict(decoded(client.get_storage_gateway(gateway_id)).get("policies") or {}) \
+        if changes_policies else {}
+    policies = _webdav_policies(options, current)
+    document = _document(options)
+    if changes_policies:
+        document["policies"] = policies
+    require_changes(document)
+    response = client.update_storage_gateway(gateway_id, _sdk_document(document))
+    output.print_message(envelope(response), f"Updated Storage Gateway {gateway_id}")
+
+
 for _name, (_, _description) in S3_CONNECTORS.items():
     _create_s3(_name, _description)
     _update_s3(_name, _description)
-
-for _name, _description in unavailable.CONNECTORS_TO_COME.items():
-    update.add_command(unavailable.not_available(
-        _name, f"Change a storage gateway for {_description}.",
-        f"'storage-gateway update {_name}' (the {_name} connector)"))
+for _name in unavailable.MISSING_CONNECTORS:
+    create.add_command(unavailable.missing_connector(_name, OFFERED_CONNECTORS))
+    update.add_command(unavailable.missing_connector(_name, OFFERED_CONNECTORS))
 
 
 # --- list / show / delete ----------------------------------------------------------------

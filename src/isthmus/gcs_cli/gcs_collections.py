@@ -8,7 +8,7 @@ from typing import Any
 import click
 from globus_sdk import MISSING, GuestCollectionDocument, MappedCollectionDocument
 
-from isthmus.gcs_cli import output, unavailable
+from isthmus.gcs_cli import output
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.common import (
     identity_id,
@@ -18,6 +18,7 @@ from isthmus.gcs_cli.common import (
     sdk_document,
     set_if,
 )
+from isthmus.gcs_cli.domains import collection_domains
 from isthmus.gcs_cli.endpoints import descriptive_fields, descriptive_options
 from isthmus.gcs_cli.errors import EXIT_USAGE, CLIError
 from isthmus.gcs_cli.roles import collection_roles
@@ -55,7 +56,7 @@ def collection() -> None:
 
 
 collection.add_command(collection_roles())
-collection.add_command(unavailable.domain_group("collection"))
+collection.add_command(collection_domains())
 
 
 def _settings_options(function: Any) -> Any:

@@ -1,6 +1,6 @@
-"""Commands of connectors and features that arrive with issue [5 of 5]: WebDAV gateways and
-their OAuth2 user credentials, the endpoint's own OIDC server, and audit logs.
-Each exists with its help text, and says plainly that this server does not offer it yet."""
+"""Commands of what this server does not offer: the endpoint's own OIDC server and audit
+logs (each with its help text), and the GCS connectors it has none of. Each says plainly
+that this server does not offer it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from isthmus.gcs_cli.base import GCSCommand, GCSGroup
-from isthmus.gcs_cli.errors import NotAvailableError
+from isthmus.gcs_cli.errors import EXIT_UNAVAILABLE, CLIError, NotAvailableError
 
 
 def not_available(name: str, help_text: str, what: str) -> click.Command:
@@ -48,19 +48,20 @@ audit = group_of("audit", "High-assurance audit logs of the endpoint.", {
     "dump": "Print the loaded audit records.",
 }, lambda command: f"'audit {command}'")
 
-CONNECTORS_TO_COME = {
-    "webdav": "A WebDAV server behind OAuth2 (Nextcloud, ownCloud, another Isthmus)",
-}
-
-DOMAIN_COMMANDS = {
-    "show": "Show the custom domain and its certificate.",
-    "set": "Serve under a custom domain with a certificate (DOMAIN --certificate FILE "
-           "--private-key FILE [--certificate-chain FILE] [--wildcard]).",
-    "delete": "Go back to the default domain.",
-}
+# The spec's connectors this server has none of: named, they are refused with what it has.
+MISSING_CONNECTORS = ("posix-staging", "azure-blob", "blackpearl", "box", "ceph",
+                      "google-cloud-storage", "google-drive", "hpss", "irods", "onedrive")
 
 
-def domain_group(owner: str) -> GCSGroup:
-    """`endpoint domain ...` or `collection domain ...`."""
-    return group_of("domain", f"A custom DNS domain for the {owner}.", DOMAIN_COMMANDS,
-                    lambda command: f"'{owner} domain {command}' (custom domains)")
+def missing_connector(name: str, offered: tuple[str, ...]) -> click.Command:
+    """A hidden command for a connector this server lacks: exits 3 naming those it has."""
+
+    def callback(**_ignored: Any) -> None:
+        raise CLIError(f"This Isthmus server has no {name} connector; it has "
+                       f"{', '.join(offered)}", EXIT_UNAVAILABLE)
+
+    return GCSCommand(
+        name, callback=callback, hidden=True,
+        params=[click.Argument(["arguments"], nargs=-1, required=False)],
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )

@@ -1,6 +1,8 @@
 """`user-credentials ...`: users' credentials on storage gateways, through the Manager's
 /api/user_credentials. S3 and ActiveScale credentials hold key pairs; the secret keys are
 asked for without echo (or given with ``--s3-secret-key`` in scripts) and never shown again.
+WebDAV gateways take OAuth2 credentials: `oauth-create` starts the browser flow of
+/api/v1/user_credentials (seed 000's page) and prints the upstream's authorize URL.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 import click
 from globus_sdk import MISSING, UserCredentialDocument
 
-from isthmus.gcs_cli import output, unavailable
+from isthmus.gcs_cli import output
 from isthmus.gcs_cli.base import GCSGroup
 from isthmus.gcs_cli.common import identity_id, manager, sdk_document, set_if
 from isthmus.gcs_cli.errors import EXIT_USAGE, CLIError
@@ -69,9 +71,36 @@ def _create_s3(name: str, title: str) -> None:
 
 _create_s3("s3-create", "S3")
 _create_s3("activescale-create", "ActiveScale")
-user_credentials.add_command(unavailable.not_available(
-    "oauth-create", "Create an OAuth2 user credential (prints the URL to authorize).",
-    "'user-credentials oauth-create' (user credentials of the WebDAV connector)"))
+
+
+@user_credentials.command("oauth-create")
+@click.argument("storage_gateway_id")
+@click.option("--globus-identity", required=True, metavar="UUID|USERNAME",
+              help="The Globus identity the credential belongs to.")
+@click.option("--mapped-user", metavar="USERNAME",
+              help="The username at the storage (default: the identity's username).")
+def oauth_create(storage_gateway_id: str, globus_identity: str, mapped_user: str | None) -> None:
+    """Create an OAuth2 user credential: prints the URL where you grant this endpoint access
+    to your storage; once you have, the browser shows a success page."""
+    session = manager()
+    gateway_id = check_uuid(storage_gateway_id, "STORAGE_GATEWAY_ID")
+    client = session.gcs_client()
+    form: dict[str, Any] = {
+        "identity_id": identity_id(session, globus_identity), "storage_gateway": gateway_id,
+        "redirect_uri": session.manager_url().rstrip("/") + "/api/v1/authclicomplete"}
+    if mapped_user:
+        form["login_hint"] = mapped_user
+    response = client.request("POST", "v1/user_credentials", data=form, encoding="form",
+                              allow_redirects=False)
+    location = response.headers.get("Location")
+    if response.http_status != 303 or not location:
+        raise CLIError(f"The GCS Manager did not start the sign-in (HTTP "
+                       f"{response.http_status})")
+    if output.is_json():
+        output.print_json({"authorize_url": location})
+        return
+    click.echo("To complete credential creation, visit")
+    click.echo(location)
 
 
 @user_credentials.command("list")

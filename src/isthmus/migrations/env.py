@@ -8,7 +8,8 @@ from alembic import context
 import isthmus.auth.models
 import isthmus.connect.models
 import isthmus.groups.models
-import isthmus.transfer.models  # noqa: F401
+import isthmus.transfer.models
+import isthmus.transfer.task_models  # noqa: F401
 from isthmus.core.config import Settings
 from isthmus.core.db import Base, make_engine
 

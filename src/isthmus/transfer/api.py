@@ -1,24 +1,31 @@
-"""Transfer's routes under /v0.10 (so far: the registry, and access rules on guest
-collections)."""
+"""Transfer's routes under /v0.10: the registry, access rules on guest collections, file
+operations, bookmarks and tasks."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from isthmus.core import work
+from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, registry
-from isthmus.transfer.errors import API_PREFIX
+from isthmus.transfer import access_rules, bookmarks, file_ops, registry, submission, tasks
+from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
 
 router = APIRouter(prefix=API_PREFIX)
 
 Document = dict[str, Any]
+CANCEL_WAIT_SECONDS = 5.0
+T = TypeVar("T")
 
 
 def _service(request: Request) -> TransferService:
@@ -55,10 +62,7 @@ async def endpoint_search(request: Request) -> Document:
     return await work.read_only(request, service.sessions, run)
 
 
-# --- access rules on guest collections ------------------------------------------------------
-
-
-async def _read_rules(request: Request, run: Any) -> Document:
+async def _read_as_caller(request: Request, run: Any) -> Document:
     service = _service(request)
     token = bearer_token(request)
     result: Document = await work.read_only(
@@ -66,7 +70,7 @@ async def _read_rules(request: Request, run: Any) -> Document:
     return result
 
 
-async def _write_rules(request: Request, run: Any, caller: Caller | None = None) -> Document:
+async def _write_as_caller(request: Request, run: Any, caller: Caller | None = None) -> Document:
     service = _service(request)
     if caller is None:
         # Authenticate before taking the write lock: introspection reads the database too.
@@ -78,16 +82,19 @@ async def _write_rules(request: Request, run: Any, caller: Caller | None = None)
     return result
 
 
+# --- access rules on guest collections ------------------------------------------------------
+
+
 @router.get("/endpoint/{endpoint_id}/access_list")
 async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
-                             access_rules.list_rules(session, caller, endpoint_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 access_rules.list_rules(session, caller, endpoint_id))
 
 
 @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
 async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
-    return await _read_rules(request, lambda session, caller:
-                             access_rules.get_rule(session, caller, endpoint_id, rule_id))
+    return await _read_as_caller(request, lambda session, caller:
+                                 access_rules.get_rule(session, caller, endpoint_id, rule_id))
 
 
 @router.post("/endpoint/{endpoint_id}/access")
@@ -102,7 +109,7 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
         return caller, access_rules.parse_new(body, service.identities)
 
     caller, rule = await work.in_thread(request, prepare)
-    created = await _write_rules(request, lambda session, known: access_rules.add_rule(
+    created = await _write_as_caller(request, lambda session, known: access_rules.add_rule(
         session, known, endpoint_id, rule), caller)
     return JSONResponse(created, status_code=201)
 
@@ -111,12 +118,208 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
 async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write_rules(request, lambda session, caller: access_rules.update_rule(
+    return await _write_as_caller(request, lambda session, caller: access_rules.update_rule(
         session, caller, endpoint_id, rule_id, body))
 
 
 @router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
 async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
-    return await _write_rules(request, lambda session, caller:
-                              access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+    return await _write_as_caller(request, lambda session, caller:
+                                  access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+
+
+# --- file operations -------------------------------------------------------------------------
+
+
+async def _on_collection(request: Request, endpoint_id: str,
+                         operation: Callable[[CollectionSession], T]) -> T:
+    """``operation`` on the caller's session on a collection, in a worker thread."""
+    service = _service(request)
+    token = bearer_token(request)
+
+    def run() -> T:
+        with service.open_collection(token, endpoint_id) as collection:
+            return operation(collection)
+
+    return await work.in_thread(request, run)
+
+
+def _result(request: Request, data_type: str, code: str, message: str) -> Document:
+    return {"DATA_TYPE": data_type, "code": code, "message": message,
+            "request_id": request_id(), "resource": request.url.path[len(API_PREFIX):]}
+
+
+@router.get("/operation/endpoint/{endpoint_id}/ls")
+async def operation_ls(request: Request, endpoint_id: str) -> Document:
+    query = file_ops.ListQuery(_query(request), request.query_params.getlist("filter"))
+    return await _on_collection(request, endpoint_id, lambda collection: file_ops.ls(
+        collection, str(registry.parse_entity_id(endpoint_id)), query))
+
+
+@router.get("/operation/endpoint/{endpoint_id}/stat")
+async def operation_stat(request: Request, endpoint_id: str) -> Document:
+    path = file_ops.check_path(request.query_params.get("path"), "path")
+    return await _on_collection(request, endpoint_id,
+                                lambda collection: file_ops.stat(collection, path))
+
+
+@router.post("/operation/endpoint/{endpoint_id}/mkdir")
+async def operation_mkdir(request: Request, endpoint_id: str) -> JSONResponse:
+    path = file_ops.parse_mkdir(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.mkdir(collection, path))
+    return JSONResponse(_result(request, "mkdir_result", "DirectoryCreated",
+                                "The directory was created successfully"), status_code=202)
+
+
+@router.post("/operation/endpoint/{endpoint_id}/rename")
+async def operation_rename(request: Request, endpoint_id: str) -> Document:
+    old_path, new_path = file_ops.parse_rename(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.rename(collection, old_path, new_path))
+    return _result(request, "result", "FileRenamed", "File or directory renamed successfully")
+
+
+@router.post("/operation/endpoint/{endpoint_id}/symlink")
+async def operation_symlink(request: Request, endpoint_id: str) -> Document:
+    target, path = file_ops.parse_symlink(await read_json_object(request))
+    await _on_collection(request, endpoint_id,
+                         lambda collection: file_ops.symlink(collection, target, path))
+    return _result(request, "result", "SymlinkCreated", "Symlink created successfully")
+
+
+# --- bookmarks -------------------------------------------------------------------------------
+
+
+@router.get("/bookmark_list")
+async def bookmark_list(request: Request) -> Document:
+    return await _read_as_caller(request, bookmarks.list_bookmarks)
+
+
+@router.post("/bookmark")
+async def create_bookmark(request: Request) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.create(session, caller, body))
+
+
+@router.get("/bookmark/{bookmark_id}")
+async def get_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 bookmarks.get(session, caller, bookmark_id))
+
+
+@router.put("/bookmark/{bookmark_id}")
+async def update_bookmark(request: Request, bookmark_id: str) -> Document:
+    body = await read_json_object(request)
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.update(session, caller, bookmark_id, body))
+
+
+@router.delete("/bookmark/{bookmark_id}")
+async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
+    return await _write_as_caller(request, lambda session, caller:
+                                  bookmarks.delete(session, caller, bookmark_id))
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+async def _caller(request: Request) -> tuple[TransferService, str | None, Caller]:
+    service = _service(request)
+    token = bearer_token(request)
+    # Introspection reads the database: never on the event loop.
+    caller = await work.in_thread(request, lambda: service.caller(token))
+    return service, token, caller
+
+
+@router.get("/submission_id")
+async def get_submission_id(request: Request) -> Document:
+    await _caller(request)
+    return {"DATA_TYPE": "submission_id", "value": str(uuid.uuid4())}
+
+
+async def _submit(request: Request, kind: str) -> JSONResponse:
+    body = await read_json_object(request)
+    service, token, caller = await _caller(request)
+    new = submission.parse_transfer(body) if kind == "transfer" else submission.parse_delete(body)
+    assert token is not None  # `caller` refused a request without one
+    submitted = await work.in_thread(request, lambda: service.submit(token, caller, new))
+    document = submission.result_document(kind, submitted, request_id())
+    return JSONResponse(document, status_code=200 if submitted.duplicate else 202)
+
+
+@router.post("/transfer")
+async def submit_transfer(request: Request) -> JSONResponse:
+    return await _submit(request, "transfer")
+
+
+@router.post("/delete")
+async def submit_delete(request: Request) -> JSONResponse:
+    return await _submit(request, "delete")
+
+
+@router.get("/task_list")
+async def task_list(request: Request) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.task_list(session, caller, params))
+
+
+@router.get("/task/{task_id}")
+async def get_task(request: Request, task_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.get_task(session, caller, task_id))
+
+
+@router.put("/task/{task_id}")
+async def update_task(request: Request, task_id: str) -> Document:
+    body = await read_json_object(request)
+    result = await _write_as_caller(request, lambda session, caller: tasks.update_task(
+        session, caller, task_id, body))
+    return {**result, "request_id": request_id()}
+
+
+@router.post("/task/{task_id}/cancel")
+async def cancel_task(request: Request, task_id: str) -> Document:
+    service, _, caller = await _caller(request)
+    key, running = await work.in_transaction(
+        request, service.sessions, lambda session: tasks.request_cancel(session, caller,
+                                                                        task_id))
+    # The real service answers once the cancel took effect; a worker stops within seconds.
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while running and time.monotonic() < deadline:
+        stopped = await work.read_only(request, service.sessions,
+                                       lambda session: tasks.cancel_outcome(session, key))
+        if stopped:
+            break
+        await anyio.sleep(0.1)
+    return {**tasks.cancel_result(key, running), "request_id": request_id()}
+
+
+@router.get("/task/{task_id}/event_list")
+async def task_event_list(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.event_list(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/successful_transfers")
+async def task_successful_transfers(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.successful_transfers(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/skipped_errors")
+async def task_skipped_errors(request: Request, task_id: str) -> Document:
+    params = _query(request)
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.skipped_errors(session, caller, task_id, params))
+
+
+@router.get("/task/{task_id}/pause_info")
+async def task_pause_info(request: Request, task_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 tasks.pause_info(session, caller, task_id))

@@ -1,4 +1,5 @@
-"""Transfer's tables for the registry of endpoints and collections that Connect publishes."""
+"""Transfer's tables: the registry of endpoints and collections that Connect publishes,
+access rules on guest collections, and bookmarks."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from isthmus.core.db import Base, UTCDateTime, utcnow
@@ -101,3 +112,21 @@ class EndpointAccessRule(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Who made it (an identity of the caller's set).
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class Bookmark(Base):
+    """A user's bookmark: a named location (collection and folder), private to its owner."""
+
+    __tablename__ = "transfer_bookmarks"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),
+                      Index("ix_transfer_bookmarks_owner_created", "owner_id", "created", "id"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # The identity that made it; any identity linked to it sees it too.
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    name: Mapped[str] = mapped_column(String(128))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # A folder, ending in "/" ("/~/..." stays as given).
+    path: Mapped[str] = mapped_column(String(2048))
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,8 @@ from isthmus.core.errors import APIError
 from isthmus.core.registry import (
     GCSV5_ENDPOINT,
     GCSV5_GUEST_COLLECTION,
+    GCSV5_MAPPED_COLLECTION,
+    GROUP_PRINCIPAL,
     IDENTITY_PRINCIPAL,
     RegistryEntry,
 )
@@ -53,7 +55,9 @@ class Caller:
 
     @property
     def principals(self) -> list[str]:
-        return [f"{IDENTITY_PRINCIPAL}{identity}" for identity in sorted(self.identities)]
+        """The role principals naming the caller: their identities and groups."""
+        return [*(f"{IDENTITY_PRINCIPAL}{identity}" for identity in sorted(self.identities)),
+                *(f"{GROUP_PRINCIPAL}{group}" for group in sorted(self.group_ids))]
 
 
 def endpoint_not_found(entity_id: str) -> APIError:
@@ -218,6 +222,26 @@ def require_visible(session: Session, caller: Caller, entity_id: str) -> Registr
     if visible is None:
         raise endpoint_not_found(entity_id)
     return entity
+
+
+@dataclass(frozen=True)
+class CollectionTarget:
+    """What opening a collection for file operations needs to know of it."""
+
+    id: uuid.UUID
+    entity_type: str
+    high_assurance: bool
+
+
+def collection_target(session: Session, caller: Caller, entity_id: str) -> CollectionTarget:
+    """A collection the caller may see, for file operations (an endpoint has no files)."""
+    entity = require_visible(session, caller, entity_id)
+    if entity.entity_type not in (GCSV5_MAPPED_COLLECTION, GCSV5_GUEST_COLLECTION):
+        raise APIError(400, "NotSupported",
+                       f"'{entity.id}' is a {entity.entity_type}, not a collection: use one "
+                       f"of its collections")
+    return CollectionTarget(entity.id, entity.entity_type,
+                            bool(entity.attributes.get("high_assurance")))
 
 
 def get_document(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:

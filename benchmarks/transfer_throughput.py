@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Transfer tasks against `rclone copy` and `cp -r`, on the same data, in one run.
+
+Two datasets in the user's folder of the server's "<host> files" collection (POSIX):
+
+* one large file (``--large-size``, default 2GiB, random bytes),
+* many small files (``--small-count`` files of ``--small-size``, default 10,000 of 4KiB,
+  spread over folders of 100).
+
+For each, three copies into fresh destinations on the same file system:
+
+* Isthmus: a Transfer task (``TransferClient.submit_transfer`` of the official SDK,
+  recursive, ``verify_checksum=True``) from the collection to itself, timed from submission
+  until the task reports SUCCEEDED (polled every 50 ms);
+* ``rclone copy`` (Debian's; it compares hashes after each local copy by default);
+* ``cp -r``: no verification and no durable task state, the physical floor.
+
+Before each copy the source is read once so every contender starts from a warm page
+cache. Each copy runs ``--rounds`` times and the best counts. The report gives seconds,
+MB/s (10^6 bytes) and files/s, the ratios the issue sets targets for (Isthmus / cp time
+on the large file, Isthmus / rclone speed on both), and the server's peak resident memory
+during the tasks. The test checks each destination against the source (sizes and
+SHA-256) before it counts.
+
+    .venv/bin/python benchmarks/transfer_throughput.py
+    .venv/bin/python benchmarks/transfer_throughput.py --large-size 256MiB --small-count 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from https_data import PeakMemory, parse_size, status_kib, wait_ready
+from oauth_throughput import ISTHMUS, Resources, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+HOST = "127.0.0.1"
+MiB = 1024 * 1024
+TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
+TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
+USERNAME = "bench"
+PASSWORD = "bench-password-not-secret"
+
+
+@dataclass
+class Site:
+    base_url: str
+    ca_file: str
+    collection_id: str
+    home: Path  # the user's folder on disk: "~" on the collection
+    pid: int
+    transfer_token: str
+
+
+def start_isthmus(resources: Resources, work: Path) -> Site:
+    import re
+
+    data_dir = work / "isthmus"
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("GLOBUS_", "ISTHMUS_"))}
+    log = work / "isthmus.log"
+    process = resources.spawn([str(ISTHMUS), "serve", "--port", str(port), "--data-dir",
+                               str(data_dir)], env=env, log=log)
+    base = f"https://{HOST}:{port}/"
+    ca_file = str(data_dir / "tls" / "ca.pem")
+    started = time.monotonic()
+    while not Path(ca_file).exists() and time.monotonic() - started < 60:
+        time.sleep(0.05)
+    wait_ready(base + ".well-known/openid-configuration", ca_file, process)
+    found = re.search(r'collection "[^"]+": ([0-9a-f-]{36})', log.read_text())
+    if found is None:
+        raise RuntimeError(f"isthmus serve named no collection:\n{log.read_text()}")
+    collection_id = found.group(1)
+    created = subprocess.run([str(ISTHMUS), "user", "create", USERNAME, "--password-stdin",
+                              "--json", "--data-dir", str(data_dir)], input=PASSWORD + "\n",
+                             text=True, env=env, check=True, capture_output=True)
+    username = json.loads(created.stdout)["username"]
+    token = login(base, ca_file, collection_id)
+    home = data_dir / "files" / username
+    home.mkdir(parents=True, exist_ok=True)
+    return Site(base, ca_file, collection_id, home, process.pid, token)
+
+
+def login(base: str, ca_file: str, collection_id: str) -> str:
+    """Log in as a person does (Auth's pages, the tutorial client), consenting to Transfer
+    with the collection's data_access as its dependency; the Transfer token."""
+    import globus_sdk
+    from tests.browser import Browser
+
+    os.environ.update({"GLOBUS_SDK_SERVICE_URL_AUTH": base,
+                       "GLOBUS_SDK_SERVICE_URL_TRANSFER": base,
+                       "GLOBUS_SDK_VERIFY_SSL": ca_file})
+    os.environ.pop("GLOBUS_SDK_ENVIRONMENT", None)
+    data_access = globus_sdk.GCSClient.get_gcs_collection_scopes(collection_id).data_access
+    client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
+    client.oauth2_start_flow(requested_scopes=[f"{TRANSFER_SCOPE}[*{data_access}]"])
+    browser = Browser(ca_file)
+    location = browser.authorize(client.oauth2_get_authorize_url(), USERNAME, PASSWORD)
+    tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
+    return str(tokens.by_resource_server["transfer.api.globus.org"]["access_token"])
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def make_large(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * MiB))
+            out.write(chunk)
+            left -= len(chunk)
+
+
+def make_small(root: Path, count: int, size: int) -> None:
+    for index in range(count):
+        folder = root / f"d{index // 100:04d}"
+        if index % 100 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{index:06d}.bin").write_bytes(os.urandom(size))
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest() \
+                if path.stat().st_size <= 64 * MiB else _file_sha256(path)
+    return found
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(8 * MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def warm(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as source:
+                while source.read(8 * MiB):
+                    pass
+
+
+# --- the contenders ----------------------------------------------------------------------
+
+
+def run_cp(source: Path, destination: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["cp", "-r", str(source), str(destination)], check=True)
+    return time.perf_counter() - started
+
+
+def run_rclone(source: Path, destination: Path, work: Path) -> float:
+    config = work / "rclone.conf"
+    config.touch()
+    started = time.perf_counter()
+    subprocess.run(["rclone", "--config", str(config), "copy", str(source), str(destination)],
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def run_isthmus(site: Site, source: Path, destination: Path, timeout: float) -> float:
+    import globus_sdk
+
+    transfer = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(site.transfer_token))
+    data = globus_sdk.TransferData(source_endpoint=site.collection_id,
+                                   destination_endpoint=site.collection_id,
+                                   verify_checksum=True, label="benchmark")
+    data.add_item(f"~/{source.relative_to(site.home)}",
+                  f"~/{destination.relative_to(site.home)}", recursive=True)
+    started = time.perf_counter()
+    task_id = transfer.submit_transfer(data)["task_id"]
+    while True:
+        task = transfer.get_task(task_id)
+        if task["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        if time.perf_counter() - started > timeout:
+            events = [event["description"] for event in transfer.task_event_list(task_id)]
+            raise RuntimeError(f"task {task_id} still {task['status']} after {timeout:g} s; "
+                               f"its events: {events[:10]}")
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    if task["status"] != "SUCCEEDED":
+        raise RuntimeError(f"task {task_id} ended {task['status']}: {task.data}")
+    return elapsed
+
+
+@dataclass
+class Cell:
+    dataset: str
+    contender: str
+    seconds: float
+    bytes: int
+    files: int
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds
+
+
+def measure(site: Site, work: Path, dataset: str, source: Path,
+            args: argparse.Namespace) -> list[Cell]:
+    expected = tree_digests(source)
+    size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
+    cells = []
+    for contender in ("cp", "rclone", "isthmus"):
+        best = float("inf")
+        for attempt in range(args.rounds):
+            destination = site.home / f"{dataset}-{contender}-{attempt}"
+            warm(source)
+            if contender == "cp":
+                seconds = run_cp(source, destination)
+            elif contender == "rclone":
+                seconds = run_rclone(source, destination, work)
+            else:
+                seconds = run_isthmus(site, source, destination, args.task_timeout)
+            if tree_digests(destination) != expected:
+                raise RuntimeError(f"{contender}: {destination} differs from {source}")
+            shutil.rmtree(destination)
+            best = min(best, seconds)
+            print(f"  {dataset:<6} {contender:<8} {seconds:8.2f} s", flush=True)
+        cells.append(Cell(dataset, contender, best, size, len(expected)))
+    return cells
+
+
+def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="isthmus-transfer-bench-", dir=args.work_dir))
+    resources.directories.append(work)
+    site = start_isthmus(resources, work)
+    print(f"Isthmus at {site.base_url}, collection {site.collection_id}", flush=True)
+    datasets = []
+    if args.large_size:
+        make_large(site.home / "large" / "big.bin", args.large_size)
+        datasets.append(("large", site.home / "large"))
+    if args.small_count:
+        make_small(site.home / "small", args.small_count, args.small_size)
+        datasets.append(("small", site.home / "small"))
+    rest_kib = status_kib(site.pid, "VmRSS")
+    cells: list[Cell] = []
+    with PeakMemory(site.pid) as peak:
+        for dataset, source in datasets:
+            cells += measure(site, work, dataset, source, args)
+    return {"cells": cells, "rest_kib": rest_kib, "peak_kib": peak.peak_kib}
+
+
+def report(results: dict[str, Any]) -> dict[str, Any]:
+    cells: list[Cell] = results["cells"]
+    print()
+    print(f"{'dataset':<8} {'contender':<9} {'seconds':>8} {'MB/s':>9} {'files/s':>9}")
+    for cell in cells:
+        print(f"{cell.dataset:<8} {cell.contender:<9} {cell.seconds:>8.2f} "
+              f"{cell.mb_per_s:>9.1f} {cell.files_per_s:>9.1f}")
+    by = {(cell.dataset, cell.contender): cell for cell in cells}
+    ratios: dict[str, float] = {}
+    for dataset in ("large", "small"):
+        ours = by.get((dataset, "isthmus"))
+        if ours is None:
+            continue
+        ratios[f"{dataset}: isthmus time / cp time"] = ours.seconds / by[(dataset, "cp")].seconds
+        ratios[f"{dataset}: isthmus speed / rclone speed"] = (
+            by[(dataset, "rclone")].seconds / ours.seconds)
+    print()
+    for name, value in ratios.items():
+        print(f"  {name:<40} {value:6.2f}")
+    print(f"\nIsthmus resident memory: {results['rest_kib'] / 1024:.1f} MiB at rest, "
+          f"{results['peak_kib'] / 1024:.1f} MiB at the peak of the tasks")
+    return {"cells": [asdict(cell) for cell in cells], "ratios": ratios,
+            "rest_kib": results["rest_kib"], "peak_kib": results["peak_kib"]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--large-size", type=parse_size, default=parse_size("2GiB"),
+                        help="size of the large file (0: skip it)")
+    parser.add_argument("--small-count", type=int, default=10_000,
+                        help="number of small files (0: skip them)")
+    parser.add_argument("--small-size", type=parse_size, default=parse_size("4KiB"))
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--task-timeout", type=float, default=1800,
+                        help="seconds a task may take before the run stops")
+    parser.add_argument("--work-dir", default=None,
+                        help="where the temporary data dir goes (default: the system's)")
+    parser.add_argument("--json-out", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("rclone", "cp"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is needed (apt-get install -y {tool})", file=sys.stderr)
+            return 2
+    resources = Resources()
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        summary = report(run(args, resources))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the server and removing the files", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        resources.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, previous)
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def _interrupted(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,444 @@
+"""Doing one task item: expand a directory, copy a file (hashing while it streams, verified
+before it becomes visible), create a link, delete a path. What was done goes into the
+slice's batch; errors are retried with backoff when transient, skipped when the task says
+so, and otherwise end the task (`TaskFailed`)."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from isthmus.core.collection_access import CollectionSession
+from isthmus.core.db import utcnow
+from isthmus.core.errors import APIError
+from isthmus.storage.connector import Entry, EntryType, WriteOptions
+from isthmus.storage.digests import canonical_algorithm, digest_from_hex
+from isthmus.storage.errors import (
+    AlreadyExists,
+    ChecksumMismatch,
+    IntegrityError,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    StorageError,
+)
+from isthmus.transfer.progress import Event
+from isthmus.transfer.task_models import (
+    DELETE,
+    DELETE_EXTRA,
+    DONE,
+    FAILED,
+    FILE,
+    SKIPPED,
+    SKIPPED_ERROR,
+    SYMLINK,
+    TREE,
+    TaskItem,
+)
+
+if TYPE_CHECKING:
+    from isthmus.transfer.engine import Batch, Slice
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 5
+BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 8.0
+# A file this large is written down as soon as it is done (a crash never copies it twice).
+LARGE_FILE = 8 * 1024 * 1024
+GLOB_CHARACTERS = "*?["
+
+
+class TaskFailed(Exception):  # noqa: N818  (it carries the event that ends the task)
+    def __init__(self, event: Event) -> None:
+        super().__init__(event[2])
+        self.event = event
+
+
+class Stopped(Exception):  # noqa: N818  (control flow)
+    """The task was canceled or its deadline passed, or the runner is stopping."""
+
+
+class Transient(Exception):  # noqa: N818
+    """An error worth trying again (storage hiccups, a verification that failed)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event[2])
+        self.event = event
+
+
+class SourceError(Exception):
+    """The source path is missing or unreadable: skipped with skip_source_errors."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event[2])
+        self.event = event
+
+
+def _event(code: str, what: str, path: str, message: str) -> Event:
+    return (code, code.lower().replace("_", " "), f"Error ({what})\nFile: {path}\n{message}")
+
+
+def classify(error: Exception, what: str, path: str, *, on_source: bool,
+             fail_on_quota: bool) -> Exception:
+    """The error to raise for a storage or access failure of ``what`` on ``path``."""
+    message = getattr(error, "message", str(error))
+    if isinstance(error, NotFound):
+        event = _event("FILE_NOT_FOUND", what, path, message)
+        return SourceError(event) if on_source else TaskFailed(event)
+    if isinstance(error, PermissionDenied) or (isinstance(error, APIError)
+                                               and error.status in (401, 403)):
+        event = _event("PERMISSION_DENIED", what, path, message)
+        return SourceError(event) if on_source else TaskFailed(event)
+    if isinstance(error, QuotaExceeded):
+        event = _event("QUOTA_EXCEEDED", what, path, message)
+        return TaskFailed(event) if fail_on_quota else Transient(event)
+    if isinstance(error, IntegrityError):
+        return Transient(_event("VERIFY_CHECKSUM", what, path, message))
+    if isinstance(error, (NotADirectory, IsADirectory, AlreadyExists)):
+        return TaskFailed(_event("FILE_EXISTS" if isinstance(error, AlreadyExists)
+                                 else "INVALID_PATH", what, path, message))
+    if isinstance(error, APIError):
+        return TaskFailed(_event("ENDPOINT_ERROR", what, path, message))
+    return Transient(_event("ENDPOINT_ERROR", what, path, message))
+
+
+def _matches(rule: dict[str, Any], entry: Entry) -> bool:
+    kind = rule.get("type")
+    if (kind == "dir" and not entry.is_dir()) or (kind == "file" and entry.is_dir()):
+        return False
+    return fnmatch.fnmatchcase(entry.name, str(rule["name"]))
+
+
+def included(rules: Iterable[dict[str, Any]] | None, entry: Entry) -> bool:
+    """First matching rule wins; an entry no rule matches is included."""
+    for rule in rules or ():
+        if _matches(rule, entry):
+            return bool(rule["method"] == "include")
+    return True
+
+
+class Worker:
+    def __init__(self, current: Slice, source: CollectionSession,
+                 destination: CollectionSession, options: dict[str, Any]) -> None:
+        self.slice = current
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self.known_dirs: set[str] = set()
+        self.retrying = False
+
+    @property
+    def batch(self) -> Batch:
+        return self.slice.batch
+
+    # --- recording ------------------------------------------------------------------
+
+    def _record(self, item: TaskItem, state: str, **fields: Any) -> None:
+        row = {"id": item.id, "state": state, "size": item.size, "checksum": None,
+               "checksum_algorithm": item.checksum_algorithm, "error_code": None,
+               "error_details": None, "error_time": None}
+        row.update(fields)
+        self.batch.record(row, {DONE: "subtasks_succeeded", SKIPPED: "subtasks_succeeded",
+                                SKIPPED_ERROR: "subtasks_skipped_errors",
+                                FAILED: "subtasks_failed"}[state])
+
+    def _add(self, kind: str, source_path: str, destination_path: str | None,
+             size: int | None = None) -> None:
+        self.batch.add({
+            "kind": kind, "state": "pending", "source_path": source_path,
+            "destination_path": destination_path, "submitted": False, "size": size,
+            "checksum": None, "checksum_algorithm": None, "external_checksum": None,
+            "error_code": None, "error_details": None, "error_time": None})
+
+    # --- doing an item --------------------------------------------------------------
+
+    def do(self, item: TaskItem) -> None:
+        action: Callable[[TaskItem], None] = {
+            FILE: self._copy, TREE: self._expand, SYMLINK: self._symlink,
+            DELETE: self._delete, DELETE_EXTRA: self._delete_extra}[item.kind]
+        try:
+            self._with_retries(lambda: action(item))
+        except SourceError as error:
+            if not self.options.get("skip_source_errors") or self.slice.type != "TRANSFER":
+                self._record(item, FAILED, error_code=error.event[0],
+                             error_details=error.event[2], error_time=utcnow())
+                raise TaskFailed(error.event) from None
+            self._record(item, SKIPPED_ERROR, error_code=error.event[0],
+                         error_details=error.event[2], error_time=utcnow())
+        except TaskFailed as failed:
+            self._record(item, FAILED, error_code=failed.event[0],
+                         error_details=failed.event[2], error_time=utcnow())
+            raise
+
+    def _with_retries(self, action: Callable[[], None]) -> None:
+        """Run ``action``, again after a transient error (with exponential backoff, each
+        failure a fault and an event) until it succeeds or `MAX_ATTEMPTS` have failed."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                action()
+            except Transient as error:
+                self.batch.fault(error.event)
+                self.retrying = True
+                if attempt + 1 == MAX_ATTEMPTS:
+                    raise TaskFailed(error.event) from None
+                self._sleep(min(BACKOFF_SECONDS * 2 ** attempt, MAX_BACKOFF_SECONDS))
+            else:
+                if self.retrying:
+                    self.batch.status("OK")
+                    self.retrying = False
+                return
+
+    def _sleep(self, seconds: float) -> None:
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            if self.slice.checkpoint():
+                raise Stopped
+            time.sleep(max(0.0, min(0.1, ends - time.monotonic())))
+
+    def _guard(self, what: str, path: str, call: Callable[[], T], *,
+               on_source: bool = False) -> T:
+        try:
+            return call()
+        except (StorageError, APIError) as error:
+            raise classify(error, what, path, on_source=on_source,
+                           fail_on_quota=bool(self.options.get("fail_on_quota_errors"))
+                           ) from None
+
+    # --- directories ----------------------------------------------------------------
+
+    def _ensure_dir(self, path: str) -> None:
+        """``mkdir -p`` on the destination."""
+        if path in self.known_dirs:
+            return
+        found = self._guard("make directories", path, lambda: self.destination.find(path))
+        if found is None:
+            parent = posixpath.dirname(path)
+            if parent != path:
+                self._ensure_dir(parent)
+            try:
+                self._guard("make directories", path, lambda: self.destination.mkdir(path))
+            except TaskFailed:
+                again = self.destination.find(path)  # made meanwhile: fine
+                if again is None or not again.is_dir():
+                    raise
+        elif not found.is_dir():
+            raise TaskFailed(_event("INVALID_PATH", "make directories", path,
+                                    "A file is in the way of a directory"))
+        self.known_dirs.add(path)
+
+    def _expand(self, item: TaskItem) -> None:
+        source = self._guard("list", item.source_path,
+                             lambda: self.source.path(item.source_path), on_source=True)
+        target = self._guard("make directories", str(item.destination_path),
+                             lambda: self.destination.path(str(item.destination_path)))
+        entry = self._guard("stat", source, lambda: self.source.stat(source), on_source=True)
+        if not entry.is_dir():
+            raise TaskFailed(_event("INVALID_PATH", "list", source,
+                                    "A recursive item must name a directory"))
+        children = self._guard("list", source, lambda: self._children(source), on_source=True)
+        self._ensure_dir(target)
+        if self.options.get("delete_destination_extra"):
+            self._mark_extras(target, children)
+        # No storage call from here on: a retry never counts anything twice.
+        if item.submitted:
+            self.batch.count("directories")
+        rules = self.options.get("filter_rules")
+        for child_path, child in children:
+            if child.type is EntryType.SYMLINK:
+                self.batch.count("symlinks")  # found while recursing: not followed
+                continue
+            if not included(rules, child):
+                continue
+            destination = posixpath.join(target, child.name)
+            if child.is_dir():
+                self.batch.count("directories")
+                self._add(TREE, child_path, destination)
+            elif child.is_file():
+                self.batch.count("files")
+                self._add(FILE, child_path, destination, child.size)
+        self._record(item, DONE)
+
+    def _children(self, path: str) -> list[tuple[str, Entry]]:
+        return sorted(self.source.list(path, links=True), key=lambda pair: pair[1].name)
+
+    def _mark_extras(self, target: str, children: list[tuple[str, Entry]]) -> None:
+        present = {child.name: child for _, child in children
+                   if child.type is not EntryType.SYMLINK}
+        existing = self._guard("list", target, lambda: self.destination.list(target,
+                                                                             links=True))
+        for path, entry in existing:
+            twin = present.get(entry.name)
+            if twin is None or twin.is_dir() != entry.is_dir():
+                self._add(DELETE_EXTRA, path, path)
+
+    # --- files ----------------------------------------------------------------------
+
+    def _algorithm(self, item: TaskItem) -> str:
+        named = item.checksum_algorithm or ("MD5" if item.external_checksum else "SHA256")
+        return canonical_algorithm(named)
+
+    def _current(self, item: TaskItem, entry: Entry, destination: str,
+                 algorithm: str) -> bool:
+        """Whether the sync level finds the destination already current."""
+        level = self.options.get("sync_level")
+        if level is None:
+            return False
+        existing = self._guard("stat", destination, lambda: self.destination.find(destination))
+        if existing is None or not existing.is_file():
+            return False
+        if level == 0:
+            return True
+        if existing.size != entry.size:
+            return False
+        if level == 1:
+            return True
+        if level == 2:
+            return existing.mtime >= entry.mtime
+        source_digest = self._guard("checksum", item.source_path, lambda: self.source.digests(
+            item.source_path, [algorithm]), on_source=True)
+        destination_digest = self._guard("checksum", destination, lambda: self.destination
+                                         .digests(destination, [algorithm]))
+        self.batch.count("bytes_checksummed", 2 * entry.size)
+        return source_digest == destination_digest
+
+    def _copy(self, item: TaskItem) -> None:
+        source = self._guard("stat", item.source_path,
+                             lambda: self.source.path(item.source_path), on_source=True)
+        destination = self._guard("make directories", str(item.destination_path),
+                                  lambda: self.destination.path(str(item.destination_path)))
+        entry = self._guard("stat", source, lambda: self.source.stat(source), on_source=True)
+        if entry.is_dir():
+            raise TaskFailed(_event("INVALID_PATH", "transfer", source,
+                                    "The source is a directory: transfer it recursively"))
+        algorithm = self._algorithm(item)
+        if self._current(item, entry, destination, algorithm):
+            if item.submitted:
+                self.batch.count("files")
+            self.batch.count("files_skipped")
+            self._record(item, SKIPPED, size=entry.size)
+            return
+        self._ensure_dir(posixpath.dirname(destination))
+        size, checksum = self._stream(item, source, destination, algorithm)
+        if item.submitted:
+            self.batch.count("files")
+        self.batch.count("files_transferred")
+        if self.options.get("verify_checksum"):
+            self.batch.count("bytes_checksummed", size)
+        self._record(item, DONE, size=size, checksum=checksum,
+                     checksum_algorithm=algorithm.upper())
+        if size >= LARGE_FILE:
+            self.slice.flush()
+
+    def _stream(self, item: TaskItem, source: str, destination: str,
+                algorithm: str) -> tuple[int, str]:
+        """Copy, hashing the bytes as they pass; the file appears only once the size (and,
+        with verify_checksum, the digest re-read from the destination) matches."""
+        stream = self._guard("transfer", source, lambda: self.source.open_read(source),
+                             on_source=True)
+        with stream:
+            # Checked at submission: it parses.
+            expected = ({algorithm: digest_from_hex(algorithm, item.external_checksum)}
+                        if item.external_checksum else None)
+            options = WriteOptions(
+                expected_size=stream.entry.size, expected_digests=expected,
+                algorithms=(algorithm,),
+                mtime=stream.entry.mtime if self.options.get("preserve_timestamp") else None,
+                overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")))
+            writer = self._guard("transfer", destination,
+                                 lambda: self.destination.begin_write(destination, options))
+            read: Callable[[], bytes] = lambda: stream.read(stream.chunk_size)  # noqa: E731
+            with writer:
+                while chunk := self._guard("transfer", source, read, on_source=True):
+                    self._guard("transfer", destination, partial(writer.write, chunk))
+                    self.batch.count("bytes_transferred", len(chunk))
+                    if self.slice.due() and self.slice.checkpoint():
+                        raise Stopped  # the writer's exit discards the temporary file
+                try:
+                    result = writer.commit()
+                except ChecksumMismatch as error:
+                    if item.external_checksum:
+                        raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
+                                                error.message)) from None
+                    raise
+                except (StorageError, APIError) as error:
+                    raise classify(error, "transfer", destination, on_source=False,
+                                   fail_on_quota=bool(self.options.get(
+                                       "fail_on_quota_errors"))) from None
+        return result.size, result.hexdigest(algorithm)
+
+    def _symlink(self, item: TaskItem) -> None:
+        source = self._guard("stat", item.source_path,
+                             lambda: self.source.path(item.source_path), on_source=True)
+        parent, name = posixpath.split(source)
+        found = [entry for _, entry in self._guard("list", parent, lambda: self.source.list(
+            parent, links=True), on_source=True) if entry.name == name]
+        if not found or found[0].type is not EntryType.SYMLINK or not found[0].link_target:
+            raise SourceError(_event("FILE_NOT_FOUND", "symlink", source,
+                                     "The source is not a symlink"))
+        destination = self.destination.path(str(item.destination_path))
+        self._ensure_dir(posixpath.dirname(destination))
+        target = str(found[0].link_target)
+        self._guard("symlink", destination, lambda: self.destination.symlink(destination,
+                                                                             target))
+        self.batch.count("symlinks")
+        self._record(item, DONE)
+
+    # --- deleting ---------------------------------------------------------------------
+
+    def _delete(self, item: TaskItem) -> None:
+        path = self._guard("delete", item.source_path,
+                           lambda: self.source.path(item.source_path), on_source=True)
+        parent, name = posixpath.split(path)
+        if self.options.get("interpret_globs") and any(c in name for c in GLOB_CHARACTERS):
+            listed = self._guard("list", parent, lambda: self.source.list(parent, links=True),
+                                 on_source=True)
+            for child_path, child in listed:
+                if fnmatch.fnmatchcase(child.name, name):
+                    self._add(DELETE, child_path, None)
+            self._record(item, DONE)
+            return
+        entry = self._find_any(path)
+        if entry is None:
+            if self.options.get("ignore_missing"):
+                self._record(item, DONE)
+                return
+            raise TaskFailed(_event("FILE_NOT_FOUND", "delete", path, f"'{path}' not found"))
+        if entry.type is EntryType.DIR and not self.options.get("recursive"):
+            raise TaskFailed(_event("INVALID_PATH", "delete", path,
+                                    "A directory is deleted only by a recursive delete"))
+        self.batch.count("directories" if entry.type is EntryType.DIR else "files")
+        self._guard("delete", path, lambda: self.source.delete(path))
+        self._record(item, DONE)
+
+    def _find_any(self, path: str) -> Entry | None:
+        """The entry at ``path`` itself (a link as a link, dangling ones too)."""
+        parent, name = posixpath.split(path)
+        if not name:
+            raise TaskFailed(_event("INVALID_PATH", "delete", path,
+                                    "A collection's root cannot be deleted"))
+        try:
+            listed = self.source.list(parent, links=True)
+        except NotFound:
+            return None
+        except (StorageError, APIError) as error:
+            raise classify(error, "delete", path, on_source=False,
+                           fail_on_quota=False) from None
+        return next((entry for _, entry in listed if entry.name == name), None)
+
+    def _delete_extra(self, item: TaskItem) -> None:
+        path = str(item.destination_path)
+        try:
+            self.destination.delete(path)
+        except NotFound:
+            pass  # gone already
+        except (StorageError, APIError) as error:
+            raise classify(error, "delete", path, on_source=False,
+                           fail_on_quota=False) from None
+        self._record(item, DONE)

@@ -1,0 +1,381 @@
+"""One slice of work on one task: open its collections as its owner, take its pending items in
+order, do them (`copying`), and write down what was done in batches.
+
+Durability: an item is done once its batch is committed, and a batch is committed at least
+every `FLUSH_SECONDS`, after every large file, and before the slice ends. A worker killed in
+between redoes at most the files of its last uncommitted batch; a destination file appears
+only complete and verified (`AtomicWriter`), so no partial file is ever visible. Every flush
+renews the worker's lease and reads whether the task was canceled or its deadline moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from isthmus.core.collection_access import CollectionAccess, CollectionSession
+from isthmus.core.db import reading, transaction, utcnow
+from isthmus.core.encryption import SealedValueError, SecretBox
+from isthmus.core.errors import APIError
+from isthmus.transfer import tasks
+from isthmus.transfer.copying import Stopped, TaskFailed, Worker
+from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
+from isthmus.transfer.submission import credential_purpose
+from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
+
+logger = logging.getLogger("isthmus.transfer.engine")
+
+# How often progress is written (and the lease renewed, and cancel noticed) at the least.
+FLUSH_SECONDS = 0.5
+# A slice ends after this long (at the next item boundary), so other tasks get their turn.
+SLICE_SECONDS = 3.0
+ITEMS_PER_FETCH = 200
+# Files of one task copied at once.
+PARALLEL_FILES = 4
+MAX_BATCH_ITEMS = 500
+_COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
+             "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
+             "subtasks_succeeded", "subtasks_failed", "subtasks_skipped_errors")
+
+
+class LeaseLost(Exception):  # noqa: N818  (control flow: another runner has the task)
+    pass
+
+
+@dataclass
+class SliceContext:
+    sessions: sessionmaker[Session]
+    access: CollectionAccess
+    secret_box: SecretBox
+    worker: str
+    lease: timedelta
+    stopping: threading.Event
+
+
+@dataclass
+class Batch:
+    """What a slice did since its last flush. Files are copied in parallel: every change
+    goes through the lock, and `drain` takes what is there at once."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    new_items: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    events: list[tuple[Event, bool]] = field(default_factory=list)
+    nice_status: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
+
+    def record(self, row: dict[str, Any], counter: str) -> None:
+        with self.lock:
+            self.items.append(row)
+            self.counters[counter] = self.counters.get(counter, 0) + 1
+
+    def add(self, item: dict[str, Any]) -> None:
+        with self.lock:
+            self.new_items.append(item)
+            self.counters["subtasks_total"] = self.counters.get("subtasks_total", 0) + 1
+
+    def fault(self, event: Event) -> None:
+        with self.lock:
+            self.counters["faults"] = self.counters.get("faults", 0) + 1
+            self.events.append((event, True))
+            self.nice_status = event[0]
+
+    def status(self, nice_status: str) -> None:
+        with self.lock:
+            self.nice_status = nice_status
+
+    def drain(self) -> Batch:
+        with self.lock:
+            taken = Batch(self.items, self.new_items, self.counters, self.events,
+                          self.nice_status)
+            self.items, self.new_items, self.counters, self.events = [], [], {}, []
+            self.nice_status = None
+        return taken
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.new_items)
+
+
+@dataclass
+class TaskState:
+    """What a flush learns of the task: whether to stop."""
+
+    cancel_requested: bool
+    deadline: datetime
+
+
+class Slice:
+    def __init__(self, context: SliceContext, task: Task) -> None:
+        self.context = context
+        self.task_id = task.id
+        self.type = task.type
+        self.batch = Batch()
+        self.state = TaskState(task.cancel_requested, task.deadline)
+        self.flushed = time.monotonic()
+
+    # --- writing down -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        batch = self.batch.drain()
+        now = utcnow()
+        with transaction(self.context.sessions) as session:
+            task = session.scalar(select(Task).where(Task.id == self.task_id)
+                                  .with_for_update())
+            if task is None or task.claimed_by != self.context.worker or task.status != "ACTIVE":
+                raise LeaseLost
+            self._apply(session, task, batch)
+            task.lease_until = now + self.context.lease
+            self.state = TaskState(task.cancel_requested, task.deadline)
+        self.flushed = time.monotonic()
+
+    @staticmethod
+    def _apply(session: Session, task: Task, batch: Batch) -> None:
+        if batch.items:
+            session.execute(update(TaskItem), batch.items)
+        if batch.new_items:
+            session.execute(insert(TaskItem), [{"task_id": task.id, **item}
+                                               for item in batch.new_items])
+        for name, amount in batch.counters.items():
+            setattr(task, name, getattr(task, name) + amount)
+        for event, is_error in batch.events:
+            add_event(session, task.id, event, is_error=is_error)
+        if batch.nice_status is not None:
+            task.nice_status = batch.nice_status
+            task.subtasks_retrying = 0 if batch.nice_status == "OK" else 1
+
+    def due(self) -> bool:
+        return (time.monotonic() - self.flushed >= FLUSH_SECONDS
+                or len(self.batch) >= MAX_BATCH_ITEMS)
+
+    def checkpoint(self) -> bool:
+        """Flush when due; whether the task must stop (canceled, past its deadline, or the
+        runner is stopping)."""
+        if self.due():
+            self.flush()
+        return self.must_stop()
+
+    def must_stop(self) -> bool:
+        return (self.state.cancel_requested or self.state.deadline < utcnow()
+                or self.context.stopping.is_set())
+
+
+def _token(context: SliceContext, session: Session, task: Task,
+           collection_id: uuid.UUID) -> str:
+    """The token the task's owner reaches ``collection_id`` with (sealed at submission)."""
+    credential = session.get(TaskCredential, (task.id, collection_id))
+    try:
+        if credential is None:
+            raise SealedValueError("no credential")
+        return context.secret_box.open(credential.sealed_token,
+                                       credential_purpose(task.id, collection_id))
+    except SealedValueError:
+        raise TaskFailed(("PERMISSION_DENIED", "permission denied",
+                          f"No usable credential for collection {collection_id}")) from None
+
+
+def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> CollectionSession:
+    try:
+        return context.access.open(collection_id, token)
+    except APIError as error:
+        code = "ENDPOINT_NOT_FOUND" if error.status == 404 else "PERMISSION_DENIED"
+        raise TaskFailed((code, code.lower().replace("_", " "),
+                          f"Collection {collection_id}: {error.message}")) from None
+
+
+def _start(context: SliceContext, task_id: uuid.UUID
+           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, str]] | None:
+    """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
+    with transaction(context.sessions) as session:
+        task = session.get(Task, task_id)
+        if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
+            return None
+        if task.started_time is None:
+            task.started_time = utcnow()
+            task.nice_status = "OK"
+            add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
+                      is_error=False)
+        collections = [task.source_endpoint_id]
+        if task.destination_endpoint_id not in (None, task.source_endpoint_id):
+            collections.append(task.destination_endpoint_id)
+        try:
+            tokens = {collection: _token(context, session, task, collection)
+                      for collection in collections}
+        except TaskFailed as failed:
+            _fail(session, task, failed.event)
+            return None
+        return Slice(context, task), dict(task.options), tokens
+
+
+def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
+    """Work on a claimed task for one slice, then hand it back (or end it)."""
+    started = _start(context, task_id)
+    if started is None:
+        return
+    current, options, tokens = started
+    try:
+        with ExitStack() as opened:
+            sessions = [opened.enter_context(_open(context, collection, token))
+                        for collection, token in tokens.items()]
+            _run(current, Worker(current, sessions[0], sessions[-1], options))
+    except TaskFailed as failed:  # a collection could not be opened
+        _finish_failed(current, failed.event)
+    except LeaseLost:
+        logger.info("task %s: another runner took it over", task_id)
+    finally:
+        _hand_back(context, task_id)
+
+
+def _run(current: Slice, worker: Worker) -> None:
+    with ThreadPoolExecutor(PARALLEL_FILES, thread_name_prefix="isthmus-copy") as pool:
+        _run_in(current, worker, pool)
+
+
+def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
+    ends = time.monotonic() + SLICE_SECONDS
+    while True:
+        with reading(current.context.sessions) as session:
+            items = list(session.scalars(select(TaskItem).where(
+                TaskItem.task_id == current.task_id, TaskItem.state == PENDING,
+            ).order_by(TaskItem.id).limit(ITEMS_PER_FETCH)))
+            session.expunge_all()  # read-only: kept as they are, the session rolls back
+        if not items:
+            current.flush()
+            _succeed(current)
+            return
+        for item in _groups(items):
+            if current.must_stop():
+                current.flush()
+                _stop(current)
+                return
+            if not _did(current, worker, item, pool):
+                return
+            if current.checkpoint():
+                current.flush()
+                _stop(current)
+                return
+            if time.monotonic() > ends:
+                current.flush()
+                return
+        current.flush()
+
+
+def _groups(items: list[TaskItem]) -> Iterator[TaskItem | list[TaskItem]]:
+    """The items in order, runs of files (copied in parallel) together."""
+    files: list[TaskItem] = []
+    for item in items:
+        if item.kind == FILE:
+            files.append(item)
+            if len(files) == PARALLEL_FILES:
+                yield files
+                files = []
+            continue
+        if files:
+            yield files
+            files = []
+        yield item
+    if files:
+        yield files
+
+
+def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
+    try:
+        worker.do(item)
+    except Exception as error:  # handed to `_did`, which decides
+        return error
+    return None
+
+
+def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem],
+         pool: ThreadPoolExecutor) -> bool:
+    """Do an item (or a run of files, in parallel); whether the slice goes on. A failure
+    ends the task once every file of the run has finished."""
+    items = group if isinstance(group, list) else [group]
+    if len(items) == 1:
+        outcomes = [_attempt(worker, items[0])]
+    else:
+        outcomes = list(pool.map(lambda item: _attempt(worker, item), items))
+    for item, error in zip(items, outcomes, strict=True):
+        if error is None:
+            continue
+        if isinstance(error, (LeaseLost, SQLAlchemyError)):
+            raise error  # the runner tries again later (the database is what failed)
+        current.flush()
+        if isinstance(error, Stopped):
+            _stop(current)
+        elif isinstance(error, TaskFailed):
+            _finish_failed(current, error.event)
+        else:
+            # A fault of ours on this item: fail the task rather than retry it forever.
+            logger.error("task %s: item %s failed unexpectedly", current.task_id, item.id,
+                         exc_info=error)
+            _finish_failed(current, ("INTERNAL_ERROR", "internal error",
+                                     f"An internal error stopped the task at "
+                                     f"'{item.source_path}'"))
+        return False
+    return True
+
+
+def _end_if_stopped(session: Session, task: Task) -> bool:
+    """End a task that was canceled or whose deadline passed; whether it ended."""
+    if task.cancel_requested:
+        tasks.finish_canceled(session, task, "Canceled by the task owner")
+        return True
+    if task.deadline < utcnow():
+        pending = task.subtasks_total - (task.subtasks_succeeded + task.subtasks_failed
+                                         + task.subtasks_skipped_errors)
+        task.subtasks_expired += max(pending, 0)
+        finish(session, task, "FAILED", ("DEADLINE_EXCEEDED", "deadline exceeded",
+                                         "The task's deadline passed before it completed"))
+        return True
+    return False
+
+
+def _stop(current: Slice) -> None:
+    """The task was canceled or expired (or the runner is stopping: then hand it back)."""
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE":
+            _end_if_stopped(session, task)
+
+
+def _succeed(current: Slice) -> None:
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE" and not _end_if_stopped(session, task):
+            finish(session, task, "SUCCEEDED", SUCCEEDED_EVENT)
+
+
+def _fail(session: Session, task: Task, event: Event) -> None:
+    task.subtasks_failed += 1
+    finish(session, task, "FAILED", event)
+
+
+def _finish_failed(current: Slice, event: Event) -> None:
+    with transaction(current.context.sessions) as session:
+        task = session.get(Task, current.task_id)
+        if task is not None and task.status == "ACTIVE":
+            _fail(session, task, event)
+
+
+def _hand_back(context: SliceContext, task_id: uuid.UUID) -> None:
+    with transaction(context.sessions) as session:
+        session.execute(update(Task).where(Task.id == task_id,
+                                           Task.claimed_by == context.worker).values(
+            claimed_by=None, lease_until=None, last_served=utcnow()))
+
