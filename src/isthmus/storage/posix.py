@@ -561,16 +561,15 @@ class PosixAtomicWriter(AtomicWriter):
         self._location = location
         self._temp_name: str | None = temp_name
         self._temp_fd = temp_fd
-        self._written = 0
         self._handed_to_disk = 0
 
     def _write_chunks(self, chunks: Sequence[bytes]) -> None:
         views = [memoryview(chunk) for chunk in chunks if chunk]
+        end = self.size + sum(len(view) for view in views)  # the file's size once written
         first = 0  # views[first:] are still to be written
         try:
             while first < len(views):
                 written = os.writev(self._temp_fd, views[first : first + IOV_MAX])
-                self._written += written
                 while first < len(views) and written >= len(views[first]):
                     written -= len(views[first])
                     first += 1
@@ -579,10 +578,9 @@ class PosixAtomicWriter(AtomicWriter):
         except OSError as error:
             raise storage_error(error, self.path) from None
         # Written back while the rest arrives, the final fsync finds little left to do.
-        if self._written - self._handed_to_disk >= WRITEBACK_STEP:
-            start_writeback(self._temp_fd, self._handed_to_disk,
-                            self._written - self._handed_to_disk)
-            self._handed_to_disk = self._written
+        if end - self._handed_to_disk >= WRITEBACK_STEP:
+            start_writeback(self._temp_fd, self._handed_to_disk, end - self._handed_to_disk)
+            self._handed_to_disk = end
 
     # `sync` and `stored_digests` are public so an account worker can drive the same steps.
     def sync(self) -> None:
