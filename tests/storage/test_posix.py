@@ -283,7 +283,7 @@ def test_short_writes_of_gathered_pieces_are_resumed_where_they_stopped(
     """writev may take only part of what it is given (a signal, a nearly full disk)."""
     connector, root, _ = posix
     real_writev = os.writev
-    calls = []
+    calls: list[int] = []
 
     def at_most_five_bytes(fd: int, buffers: list[memoryview]) -> int:
         calls.append(len(buffers))
