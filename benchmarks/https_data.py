@@ -303,6 +303,10 @@ class Measured:
 
 def transfer(server: Server, operation: str, source: Path) -> Measured:
     url = f"{server.base_url}/bench.bin"
+    # nginx leaves an upload in memory for the kernel to write out later (Isthmus fsyncs
+    # it): each transfer starts once nothing is waiting to be written, or it would pay for
+    # the previous one's disk writes.
+    os.sync()
     cpu = process_group_cpu(server.pid)
     with PeakMemory(server.pid) as peak:
         if operation == "PUT":
