@@ -270,6 +270,23 @@ class ConnectorConformance:
         assert target.backing.get("/keep") == b"the good version"
         assert target.backing.names("/") == {"keep"}
 
+    def test_pieces_written_together_are_stored_and_hashed_in_order(
+        self, target: StorageTarget
+    ) -> None:
+        pieces = [b"an HTTP body ", b"", b"arrives ", b"in pieces"]
+        data = b"".join(pieces)
+        options = WriteOptions(expected_size=len(data) + 2, algorithms=("sha256",))
+        with target.connector.begin_write("/pieces", options) as writer:
+            writer.write_chunks(pieces)
+            writer.write_chunks([b"!", b"!"])
+            result = writer.commit()
+        assert target.backing.get("/pieces") == data + b"!!"
+        assert result.hexdigest("sha256") == hashlib.sha256(data + b"!!").hexdigest()
+        with (target.connector.begin_write("/over", WriteOptions(expected_size=3)) as writer,
+              pytest.raises(SizeMismatch)):
+            writer.write_chunks([b"ab", b"cd"])
+        assert target.backing.get("/over") is None
+
     def test_nothing_is_visible_before_commit(self, target: StorageTarget) -> None:
         target.backing.make_dir("/up")
         with target.connector.begin_write("/up/file") as writer:

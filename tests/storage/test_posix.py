@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from isthmus.storage import posix as posix_module
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import Entry, EntryType
 from isthmus.storage.errors import (
@@ -34,6 +35,7 @@ from isthmus.storage.posix import (
     open_posix_connector,
     storage_error,
 )
+from isthmus.storage.posix_syscalls import start_writeback
 from isthmus.storage.posix_worker import WorkerConnector, _rebuild_error
 from tests.storage.conformance import Backing, ConnectorConformance, StorageTarget
 
@@ -273,6 +275,56 @@ def test_a_fifo_is_listed_but_never_opened(posix: tuple[PosixConnector, Path, Pa
     with pytest.raises(NotSupported):
         connector.open_read("/pipe")
     assert time.monotonic() - started < 5  # refused, not stuck waiting for a writer
+
+
+def test_short_writes_of_gathered_pieces_are_resumed_where_they_stopped(
+    posix: tuple[PosixConnector, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """writev may take only part of what it is given (a signal, a nearly full disk)."""
+    connector, root, _ = posix
+    real_writev = os.writev
+    calls: list[int] = []
+
+    def at_most_five_bytes(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real_writev(fd, [b"".join(bytes(buffer) for buffer in buffers)[:5]])
+
+    monkeypatch.setattr(os, "writev", at_most_five_bytes)
+    pieces = [b"abc", b"defghij", b"", b"k", b"lmnopqrstu"]
+    connector.write_atomic("/short", [b"".join(pieces[:2]), b"-"])
+    with connector.begin_write("/gathered") as writer:
+        writer.write_chunks(pieces)
+        writer.commit()
+    assert (root / "short").read_bytes() == b"abcdefghij-"
+    assert (root / "gathered").read_bytes() == b"".join(pieces)
+    assert len(calls) > 4
+
+
+def test_a_large_write_is_handed_to_the_disk_as_it_arrives(
+    posix: tuple[PosixConnector, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that the fsync before the file appears has little left to write."""
+    connector, root, _ = posix
+    handed: list[tuple[int, int]] = []
+
+    def recording(fd: int, offset: int, length: int) -> None:
+        handed.append((offset, length))
+        start_writeback(fd, offset, length)
+
+    monkeypatch.setattr(posix_module, "start_writeback", recording)
+    block = os.urandom(1024 * 1024)
+    size = 2 * posix_module.WRITEBACK_STEP + len(block) // 2
+    with connector.begin_write("/large") as writer:
+        for start in range(0, size, len(block)):
+            writer.write_chunks([block[: min(len(block), size - start)]])
+        writer.commit()
+    assert (root / "large").stat().st_size == size
+    # Consecutive ranges from the start, each at least a step; what is left goes with fsync.
+    assert len(handed) == 2
+    position = 0
+    for offset, length in handed:
+        assert offset == position and length >= posix_module.WRITEBACK_STEP
+        position += length
 
 
 def test_temporary_names_are_hidden_and_reserved(posix: tuple[PosixConnector, Path, Path]) -> None:

@@ -59,27 +59,31 @@ class FileResponse(StreamingResponse):
 
 
 async def receive_into(body: AsyncIterable[bytes], writer: AtomicWriter) -> None:
-    """Write a request body into ``writer`` in blocks of about `CHUNK_SIZE`. At most two
-    blocks are held, and the socket is read only as fast as storage takes them (uvicorn
-    stops reading when its small buffer is full). Storage errors propagate; the caller
-    may abort ``writer`` as soon as this returns or raises."""
+    """Write a request body into ``writer`` in blocks of about `CHUNK_SIZE`: the pieces
+    received are handed on as they came, without copying them into one buffer. At most two
+    blocks are held, one gathering while storage writes the other, and the socket is read
+    only as fast as storage takes them (uvicorn stops reading when its small buffer is
+    full). Storage errors propagate; the caller may abort ``writer`` as soon as this
+    returns or raises."""
     loop = asyncio.get_running_loop()
     in_flight: asyncio.Future[None] | None = None
-    pending = bytearray()
+    gathered: list[bytes] = []
+    size = 0
     try:
         async for received in body:
-            pending += received
-            if len(pending) >= CHUNK_SIZE:
+            gathered.append(received)
+            size += len(received)
+            if size >= CHUNK_SIZE:
                 if in_flight is not None:
                     # shield: if the request is cancelled, the write still runs to its end,
                     # and the finally below waits for it.
                     await asyncio.shield(in_flight)
-                in_flight = loop.run_in_executor(None, writer.write, bytes(pending))
-                pending.clear()
+                in_flight = loop.run_in_executor(None, writer.write_chunks, gathered)
+                gathered, size = [], 0
         if in_flight is not None:
             await asyncio.shield(in_flight)
-        if pending:
-            in_flight = loop.run_in_executor(None, writer.write, bytes(pending))
+        if gathered:
+            in_flight = loop.run_in_executor(None, writer.write_chunks, gathered)
             await asyncio.shield(in_flight)
     finally:
         with anyio.CancelScope(shield=True):

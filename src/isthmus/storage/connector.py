@@ -242,19 +242,27 @@ class AtomicWriter(ABC):
         self._open = True
 
     def write(self, data: bytes) -> None:
+        self.write_chunks((data,))
+
+    def write_chunks(self, chunks: Sequence[bytes]) -> None:
+        """Write ``chunks`` one after the other, in as few storage calls as it allows (an
+        HTTP body arrives in pieces: gathering them into one buffer first would copy every
+        byte once more)."""
         if not self._open:
             raise StorageError("This write was already committed or aborted", self.path)
+        size = sum(len(chunk) for chunk in chunks)
         expected = self.options.expected_size
-        if expected is not None and self.size + len(data) > expected:
+        if expected is not None and self.size + size > expected:
             self.abort()
             raise SizeMismatch(f"More than the expected {expected} bytes were sent", self.path)
         try:
-            self._write(data)
+            self._write_chunks(chunks)
         except BaseException:
             self.abort()
             raise
-        self._digest.update(data)
-        self.size += len(data)
+        for chunk in chunks:
+            self._digest.update(chunk)
+        self.size += size
 
     def commit(self) -> WriteResult:
         if not self._open:
@@ -310,7 +318,7 @@ class AtomicWriter(ABC):
         self.abort()  # a no-op after commit
 
     @abstractmethod
-    def _write(self, data: bytes) -> None: ...
+    def _write_chunks(self, chunks: Sequence[bytes]) -> None: ...
 
     @abstractmethod
     def _flush(self) -> None:

@@ -78,12 +78,16 @@ from isthmus.storage.posix_syscalls import (
     fsync_directory,
     remove_tree,
     rename_noreplace,
+    start_writeback,
     storage_error,
 )
 
 # Temporary files of writes in progress; reserved, and hidden from listings.
 TEMP_PREFIX = ".isthmus-part-"
 MAX_SYMLINK_HOPS = 40  # as Linux's MAXSYMLINKS
+# A file being written is handed to the disk in steps of this many bytes as it arrives.
+WRITEBACK_STEP = 8 * 1024 * 1024
+IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 
 
 def open_posix_connector(
@@ -557,15 +561,26 @@ class PosixAtomicWriter(AtomicWriter):
         self._location = location
         self._temp_name: str | None = temp_name
         self._temp_fd = temp_fd
+        self._handed_to_disk = 0
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
+    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+        views = [memoryview(chunk) for chunk in chunks if chunk]
+        end = self.size + sum(len(view) for view in views)  # the file's size once written
+        first = 0  # views[first:] are still to be written
         try:
-            while view:
-                written = os.write(self._temp_fd, view)
-                view = view[written:]
+            while first < len(views):
+                written = os.writev(self._temp_fd, views[first : first + IOV_MAX])
+                while first < len(views) and written >= len(views[first]):
+                    written -= len(views[first])
+                    first += 1
+                if written:  # a short write ended inside this chunk
+                    views[first] = views[first][written:]
         except OSError as error:
             raise storage_error(error, self.path) from None
+        # Written back while the rest arrives, the final fsync finds little left to do.
+        if end - self._handed_to_disk >= WRITEBACK_STEP:
+            start_writeback(self._temp_fd, self._handed_to_disk, end - self._handed_to_disk)
+            self._handed_to_disk = end
 
     # `sync` and `stored_digests` are public so an account worker can drive the same steps.
     def sync(self) -> None:

@@ -282,7 +282,8 @@ class _WorkerAtomicWriter(AtomicWriter):
         self._call = call
         self._handle = handle
 
-    def _write(self, data: bytes) -> None:
+    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         for start in range(0, len(data), MAX_DATA_FRAME):
             self._call("write", bytes(data[start : start + MAX_DATA_FRAME]), handle=self._handle)
 

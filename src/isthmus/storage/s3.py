@@ -511,10 +511,11 @@ class S3AtomicWriter(AtomicWriter):
     def _part_size(self) -> int:
         return MIN_PART_SIZE * (1 + len(self._parts) // PARTS_PER_STEP)
 
-    def _write(self, data: bytes) -> None:
-        if data:
-            self._chunks.append(data)
-            self._buffered += len(data)
+    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+        for chunk in chunks:
+            if chunk:
+                self._chunks.append(chunk)
+                self._buffered += len(chunk)
         if self._buffered >= self._part_size():
             self._upload_part()
 

@@ -342,9 +342,10 @@ class _Writer(AtomicWriter):
             except queue.Full:
                 continue
 
-    def _write(self, data: bytes) -> None:
-        if data:
-            self._put(data)
+    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+        for chunk in chunks:
+            if chunk:
+                self._put(chunk)
         if not self._thread.is_alive():
             self._finished()
 
