@@ -40,7 +40,8 @@ from tests.live import LiveServer, server_on_fresh_database
 pytestmark = pytest.mark.postgres
 
 EXAMPLES = int(os.environ.get("ISTHMUS_GCS_SCHEMATHESIS_EXAMPLES") or 8)
-FUZZED = r"^/api/"
+# The browser flow of oauth-create (/api/v1/...) answers with pages, not the envelope.
+FUZZED = r"^/api/(?!v1/)"
 # Body fields that name rows, and the path parameter whose real ids they take. Identity
 # ids stay as generated: a real one would hand the endpoint's ownership away.
 BODY_IDS = {"storage_gateway_id": "gateway_id", "mapped_collection_id": "collection_id",

@@ -544,13 +544,13 @@ async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
 
 
 # --- OAuth2 user credentials (browser flow, WebDAV gateways) -------------------------------
-# Pages and redirects a browser follows, not the Manager's JSON API: left out of its
-# OpenAPI document (their bad input is tested in tests/e2e/test_connect_webdav.py).
+# Pages and redirects a browser follows, not the Manager's JSON API (`openapi._page`;
+# their bad input is tested in tests/e2e/test_connect_webdav.py).
 
 MAX_FORM_BYTES = 16 * 1024
 
 
-@router.post("/v1/user_credentials", include_in_schema=False)
+@router.post("/v1/user_credentials")
 async def start_oauth_credential(request: Request) -> Response:
     """A credential-to-be: 303 to the upstream's authorize page (``oauth-create``)."""
     try:
@@ -566,7 +566,7 @@ async def start_oauth_credential(request: Request) -> Response:
     return Response(status_code=303, headers={"Location": location})
 
 
-@router.get("/v1/authcallback", include_in_schema=False)
+@router.get("/v1/authcallback")
 async def oauth_callback(request: Request) -> Response:
     """Where the upstream sends the user's browser back: the credential is made (302 to
     the page ``redirect_uri`` named), or a page says why not, and nothing is made."""
@@ -583,7 +583,7 @@ async def oauth_callback(request: Request) -> Response:
     return Response(status_code=302, headers={"Location": location})
 
 
-@router.get("/v1/authclicomplete", include_in_schema=False)
+@router.get("/v1/authclicomplete")
 async def oauth_complete(request: Request) -> Response:
     try:
         credential_id = uuid.UUID(request.query_params.get("user_credential_id", ""))
