@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,6 +29,9 @@ from isthmus.connect.changes import Changes
 from isthmus.connect.errors import conflict, exists, not_found, unprocessable
 from isthmus.connect.models import Collection, CustomDomain, Endpoint
 from isthmus.core.encryption import SecretBox
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 PRIVATE_KEY_PURPOSE = "connect-domain-private-key"
 WILDCARD_PREFIX = "*."
@@ -64,9 +64,13 @@ def _parse(body: Mapping[str, Any]) -> tuple[str, bool, dict[str, Any]]:
 
 
 # --- certificates ------------------------------------------------------------------------
+# cryptography's X.509 modules are imported where certificates are read: they take a
+# twentieth of a second to import, which every server start would otherwise pay.
 
 
 def _public_key_bytes(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     data: bytes = key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
     return data
@@ -74,6 +78,9 @@ def _public_key_bytes(key: Any) -> bytes:
 
 def _certificate_names(certificate: x509.Certificate) -> list[str]:
     """The DNS names a certificate is for: its subjectAltName, else its common name."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -98,6 +105,9 @@ def check_certificate(host: str, certificate: str | None, private_key: str | Non
                       chain: str | None) -> None:
     """The certificate and its key are a pair, valid now, and the certificate covers
     ``host`` (``*.<name>`` for a wildcard domain); the chain, if any, is PEM certificates."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     if not certificate or not private_key:
         raise unprocessable(f"A certificate and its private_key are needed for {host}")
     try:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,8 +43,8 @@ from isthmus.core.db import reading, transaction
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
+from isthmus.storage.connector import Connector
 from isthmus.storage.errors import PermissionDenied, StorageUnavailable
-from isthmus.storage.webdav import WebDAVConnector
 
 logger = logging.getLogger("isthmus.connect")
 
@@ -150,6 +149,8 @@ class Upstream:
     def token_request(self, form: Mapping[str, str]) -> dict[str, Any]:
         """A token endpoint request (client_secret_basic); its JSON document, or an
         `UpstreamRefusalError` saying what the upstream said."""
+        import httpx  # on first use: a server that never reaches WebDAV skips its import
+
         try:
             with httpx.Client(verify=self.verify(), timeout=TIMEOUT_SECONDS) as client:
                 response = client.post(self.token_url, data=dict(form),
@@ -466,8 +467,10 @@ def credential_for(session: Session, gateway: StorageGateway,
 
 
 def open_connector(sessions: sessionmaker[Session], box: SecretBox, gateway: StorageGateway,
-                   credential: UserCredential, base_path: str) -> WebDAVConnector:
+                   credential: UserCredential, base_path: str) -> Connector:
     """The gateway's upstream folder (below ``base_path``) as the credential's holder."""
+    from isthmus.storage.webdav import WebDAVConnector  # imports httpx: on first use
+
     upstream = Upstream.of(gateway, box)
     url = upstream.webdav_url.rstrip("/") + "/" + quote(base_path.strip("/"))
     return WebDAVConnector(url.rstrip("/"), CredentialTokens(sessions, box, credential.id),

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from isthmus.storage.connector import (
@@ -104,6 +102,11 @@ def s3_client(endpoint_url: str | None, credentials: S3Credentials | None,
     """A boto3 client for AWS (no endpoint) or an S3-compatible endpoint (ActiveScale, MinIO,
     Ceph...). Checksums only where S3 requires them: the newer default trailers are not
     understood by every S3-compatible store."""
+    # Imported on first use: boto3 takes a tenth of a second to import, which every start
+    # of a server that may never reach S3 would otherwise pay.
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
