@@ -150,7 +150,19 @@ def wait_ready(url: str, ca_file: str | None, process: subprocess.Popen[bytes],
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-def start_isthmus(resources: Resources, work: Path) -> tuple[Server, Path]:
+@dataclass
+class IsthmusSite:
+    """An `isthmus serve` of the benchmarks' own, with one user (`USERNAME`)."""
+
+    base_url: str
+    ca_file: str
+    collection_id: str  # its "<host> files" collection
+    username: str
+    data_dir: Path
+    pid: int
+
+
+def launch_isthmus(resources: Resources, work: Path) -> IsthmusSite:
     data_dir = work / "isthmus"
     port = free_port()
     env = {key: value for key, value in os.environ.items()
@@ -167,33 +179,44 @@ def start_isthmus(resources: Resources, work: Path) -> tuple[Server, Path]:
     found = re.search(r'collection "[^"]+": ([0-9a-f-]{36})', log.read_text())
     if found is None:
         raise RuntimeError(f"isthmus serve named no collection:\n{log.read_text()}")
-    collection_id = found.group(1)
     created = subprocess.run([str(ISTHMUS), "user", "create", USERNAME, "--password-stdin",
                               "--json", "--data-dir", str(data_dir)], input=PASSWORD + "\n",
                              text=True, env=env, check=True, capture_output=True)
-    username = json.loads(created.stdout)["username"]
-    token = login(base, ca_file, collection_id)
-    url = f"{base}data/{collection_id}/{quote(username)}"
-    return Server("isthmus", url, ca_file, token, process.pid, tls=True), data_dir
+    return IsthmusSite(base, ca_file, found.group(1), json.loads(created.stdout)["username"],
+                       data_dir, process.pid)
 
 
-def login(base: str, ca_file: str, collection_id: str) -> str:
-    """Log in as a person does (Auth's pages, the tutorial client): a token for the
-    collection's https and data_access scopes."""
+def start_isthmus(resources: Resources, work: Path) -> tuple[Server, Path]:
+    site = launch_isthmus(resources, work)
+    scopes = collection_scopes(site.collection_id)
+    token = login(site, [scopes.https, scopes.data_access])[site.collection_id]
+    url = f"{site.base_url}data/{site.collection_id}/{quote(site.username)}"
+    return Server("isthmus", url, site.ca_file, token, site.pid, tls=True), site.data_dir
+
+
+def collection_scopes(collection_id: str) -> Any:
+    import globus_sdk
+
+    return globus_sdk.GCSClient.get_gcs_collection_scopes(collection_id)
+
+
+def login(site: IsthmusSite, scopes: list[str]) -> dict[str, str]:
+    """Log in as a person does (Auth's pages, the tutorial client), consenting to
+    ``scopes``: the access tokens by resource server."""
     import globus_sdk
     from tests.browser import Browser
 
-    os.environ.update({"GLOBUS_SDK_SERVICE_URL_AUTH": base,
-                       "GLOBUS_SDK_SERVICE_URL_TRANSFER": base,
-                       "GLOBUS_SDK_VERIFY_SSL": ca_file})
+    os.environ.update({"GLOBUS_SDK_SERVICE_URL_AUTH": site.base_url,
+                       "GLOBUS_SDK_SERVICE_URL_TRANSFER": site.base_url,
+                       "GLOBUS_SDK_VERIFY_SSL": site.ca_file})
     os.environ.pop("GLOBUS_SDK_ENVIRONMENT", None)
-    scopes = globus_sdk.GCSClient.get_gcs_collection_scopes(collection_id)
     client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    client.oauth2_start_flow(requested_scopes=[scopes.https, scopes.data_access])
-    browser = Browser(ca_file)
+    client.oauth2_start_flow(requested_scopes=[str(scope) for scope in scopes])
+    browser = Browser(site.ca_file)
     location = browser.authorize(client.oauth2_get_authorize_url(), USERNAME, PASSWORD)
     tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
-    return str(tokens.by_resource_server[collection_id]["access_token"])
+    return {server: str(token["access_token"])
+            for server, token in tokens.by_resource_server.items()}
 
 
 NGINX_CONFIG = """\

@@ -42,23 +42,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from https_data import PeakMemory, parse_size, status_kib, wait_ready
-from oauth_throughput import ISTHMUS, Resources, free_port
+from https_data import PeakMemory, collection_scopes, launch_isthmus, login, parse_size, status_kib
+from oauth_throughput import Resources
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-HOST = "127.0.0.1"
 MiB = 1024 * 1024
-TUTORIAL_CLIENT_ID = "61338d24-54d5-408f-a10d-66c06b59f6d2"
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
-USERNAME = "bench"
-PASSWORD = "bench-password-not-secret"
 
 
 @dataclass
 class Site:
-    base_url: str
-    ca_file: str
     collection_id: str
     home: Path  # the user's folder on disk: "~" on the collection
     pid: int
@@ -66,52 +60,13 @@ class Site:
 
 
 def start_isthmus(resources: Resources, work: Path) -> Site:
-    import re
-
-    data_dir = work / "isthmus"
-    port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("GLOBUS_", "ISTHMUS_"))}
-    log = work / "isthmus.log"
-    process = resources.spawn([str(ISTHMUS), "serve", "--port", str(port), "--data-dir",
-                               str(data_dir)], env=env, log=log)
-    base = f"https://{HOST}:{port}/"
-    ca_file = str(data_dir / "tls" / "ca.pem")
-    started = time.monotonic()
-    while not Path(ca_file).exists() and time.monotonic() - started < 60:
-        time.sleep(0.05)
-    wait_ready(base + ".well-known/openid-configuration", ca_file, process)
-    found = re.search(r'collection "[^"]+": ([0-9a-f-]{36})', log.read_text())
-    if found is None:
-        raise RuntimeError(f"isthmus serve named no collection:\n{log.read_text()}")
-    collection_id = found.group(1)
-    created = subprocess.run([str(ISTHMUS), "user", "create", USERNAME, "--password-stdin",
-                              "--json", "--data-dir", str(data_dir)], input=PASSWORD + "\n",
-                             text=True, env=env, check=True, capture_output=True)
-    username = json.loads(created.stdout)["username"]
-    token = login(base, ca_file, collection_id)
-    home = data_dir / "files" / username
+    site = launch_isthmus(resources, work)
+    data_access = collection_scopes(site.collection_id).data_access
+    # Transfer, with the collection's data_access as its dependency (consented at login).
+    token = login(site, [f"{TRANSFER_SCOPE}[*{data_access}]"])["transfer.api.globus.org"]
+    home = site.data_dir / "files" / site.username
     home.mkdir(parents=True, exist_ok=True)
-    return Site(base, ca_file, collection_id, home, process.pid, token)
-
-
-def login(base: str, ca_file: str, collection_id: str) -> str:
-    """Log in as a person does (Auth's pages, the tutorial client), consenting to Transfer
-    with the collection's data_access as its dependency; the Transfer token."""
-    import globus_sdk
-    from tests.browser import Browser
-
-    os.environ.update({"GLOBUS_SDK_SERVICE_URL_AUTH": base,
-                       "GLOBUS_SDK_SERVICE_URL_TRANSFER": base,
-                       "GLOBUS_SDK_VERIFY_SSL": ca_file})
-    os.environ.pop("GLOBUS_SDK_ENVIRONMENT", None)
-    data_access = globus_sdk.GCSClient.get_gcs_collection_scopes(collection_id).data_access
-    client = globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID)
-    client.oauth2_start_flow(requested_scopes=[f"{TRANSFER_SCOPE}[*{data_access}]"])
-    browser = Browser(ca_file)
-    location = browser.authorize(client.oauth2_get_authorize_url(), USERNAME, PASSWORD)
-    tokens = client.oauth2_exchange_code_for_tokens(browser.code_from_page(location))
-    return str(tokens.by_resource_server["transfer.api.globus.org"]["access_token"])
+    return Site(site.collection_id, home, site.pid, token)
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -251,7 +206,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="isthmus-transfer-bench-", dir=args.work_dir))
     resources.directories.append(work)
     site = start_isthmus(resources, work)
-    print(f"Isthmus at {site.base_url}, collection {site.collection_id}", flush=True)
+    print(f"Isthmus serving collection {site.collection_id}", flush=True)
     datasets = []
     if args.large_size:
         make_large(site.home / "large" / "big.bin", args.large_size)
