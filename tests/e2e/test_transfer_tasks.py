@@ -367,6 +367,11 @@ def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
         alice_tc.cancel_task(task_id)
         assert alice_tc.get_task(task_id)["status"] == "FAILED"
     assert alice_tc.cancel_task(ids[0])["code"] == "TaskComplete"
+    # Once none of alice's tasks is active (earlier tests' too), nothing is in use.
+    started = time.monotonic()
+    while alice_tc.task_list(filter="status:ACTIVE,INACTIVE")["DATA"]:
+        assert time.monotonic() - started < 60
+        time.sleep(0.2)
     assert list(alice_tc.endpoint_search(filter_scope="in-use")) == []
 
 

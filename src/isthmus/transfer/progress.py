@@ -39,4 +39,4 @@ def finish(session: Session, task: Task, status: str, event: Event) -> None:
     entities = [task.source_endpoint_id]
     if task.destination_endpoint_id is not None:
         entities.append(task.destination_endpoint_id)
-    registry.record_use(session, task.owner_id, entities, active_change=-1, now=now)
+    registry.record_use(session, task.owner_id, entities, now=now)

@@ -36,6 +36,7 @@ from isthmus.transfer.models import (
     RegistryOwner,
     RegistryUsage,
 )
+from isthmus.transfer.task_models import Task
 
 ADMIN_ROLES = ("owner", "administrator")
 # Roles whose holders manage a guest collection's access rules (and may use all of it).
@@ -126,18 +127,17 @@ def _search_text(entity: RegistryEntity) -> str:
 
 def record_use(
     session: Session, identity_id: uuid.UUID, entity_ids: Iterable[uuid.UUID], *,
-    active_change: int, now: datetime | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """A task of this identity started (``active_change=1``) or ended (``-1``) on entities."""
+    """A task of this identity used these entities now (the recently-used search)."""
     for entity_id in set(entity_ids):
         usage = session.get(RegistryUsage, (identity_id, entity_id))
         if usage is None:
             if session.get(RegistryEntity, entity_id) is None:
                 continue
-            usage = RegistryUsage(identity_id=identity_id, entity_id=entity_id, active_tasks=0)
+            usage = RegistryUsage(identity_id=identity_id, entity_id=entity_id)
             session.add(usage)
         usage.last_used = now or utcnow()
-        usage.active_tasks = max(0, (usage.active_tasks or 0) + active_change)
     session.flush()
 
 
@@ -183,10 +183,7 @@ def _owned_by(caller: Caller) -> ColumnElement[bool]:
 def _document(session: Session, caller: Caller, entity: RegistryEntity) -> dict[str, Any]:
     principals = set(caller.principals)
     roles = sorted({grant.role for grant in entity.grants if grant.principal in principals})
-    in_use = bool(session.scalar(select(func.count()).select_from(RegistryUsage).where(
-        RegistryUsage.entity_id == entity.id, RegistryUsage.identity_id.in_(caller.identities),
-        RegistryUsage.active_tasks > 0,
-    )))
+    in_use = bool(session.scalar(select(_in_use_by(caller, entity.id))))
     document = endpoint_document(entity, roles, in_use)
     document["acl_editable"] = (entity.entity_type == GCSV5_GUEST_COLLECTION
                                 and manages_rules(caller, entity))
@@ -334,6 +331,14 @@ def parse_search(params: dict[str, str]) -> SearchQuery:
                        limit=limit, offset=offset)
 
 
+def _in_use_by(caller: Caller, entity_id: Any) -> ColumnElement[bool]:
+    """Whether an active task of the caller reads from or writes to the entity: asked of the
+    tasks themselves, so concurrent starts and ends cannot leave a count behind."""
+    return exists().where(
+        Task.owner_id.in_(caller.identities), Task.status == "ACTIVE",
+        or_(Task.source_endpoint_id == entity_id, Task.destination_endpoint_id == entity_id))
+
+
 def _like_escaped(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -350,7 +355,7 @@ def _scope_conditions(caller: Caller, scope: str, now: datetime) -> list[ColumnE
                                                                                  escape="\\")],
         "recently-used": [exists().where(used_by_caller,
                                          RegistryUsage.last_used >= now - RECENT_USE)],
-        "in-use": [exists().where(used_by_caller, RegistryUsage.active_tasks > 0)],
+        "in-use": [_in_use_by(caller, RegistryEntity.id)],
         "shared-by-me": [guest, _owned_by(caller)],
         "shared-with-me": [guest, or_(_has_grant(caller), _has_rule(caller)),
                            ~_owned_by(caller)],

@@ -313,8 +313,7 @@ def create(session: Session, caller: Caller, new: NewTask, tokens: Mapping[str, 
                                    sealed_token=box.seal(token, credential_purpose(
                                        task.id, collection_id))))
     registry.record_use(session, caller.identity_id,
-                        [uuid.UUID(entity) for entity in new.collections], active_change=1,
-                        now=now)
+                        [uuid.UUID(entity) for entity in new.collections], now=now)
     return Submitted(task.id, task.submission_id, duplicate=False)
 
 
