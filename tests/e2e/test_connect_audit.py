@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from globus_sdk import TransferData
 
-from tests.conftest import User, _new_user, answer_login, shell_environment
+from tests.conftest import EndpointSite, User, _new_user, answer_login, shell_environment
 from tests.e2e.data_helpers import DataSite, curl, dav, start_data_site
+from tests.e2e.helpers import pointed_at
 from tests.e2e.test_gcs_cli import GCS
+from tests.e2e.test_transfer_file_ops import app_transfer_client
+from tests.e2e.test_transfer_tasks import wait
 
 CONTENT = b"audited bytes, 29 of them...\n"
 
@@ -149,3 +153,28 @@ def test_a_user_without_an_endpoint_role_is_refused(
         assert refused.returncode != 0 and "Insufficient permissions" in refused.stderr, \
             refused.stderr
         assert refused.stdout == ""
+
+
+def test_transfer_operations_are_recorded_too(
+        site: DataSite, alice: User, activity: dict[str, str],
+        owner_shell: dict[str, str]) -> None:
+    """Transfer reaches the files through the same data sessions: its mkdir, and the read
+    and the write of a copy task, are alice's records too (after the HTTPS ones)."""
+    (site.home_dir(alice) / "source.txt").write_bytes(CONTENT)
+    files = EndpointSite(site.server, site.owner, site.endpoint_id, site.collection_id,
+                         "files")
+    with pointed_at(site.server):
+        tc = app_transfer_client(files, alice, site.collection_id)
+        tc.operation_mkdir(site.collection_id, "~/copies/")
+        data = TransferData(site.collection_id, site.collection_id)
+        data.add_item("~/source.txt", "~/copies/copy.txt")
+        wait(tc, tc.submit_transfer(data)["task_id"])
+    assert (site.home_dir(alice) / "copies" / "copy.txt").read_bytes() == CONTENT
+    home = f"/{alice.username}"
+    records = [r for r in query(owner_shell, "--username", alice.username)
+               if r["channel"] == "transfer"]
+    done = {(r["operation"], r["path"], r["bytes"], r["result"]) for r in records}
+    assert {("MKDIR", f"{home}/copies", None, "ok"),
+            ("READ", f"{home}/source.txt", len(CONTENT), "ok"),
+            ("WRITE", f"{home}/copies/copy.txt", len(CONTENT), "ok")} <= done, done
+    assert all(r["identity_id"] == alice.id and r["local_account"] for r in records)
