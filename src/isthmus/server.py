@@ -81,6 +81,8 @@ def create_app(
             tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
+        # What the audit log still holds when the server stops.
+        await anyio.to_thread.run_sync(deployment.audit.flush)
 
     app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=lifespan)

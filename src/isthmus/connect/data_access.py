@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import logging
 import posixpath
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -661,8 +662,9 @@ class DataSession:
         except APIError as refused:
             record(status=refused.status, result=refused.code)
             raise
-        except StorageError as failed:
-            record(status=failed.http_status, result=type(failed).__name__)
+        except StorageError as failed:  # NotFound: not_found, as GCS codes are written
+            code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(failed).__name__).lower()
+            record(status=failed.http_status, result=code)
             raise
         record(size=size(value))
         return value
@@ -689,7 +691,8 @@ class DataSession:
         self._audited("MKDIR", path, lambda: self.connector.mkdir(self._reach_new(path)))
 
     def symlink(self, path: str, target: str) -> None:
-        self.connector.symlink(self._reach_new(path), target)
+        self._audited("SYMLINK", path, lambda: self.connector.symlink(self._reach_new(path),
+                                                                      target))
 
     def delete(self, path: str) -> None:
         """Remove a file, a link, or a directory with everything in it."""

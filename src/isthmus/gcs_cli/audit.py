@@ -110,8 +110,9 @@ def load() -> None:
 @click.option("--path", help="Only records of this collection path or below it.")
 @click.option("--operation", type=click.Choice(
     ["GET", "HEAD", "PUT", "DELETE", "MKCOL", "MOVE", "COPY", "PROPFIND", "PROPPATCH",
-     "READ", "WRITE", "MKDIR"], case_sensitive=False),
-    help="Only this operation (HTTPS methods; READ, WRITE, MKDIR, DELETE, MOVE by Transfer).")
+     "READ", "WRITE", "MKDIR", "SYMLINK"], case_sensitive=False),
+    help="Only this operation (HTTPS methods; READ, WRITE, MKDIR, SYMLINK, DELETE, MOVE by "
+         "Transfer).")
 @click.option("--result", help="'ok', 'error' (any failure), or one error code.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many records.")
 def query(start: str | None, end: str | None, username: str | None, identity_id: str | None,
