@@ -37,6 +37,11 @@ Where an ``anonymous`` rule covers a path, reads there need no token at all.
 Every `DataSession` operation checks the path the client named and the path it really
 reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
 Refusals are `APIError`s; storage errors propagate for the HTTP layer to map.
+
+Each session knows whom the endpoint's audit records name (`audit.AuditCaller`: identity,
+username, local account). Over HTTPS the data routes' middleware records whole requests;
+sessions opened by `TransferAccess` record their own reads, writes, deletes, moves, mkdirs
+and symlinks, refused or not.
 """
 
 from __future__ import annotations
