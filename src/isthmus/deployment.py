@@ -24,6 +24,7 @@ from isthmus.auth.builtins import TRANSFER_CLIENT_ID
 from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService, InProcessDependentTokens
+from isthmus.connect.audit import AuditLog
 from isthmus.connect.bootstrap import Site, ensure_default_endpoint
 from isthmus.connect.data_access import DataAccess, TransferAccess
 from isthmus.connect.endpoints import require_endpoint
@@ -68,6 +69,7 @@ class Deployment:
     data: DataAccess
     # `core.collection_access.CollectionAccess`: how Transfer reaches collections' files.
     collections: TransferAccess
+    audit: AuditLog
 
     @property
     def settings(self) -> Settings:
@@ -167,11 +169,13 @@ def open_services(
     # Transfer reaches every collection of this database (any endpoint) with the same
     # checks, sharing the connectors; it gets data_access tokens by the dependent-token
     # grant, as its own client in Auth.
+    # Both paths record their data operations in the endpoint's audit log.
+    audit = AuditLog(auth.sessions)
     collections = TransferAccess(DataAccess(
         sessions=auth.sessions, introspector=introspector, identities=auth, policies=auth,
         endpoint_id=None, public_url=settings.public_url, pool=data.pool,
-        guests=connect.resolve_guest, secret_box=auth.secret_box))
+        guests=connect.resolve_guest, secret_box=auth.secret_box), audit)
     transfer.opener = CollectionOpener(collections,
                                        InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
-                      collections=collections)
+                      collections=collections, audit=audit)

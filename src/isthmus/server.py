@@ -29,6 +29,8 @@ from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
 from isthmus.connect import data_access, data_api
 from isthmus.connect import errors as connect_errors
+from isthmus.connect.audit import AuditMiddleware
+from isthmus.connect.data_access import DATA_PREFIX
 from isthmus.core.access_log import AccessLog, AccessLogMiddleware
 from isthmus.core.db import Checkpointer, transaction, utcnow
 from isthmus.core.direct_routes import DirectRoutes
@@ -79,6 +81,8 @@ def create_app(
             tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
+        # What the audit log still holds when the server stops.
+        await anyio.to_thread.run_sync(deployment.audit.flush)
 
     app = FastAPI(title="Isthmus", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=lifespan)
@@ -87,6 +91,7 @@ def create_app(
     app.state.transfer = deployment.transfer
     app.state.connect = deployment.connect
     app.state.data = deployment.data
+    app.state.audit = deployment.audit
     for service in services:
         for router in SERVICE_ROUTERS[service]:
             app.include_router(router)
@@ -96,6 +101,10 @@ def create_app(
     if "auth" in services:
         app.add_middleware(DirectRoutes, routes=auth_api.DIRECT_ROUTES,
                            render_error=render_error)
+    if "connect" in services:
+        app.add_middleware(AuditMiddleware, log=deployment.audit, prefix=DATA_PREFIX,
+                           locate=data_api.parse_location,
+                           endpoint_id=deployment.data.endpoint_id)
     # Added last, so outermost: it sees the direct routes' requests too.
     if auth.settings.access_log is not None:
         app.add_middleware(AccessLogMiddleware, log=AccessLog(auth.settings.access_log))

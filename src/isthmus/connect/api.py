@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from isthmus.connect import (
+    audit,
     collection_admin,
     collections,
     credentials,
@@ -373,6 +374,30 @@ async def delete_collection_domain(request: Request, collection_id: str) -> Docu
                  domains.delete_collection_domain(session, endpoint, caller, collection_id,
                                                   changes))
     return _done(f"Deleted the domain of Collection {collection_id}")
+
+
+# --- audit records --------------------------------------------------------------------------
+
+
+async def _flushed(request: Request) -> None:
+    """This node's records still waiting in memory, written first so a query sees them."""
+    log: audit.AuditLog = request.app.state.audit
+    await work.in_thread(request, log.flush)
+
+
+@router.get("/audit")
+async def query_audit(request: Request) -> Document:
+    params = _params(request)
+    await _flushed(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             audit.query(session, endpoint, caller, params)))
+
+
+@router.get("/audit/summary")
+async def audit_summary(request: Request) -> JSONResponse:
+    await _flushed(request)
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            audit.summary(session, endpoint, caller)))
 
 
 # --- nodes ----------------------------------------------------------------------------------

@@ -37,17 +37,24 @@ Where an ``anonymous`` rule covers a path, reads there need no token at all.
 Every `DataSession` operation checks the path the client named and the path it really
 reaches (symlinks inside the root resolved), so a link cannot lead past a restriction.
 Refusals are `APIError`s; storage errors propagate for the HTTP layer to map.
+
+Each session knows whom the endpoint's audit records name (`audit.AuditCaller`: identity,
+username, local account). Over HTTPS the data routes' middleware records whole requests;
+sessions opened by `TransferAccess` record their own reads, writes, deletes, moves, mkdirs
+and symlinks, refused or not.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import select
@@ -62,6 +69,7 @@ from isthmus.connect import (
     webdav_gateways,
 )
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
+from isthmus.connect.audit import AuditCaller, AuditLog
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
 from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
 from isthmus.connect.data_paths import Access, DataPaths, from_permission
@@ -105,6 +113,7 @@ from isthmus.storage.errors import (
 )
 
 logger = logging.getLogger("isthmus.connect")
+T = TypeVar("T")
 
 DATA_PREFIX = "/data"
 
@@ -165,6 +174,7 @@ class DataTarget:
     session: session_checks.SessionDemands
     # Storage reached with the caller's own OAuth2 credential (a WebDAV gateway).
     by_credential: bool = False
+    endpoint_id: uuid.UUID | None = None
 
     @property
     def needs_data_access(self) -> bool:
@@ -224,6 +234,7 @@ class DataAccess:
             https_methods=frozenset(Method) if methods is None else frozenset(methods),
             session=session_checks.demands_of(session, collection, gateway),
             by_credential=webdav_gateways.is_webdav(gateway),
+            endpoint_id=collection.endpoint_id,
         )
 
     def sign_in_url(self, target: DataTarget) -> str:
@@ -269,6 +280,12 @@ class DataAccess:
 
     def session_for(self, target: DataTarget, info: TokenInfo) -> DataSession:
         """The session of an authenticated caller whose token suits ``target``."""
+        session = self._session_for(target, info)
+        session.caller = AuditCaller(target.endpoint_id, target.collection_id,
+                                     info.identity_id, info.username, session.account)
+        return session
+
+    def _session_for(self, target: DataTarget, info: TokenInfo) -> DataSession:
         if target.collection_type == "guest" and self.guests is not None:
             return self._guest_session(self.guests(target.collection_id, info.identities, "/"))
         if target.collection_type != "mapped":
@@ -299,7 +316,10 @@ class DataAccess:
         assert resolved.guest is not None  # resolve_guest always gives it
         if GuestPaths(resolved.guest).access(canonical) is Access.NONE:
             return None
-        return self._guest_session(resolved)
+        session = self._guest_session(resolved)
+        session.caller = AuditCaller(target.endpoint_id, target.collection_id, None, None,
+                                     session.account)
+        return session
 
     def _credential_session(
         self, session: Session, collection_id: uuid.UUID, identities: list[dict[str, Any]],
@@ -324,7 +344,8 @@ class DataAccess:
         connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
                                                    credential, location.root_path)
         rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
-        return DataSession(OwnedLease(connector), rules, location.base_path, None)
+        return DataSession(OwnedLease(connector), rules, location.base_path, None,
+                           account=credential.username)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
         """The caller's identity first, then those linked to it (by username, for a stable
@@ -342,7 +363,8 @@ class DataAccess:
         assert resolved.guest is not None  # resolve_guest always gives it
         lease = self._lease(resolved.location, resolved.local_username)
         # The base path is the guest's root itself, so the rules see collection paths.
-        return DataSession(lease, GuestPaths(resolved.guest), paths.ROOT, None)
+        return DataSession(lease, GuestPaths(resolved.guest), paths.ROOT, None,
+                           account=resolved.local_username)
 
     def _lease(self, location: CollectionLocation, username: str) -> ConnectorLease:
         try:
@@ -389,7 +411,8 @@ class DataAccess:
         bucket, prefix = s3_gateways.bucket_and_prefix(location.root_path)
         lease = self.pool.lease_s3(endpoint_url, bucket, prefix, keys)
         rules = DataPaths(location.restrict_paths, UserPaths(None, resolved.local_username))
-        return DataSession(lease, rules, location.base_path, None)
+        return DataSession(lease, rules, location.base_path, None,
+                           account=resolved.local_username)
 
     def _session(self, resolved: MappedCaller) -> DataSession:
         location = resolved.location
@@ -407,7 +430,7 @@ class DataAccess:
                                str(resolved.identity.get("username") or ""))
         rules = DataPaths(location.restrict_paths, UserPaths(home, account.name))
         lease = self._lease(location, account.name)
-        session = DataSession(lease, rules, location.base_path, home)
+        session = DataSession(lease, rules, location.base_path, home, account=account.name)
         if per_user and home is not None and rules.access(home) >= Access.READ:
             session.make_home()
         return session
@@ -418,10 +441,16 @@ class TransferAccess:
     collections for a user, with `DataAccess`'s checks bar those of HTTPS itself (its scope,
     enabled flag and methods)."""
 
-    def __init__(self, data: DataAccess) -> None:
+    def __init__(self, data: DataAccess, audit_log: AuditLog | None = None) -> None:
         self.data = data
+        self.audit_log = audit_log
 
     def open(self, collection_id: uuid.UUID, token: str) -> DataSession:
+        session = self._open(collection_id, token)
+        session.audit_log = self.audit_log
+        return session
+
+    def _open(self, collection_id: uuid.UUID, token: str) -> DataSession:
         info, target = self.data.authenticate(collection_id, token)
         for_collection = info.resource_server == str(collection_id)
         if target.needs_data_access:
@@ -490,8 +519,15 @@ class DataSession:
     """
 
     def __init__(self, lease: ConnectorLease, rules: DataPaths | GuestPaths, base_path: str,
-                 home: str | None) -> None:
+                 home: str | None, *, account: str | None = None) -> None:
         self._lease = lease
+        # Who the audit records name: the local account (or credential) storage is used as,
+        # and (set by `DataAccess`) the caller.
+        self.account = account
+        self.caller: AuditCaller | None = None
+        # Set by `TransferAccess`: the session then records its own operations (over HTTPS
+        # the data routes' middleware records whole requests instead).
+        self.audit_log: AuditLog | None = None
         self.connector: Connector = lease.connector
         self.rules = rules
         self.base_path = base_path  # the collection root in the gateway's namespace
@@ -617,8 +653,31 @@ class DataSession:
             return entry
         return replace(entry, target=None)
 
+    def _audited(self, operation: str, path: str, act: Callable[[], T], *,
+                 size: Callable[[T], int | None] = lambda _: None,
+                 destination: str | None = None) -> T:
+        """``act``, recorded in the audit log when the session keeps one."""
+        if self.audit_log is None or self.caller is None:
+            return act()
+        record = functools.partial(self.audit_log.record, self.caller,
+                                   collection_id=self.caller.collection_id, channel="transfer",
+                                   operation=operation, path=path, destination=destination)
+        try:
+            value = act()
+        except APIError as refused:
+            record(status=refused.status, result=refused.code)
+            raise
+        except StorageError as failed:  # NotFound: not_found, as GCS codes are written
+            code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(failed).__name__).lower()
+            record(status=failed.http_status, result=code)
+            raise
+        record(size=size(value))
+        return value
+
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
-        return self.connector.open_read(self._reach(path, Access.READ), offset, length)
+        return self._audited("READ", path, lambda: self.connector.open_read(
+            self._reach(path, Access.READ), offset, length),
+            size=lambda stream: length if length is not None else stream.entry.size - offset)
 
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
         return self.connector.digests(self._reach(path, Access.READ), algorithms)
@@ -627,24 +686,30 @@ class DataSession:
 
     def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
-        return self.connector.begin_write(self._reach_new(path), options)
+        return self._audited("WRITE", path, lambda: self.connector.begin_write(
+            self._reach_new(path), options), size=lambda _: options.expected_size)
 
     def set_mtime(self, path: str, mtime: float) -> None:
         self.connector.set_mtime(self._reach(path, Access.READ_WRITE), mtime)
 
     def mkdir(self, path: str) -> None:
-        self.connector.mkdir(self._reach_new(path))
+        self._audited("MKDIR", path, lambda: self.connector.mkdir(self._reach_new(path)))
 
     def symlink(self, path: str, target: str) -> None:
-        self.connector.symlink(self._reach_new(path), target)
+        self._audited("SYMLINK", path, lambda: self.connector.symlink(self._reach_new(path),
+                                                                      target))
 
     def delete(self, path: str) -> None:
         """Remove a file, a link, or a directory with everything in it."""
-        real = self._reach(path, Access.READ_WRITE, follow=False, tree=True)
-        self.connector.delete(real, recursive=True)
+        self._audited("DELETE", path, lambda: self.connector.delete(
+            self._reach(path, Access.READ_WRITE, follow=False, tree=True), recursive=True))
 
     def move(self, source: str, destination: str, *, overwrite: bool) -> bool:
         """Move (rename) within the collection; True when ``destination`` was new."""
+        return self._audited("MOVE", source, lambda: self._move(
+            source, destination, overwrite=overwrite), destination=destination)
+
+    def _move(self, source: str, destination: str, *, overwrite: bool) -> bool:
         old = self._reach(source, Access.READ_WRITE, follow=False, tree=True)
         new = self._reach_new(destination, tree=True, folder_lands=self._is_folder(old))
         moved = self.connector.stat(old)  # NotFound names the source

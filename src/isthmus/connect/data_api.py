@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from isthmus.connect import rfc4918
+from isthmus.connect import audit, rfc4918
 from isthmus.connect.data_access import DATA_PREFIX, DataAccess, DataSession, Method
 from isthmus.connect.rfc9110 import (
     UnsatisfiableRangeError,
@@ -159,6 +159,7 @@ async def _open(request: Request, methods: list[Method], *,
                                        path=requested))
     except StorageError as error:  # the mapped account, the collection root
         raise _from_storage(error) from None
+    audit.note_caller(request.scope, session.caller)
     try:
         return session, _canonical(session, requested)
     except BaseException:
@@ -396,6 +397,7 @@ async def move_or_copy(request: Request) -> Response:
     async with _opened(request, methods) as (session, source):
         collection_id, _ = _location(request)
         destination = _canonical(session, _destination(request, _data(request), collection_id))
+        audit.note_caller(request.scope, None, destination)
         source_entry = await _io(lambda: session.stat(source))
         if precondition_status(request.method, request.headers,
                                Validators.of(source_entry)) is not None:

@@ -11,7 +11,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isthmus.core.db import Base, UTCDateTime, new_id, utcnow
@@ -195,3 +206,29 @@ class CustomDomain(Base):
     # Sealed with the deployment's SecretBox (core/encryption.py).
     private_key: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditRecord(Base):
+    """One data operation on the endpoint (HTTPS, or Transfer through `TransferAccess`):
+    who, where, what, how many bytes, and how it ended (``ok`` or the error code)."""
+
+    __tablename__ = "connect_audit_records"
+    __table_args__ = (Index("ix_connect_audit_records_endpoint_time", "endpoint_id", "time"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # No foreign keys: the record outlives the endpoint, collection and identity it names.
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    collection_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    username: Mapped[str | None] = mapped_column(String(320))
+    local_account: Mapped[str | None] = mapped_column(String(320))
+    # "https" or "transfer"
+    channel: Mapped[str] = mapped_column(String(16))
+    operation: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    destination: Mapped[str | None] = mapped_column(Text)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(64))

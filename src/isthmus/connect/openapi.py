@@ -142,6 +142,13 @@ OPERATIONS: dict[str, dict[str, Schema]] = {
         "GET": operation(query={**PAGING, **INCLUDE, "collection_id": UUID}),
         "POST": operation(body=_document(schemas.ROLE, creating=True))},
     "/api/roles/{role_id}": {"GET": ONE, "DELETE": DONE},
+    # The endpoint's audit records (owner and administrators): oldest first, filtered.
+    "/api/audit": {"GET": operation(query={
+        **PAGING, "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"}, "username": TEXT,
+        "identity_id": UUID, "collection_id": UUID, "path": TEXT, "operation": TEXT,
+        "result": TEXT})},
+    "/api/audit/summary": {"GET": ONE},
     "/api/nodes": {"GET": operation(query=PAGING),
                    "POST": operation(body=_document(schemas.NODE, creating=True))},
     "/api/nodes/{node_id}": {"GET": ONE, **_writes(schemas.NODE, **INCLUDE), "DELETE": DONE},

@@ -11,6 +11,7 @@ import sys
 import click
 
 from isthmus.gcs_cli import (
+    audit,
     auth_policies,
     endpoints,
     gateways,
@@ -41,7 +42,7 @@ def cli() -> None:
 for command in (login, logout, whoami, session_group, endpoints.endpoint, nodes.node,
                 gateways.storage_gateway, gcs_collections.collection, auth_policies.auth_policy,
                 sharing_policies.sharing_policy, user_credentials.user_credentials,
-                unavailable.oidc, unavailable.audit, nodes.self_diagnostic):
+                unavailable.oidc, audit.audit, nodes.self_diagnostic):
     cli.add_command(command)
 
 

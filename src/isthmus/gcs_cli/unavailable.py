@@ -1,5 +1,5 @@
-"""Commands of what this server does not offer: the endpoint's own OIDC server and audit
-logs (each with its help text), and the GCS connectors it has none of. Each says plainly
+"""Commands of what this server does not offer: the endpoint's own OIDC server (each with
+its help text), and the GCS connectors it has none of. Each says plainly
 that this server does not offer it."""
 
 from __future__ import annotations
@@ -41,12 +41,6 @@ oidc = group_of("oidc", "The endpoint's own OpenID Connect server (local account
     "show": "Show the endpoint's OIDC server.",
     "update": "Change the endpoint's OIDC server.",
 }, lambda command: f"'oidc {command}'")
-
-audit = group_of("audit", "High-assurance audit logs of the endpoint.", {
-    "load": "Load the node's audit log files into a local database.",
-    "query": "Query the loaded audit records.",
-    "dump": "Print the loaded audit records.",
-}, lambda command: f"'audit {command}'")
 
 # The spec's connectors this server has none of: named, they are refused with what it has.
 MISSING_CONNECTORS = ("posix-staging", "azure-blob", "blackpearl", "box", "ceph",

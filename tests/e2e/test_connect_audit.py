@@ -1,0 +1,180 @@
+"""The endpoint's audit records: a user reads and writes over HTTPS with curl, and the
+owner reads the records with `globus-connect-server audit load|query|dump` (the real
+console script, logged in as the owner); a user holding no endpoint role is refused."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from globus_sdk import TransferData
+
+from tests.conftest import EndpointSite, User, _new_user, answer_login, shell_environment
+from tests.e2e.data_helpers import DataSite, curl, dav, start_data_site
+from tests.e2e.helpers import pointed_at
+from tests.e2e.test_gcs_cli import GCS
+from tests.e2e.test_transfer_file_ops import app_transfer_client
+from tests.e2e.test_transfer_tasks import wait
+
+CONTENT = b"audited bytes, 29 of them...\n"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataSite]:
+    yield from start_data_site(tmp_path_factory.mktemp("isthmus-audit"))
+
+
+@pytest.fixture(scope="module")
+def alice(site: DataSite) -> User:
+    return _new_user(site.server, "alice")
+
+
+@pytest.fixture(scope="module")
+def alice_token(site: DataSite, alice: User) -> str:
+    return site.token(alice)
+
+
+def gcs(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([GCS, *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def logged_in_shell(site: DataSite, user: User, home: Path) -> dict[str, str]:
+    """A shell of ``user`` after `globus-connect-server login ENDPOINT_ID`."""
+    env = shell_environment(site.server, home)
+    process = subprocess.Popen([GCS, "login", site.endpoint_id, "--no-local-server"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        answer_login(site.server, process, user)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, f"{out}\n{err}"
+    return env
+
+
+@pytest.fixture(scope="module")
+def owner_shell(site: DataSite, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return logged_in_shell(site, site.owner, tmp_path_factory.mktemp("owner-home"))
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"{result.args}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def activity(site: DataSite, alice: User, alice_token: str,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Alice's PUT, GET, DELETE in her folder, a PUT refused outside it, and a GET with a
+    token that is not active; the collection paths they name."""
+    body = tmp_path_factory.mktemp("audit-body") / "body"
+    body.write_bytes(CONTENT)
+    home = site.home_url(alice)
+    put = curl(site.server, alice_token, "-X", "PUT", "--data-binary", f"@{body}",
+               f"{home}/report.txt")
+    assert put.status == 201, put.text
+    got = curl(site.server, alice_token, f"{home}/report.txt")
+    assert got.status == 200 and got.body == CONTENT
+    assert dav(site, alice_token, "DELETE", f"{home}/report.txt").status == 204
+    refused = curl(site.server, alice_token, "-X", "PUT", "--data-binary", f"@{body}",
+                   f"{site.url}/planted.txt")
+    assert refused.status == 403, refused.text
+    assert curl(site.server, "not-a-token", f"{home}/report.txt").status == 401
+    return {"file": f"/{alice.username}/report.txt", "refused": "/planted.txt"}
+
+
+def query(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
+    records = json.loads(ok(gcs(env, "audit", "query", "-F", "json", *args)))
+    assert isinstance(records, list)
+    return records
+
+
+def test_owner_queries_what_a_user_did_over_https(
+        site: DataSite, alice: User, activity: dict[str, str],
+        owner_shell: dict[str, str]) -> None:
+    records = query(owner_shell, "--username", alice.username)
+    done = [(r["operation"], r["path"], r["bytes"], r["status"], r["result"]) for r in records]
+    assert done == [
+        ("PUT", activity["file"], len(CONTENT), 201, "ok"),
+        ("GET", activity["file"], len(CONTENT), 200, "ok"),
+        ("DELETE", activity["file"], None, 204, "ok"),
+        ("PUT", activity["refused"], 0, 403, "permission_denied"),  # nothing was taken
+    ]
+    for record in records:
+        assert record["identity_id"] == alice.id
+        assert record["collection_id"] == site.collection_id
+        assert record["endpoint_id"] == site.endpoint_id
+        assert record["channel"] == "https" and record["local_account"]
+
+    # Filters: operation, result, path, time range; the text table names the user.
+    gets = query(owner_shell, "--username", alice.username, "--operation", "get")
+    assert [r["path"] for r in gets] == [activity["file"]]
+    errors = query(owner_shell, "--result", "error")
+    assert {(r["path"], r["result"], r["username"]) for r in errors} == {
+        (activity["refused"], "permission_denied", alice.username),
+        (activity["file"], "not_authorized", None)}  # the inactive token names no one
+    assert [r["bytes"] for r in query(owner_shell, "--path", f"/{alice.username}")] == [
+        len(CONTENT), len(CONTENT), None, 0]  # the refused GET moved nothing
+    assert query(owner_shell, "--start", "2999-01-01T00:00:00Z") == []
+    table = ok(gcs(owner_shell, "audit", "query", "--operation", "DELETE"))
+    assert alice.username in table and activity["file"] in table
+
+
+def test_dump_and_load_give_every_record_and_no_token(
+        alice_token: str, activity: dict[str, str], owner_shell: dict[str, str]) -> None:
+    lines = ok(gcs(owner_shell, "audit", "dump")).splitlines()
+    dumped = [json.loads(line) for line in lines]
+    assert len(dumped) == 5
+    assert [r["operation"] for r in dumped] == ["PUT", "GET", "DELETE", "PUT", "GET"]
+    rows = list(csv.DictReader(io.StringIO(ok(gcs(owner_shell, "audit", "dump", "--csv")))))
+    assert [row["path"] for row in rows] == [r["path"] for r in dumped]
+    assert rows[0]["bytes"] == str(len(CONTENT))
+    for text in (json.dumps(dumped), json.dumps(rows)):
+        assert alice_token not in text and "not-a-token" not in text
+    assert "Audit records available: 5" in ok(gcs(owner_shell, "audit", "load"))
+
+
+def test_a_user_without_an_endpoint_role_is_refused(
+        site: DataSite, alice: User, activity: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    env = logged_in_shell(site, alice, tmp_path_factory.mktemp("alice-home"))
+    for command in (("query",), ("dump",), ("load",)):
+        refused = gcs(env, "audit", *command)
+        assert refused.returncode != 0 and "Insufficient permissions" in refused.stderr, \
+            refused.stderr
+        assert refused.stdout == ""
+
+
+def test_transfer_operations_are_recorded_too(
+        site: DataSite, alice: User, activity: dict[str, str],
+        owner_shell: dict[str, str]) -> None:
+    """Transfer reaches the files through the same data sessions: its mkdir, and the read
+    and the write of a copy task, are alice's records too (after the HTTPS ones)."""
+    (site.home_dir(alice) / "source.txt").write_bytes(CONTENT)
+    files = EndpointSite(site.server, site.owner, site.endpoint_id, site.collection_id,
+                         "files")
+    with pointed_at(site.server):
+        tc = app_transfer_client(files, alice, site.collection_id)
+        tc.operation_mkdir(site.collection_id, "~/copies/")
+        data = TransferData(site.collection_id, site.collection_id)
+        data.add_item("~/source.txt", "~/copies/copy.txt")
+        wait(tc, tc.submit_transfer(data)["task_id"])
+    assert (site.home_dir(alice) / "copies" / "copy.txt").read_bytes() == CONTENT
+    home = f"/{alice.username}"
+    records = [r for r in query(owner_shell, "--username", alice.username)
+               if r["channel"] == "transfer"]
+    done = {(r["operation"], r["path"], r["bytes"], r["result"]) for r in records}
+    assert {("MKDIR", f"{home}/copies", None, "ok"),
+            ("READ", f"{home}/source.txt", len(CONTENT), "ok"),
+            ("WRITE", f"{home}/copies/copy.txt", len(CONTENT), "ok")} <= done, done
+    assert all(r["identity_id"] == alice.id and r["local_account"] for r in records)
