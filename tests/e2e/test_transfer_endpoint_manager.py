@@ -4,6 +4,7 @@ pause rules (which the runner honours), and everyone else is refused."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from tests.e2e.helpers import native_login, pointed_at
 from tests.e2e.test_transfer_file_ops import app_transfer_client
 from tests.e2e.test_transfer_registry import transfer_client
 from tests.e2e.test_transfer_tasks import digests, expect_error, make_tree
+from tests.live import ISTHMUS
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +153,29 @@ def test_monitors_read_managers_cancel_and_pause_others_are_refused(
     assert len(copied) == len(digests(home(site, alice) / "src"))
     expect_error(404, "ClientError.NotFound", manager.endpoint_manager_get_pause_rule,
                  rule["id"])
+
+
+def watch(site: EndpointSite, task_id: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ISTHMUS, "task", "watch", task_id, "--interval", "0.2",
+         "--data-dir", str(site.server.data_dir)],
+        capture_output=True, text=True, env=site.server.process_env(), timeout=60)
+
+
+def test_isthmus_task_watch_follows_a_task_to_its_end(
+    site: EndpointSite, alice: User, alice_tc: TransferClient,
+) -> None:
+    task_id = submit(site, alice_tc, "watched")
+    watched = watch(site, task_id)  # started while the task runs, ends when it does
+    assert watched.returncode == 0, watched.stderr
+    total = sum(path.stat().st_size for path in (home(site, alice) / "src").rglob("*")
+                if path.is_file() and not path.is_symlink())
+    files = len(digests(home(site, alice) / "src"))
+    assert watched.stdout.splitlines() == [
+        f"Task {task_id} SUCCEEDED: {files} files, {total} bytes transferred"]
+    assert f"{files}/{files} files" in watched.stderr  # the progress bar's last state
+    unknown = str(uuid.uuid4())
+    missing = watch(site, unknown)
+    assert missing.returncode != 0
+    assert (missing.stdout, missing.stderr.splitlines()) == (
+        "", [f"Error: No task found with id '{unknown}'"])
