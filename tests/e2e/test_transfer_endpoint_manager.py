@@ -96,10 +96,13 @@ def test_monitors_read_managers_cancel_and_pause_others_are_refused(
     info = alice_tc.task_pause_info(paused_id)
     assert [item["id"] for item in info["pause_rules"]] == [rule["id"]]
     assert info["source_pause_message"] == "disk maintenance"
+    assert [item["task_id"] for item in alice_tc.task_list(filter="is_paused:1")] == [paused_id]
 
     # The monitor sees and reads alice's task, but may not cancel, pause or make rules.
     listed = monitor.endpoint_manager_task_list(filter_status="ACTIVE,INACTIVE")
     assert paused_id in [item["task_id"] for item in listed]
+    assert [item["task_id"] for item in monitor.endpoint_manager_task_list(
+        filter_status="INACTIVE", filter_is_paused=True)] == [paused_id]
     shown = monitor.endpoint_manager_get_task(paused_id)
     assert (shown["owner_id"], shown["owner_string"], shown["source_host_endpoint_id"]) == (
         alice.id, alice.username, site.endpoint_id)

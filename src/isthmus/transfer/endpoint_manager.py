@@ -132,8 +132,7 @@ def _task_conditions(session: Session, params: Mapping[str, str]) -> list[Column
         if not running_only:
             raise bad_request("filter_is_paused needs filter_status of ACTIVE and/or INACTIVE")
         paused = filters.parse_bool(params["filter_is_paused"], "filter_is_paused")
-        is_paused = and_(Task.status == "INACTIVE", Task.nice_status == pauses.PAUSED_BY_ADMIN)
-        conditions.append(is_paused if paused else ~is_paused)
+        conditions.append(pauses.paused_condition() if paused else ~pauses.paused_condition())
     if params.get("filter_completion_time"):
         start, end = filters.parse_range(params["filter_completion_time"],
                                          "filter_completion_time")

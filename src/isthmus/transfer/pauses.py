@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
@@ -57,6 +57,11 @@ def matching_rules(session: Session, task: Task, now: datetime | None = None
 
 def is_paused(task: Task) -> bool:
     return task.status == INACTIVE and task.nice_status == PAUSED_BY_ADMIN
+
+
+def paused_condition() -> ColumnElement[bool]:
+    """`is_paused` in SQL."""
+    return and_(Task.status == INACTIVE, Task.nice_status == PAUSED_BY_ADMIN)
 
 
 def refresh(session: Session, task: Task) -> bool:

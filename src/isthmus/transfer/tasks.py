@@ -185,8 +185,8 @@ def _task_conditions(clauses: list[tuple[str, str]]) -> list[ColumnElement[bool]
             if end is not None:
                 conditions.append(column <= end)
         elif kind == "bool":
-            # No task is ever paused here: is_paused:1 matches nothing.
-            conditions.append(true() if not filters.parse_bool(value, field) else false())
+            paused = pauses.paused_condition()
+            conditions.append(paused if filters.parse_bool(value, field) else ~paused)
         elif field == "task_id":
             conditions.append(_text_condition(Task.id, value, ids=True))
         elif field.endswith("_endpoint_id"):
