@@ -210,6 +210,8 @@ def _start(context: SliceContext, task_id: uuid.UUID
         if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
             return None
         if pauses.refresh(session, task):
+            # Handed back at once: resumed, any runner may take it up without waiting.
+            task.claimed_by, task.lease_until = None, None
             return None
         if task.started_time is None:
             task.started_time = utcnow()
