@@ -157,6 +157,12 @@ def test_monitors_read_managers_cancel_and_pause_others_are_refused(
     assert len(copied) == len(digests(home(site, alice) / "src"))
     expect_error(404, "ClientError.NotFound", manager.endpoint_manager_get_pause_rule,
                  rule["id"])
+    # Every task of alice's on the endpoint, a page at a time, newest first.
+    pages = monitor.paginated.endpoint_manager_task_list(
+        filter_endpoint=site.endpoint_id, filter_owner_id=alice.id, query_params={"limit": 1})
+    assert [item["task_id"] for item in pages.items()] == [canceled_id, paused_id]
+    expect_error(400, "ClientError.BadRequest", manager.endpoint_manager_create_pause_rule,
+                 {"message": "x", "endpoint_id": site.endpoint_id, "identity_id": 7})
 
 
 def watch(site: EndpointSite, task_id: str) -> subprocess.CompletedProcess[str]:

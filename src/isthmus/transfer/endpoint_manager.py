@@ -336,6 +336,8 @@ def create_rule(session: Session, caller: Caller, body: Mapping[str, Any]) -> di
     if "message" not in body:
         raise bad_request("message is required")
     identity = body.get("identity_id")
+    if identity is not None and not isinstance(identity, str):
+        raise bad_request("identity_id must be an identity id or null")
     rule = PauseRule(id=uuid.uuid4(),
                      endpoint_id=_managed_entity(session, caller, body.get("endpoint_id")),
                      identity_id=_parse_ids(identity, "identity_id")[0] if identity else None,
