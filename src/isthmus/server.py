@@ -38,6 +38,7 @@ from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment
 from isthmus.groups import api as groups_api
 from isthmus.transfer import api as transfer_api
+from isthmus.transfer import endpoint_manager_api
 from isthmus.transfer import errors as transfer_errors
 
 logger = logging.getLogger("isthmus")
@@ -59,7 +60,7 @@ SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
         auth_identities_api.router,
     ),
     "groups": (groups_api.router,),
-    "transfer": (transfer_api.router,),
+    "transfer": (transfer_api.router, endpoint_manager_api.router),
     "connect": (connect_api.router, data_api.router),
 }
 ALL_SERVICES = tuple(SERVICE_ROUTERS)

@@ -312,6 +312,42 @@ def user_reset_mfa(username: str, data_dir: str | None) -> None:
                else f"{username} had no two-factor authentication")
 
 
+# --- transfer tasks -------------------------------------------------------------
+
+
+@main.group()
+def task() -> None:
+    """Transfer tasks, as the deployment's administrator sees them."""
+
+
+@task.command("watch")
+@click.argument("task_id")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between looks at the task.")
+@data_dir_option
+def task_watch(task_id: str, interval: float, data_dir: str | None) -> None:
+    """Show a task's progress (files, bytes, speed, status) until it ends; exit 0 when it
+    SUCCEEDED, 1 otherwise."""
+    import uuid
+
+    from rich.console import Console
+
+    from isthmus.cli import task_watch as watching
+    from isthmus.deployment import open_deployment
+
+    try:
+        key = uuid.UUID(task_id)
+    except ValueError:
+        raise click.ClickException(f"No task found with id '{task_id}'") from None
+    sessions = open_deployment(_settings(data_dir)).sessions
+    first = watching.read_task(sessions, key)
+    if first is None:
+        raise click.ClickException(f"No task found with id '{task_id}'")
+    last = watching.watch(sessions, key, first, interval, Console(stderr=True))
+    click.echo(watching.final_line(last))
+    sys.exit(0 if last["status"] == "SUCCEEDED" else 1)
+
+
 # --- clients and scopes ----------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from isthmus.core.collection_access import CollectionAccess, CollectionSession
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
-from isthmus.transfer import tasks
+from isthmus.transfer import pauses, tasks
 from isthmus.transfer.copying import Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.submission import credential_purpose
@@ -118,6 +118,7 @@ class TaskState:
 
     cancel_requested: bool
     deadline: datetime
+    paused: bool = False
 
 
 class Slice:
@@ -137,11 +138,14 @@ class Slice:
         with transaction(self.context.sessions) as session:
             task = session.scalar(select(Task).where(Task.id == self.task_id)
                                   .with_for_update())
-            if task is None or task.claimed_by != self.context.worker or task.status != "ACTIVE":
+            if task is None or task.claimed_by != self.context.worker or task.status not in (
+                    "ACTIVE", "INACTIVE"):
                 raise LeaseLost
+            # What was done before a pause is kept: resumed, the task goes on from there.
             self._apply(session, task, batch)
             task.lease_until = now + self.context.lease
-            self.state = TaskState(task.cancel_requested, task.deadline)
+            self.state = TaskState(task.cancel_requested, task.deadline,
+                                   pauses.refresh(session, task))
         self.flushed = time.monotonic()
 
     @staticmethod
@@ -172,7 +176,7 @@ class Slice:
 
     def must_stop(self) -> bool:
         return (self.state.cancel_requested or self.state.deadline < utcnow()
-                or self.context.stopping.is_set())
+                or self.state.paused or self.context.stopping.is_set())
 
 
 def _token(context: SliceContext, session: Session, task: Task,
@@ -204,6 +208,10 @@ def _start(context: SliceContext, task_id: uuid.UUID
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
         if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
+            return None
+        if pauses.refresh(session, task):
+            # Handed back at once: resumed, any runner may take it up without waiting.
+            task.claimed_by, task.lease_until = None, None
             return None
         if task.started_time is None:
             task.started_time = utcnow()
@@ -334,7 +342,7 @@ def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem],
 def _end_if_stopped(session: Session, task: Task) -> bool:
     """End a task that was canceled or whose deadline passed; whether it ended."""
     if task.cancel_requested:
-        tasks.finish_canceled(session, task, "Canceled by the task owner")
+        tasks.finish_canceled(session, task)
         return True
     if task.deadline < utcnow():
         pending = task.subtasks_total - (task.subtasks_succeeded + task.subtasks_failed
@@ -347,10 +355,11 @@ def _end_if_stopped(session: Session, task: Task) -> bool:
 
 
 def _stop(current: Slice) -> None:
-    """The task was canceled or expired (or the runner is stopping: then hand it back)."""
+    """The task was canceled, expired or paused (or the runner is stopping: then hand it
+    back)."""
     with transaction(current.context.sessions) as session:
         task = session.get(Task, current.task_id)
-        if task is not None and task.status == "ACTIVE":
+        if task is not None and task.status in ("ACTIVE", "INACTIVE"):
             _end_if_stopped(session, task)
 
 

@@ -95,6 +95,11 @@ class Task(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_served: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An endpoint manager's pause of this very task (admin_pause), until admin_resume.
+    admin_pause_message: Mapped[str | None] = mapped_column(Text)
+    # Who canceled it as an endpoint manager: SOURCE | DESTINATION | BOTH, and why.
+    canceled_by_admin: Mapped[str | None] = mapped_column(String(16))
+    canceled_by_admin_message: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskItem(Base):
@@ -148,3 +153,33 @@ class TaskCredential(Base):
         ForeignKey("transfer_tasks.id", ondelete="CASCADE"), primary_key=True)
     collection_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     sealed_token: Mapped[str] = mapped_column(Text)
+
+
+class PauseRule(Base):
+    """An endpoint manager's rule pausing the tasks that use an endpoint (or one collection),
+    of everyone or of one identity, from ``start_time`` on."""
+
+    __tablename__ = "transfer_pause_rules"
+    __table_args__ = (Index("ix_transfer_pause_rules_endpoint", "endpoint_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    message: Mapped[str] = mapped_column(Text)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    modified_by_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    pause_task_transfer_read: Mapped[bool] = mapped_column(Boolean)
+    pause_task_transfer_write: Mapped[bool] = mapped_column(Boolean)
+    pause_task_delete: Mapped[bool] = mapped_column(Boolean)
+
+
+class AdminCancel(Base):
+    """An endpoint manager's cancel of a list of tasks, for `endpoint_manager_cancel_status`."""
+
+    __tablename__ = "transfer_admin_cancels"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
+    message: Mapped[str] = mapped_column(Text)
+    task_ids: Mapped[list[str]] = mapped_column(JSON)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

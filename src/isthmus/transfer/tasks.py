@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
-from isthmus.transfer import filters
+from isthmus.transfer import filters, pauses
 from isthmus.transfer.filters import bad_request
 from isthmus.transfer.progress import finish
 from isthmus.transfer.registry import Caller
@@ -23,6 +23,7 @@ from isthmus.transfer.task_models import (
     DONE,
     FILE,
     SKIPPED_ERROR,
+    PauseRule,
     Task,
     TaskEvent,
     TaskItem,
@@ -62,7 +63,8 @@ def effective_speed(task: Task, now: datetime) -> int:
 
 def task_document(task: Task, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    active = task.status == ACTIVE
+    # A paused (INACTIVE) task is unfinished too: it says why it waits.
+    active = task.status in (ACTIVE, pauses.INACTIVE)
     pending = task.subtasks_total - (task.subtasks_succeeded + task.subtasks_failed
                                      + task.subtasks_canceled + task.subtasks_expired
                                      + task.subtasks_skipped_errors)
@@ -106,8 +108,9 @@ def task_document(task: Task, now: datetime | None = None) -> dict[str, Any]:
         "nice_status_details": None,
         "nice_status_expires_in": -1 if active else None,
         "is_ok": (task.nice_status in ("Queued", "OK")) if active else None,
-        "is_paused": False, "fatal_error": fatal,
-        "canceled_by_admin": None, "canceled_by_admin_message": None,
+        "is_paused": pauses.is_paused(task), "fatal_error": fatal,
+        "canceled_by_admin": task.canceled_by_admin,
+        "canceled_by_admin_message": task.canceled_by_admin_message,
         "history_deleted": False,
         "source_local_user": options.get("source_local_user", options.get("local_user")),
         "destination_local_user": options.get("destination_local_user"),
@@ -182,8 +185,8 @@ def _task_conditions(clauses: list[tuple[str, str]]) -> list[ColumnElement[bool]
             if end is not None:
                 conditions.append(column <= end)
         elif kind == "bool":
-            # No task is ever paused here: is_paused:1 matches nothing.
-            conditions.append(true() if not filters.parse_bool(value, field) else false())
+            paused = pauses.paused_condition()
+            conditions.append(paused if filters.parse_bool(value, field) else ~paused)
         elif field == "task_id":
             conditions.append(_text_condition(Task.id, value, ids=True))
         elif field.endswith("_endpoint_id"):
@@ -259,16 +262,22 @@ def update_task(session: Session, caller: Caller, task_id: str,
 def request_cancel(session: Session, caller: Caller, task_id: str) -> tuple[uuid.UUID, bool]:
     """Ask the task's worker to stop; (task id, whether it was still running). A task no
     worker holds ends at once."""
-    task = require_task(session, caller, task_id, for_update=True)
+    return cancel(session, require_task(session, caller, task_id, for_update=True))
+
+
+def cancel(session: Session, task: Task) -> tuple[uuid.UUID, bool]:
+    """Ask the (locked) task's worker to stop; see `request_cancel`."""
     if task.status in FINISHED:
         return task.id, False
     task.cancel_requested = True
     if task.claimed_by is None or task.lease_until is None or task.lease_until < utcnow():
-        finish_canceled(session, task, "Canceled by the task owner")
+        finish_canceled(session, task)
     return task.id, True
 
 
-def finish_canceled(session: Session, task: Task, details: str) -> None:
+def finish_canceled(session: Session, task: Task) -> None:
+    details = (f"Canceled by an endpoint manager: {task.canceled_by_admin_message}"
+               if task.canceled_by_admin else "Canceled by the task owner")
     pending = task.subtasks_total - (task.subtasks_succeeded + task.subtasks_failed
                                      + task.subtasks_expired + task.subtasks_skipped_errors
                                      + task.subtasks_canceled)
@@ -297,7 +306,10 @@ def cancel_result(task_id: uuid.UUID, canceled: bool) -> dict[str, Any]:
 
 def event_list(session: Session, caller: Caller, task_id: str,
                params: Mapping[str, str]) -> dict[str, Any]:
-    task = require_task(session, caller, task_id)
+    return event_list_of(session, require_task(session, caller, task_id), params)
+
+
+def event_list_of(session: Session, task: Task, params: Mapping[str, str]) -> dict[str, Any]:
     clauses = dict(filters.parse_filter(params.get("filter"), {"is_error": "bool"}))
     limit = filters.int_param(params, "limit", 10, low=1, high=TASK_LIST_LIMIT)
     offset = filters.int_param(params, "offset", 0)
@@ -327,7 +339,11 @@ def _marker_page(session: Session, task: Task, params: Mapping[str, str],
 
 def successful_transfers(session: Session, caller: Caller, task_id: str,
                          params: Mapping[str, str]) -> dict[str, Any]:
-    task = require_task(session, caller, task_id)
+    return successful_transfers_of(session, require_task(session, caller, task_id), params)
+
+
+def successful_transfers_of(session: Session, task: Task,
+                            params: Mapping[str, str]) -> dict[str, Any]:
     items, marker, next_marker = _marker_page(
         session, task, params, and_(TaskItem.kind == FILE, TaskItem.state == DONE))
     data = [{"DATA_TYPE": "successful_transfer", "source_path": item.source_path,
@@ -340,7 +356,10 @@ def successful_transfers(session: Session, caller: Caller, task_id: str,
 
 def skipped_errors(session: Session, caller: Caller, task_id: str,
                    params: Mapping[str, str]) -> dict[str, Any]:
-    task = require_task(session, caller, task_id)
+    return skipped_errors_of(session, require_task(session, caller, task_id), params)
+
+
+def skipped_errors_of(session: Session, task: Task, params: Mapping[str, str]) -> dict[str, Any]:
     items, marker, next_marker = _marker_page(session, task, params,
                                               TaskItem.state == SKIPPED_ERROR)
     data = [{"DATA_TYPE": "skipped_error", "source_path": item.source_path,
@@ -355,7 +374,31 @@ def skipped_errors(session: Session, caller: Caller, task_id: str,
 
 
 def pause_info(session: Session, caller: Caller, task_id: str) -> dict[str, Any]:
-    require_task(session, caller, task_id)
-    return {"DATA_TYPE": "pause_info_limited", "pause_rules": [],
-            "source_pause_message": None, "destination_pause_message": None,
+    return pause_info_document(session, require_task(session, caller, task_id))
+
+
+def pause_info_document(session: Session, task: Task) -> dict[str, Any]:
+    """What pauses the task: the rules in force on it, and an admin pause of it alone."""
+    rules = pauses.matching_rules(session, task) if task.status not in FINISHED else []
+    messages: dict[str, str | None] = {"SOURCE": None, "DESTINATION": None}
+    for rule, side in rules:
+        messages[side] = messages[side] or rule.message
+    if task.admin_pause_message is not None and task.status not in FINISHED:
+        messages["SOURCE"] = messages["SOURCE"] or task.admin_pause_message
+    return {"DATA_TYPE": "pause_info_limited",
+            "pause_rules": [pause_rule_limited(rule) for rule in
+                            {rule.id: rule for rule, _ in rules}.values()],
+            "source_pause_message": messages["SOURCE"],
+            "destination_pause_message": messages["DESTINATION"],
             "source_pause_message_share": None, "destination_pause_message_share": None}
+
+
+def pause_rule_limited(rule: PauseRule) -> dict[str, Any]:
+    return {"DATA_TYPE": "pause_rule_limited", "id": str(rule.id), "message": rule.message,
+            "start_time": _time(rule.start_time), "endpoint_id": str(rule.endpoint_id),
+            "identity_id": str(rule.identity_id) if rule.identity_id else None,
+            "modified_by_id": str(rule.modified_by_id), "created_by_host_manager": False,
+            "pause_ls": False, "pause_mkdir": False, "pause_rename": False,
+            "pause_task_delete": rule.pause_task_delete,
+            "pause_task_transfer_read": rule.pause_task_transfer_read,
+            "pause_task_transfer_write": rule.pause_task_transfer_write}
