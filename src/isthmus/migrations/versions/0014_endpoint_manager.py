@@ -1,7 +1,7 @@
 """Endpoint manager: pause rules, admin cancels, and a task's admin pause and cancel
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-01 11:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import isthmus.core.db
 
-revision = '0013'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
