@@ -20,6 +20,7 @@ from isthmus.core.registry import GCSV5_GUEST_COLLECTION, RegistryEntry, RoleGra
 from isthmus.deployment import Deployment, open_services
 from isthmus.transfer import registry
 from isthmus.transfer.registry import Caller
+from isthmus.transfer.task_models import Task
 
 pytestmark = pytest.mark.postgres
 
@@ -235,7 +236,12 @@ def test_registry_scopes(services: Deployment) -> None:
     secret = entry(endpoint_id, "100%_secret")
     with transaction(services.auth.sessions) as session:
         registry.publish(session, [mapped, shared, secret])
-        registry.record_use(session, ben, [mapped.id], active_change=1)
+        registry.record_use(session, ben, [mapped.id])
+        # In use: ben has an active task reading from the mapped collection.
+        task = Task(id=uuid.uuid4(), owner_id=ben, submission_id=uuid.uuid4(),
+                    type="TRANSFER", status="ACTIVE", deadline=utcnow(),
+                    source_endpoint_id=mapped.id, destination_endpoint_id=None)
+        session.add(task)
     with reading(services.auth.sessions) as session:
         assert search(session, as_ann, filter_scope="shared-by-me") == ["ann's share"]
         assert search(session, as_ben, filter_scope="shared-with-me") == ["ann's share"]
@@ -251,7 +257,9 @@ def test_registry_scopes(services: Deployment) -> None:
         assert search(session, as_ann, filter_fulltext="%") == []
         assert search(session, as_ann, filter_fulltext="_") == []
     with transaction(services.auth.sessions) as session:
-        registry.record_use(session, ben, [mapped.id], active_change=-1)
+        ended = session.get(Task, task.id)
+        assert ended is not None
+        ended.status = "SUCCEEDED"
         registry.reconcile(session, endpoint_id, [mapped])
     with reading(services.auth.sessions) as session:
         assert search(session, as_ben, filter_scope="in-use") == []
