@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -46,7 +45,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from oauth_throughput import ISTHMUS, Resources, free_port, process_group_cpu
+from oauth_throughput import (
+    ISTHMUS,
+    Resources,
+    free_port,
+    process_group_cpu,
+    run_cleanly,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -440,31 +446,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupted(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_static:
         serve_static(args.serve_static, args.port)
         return 0
-    resources = Resources()
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        document = run(args, resources)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the servers and removing the files", file=sys.stderr)
+    document = run_cleanly(lambda resources: run(args, resources))
+    if document is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        resources.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous)
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nJSON written to {args.json_out}")
+    write_json(args.json_out, document)
     return 0
 
 

@@ -64,6 +64,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -855,15 +856,16 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_cleanly(work: Callable[[Resources], dict[str, Any]]) -> dict[str, Any] | None:
+    """``work`` with the servers and files it makes torn down afterwards, also on Ctrl-C or
+    SIGTERM (then None). Every benchmark's main runs through this."""
     resources = Resources()
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        document = run(args, resources)
+        return work(resources)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping servers and dropping databases", file=sys.stderr)
-        return 130
+        print("\ninterrupted: stopping servers and removing what they made", file=sys.stderr)
+        return None
     finally:
         # A second Ctrl-C must not cut the cleanup short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -871,10 +873,21 @@ def main(argv: list[str] | None = None) -> int:
         resources.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nJSON written to {args.json_out}")
+
+
+def write_json(path: Path | None, document: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nJSON written to {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    document = run_cleanly(lambda resources: run(args, resources))
+    if document is None:
+        return 130
+    write_json(args.json_out, document)
     return 0
 
 

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from https_data import PeakMemory, collection_scopes, launch_isthmus, login, parse_size, status_kib
-from oauth_throughput import Resources
+from oauth_throughput import Resources, run_cleanly, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -269,25 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is needed (apt-get install -y {tool})", file=sys.stderr)
             return 2
-    resources = Resources()
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        summary = report(run(args, resources))
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the server and removing the files", file=sys.stderr)
+    document = run_cleanly(lambda resources: report(run(args, resources)))
+    if document is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        resources.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous)
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.json_out, document)
     return 0
 
-
-def _interrupted(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
