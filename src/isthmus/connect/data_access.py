@@ -51,7 +51,7 @@ import logging
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -98,6 +98,7 @@ from isthmus.storage import paths
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import (
     AtomicWriter,
+    CommitOutcome,
     Connector,
     Entry,
     EntryType,
@@ -688,6 +689,11 @@ class DataSession:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self._audited("WRITE", path, lambda: self.connector.begin_write(
             self._reach_new(path), options), size=lambda _: options.expected_size)
+
+    def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
+        """Commit writers this session began (each checked when it began), durably
+        together: see `Connector.commit_all`."""
+        return self.connector.commit_all(writers)
 
     def set_mtime(self, path: str, mtime: float) -> None:
         self.connector.set_mtime(self._reach(path, Access.READ_WRITE), mtime)

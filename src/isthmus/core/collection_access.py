@@ -18,12 +18,18 @@ Transfer's own token speaks for the user. `open` raises `APIError`s the caller r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 
 from isthmus.core.errors import APIError
 from isthmus.core.registrations import collection_scope
-from isthmus.storage.connector import AtomicWriter, Entry, ReadStream, WriteOptions
+from isthmus.storage.connector import (
+    AtomicWriter,
+    CommitOutcome,
+    Entry,
+    ReadStream,
+    WriteOptions,
+)
 
 TRANSFER_ALL = "urn:globus:auth:scope:transfer.api.globus.org:all"
 TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
@@ -78,6 +84,9 @@ class CollectionSession(Protocol):
 
     def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """A writer whose file appears at ``path`` only when committed."""
+
+    def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
+        """Commit writers begun by `begin_write`, durably together; each one's outcome."""
 
     def mkdir(self, path: str) -> None: ...
 

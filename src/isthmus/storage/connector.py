@@ -194,6 +194,11 @@ class WriteResult:
         return self.digests[name].hex()
 
 
+# What committing one of several writers came to (`Connector.commit_all`).
+CommitOutcome = WriteResult | StorageError
+_Outcomes = list[CommitOutcome]
+
+
 @dataclass(frozen=True)
 class WriteOptions:
     """How `begin_write` / `write_atomic` treat the new file.
@@ -265,11 +270,8 @@ class AtomicWriter(ABC):
         self.size += size
 
     def commit(self) -> WriteResult:
-        if not self._open:
-            raise StorageError("This write was already committed or aborted", self.path)
+        digests = self.checked_digests()
         try:
-            digests = self._digest.digests()
-            self._check(digests)
             self._flush()
             if self.options.verify_on_disk:
                 self._check_on_disk(digests)
@@ -277,6 +279,25 @@ class AtomicWriter(ABC):
         except BaseException:
             self.abort()
             raise
+        return self.committed(digests)
+
+    # The steps of `commit`, for a connector that commits many writers together
+    # (`Connector.commit_all`): check, make durable, verify, publish, each for all at once.
+    def checked_digests(self) -> dict[str, bytes]:
+        """The digests of what was written, once its size and any expected digests are
+        checked; a failed check discards the file."""
+        if not self._open:
+            raise StorageError("This write was already committed or aborted", self.path)
+        try:
+            digests = self._digest.digests()
+            self._check(digests)
+        except BaseException:
+            self.abort()
+            raise
+        return digests
+
+    def committed(self, digests: Mapping[str, bytes]) -> WriteResult:
+        """Mark the write done, the file now durable at its final name."""
         self._open = False
         return WriteResult(self.path, self.size, digests)
 
@@ -404,6 +425,18 @@ class Connector(ABC):
             for chunk in chunks:
                 writer.write(chunk)
             return writer.commit()
+
+    def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
+        """Commit writers begun on this connector, each as `AtomicWriter.commit` would: the
+        outcome of each, in order (a failed one is discarded). A connector that can make
+        many files durable in one step (`PosixConnector`: one syncfs) overrides this."""
+        outcomes: _Outcomes = []
+        for writer in writers:
+            try:
+                outcomes.append(writer.commit())
+            except StorageError as error:
+                outcomes.append(error)
+        return outcomes
 
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
         """Raw digests of the file's content, reading it once."""
