@@ -46,6 +46,7 @@ from oauth_throughput import Resources, run_cleanly, write_json
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
+POLL_SECONDS = float(os.environ.get("SF_POLL", "0.05"))
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
@@ -151,11 +152,17 @@ def run_isthmus(site: Site, source: Path, destination: Path, timeout: float) -> 
             events = [event["description"] for event in transfer.task_event_list(task_id)]
             raise RuntimeError(f"task {task_id} still {task['status']} after {timeout:g} s; "
                                f"its events: {events[:10]}")
-        time.sleep(0.05)
+        time.sleep(POLL_SECONDS)
     elapsed = time.perf_counter() - started
     if task["status"] != "SUCCEEDED":
         raise RuntimeError(f"task {task_id} ended {task['status']}: {task.data}")
     return elapsed
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -190,7 +197,10 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
             elif contender == "rclone":
                 seconds = run_rclone(source, destination, work)
             else:
+                cpu_before = process_cpu_seconds(site.pid)
                 seconds = run_isthmus(site, source, destination, args.task_timeout)
+                server_cpu = process_cpu_seconds(site.pid) - cpu_before
+                print(f"  {dataset:<6} (server CPU {server_cpu:.2f} s)", flush=True)
             if tree_digests(destination) != expected:
                 raise RuntimeError(f"{contender}: {destination} differs from {source}")
             shutil.rmtree(destination)

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,13 +41,22 @@ logger = logging.getLogger("isthmus.transfer.engine")
 FLUSH_SECONDS = 0.5
 # A slice ends after this long (at the next item boundary), so other tasks get their turn.
 SLICE_SECONDS = 3.0
-ITEMS_PER_FETCH = 200
+ITEMS_PER_FETCH = 1000
 # Files of one task copied at once.
 PARALLEL_FILES = 4
-MAX_BATCH_ITEMS = 500
+MAX_BATCH_ITEMS = 1000
+# A run of small files committed together: at most this many files or bytes (a run is
+# durable, verified and recorded as one, so it also bounds how long a cancel waits).
+SMALL_RUN_FILES = 250
+SMALL_RUN_BYTES = 32 * 1024 * 1024
 _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
              "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
              "subtasks_succeeded", "subtasks_failed", "subtasks_skipped_errors")
+
+
+_ITEMS = cast(Table, TaskItem.__table__)
+# The columns to set come from each row's keys (all rows of a batch have the same ones).
+_UPDATE_ITEM = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id"))
 
 
 class LeaseLost(Exception):  # noqa: N818  (control flow: another runner has the task)
@@ -150,11 +159,15 @@ class Slice:
 
     @staticmethod
     def _apply(session: Session, task: Task, batch: Batch) -> None:
+        # Plain executemany statements on the table: thousands of rows a second are
+        # written down, and the ORM's bulk paths cost several times as much per row.
         if batch.items:
-            session.execute(update(TaskItem), batch.items)
+            session.execute(_UPDATE_ITEM, [{"item_id": row["id"], **{
+                key: value for key, value in row.items() if key != "id"}}
+                for row in batch.items])
         if batch.new_items:
-            session.execute(insert(TaskItem), [{"task_id": task.id, **item}
-                                               for item in batch.new_items])
+            session.execute(insert(_ITEMS), [{"task_id": task.id, **item}
+                                             for item in batch.new_items])
         for name, amount in batch.counters.items():
             setattr(task, name, getattr(task, name) + amount)
         for event, is_error in batch.events:
@@ -266,7 +279,7 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
             current.flush()
             _succeed(current)
             return
-        for item in _groups(items):
+        for item in _groups(items, worker):
             if current.must_stop():
                 current.flush()
                 _stop(current)
@@ -283,10 +296,34 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
         current.flush()
 
 
-def _groups(items: list[TaskItem]) -> Iterator[TaskItem | list[TaskItem]]:
-    """The items in order, runs of files (copied in parallel) together."""
+@dataclass
+class SmallFiles:
+    """A run of small files, copied and committed together (`Worker.copy_small`)."""
+
+    items: list[TaskItem]
+
+
+def _groups(items: list[TaskItem], worker: Worker
+            ) -> Iterator[TaskItem | list[TaskItem] | SmallFiles]:
+    """The items in order, runs of files (copied in parallel) together, and runs of small
+    files together in larger runs."""
     files: list[TaskItem] = []
+    small = SmallFiles([])
+    small_bytes = 0
     for item in items:
+        if worker.small(item):
+            if files:
+                yield files
+                files = []
+            small.items.append(item)
+            small_bytes += item.size or 0
+            if len(small.items) == SMALL_RUN_FILES or small_bytes >= SMALL_RUN_BYTES:
+                yield small
+                small, small_bytes = SmallFiles([]), 0
+            continue
+        if small.items:
+            yield small
+            small, small_bytes = SmallFiles([]), 0
         if item.kind == FILE:
             files.append(item)
             if len(files) == PARALLEL_FILES:
@@ -299,6 +336,8 @@ def _groups(items: list[TaskItem]) -> Iterator[TaskItem | list[TaskItem]]:
         yield item
     if files:
         yield files
+    if small.items:
+        yield small
 
 
 def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
@@ -309,11 +348,17 @@ def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
     return None
 
 
-def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem],
+def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem] | SmallFiles,
          pool: ThreadPoolExecutor) -> bool:
     """Do an item (or a run of files, in parallel); whether the slice goes on. A failure
-    ends the task once every file of the run has finished."""
-    items = group if isinstance(group, list) else [group]
+    ends the task once every file of the run has finished. Small files the fast way could
+    not copy are then done one by one, as any file."""
+    if isinstance(group, SmallFiles):
+        items = worker.copy_small(group.items, pool)
+        if not items:
+            return True
+    else:
+        items = group if isinstance(group, list) else [group]
     if len(items) == 1:
         outcomes = [_attempt(worker, items[0])]
     else:

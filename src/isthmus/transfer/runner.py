@@ -27,12 +27,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from isthmus.core.collection_access import CollectionAccess
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SecretBox
+from isthmus.transfer import submission
 from isthmus.transfer.engine import SliceContext, work_on
 from isthmus.transfer.task_models import Task
 
 logger = logging.getLogger("isthmus.transfer.runner")
 
-# How long a worker with nothing to do waits before looking again.
+# How long a worker with nothing to do waits before looking again (unless a task is
+# submitted in this process meanwhile).
 IDLE_POLL_SECONDS = 0.25
 # Serializes admission (queued -> admitted) across runner processes on PostgreSQL.
 _ADMISSION_LOCK = 0x7A5C_0001
@@ -124,6 +126,8 @@ class TaskRunner:
     def _work(self, worker: str) -> None:
         lease = timedelta(seconds=self.settings.lease_seconds)
         while not self.stopping.is_set():
+            # Cleared before looking: a task submitted after the look sets it again.
+            submission.submitted.clear()
             try:
                 # Looking costs a read; claiming takes the write lock only when there is work.
                 with reading(self.sessions) as session:
@@ -137,7 +141,7 @@ class TaskRunner:
                         admit_queued(session, self.limits)
                         task_id = claim(session, worker, utcnow(), lease)
                 if task_id is None:
-                    self.stopping.wait(IDLE_POLL_SECONDS)
+                    submission.submitted.wait(IDLE_POLL_SECONDS)
                     continue
                 work_on(SliceContext(self.sessions, self.access, self.secret_box, worker,
                                      lease, self.stopping), task_id)

@@ -95,9 +95,11 @@ class TransferService:
         assert self.secret_box is not None  # wired by the deployment
         try:
             with transaction(self.sessions) as session:
-                return submission.create(session, caller, new, tokens, self.secret_box,
+                made = submission.create(session, caller, new, tokens, self.secret_box,
                                          now=utcnow(),
                                          active_limit=self.active_limits[new.type])
+            submission.submitted.set()
+            return made
         except IntegrityError:
             # A concurrent request with the same submission id made the task first.
             with reading(self.sessions) as session:

@@ -4,6 +4,7 @@ it created the first time (spec §5)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ TRANSFER = "TRANSFER"
 DELETE_TASK = "DELETE"
 DEFAULT_DEADLINE = timedelta(hours=24)
 MAX_ITEMS = 100_000
+# Set when this process has submitted a task: the runner's idle workers look at once rather
+# than at their next poll (runners in other processes find it by polling).
+submitted = threading.Event()
 MAX_PATH = 4096
 SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
 TRANSFER_FLAGS = ("verify_checksum", "preserve_timestamp", "encrypt_data", "skip_source_errors",
