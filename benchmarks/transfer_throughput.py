@@ -11,16 +11,17 @@ For each, three copies into fresh destinations on the same file system:
 
 * Isthmus: a Transfer task (``TransferClient.submit_transfer`` of the official SDK,
   recursive, ``verify_checksum=True``) from the collection to itself, timed from submission
-  until the task reports SUCCEEDED (polled every 50 ms);
+  until the task reports SUCCEEDED (polled every ``--poll-seconds``, 50 ms by default);
 * ``rclone copy`` (Debian's; it compares hashes after each local copy by default);
 * ``cp -r``: no verification and no durable task state, the physical floor.
 
 Before each copy the source is read once so every contender starts from a warm page
-cache. Each copy runs ``--rounds`` times and the best counts. The report gives seconds,
-MB/s (10^6 bytes) and files/s, the ratios the issue sets targets for (Isthmus / cp time
-on the large file, Isthmus / rclone speed on both), and the server's peak resident memory
-during the tasks. The test checks each destination against the source (sizes and
-SHA-256) before it counts.
+cache. ``--rounds`` rounds each run all three in turn (so a busier moment of a shared
+machine slows all three alike); the median of each counts, and each round's ratio is
+shown too. The report gives seconds, MB/s (10^6 bytes) and files/s, the ratios the issue
+sets targets for (Isthmus / cp time on the large file, Isthmus / rclone speed on both),
+the server's CPU time per task and its peak resident memory during the tasks. The run
+checks each destination against the source (sizes and SHA-256) before it counts.
 
     .venv/bin/python benchmarks/transfer_throughput.py
     .venv/bin/python benchmarks/transfer_throughput.py --large-size 256MiB --small-count 2000
@@ -32,6 +33,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +48,6 @@ from oauth_throughput import Resources, run_cleanly, write_json
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
-POLL_SECONDS = float(os.environ.get("SF_POLL", "0.05"))
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
@@ -132,7 +133,8 @@ def run_rclone(source: Path, destination: Path, work: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_isthmus(site: Site, source: Path, destination: Path, timeout: float) -> float:
+def run_isthmus(site: Site, source: Path, destination: Path, timeout: float,
+                poll_seconds: float) -> float:
     import globus_sdk
 
     transfer = globus_sdk.TransferClient(
@@ -152,7 +154,7 @@ def run_isthmus(site: Site, source: Path, destination: Path, timeout: float) -> 
             events = [event["description"] for event in transfer.task_event_list(task_id)]
             raise RuntimeError(f"task {task_id} still {task['status']} after {timeout:g} s; "
                                f"its events: {events[:10]}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll_seconds)
     elapsed = time.perf_counter() - started
     if task["status"] != "SUCCEEDED":
         raise RuntimeError(f"task {task_id} ended {task['status']}: {task.data}")
@@ -169,9 +171,10 @@ def process_cpu_seconds(pid: int) -> float:
 class Cell:
     dataset: str
     contender: str
-    seconds: float
+    seconds: float  # the median of the rounds
     bytes: int
     files: int
+    rounds: list[float]
 
     @property
     def mb_per_s(self) -> float:
@@ -184,30 +187,36 @@ class Cell:
 
 def measure(site: Site, work: Path, dataset: str, source: Path,
             args: argparse.Namespace) -> list[Cell]:
+    """Each round runs every contender once, one after the other, so a machine that is
+    busier in one round slows all three alike; a cell holds the median of its rounds."""
     expected = tree_digests(source)
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
-    cells = []
-    for contender in ("cp", "rclone", "isthmus"):
-        best = float("inf")
-        for attempt in range(args.rounds):
+    contenders = ("cp", "rclone", "isthmus")
+    times: dict[str, list[float]] = {contender: [] for contender in contenders}
+    for attempt in range(args.rounds):
+        for contender in contenders:
             destination = site.home / f"{dataset}-{contender}-{attempt}"
             warm(source)
+            note = ""
             if contender == "cp":
                 seconds = run_cp(source, destination)
             elif contender == "rclone":
                 seconds = run_rclone(source, destination, work)
             else:
                 cpu_before = process_cpu_seconds(site.pid)
-                seconds = run_isthmus(site, source, destination, args.task_timeout)
-                server_cpu = process_cpu_seconds(site.pid) - cpu_before
-                print(f"  {dataset:<6} (server CPU {server_cpu:.2f} s)", flush=True)
+                seconds = run_isthmus(site, source, destination, args.task_timeout,
+                                      args.poll_seconds)
+                note = f" (server CPU {process_cpu_seconds(site.pid) - cpu_before:.2f} s)"
             if tree_digests(destination) != expected:
                 raise RuntimeError(f"{contender}: {destination} differs from {source}")
             shutil.rmtree(destination)
-            best = min(best, seconds)
-            print(f"  {dataset:<6} {contender:<8} {seconds:8.2f} s", flush=True)
-        cells.append(Cell(dataset, contender, best, size, len(expected)))
-    return cells
+            times[contender].append(seconds)
+            print(f"  {dataset:<6} {contender:<8} {seconds:8.2f} s{note}", flush=True)
+        ours, theirs = times["isthmus"][-1], times["rclone"][-1]
+        print(f"  {dataset:<6} round {attempt + 1}: isthmus speed / rclone speed "
+              f"{theirs / ours:.2f}", flush=True)
+    return [Cell(dataset, contender, statistics.median(times[contender]), size, len(expected),
+                 times[contender]) for contender in contenders]
 
 
 def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
@@ -262,7 +271,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-count", type=int, default=10_000,
                         help="number of small files (0: skip them)")
     parser.add_argument("--small-size", type=parse_size, default=parse_size("4KiB"))
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of all three contenders; each cell is their median")
+    parser.add_argument("--poll-seconds", type=float, default=0.05,
+                        help="how often the task's status is asked for")
     parser.add_argument("--task-timeout", type=float, default=1800,
                         help="seconds a task may take before the run stops")
     parser.add_argument("--work-dir", default=None,

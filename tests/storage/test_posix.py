@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import subprocess
 import textwrap
@@ -17,15 +18,17 @@ import pytest
 
 from isthmus.storage import posix as posix_module
 from isthmus.storage.accounts import LocalAccount
-from isthmus.storage.connector import Entry, EntryType
+from isthmus.storage.connector import Entry, EntryType, WriteOptions, WriteResult
 from isthmus.storage.errors import (
     AccountNotFound,
+    ChecksumMismatch,
     InvalidPath,
     NotADirectory,
     NotFound,
     NotSupported,
     PermissionDenied,
     QuotaExceeded,
+    SizeMismatch,
     StorageError,
     StorageUnavailable,
 )
@@ -35,7 +38,7 @@ from isthmus.storage.posix import (
     open_posix_connector,
     storage_error,
 )
-from isthmus.storage.posix_syscalls import start_writeback
+from isthmus.storage.posix_syscalls import start_writeback, sync_filesystem
 from isthmus.storage.posix_worker import WorkerConnector, _rebuild_error
 from tests.storage.conformance import Backing, ConnectorConformance, StorageTarget
 
@@ -325,6 +328,51 @@ def test_a_large_write_is_handed_to_the_disk_as_it_arrives(
     for offset, length in handed:
         assert offset == position and length >= posix_module.WRITEBACK_STEP
         position += length
+
+
+def test_writers_committed_together_appear_only_durable_and_verified(
+    posix: tuple[PosixConnector, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """commit_all: one syncfs before the files are checked and renamed, one after; a file
+    whose bytes on storage differ from what was sent, or whose size or digest is not the
+    one expected, never appears; the others do."""
+    connector, root, _ = posix
+    (root / "d").mkdir()
+    syncs: list[list[str]] = []
+
+    def recording(fd: int) -> None:
+        syncs.append(sorted(path.name for path in (root / "d").iterdir()))
+        if len(syncs) == 1:  # the storage corrupts one file after it was written
+            temp = next(path for path in (root / "d").iterdir()
+                        if path.read_bytes() == b"to be corrupted")
+            temp.write_bytes(b"to be CORRUPTED")
+        sync_filesystem(fd)
+
+    monkeypatch.setattr(posix_module, "sync_filesystem", recording)
+    contents = {"good1": b"first", "good2": b"second", "corrupt": b"to be corrupted",
+                "short": b"abc", "wrong": b"wrong digest"}
+    writers = []
+    for name, data in contents.items():
+        options = WriteOptions(
+            expected_size=10 if name == "short" else len(data), algorithms=("sha256",),
+            expected_digests={"sha256": hashlib.sha256(b"other").digest()}
+            if name == "wrong" else None, verify_on_disk=True)
+        writer = connector.begin_write(f"/d/{name}", options)
+        writer.write(data)
+        writers.append(writer)
+    outcomes = dict(zip(contents, connector.commit_all(writers), strict=True))
+    assert isinstance(outcomes["short"], SizeMismatch)
+    assert isinstance(outcomes["wrong"], ChecksumMismatch)
+    assert isinstance(outcomes["corrupt"], ChecksumMismatch)
+    for name in ("good1", "good2"):
+        result = outcomes[name]
+        assert isinstance(result, WriteResult)
+        assert result.hexdigest("sha256") == hashlib.sha256(contents[name]).hexdigest()
+        assert (root / "d" / name).read_bytes() == contents[name]
+    # Nothing had its final name before the first sync; only the good files after all.
+    assert len(syncs) == 2
+    assert all(name.startswith(TEMP_PREFIX) for name in syncs[0]) and len(syncs[0]) == 3
+    assert sorted(path.name for path in (root / "d").iterdir()) == ["good1", "good2"]
 
 
 def test_temporary_names_are_hidden_and_reserved(posix: tuple[PosixConnector, Path, Path]) -> None:

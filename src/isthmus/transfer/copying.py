@@ -56,7 +56,9 @@ MAX_BACKOFF_SECONDS = 8.0
 LARGE_FILE = 8 * 1024 * 1024
 # Files up to this size are copied in runs (`Worker.copy_small`), shared by this many threads.
 SMALL_FILE = 1024 * 1024
-PARALLEL_SMALL = 1
+PARALLEL_SMALL = 4
+# How long a run goes on taking files before it is committed.
+SMALL_RUN_SECONDS = 2.0
 GLOB_CHARACTERS = "*?["
 
 
@@ -70,10 +72,11 @@ class _Prepared:
 
 
 def _read_whole(stream: ReadStream, size: int) -> bytes:
-    """The whole file, in as few reads as the storage gives it (a byte more is asked for,
-    so a file that grew is noticed by the writer's size check)."""
+    """The whole file, in as few reads as the storage gives it: a byte more is asked for,
+    so a file that grew is noticed by the writer's size check, and a read that returns
+    less than asked for has reached the end."""
     first = stream.read(size + 1)
-    if len(first) > size or not first:
+    if len(first) >= size:
         return first
     pieces = [first]
     got = len(first)
@@ -416,12 +419,14 @@ class Worker:
                 and self.options.get("sync_level") is None)
 
     def copy_small(self, items: list[TaskItem], pool: Executor) -> list[TaskItem]:
-        """Copy a run of small files (see above); the items left for `do`."""
+        """Copy a run of small files (see above); the items left for `do`. Files not
+        reached within `SMALL_RUN_SECONDS` (a slow storage) stay pending for a later run,
+        so a run never keeps a cancel waiting long."""
+        until = time.monotonic() + SMALL_RUN_SECONDS
         shares = [items[start::PARALLEL_SMALL] for start in range(PARALLEL_SMALL)]
-        prepared = [ready for share in pool.map(self._prepare_share, shares)
-                    for ready in share]
-        done = {id(ready.item) for ready in prepared}
-        left = [item for item in items if id(item) not in done]
+        shared = list(pool.map(lambda share: self._prepare_share(share, until), shares))
+        prepared = [ready for share, _ in shared for ready in share]
+        left = [item for _, failed in shared for item in failed]
         if not prepared:
             return left
         try:
@@ -446,18 +451,25 @@ class Worker:
                          checksum_algorithm=ready.algorithm.upper())
         return left
 
-    def _prepare_share(self, items: list[TaskItem]) -> list[_Prepared]:
-        prepared = []
+    def _prepare_share(self, items: list[TaskItem], until: float
+                       ) -> tuple[list[_Prepared], list[TaskItem]]:
+        """The files of ``items`` written under their temporary names, and those that must
+        go the general way; the rest once ``until`` has passed are left pending."""
+        prepared, failed = [], []
         try:
-            for item in items:
+            for index, item in enumerate(items):
+                if index and time.monotonic() > until:
+                    break
                 ready = self._prepare_small(item)
-                if ready is not None:
+                if ready is None:
+                    failed.append(item)
+                else:
                     prepared.append(ready)
         except BaseException:
             for ready in prepared:
                 ready.writer.abort()
             raise
-        return prepared
+        return prepared, failed
 
     def _prepare_small(self, item: TaskItem) -> _Prepared | None:
         """Read, hash and write one small file under its temporary name; None when it must

@@ -30,7 +30,7 @@ from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.transfer import pauses, tasks
-from isthmus.transfer.copying import Stopped, TaskFailed, Worker
+from isthmus.transfer.copying import PARALLEL_SMALL, Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.submission import credential_purpose
 from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
@@ -47,8 +47,10 @@ PARALLEL_FILES = 4
 MAX_BATCH_ITEMS = 1000
 # A run of small files committed together: at most this many files or bytes (a run is
 # durable, verified and recorded as one, so it also bounds how long a cancel waits).
-SMALL_RUN_FILES = 250
+SMALL_RUN_FILES = 1000
 SMALL_RUN_BYTES = 32 * 1024 * 1024
+# What a worker may hold open at once: two per file of a run, and the connectors' own.
+DESCRIPTORS_PER_WORKER = 2 * SMALL_RUN_FILES + 64
 _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
              "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
              "subtasks_succeeded", "subtasks_failed", "subtasks_skipped_errors")
@@ -263,7 +265,8 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
 
 
 def _run(current: Slice, worker: Worker) -> None:
-    with ThreadPoolExecutor(PARALLEL_FILES, thread_name_prefix="isthmus-copy") as pool:
+    with ThreadPoolExecutor(max(PARALLEL_FILES, PARALLEL_SMALL),
+                            thread_name_prefix="isthmus-copy") as pool:
         _run_in(current, worker, pool)
 
 

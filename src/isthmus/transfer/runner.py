@@ -14,6 +14,7 @@ task going next, so one huge task does not starve small ones.
 from __future__ import annotations
 
 import logging
+import resource
 import socket
 import threading
 import uuid
@@ -28,7 +29,7 @@ from isthmus.core.collection_access import CollectionAccess
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SecretBox
 from isthmus.transfer import submission
-from isthmus.transfer.engine import SliceContext, work_on
+from isthmus.transfer.engine import DESCRIPTORS_PER_WORKER, SliceContext, work_on
 from isthmus.transfer.task_models import Task
 
 logger = logging.getLogger("isthmus.transfer.runner")
@@ -88,6 +89,21 @@ def release_all_claims(session: Session) -> None:
         claimed_by=None, lease_until=None))
 
 
+def _allow_descriptors(wanted: int) -> None:
+    """Raise this process's soft limit on open files towards ``wanted`` (within the hard
+    limit): a worker copying a run of small files holds two descriptors per file."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted + 1024  # and the server's own: sockets, the database, logs
+        if hard != resource.RLIM_INFINITY:
+            target = min(target, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        logger.warning("could not raise the limit on open files; runs of small files may "
+                       "fall back to copying one file at a time")
+
+
 @dataclass
 class RunnerSettings:
     workers: int = 4
@@ -108,6 +124,7 @@ class TaskRunner:
         self._name = f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
 
     def start(self) -> None:
+        _allow_descriptors(self.settings.workers * DESCRIPTORS_PER_WORKER)
         bind = self.sessions.kw.get("bind")
         if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
             with transaction(self.sessions) as session:
