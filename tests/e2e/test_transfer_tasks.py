@@ -312,10 +312,11 @@ def test_task_list_filters_orders_and_pages(
 
 
 def slow_transfer(site: Site, tc: TransferClient, tree: Path, name: str) -> str:
-    """A task of many small files (the tree copied many times): seconds of work."""
+    """A task of many small files (the tree copied 200 times, 40,000 files): far more work
+    than the test lasts, so it is still running whenever the test ends it."""
     data = TransferData(site.collection_id, site.collection_id, label=name,
                         verify_checksum=True)
-    for copy in range(15):
+    for copy in range(200):
         for folder in sorted(p.name for p in tree.iterdir() if p.name.startswith("d")):
             data.add_item(f"/~/src/{folder}/", f"/~/{name}/{copy}/{folder}/", recursive=True)
     return str(tc.submit_transfer(data)["task_id"])
