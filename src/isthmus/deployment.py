@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from isthmus.auth import identities
 from isthmus.auth.bootstrap import ensure_builtins
 from isthmus.auth.builtins import TRANSFER_CLIENT_ID
+from isthmus.auth.endpoint_providers import InProcessIdentityProviders
 from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService, InProcessDependentTokens
@@ -115,7 +116,8 @@ def site_of(settings: Settings, local_domain: str) -> Site:
 
 
 def connect_service(
-    auth: AuthService, transfer: TransferService, endpoint_id: uuid.UUID
+    auth: AuthService, transfer: TransferService, endpoint_id: uuid.UUID,
+    auth_url: str | None = None,
 ) -> ConnectService:
     return ConnectService(
         sessions=auth.sessions, introspector=transfer.introspector,
@@ -125,11 +127,15 @@ def connect_service(
         # Connect asks Transfer's access rules when it serves a guest collection.
         access_rules=transfer, groups=auth.groups, identities=auth,
         secret_box=auth.secret_box,
+        public_url=auth.settings.public_url,
+        identity_providers=InProcessIdentityProviders(
+            auth.sessions, auth.secret_box, auth_url or auth.settings.public_url),
     )
 
 
 def open_services(
-    settings: Settings, *, serving: bool = False, endpoint_id: uuid.UUID | None = None
+    settings: Settings, *, serving: bool = False, endpoint_id: uuid.UUID | None = None,
+    auth_url: str | None = None,
 ) -> Deployment:
     """The deployment with Transfer and Connect; first start also makes the default endpoint.
 
@@ -137,7 +143,8 @@ def open_services(
     clients reach the server; the endpoint advertises that address (other commands do not
     know it), and Auth and Transfer are brought in line with Connect's tables.
     ``endpoint_id``: Connect serves this endpoint (one `endpoint setup` made) rather than
-    the all-in-one's own; it is never created here.
+    the all-in-one's own; it is never created here. ``auth_url``: where Auth is reached
+    (a node's; default the public URL).
     """
     auth = open_deployment(settings)
     introspector = CachedIntrospector(auth, settings.introspection_cache_seconds)
@@ -158,7 +165,7 @@ def open_services(
         with reading(auth.sessions) as session:
             require_endpoint(session, endpoint_id)
         created = False
-    connect = connect_service(auth, transfer, endpoint_id)
+    connect = connect_service(auth, transfer, endpoint_id, auth_url)
     if created or serving:
         connect.reconcile()
     # Callers (and their sessions) are known by introspection at Auth, linked identities
