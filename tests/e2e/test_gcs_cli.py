@@ -375,7 +375,7 @@ def test_gcs_client_and_globus_cli_see_the_same_gateway_and_collection(
     (("storage-gateway", "create", "s3", "Bucket"), 2, "--domain"),
     (("user-credentials", "s3-keys-update", str(uuid.uuid4()), "--s3-key-id", "k"), 2,
      "--path-prefix or --s3-secret-key"),
-    (("oidc", "create"), 3, "not available yet"),
+    (("oidc", "update"), 2, "Nothing to change: give --display-name or --pam-service"),
     (("audit", "query", "--start", "yesterday"), 2, "ISO 8601"),
     (("endpoint", "domain", "create", "data.example.org"), 2,
      "Missing option '--certificate-file'"),
