@@ -347,3 +347,43 @@ def test_codes_are_single_use_and_need_the_client_secret_and_verifier(
     userinfo = _get(f"{node.node_url}/oidc/userinfo", verify=verify, timeout=30,
                          headers={"Authorization": "Bearer not-a-token"})
     assert userinfo.status_code == 401 and userinfo.json()["error"] == "invalid_token"
+
+
+def test_update_register_and_delete(
+    node: Deployment, oidc: dict[str, Any], account: Account,
+) -> None:
+    """Run last: it renames, re-registers and finally deletes the node's OIDC server."""
+    env = node.env
+    auth = client_token_auth(node.server)
+
+    def provider_name() -> list[str]:
+        with pointed_at(node.server):
+            return [provider["name"] for provider in auth.get_identity_providers(
+                domains=[DOMAIN])["identity_providers"]]
+
+    refused = gcs(env, "oidc", "update", "--pam-service", "../../etc/passwd")
+    assert refused.returncode == 1 and "PAM service" in refused.stderr
+    ok(gcs(env, "oidc", "update", "--display-name", "Campus Unix"))
+    assert provider_name() == ["Campus Unix"]
+    shown = json.loads(ok(gcs(env, "oidc", "show", "-F", "json")))
+    assert shown["display_name"] == "Campus Unix" and shown["registered"] is True
+    # Registering again replaces the client secret: the old one stops working at once.
+    old_secret = _auth_side_secret(node, str(oidc["identity_provider_id"]))
+    assert "Registered the OIDC server" in ok(gcs(env, "oidc", "register"))
+    assert _auth_side_secret(node, str(oidc["identity_provider_id"])) != old_secret
+    again = gcs(env, "oidc", "create")
+    assert again.returncode == 1 and "already has an OIDC server" in again.stderr
+
+    assert "Deleted the OIDC server" in ok(gcs(env, "oidc", "delete"))
+    missing = gcs(env, "oidc", "show")
+    assert missing.returncode == 1 and "no OIDC server" in missing.stderr
+    gone = _get(f"{node.node_url}/oidc/.well-known/openid-configuration",
+                verify=node.server.ca_file, timeout=30)
+    assert gone.status_code == 404
+    # Auth no longer offers it; the identity it made stays (grants name it).
+    _, url = native_authorize_url(node, ["openid"])
+    page = sites_of(node).open(url)
+    assert page.status_code == 200 and "Campus Unix" not in page.text
+    with pointed_at(node.server):
+        assert auth.get_identities(usernames=account.username)["identities"][0][
+            "username"] == account.username
