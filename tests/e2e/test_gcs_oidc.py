@@ -175,6 +175,7 @@ def sign_in(node: Deployment, account: Account, scopes: list[str]) -> dict[str, 
         return dict(client.oauth2_exchange_code_for_tokens(code).by_resource_server)
 
 
+@pytest.mark.postgres
 def test_a_local_account_signs_in_and_maps_to_itself(
     node: Deployment, oidc: dict[str, Any], account: Account,
 ) -> None:
@@ -226,6 +227,8 @@ def test_wrong_password_is_refused_and_repeated_failures_are_throttled(
     assert "oidc/callback" not in refused.headers.get("Location", "")
     unknown = log_in_at_node(sites, node_url, "no-such-account-here", "whatever")
     assert unknown.status_code == 401 and "Wrong username or password." in unknown.text
+    odd = log_in_at_node(sites, node_url, "a\x00<b>" * 50, "pass\x00word")
+    assert odd.status_code == 401 and "<b>" not in odd.text
     root = log_in_at_node(sites, node_url, "root", "whatever")
     assert root.status_code == 403 and "superuser" in root.text
     # Five failures for one name lock it for a while, even with the right password.

@@ -238,7 +238,9 @@ class LoginRefused:
 
 
 def _throttle_keys(account: str, address: str | None) -> list[tuple[str, int]]:
-    keys = [(f"account:{account[:300]}", ACCOUNT_LIMIT)]
+    # A name no account can have (NUL, markup, any length) is counted by its digest.
+    name = account if _ACCOUNT.match(account) else f"#{digest(account)}"
+    keys = [(f"account:{name}", ACCOUNT_LIMIT)]
     if address:
         keys.append((f"address:{address[:100]}", ADDRESS_LIMIT))
     return keys
