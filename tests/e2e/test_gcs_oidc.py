@@ -390,3 +390,20 @@ def test_update_register_and_delete(
     with pointed_at(node.server):
         assert auth.get_identities(usernames=account.username)["identities"][0][
             "username"] == account.username
+
+
+def test_endpoint_cleanup_withdraws_its_identity_provider(
+    node: Deployment, account: Account,
+) -> None:
+    """Run last of all: the endpoint goes, and Auth stops offering its OIDC server."""
+    env = node.env
+    ok(gcs(env, "oidc", "create", "--display-name", "Campus again", cwd=node.workdir))
+    _, url = native_authorize_url(node, ["openid"])
+    assert "Sign in with Campus again" in sites_of(node).open(url).text
+    ok(gcs(env, "endpoint", "cleanup", "-d", str(node.key_file), "--agree-to-delete-endpoint",
+           cwd=node.workdir))
+    page = sites_of(node).open(url)
+    assert page.status_code == 200 and "Campus again" not in page.text
+    providers = node.server.run_json("idp", "list", "--json")["identity_providers"]
+    assert [(row["name"], row["status"]) for row in providers] == [
+        (f"gcs-{node.endpoint_id}", "retired")]
