@@ -295,6 +295,18 @@ def test_unknown_client_and_bad_authorization_requests(
     back = query_of(no_pkce.headers["Location"])
     assert back["error"] == "invalid_request" and back["state"] == "s1"
     assert "PKCE" in back["error_description"]
+    # Odd input is a 4xx, never a 5xx.
+    odd = [_get(authorize, params={**good, "state": "a\x00b"}, verify=verify, timeout=30),
+           _get(f"{authorize}?client_id=a&client_id=b", verify=verify, timeout=30),
+           _post(f"{node.node_url}/oidc/token", data="x" * 20000, verify=verify, timeout=30,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"}),
+           _post(f"{node.node_url}/oidc/token", json={"grant_type": "authorization_code"},
+                 verify=verify, timeout=30),
+           _post(f"{node.node_url}/oidc/token", data={"code": "\x00"}, verify=verify,
+                 timeout=30, headers={"Authorization": "Basic !!!"}),
+           _post(authorize, data={"csrf_token": "x"}, verify=verify, timeout=30)]
+    assert [400 <= response.status_code < 500 for response in odd] == [True] * len(odd), [
+        (response.status_code, response.text[:200]) for response in odd]
     # Discovery names what Auth needs.
     document = _get(f"{node.node_url}/oidc/.well-known/openid-configuration",
                          verify=verify, timeout=30).json()

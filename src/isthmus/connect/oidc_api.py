@@ -4,7 +4,7 @@ Discovery, the key set, the authorize page (a login form), the token endpoint an
 userinfo; `oidc_provider` decides. The login form is protected against cross-site
 submission by a double-submit cookie: a random value in a ``SameSite=Strict`` cookie
 that the form must carry back. These are pages and protocol endpoints for a browser
-and for Auth, not the Manager's JSON API, so they are not in its OpenAPI document.
+and for Auth, not the Manager's JSON API (`connect.openapi` describes that).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from isthmus.core.errors import APIError
 from isthmus.core.http import bearer_token, read_body
 from isthmus.core.secrets import new_secret
 
-router = APIRouter(prefix=oidc_provider.ISSUER_PATH, include_in_schema=False)
+router = APIRouter(prefix=oidc_provider.ISSUER_PATH, tags=["Endpoint OIDC server"])
 
 CSRF_COOKIE = "isthmus_oidc_csrf"
 MAX_FORM_BYTES = 16 * 1024
@@ -254,8 +254,17 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(outcome, headers=_JSON_HEADERS)
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"])
+@router.get("/userinfo")
 async def userinfo(request: Request) -> JSONResponse:
+    return await _userinfo(request)
+
+
+@router.post("/userinfo")
+async def userinfo_by_post(request: Request) -> JSONResponse:
+    return await _userinfo(request)
+
+
+async def _userinfo(request: Request) -> JSONResponse:
     try:
         server = await _server(request)
         return JSONResponse(oidc_provider.userinfo(server, _service(request).secret_box,
