@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy
 from sqlalchemy.orm import Session
 
 from isthmus.connect import authz, schemas
@@ -108,8 +109,8 @@ def registered_provider(session: Session, endpoint: Endpoint, caller: Caller) ->
 
 def delete(session: Session, endpoint: Endpoint, caller: Caller) -> None:
     server = _require(session, endpoint, caller, "delete the OIDC server")
-    session.query(OIDCCode).filter(OIDCCode.endpoint_id == endpoint.id).delete()
-    session.query(OIDCLoginFailure).filter(OIDCLoginFailure.endpoint_id == endpoint.id).delete()
+    for model in (OIDCCode, OIDCLoginFailure):
+        session.execute(sqlalchemy.delete(model).where(model.endpoint_id == endpoint.id))
     session.delete(server)
     session.flush()
 
