@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from isthmus.connect.models import OIDCCode, OIDCLoginFailure, OIDCServer
 from isthmus.core.db import utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
+from isthmus.core.jwk import rsa_thumbprint
 from isthmus.core.secrets import digest, new_secret, same_digest
 
 ISSUER_PATH = "/oidc"
@@ -104,11 +105,7 @@ class Signer:
         from jwt.algorithms import RSAAlgorithm
 
         jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self._key().public_key()))
-        # RFC 7638 thumbprint: a key id that follows from the key.
-        canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]},
-                               separators=(",", ":"))
-        kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest())
-        return {**jwk, "kid": kid.rstrip(b"=").decode(), "alg": ALGORITHM, "use": "sig"}
+        return {**jwk, "kid": rsa_thumbprint(jwk), "alg": ALGORITHM, "use": "sig"}
 
     def _key(self) -> Any:
         from cryptography.hazmat.primitives import serialization
