@@ -78,7 +78,9 @@ class Deployment:
     def task_runner(self) -> TaskRunner:
         """The runner that works on Transfer's tasks, reaching collections as Transfer does."""
         settings = self.settings
+        assert self.transfer.opener is not None  # wired with the deployment
         return TaskRunner(self.auth.sessions, self.collections, self.auth.secret_box,
+                          self.transfer.opener.dependent_tokens,
                           RunnerSettings(workers=settings.task_workers,
                                          lease_seconds=settings.task_lease_seconds,
                                          limits=self.transfer.active_limits))

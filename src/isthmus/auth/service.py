@@ -116,3 +116,18 @@ class InProcessDependentTokens:
         first = issued[0]
         return DependentToken(first["access_token"], time.time() + first["expires_in"],
                               first["refresh_token"])
+
+    def refresh(self, refresh_token: str) -> DependentToken | None:
+        try:
+            with transaction(self.auth.sessions) as session:
+                client = session.get(Client, self.client_id)
+                if client is None:
+                    raise RuntimeError(f"no client {self.client_id} for dependent tokens")
+                renewed = grants.refresh_token(session, self.auth.grant_context, client,
+                                               {"refresh_token": refresh_token})
+        except OAuthError as error:
+            if error.oauth_error == "invalid_grant":
+                return None
+            raise
+        return DependentToken(renewed["access_token"], time.time() + renewed["expires_in"],
+                              renewed["refresh_token"])
