@@ -36,6 +36,7 @@ from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
 from isthmus.transfer.collections import CollectionOpener
+from isthmus.transfer.notifications import Mailer, SMTPServer
 from isthmus.transfer.runner import RunnerSettings, TaskRunner
 from isthmus.transfer.service import TransferService
 
@@ -179,5 +180,10 @@ def open_services(
         guests=connect.resolve_guest, secret_box=auth.secret_box), audit)
     transfer.opener = CollectionOpener(collections,
                                        InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
+    if settings.smtp_url:
+        # Task owners are mailed when their tasks end, as their notify_* flags ask.
+        Mailer(SMTPServer.from_url(settings.smtp_url),
+               settings.mail_from or f"Isthmus <isthmus@{host_name(settings)}>",
+               identities=auth).listen(auth.sessions)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
                       collections=collections, audit=audit)

@@ -81,10 +81,11 @@ class AuthService:
         with reading(self.sessions) as session:
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start:start + _LOOKUP_CHUNK]
-                for identity_id, username in session.execute(
-                    select(Identity.id, Identity.username).where(Identity.id.in_(chunk))
+                for identity_id, username, email in session.execute(
+                    select(Identity.id, Identity.username, Identity.email)
+                    .where(Identity.id.in_(chunk))
                 ):
-                    found[identity_id] = IdentityRecord(identity_id, username)
+                    found[identity_id] = IdentityRecord(identity_id, username, email)
         return found
 
 
