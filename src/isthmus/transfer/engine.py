@@ -197,8 +197,9 @@ def _grant(context: SliceContext, session: Session, task: Task,
 def _tokens(context: SliceContext, task_id: uuid.UUID,
             grants: dict[uuid.UUID, DependentToken]) -> dict[uuid.UUID, str]:
     """The access token for each collection, grants near their end renewed first (outside
-    any transaction: Auth may share the database). A grant Auth no longer renews (its
-    consent was revoked) fails the task."""
+    any transaction: Auth may share the database) and kept only while the task is still
+    ours (an ended task keeps no grant). A grant Auth no longer renews (its consent was
+    revoked) fails the task."""
     tokens = {}
     for collection_id, grant in grants.items():
         if credentials.due(grant):
@@ -209,6 +210,10 @@ def _tokens(context: SliceContext, task_id: uuid.UUID,
                                   f"Collection {collection_id}: the task owner's consent "
                                   "for Globus Transfer to access it was revoked"))
             with transaction(context.sessions) as session:
+                task = session.scalar(select(Task).where(Task.id == task_id)
+                                      .with_for_update())
+                if task is None or task.claimed_by != context.worker:
+                    raise LeaseLost
                 credentials.store(session, context.secret_box, task_id, collection_id,
                                   renewed)
             grant = renewed
