@@ -1,8 +1,9 @@
 """Tasks outlive their owner's tokens, as on Globus, through the official SDK.
 
 On a server whose access tokens live 3 seconds: a task held by an endpoint manager's pause
-rule well past that lifetime (the owner's token and the data_access token taken at
-submission both expired meanwhile) resumes, renews its grant and completes; once the owner
+rule well past that lifetime (the owner logged out, and the owner's token and the
+data_access token taken at submission both expired meanwhile) resumes, renews its grant
+and completes; once the owner
 revokes Transfer's data_access consent on the account page, a task stops with
 PERMISSION_DENIED. A task's sealed grants exist while it runs and are deleted when it ends.
 
@@ -143,13 +144,18 @@ def test_a_task_outlives_its_owners_tokens(site: Site, manager: TransferClient) 
     assert len(sealed) == 1 and sealed[0].startswith("v1.")  # encrypted at rest
     assert submitted_with not in sealed[0]
 
+    # Alice logs out (her refresh token revoked, as `globus logout` does): her tasks go on.
+    stored = app.token_storage.get_token_data("transfer.api.globus.org")
+    assert stored is not None and stored.refresh_token
+    globus_sdk.NativeAppAuthClient(TUTORIAL_CLIENT_ID).oauth2_revoke_token(
+        stored.refresh_token)
     time.sleep(LIFETIME + 1.5)
     # Every token of the submission has expired: Transfer refuses the owner's.
     expired = TransferClient(authorizer=globus_sdk.AccessTokenAuthorizer(submitted_with))
     expect_error(401, "AuthenticationFailed", expired.get_task, task_id)
 
     manager.endpoint_manager_delete_pause_rule(rule_id)
-    task = finished(client, task_id)
+    task = finished(lasting_client(site, alice), task_id)  # she logs in again to look
     assert (task["status"], task["fatal_error"]) == ("SUCCEEDED", None)
     assert digests(site.home(alice) / "copy") == digests(site.home(alice) / "src")
     assert task["bytes_transferred"] >= LARGE_FILE
