@@ -37,6 +37,7 @@ from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
 from isthmus.transfer.collections import CollectionOpener
+from isthmus.transfer.notifications import Mailer, SMTPServer
 from isthmus.transfer.runner import RunnerSettings, TaskRunner
 from isthmus.transfer.service import TransferService
 
@@ -79,7 +80,9 @@ class Deployment:
     def task_runner(self) -> TaskRunner:
         """The runner that works on Transfer's tasks, reaching collections as Transfer does."""
         settings = self.settings
+        assert self.transfer.opener is not None  # wired with the deployment
         return TaskRunner(self.auth.sessions, self.collections, self.auth.secret_box,
+                          self.transfer.opener.dependent_tokens,
                           RunnerSettings(workers=settings.task_workers,
                                          lease_seconds=settings.task_lease_seconds,
                                          limits=self.transfer.active_limits))
@@ -184,5 +187,10 @@ def open_services(
         guests=connect.resolve_guest, secret_box=auth.secret_box), audit)
     transfer.opener = CollectionOpener(collections,
                                        InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
+    if settings.smtp_url:
+        # Task owners are mailed when their tasks end, as their notify_* flags ask.
+        Mailer(SMTPServer.from_url(settings.smtp_url),
+               settings.mail_from or f"Isthmus <isthmus@{host_name(settings)}>",
+               identities=auth).listen(auth.sessions)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
                       collections=collections, audit=audit)
