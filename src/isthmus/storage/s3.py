@@ -3,8 +3,11 @@
 S3 has keys, not directories. A directory is a prefix ending in ``/``: it exists while some key
 lies under it, and `mkdir` makes a ``dir/`` marker object so an empty one exists too (what the
 S3 consoles and rclone do). A write goes to a multipart upload (or, when small, one PUT) that
-S3 makes visible only when it completes; with ``verify_on_disk`` it is completed under a
-reserved temporary key, read back, and copied into place server side. Modification times
+S3 makes visible only when it completes. With ``verify_on_disk`` every PUT and part carries
+its Content-MD5, so S3 refuses bytes other than those hashed here before anything is visible,
+and the ETag S3 computed of what it stored is compared with the MD5 of what was sent (each
+part's as it goes up; a whole object's, where S3's ETag is its MD5, before the write returns):
+the storage's own digest, without reading a large file back or copying it. Modification times
 are kept in the ``mtime`` metadata (seconds, as rclone keeps them), since S3's own
 LastModified cannot be set; listings show LastModified, which costs no request per object.
 ActiveScale and other S3-compatible stores are reached the same way, by endpoint URL.
@@ -12,12 +15,13 @@ ActiveScale and other S3-compatible stores are reached the same way, by endpoint
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
+import hashlib
 import io
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,9 +36,9 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
-from isthmus.storage.digests import MultiDigest
 from isthmus.storage.errors import (
     AlreadyExists,
+    ChecksumMismatch,
     DirectoryNotEmpty,
     InvalidArgument,
     InvalidPath,
@@ -489,24 +493,23 @@ class _PartBody(io.RawIOBase):
 
 
 class S3AtomicWriter(AtomicWriter):
-    """Parts go up as they fill; nothing exists at the final key until `_publish`."""
+    """Parts go up as they fill; nothing exists at the final key until the upload completes
+    (`_publish`, or `_flush` when verifying, so the stored object can be checked)."""
 
     def __init__(self, connector: S3Connector, path: str, key: str,
                  options: WriteOptions) -> None:
+        if options.verify_on_disk:  # compared with S3's own MD5 of what it stored
+            options = replace(options, algorithms=(*options.algorithms, "md5"))
         super().__init__(path, options)
         self._s3 = connector
-        self._final_key = key
-        directory = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        # Verifying needs the object readable before it is published: under a reserved name.
-        self._key = (directory + TEMP_PREFIX + secrets.token_hex(16)
-                     if options.verify_on_disk else key)
+        self._key = key
         self._metadata = ({MTIME_METADATA: repr(float(options.mtime))}
                           if options.mtime is not None else {})
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._stored = False  # an object exists at self._key
+        self._stored = False  # an object exists at self._key, written by this writer
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return self._s3._call(operation, self.path, **kwargs)
@@ -522,57 +525,86 @@ class S3AtomicWriter(AtomicWriter):
         if self._buffered >= self._part_size():
             self._upload_part()
 
+    def _md5(self) -> dict[str, Any]:
+        """The Content-MD5 of the buffered bytes, when verifying (S3 refuses others)."""
+        if not self.options.verify_on_disk:
+            return {}
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self._chunks:
+            digest.update(chunk)
+        return {"ContentMD5": base64.b64encode(digest.digest()).decode()}
+
+    def _check_etag(self, answer: dict[str, Any], sent: dict[str, Any], what: str) -> None:
+        """S3's ETag of a PUT or part is the MD5 of what it stored, except under KMS or
+        customer-key encryption."""
+        if not sent or answer.get("SSECustomerAlgorithm") or str(
+                answer.get("ServerSideEncryption", "")).startswith("aws:kms"):
+            return
+        stored = str(answer.get("ETag", "")).strip('"')
+        if stored != base64.b64decode(sent["ContentMD5"]).hex():
+            raise ChecksumMismatch(f"S3 stored other bytes than were sent ({what})", self.path)
+
     def _upload_part(self) -> None:
         if self._upload_id is None:
             created = self._call("create_multipart_upload", Key=self._key,
                                  Metadata=self._metadata)
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
+        md5 = self._md5()
         uploaded = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
                               PartNumber=number, Body=_PartBody(self._chunks),
-                              ContentLength=self._buffered)
+                              ContentLength=self._buffered, **md5)
+        self._check_etag(uploaded, md5, f"part {number}")
         self._parts.append({"ETag": uploaded["ETag"], "PartNumber": number})
         self._chunks, self._buffered = [], 0
 
     def _store(self) -> None:
         """Make the object at ``self._key``: complete the upload, or PUT a small file."""
         if self._upload_id is None:
-            self._call("put_object", Key=self._key, Body=_PartBody(self._chunks),
-                       ContentLength=self._buffered, Metadata=self._metadata)
+            md5 = self._md5()
+            stored = self._call("put_object", Key=self._key, Body=_PartBody(self._chunks),
+                                ContentLength=self._buffered, Metadata=self._metadata, **md5)
+            self._stored = True
+            self._check_etag(stored, md5, "the whole file")
         else:
             self._call("complete_multipart_upload", Key=self._key, UploadId=self._upload_id,
                        MultipartUpload={"Parts": self._parts})
             self._upload_id = None
+            self._stored = True
         self._chunks, self._buffered = [], 0
-        self._stored = True
+
+    def _refuse_existing(self) -> None:
+        # S3 has no create-if-absent: this check and the write after it are two requests.
+        if self._s3._head(self._s3._parts(self.path)) is not None:
+            raise AlreadyExists("The file exists", self.path)
 
     def _flush(self) -> None:
         if self._upload_id is not None and self._buffered:
             self._upload_part()
         if self.options.verify_on_disk and not self._stored:
+            # Stored now (parts already checked, a PUT's ETag checked as it returns) so
+            # that what S3 holds is looked at before the write succeeds.
+            if not self.options.overwrite:
+                self._refuse_existing()
             self._store()
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
-        digest = MultiDigest(algorithms)
-        size = 0
-        response = self._call("get_object", Key=self._key)
-        with contextlib.closing(response["Body"]) as body:
-            for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                digest.update(chunk)
-                size += len(chunk)
-        return size, digest.digests()
+        """The stored object's size, and its MD5 where its ETag is one (a multipart
+        upload's is not: its parts were each checked)."""
+        del algorithms  # S3 computes MD5 only; the others were checked as they streamed
+        head = self._call("head_object", Key=self._key)
+        etag = str(head.get("ETag", "")).strip('"')
+        plain = "-" not in etag and not head.get("SSECustomerAlgorithm") and not str(
+            head.get("ServerSideEncryption", "")).startswith("aws:kms")
+        return int(head["ContentLength"]), ({"md5": bytes.fromhex(etag)} if plain else {})
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
         del mtime  # given with the upload's metadata
-        # S3 has no rename-if-absent: this check and the write below are two requests.
-        if not overwrite and self._s3._head(self._s3._parts(self.path)) is not None:
-            raise AlreadyExists("The file exists", self.path)
-        if self._key == self._final_key:
-            self._store()
-            return
-        self._s3._copy(self._key, self._final_key, self.size, self.path)
-        self._call("delete_object", Key=self._key)
-        self._stored = False
+        if self._stored:
+            return  # verified in place
+        if not overwrite:
+            self._refuse_existing()
+        self._store()
 
     def _discard(self) -> None:
         self._chunks, self._buffered = [], 0
@@ -581,12 +613,12 @@ class S3AtomicWriter(AtomicWriter):
             upload_id = self._upload_id
             cleanups.append(lambda: self._s3.client.abort_multipart_upload(
                 Bucket=self._s3.bucket, Key=self._key, UploadId=upload_id))
-        if self._stored and self._key != self._final_key:
+        if self._stored:  # stored, then found wrong: it must not stay visible
             cleanups.append(lambda: self._s3.client.delete_object(
                 Bucket=self._s3.bucket, Key=self._key))
         self._upload_id, self._stored = None, False
         for cleanup in cleanups:
-            # Best effort: the write already failed; a lost temporary is S3's to expire.
+            # Best effort: the write already failed; a lost upload is S3's to expire.
             with contextlib.suppress(ClientError, BotoCoreError):
                 cleanup()
 

@@ -202,6 +202,11 @@ class WebDAVConnector(Connector):
                           chunk_size=self.chunk_size)
 
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
+        return self.size_and_digests(path, algorithms)[1]
+
+    def size_and_digests(self, path: str,
+                         algorithms: Iterable[str]) -> tuple[int, dict[str, bytes]]:
+        """The file's size and digests, from one HEAD when the server offers them."""
         canonical = _canonical(path)
         wanted = canonical_algorithms(algorithms)
         want = ", ".join(f"{rfc9530_name(name)}=10" for name in wanted)
@@ -212,11 +217,13 @@ class WebDAVConnector(Connector):
             raise _error(response, canonical)
         try:
             offered = parse_digest_field(response.headers.get("repr-digest", ""))
-        except StorageError:
-            offered = {}
-        if all(name in offered for name in wanted):
-            return {name: offered[name] for name in wanted}
-        return super().digests(canonical, wanted)  # the server does not offer them: read
+            size = int(response.headers["content-length"])
+        except (StorageError, KeyError, ValueError):
+            offered, size = {}, -1
+        if size >= 0 and all(name in offered for name in wanted):
+            return size, {name: offered[name] for name in wanted}
+        # The server does not offer them: read the file.
+        return self.stat(canonical).size, super().digests(canonical, wanted)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -224,7 +231,8 @@ class WebDAVConnector(Connector):
         canonical = _canonical(path)
         folder, name = paths.parent_and_name(canonical)
         _refuse_reserved(name, canonical)
-        self._folder(folder)
+        # A missing folder needs no request of its own: the PUT into it is refused (409,
+        # RFC 4918 §9.7.1) and nothing is made.
         with contextlib.suppress(NotFound):
             if self.stat(canonical).is_dir():
                 raise IsADirectory(f"'{canonical}' is a folder", canonical)
@@ -364,8 +372,7 @@ class _Writer(AtomicWriter):
         self._finished()
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
-        size = self._connector.stat(self._temp).size
-        return size, self._connector.digests(self._temp, algorithms)
+        return self._connector.size_and_digests(self._temp, algorithms)
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
         if mtime is not None:
