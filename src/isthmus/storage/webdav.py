@@ -6,8 +6,9 @@ DELETE. A write streams a PUT to a temporary name in the file's folder (hashing 
 and MOVEs it into place with ``Overwrite``, so a reader of the final name never sees half a
 file; abandoning the write ends the PUT and deletes the temporary. Digests come from the
 server's ``Repr-Digest`` (RFC 9530) when it gives them, else from reading the file. A
-modification time is set with PROPPATCH of ``DAV:lastmodified`` (seconds since the epoch),
-as ownCloud, Nextcloud and Isthmus accept it.
+modification time goes with the PUT (``X-OC-Mtime``) where the server accepts it, else is
+set with PROPPATCH of ``DAV:lastmodified`` (seconds since the epoch), as ownCloud, Nextcloud
+and Isthmus accept both.
 
 Every path is canonicalised (`paths.normalize`) before it becomes part of a URL, so nothing
 reaches above the connector's base URL.
@@ -334,8 +335,13 @@ class _Writer(AtomicWriter):
             while (chunk := self._chunks.get()) is not None:
                 yield chunk
 
+        # ownCloud's header (which Isthmus and Nextcloud accept too) sets the time with the
+        # PUT; a server that answers without "X-OC-MTime: accepted" gets a PROPPATCH.
+        headers = ({"X-OC-Mtime": repr(float(self.options.mtime))}
+                   if self.options.mtime is not None else {})
         try:
-            self._response = self._connector._request("PUT", self._temp, content=body())
+            self._response = self._connector._request("PUT", self._temp, content=body(),
+                                                      headers=headers)
         except StorageError as error:
             self._failure = error
         except Exception as error:  # reported to the writer, not lost in a thread
@@ -375,7 +381,9 @@ class _Writer(AtomicWriter):
         return self._connector.size_and_digests(self._temp, algorithms)
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
-        if mtime is not None:
+        accepted = (self._response is not None
+                    and self._response.headers.get("x-oc-mtime", "").lower() == "accepted")
+        if mtime is not None and not accepted:
             self._connector.set_mtime(self._temp, mtime)
         self._connector._move(self._temp, self.path, overwrite)
 
