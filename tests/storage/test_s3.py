@@ -214,3 +214,20 @@ def test_a_directory_of_more_than_one_delete_batch_goes_whole(
         backing.put(f"/many/f{index}", b"")
     bucket_target.connector.delete("/many", recursive=True)
     assert backing.names("/") == set()
+
+
+def test_a_directory_this_connector_removed_is_not_remembered(
+    bucket_target: StorageTarget,
+) -> None:
+    connector = bucket_target.connector
+    connector.mkdir("/d")
+    connector.write_atomic("/d/a", [b"a"])  # /d is now known to exist
+    connector.delete("/d", recursive=True)
+    with pytest.raises(NotFound):
+        connector.write_atomic("/d/b", [b"b"])
+    connector.mkdir("/e/f", parents=True)
+    connector.write_atomic("/e/f/a", [b"a"])
+    connector.rename("/e", "/moved")
+    with pytest.raises(NotFound):
+        connector.write_atomic("/e/f/b", [b"b"])
+    assert bucket_target.backing.get("/moved/f/a") == b"a"

@@ -20,9 +20,11 @@ import bisect
 import contextlib
 import hashlib
 import io
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -62,6 +64,8 @@ PARTS_PER_STEP = 1000
 MAX_SINGLE_COPY = 5 * 1024**3
 MAX_KEY_BYTES = 1024
 MTIME_METADATA = "mtime"
+KNOWN_DIR_SECONDS = 2.0
+MAX_KNOWN_DIRS = 4096
 # A path's canonical components (`paths.split`).
 Parts = list[str]
 _Batch = list[dict[str, str]]
@@ -140,6 +144,10 @@ class S3Connector(Connector):
         if any(part in (".", "..") for part in parts):
             raise InvalidPath("An S3 prefix may not contain '.' or '..'")
         self.prefix = "".join(part + "/" for part in parts)
+        # Directories found to exist, until when (monotonic): a task writing or reading a
+        # thousand files in one folder would otherwise list it again for each of them.
+        self._known_dirs: dict[str, float] = {}
+        self._known_lock = threading.Lock()
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -187,8 +195,20 @@ class S3Connector(Connector):
         return not parts or bool(self._first_under(parts))
 
     def _require_dir(self, parts: Parts) -> None:
-        """The directory must exist (NotFound) and be one (NotADirectory)."""
+        """The directory must exist (NotFound) and be one (NotADirectory). One found within
+        the last `KNOWN_DIR_SECONDS` is taken as still there: S3 directories are only
+        prefixes, so at worst a write lands in one that another client just emptied,
+        making it again, as any S3 tool's upload would."""
+        prefix = self._dir_prefix(parts)
+        now = time.monotonic()
+        with self._known_lock:
+            if self._known_dirs.get(prefix, 0.0) > now:
+                return
         if self._is_dir(parts):
+            with self._known_lock:
+                if len(self._known_dirs) >= MAX_KNOWN_DIRS:
+                    self._known_dirs.clear()
+                self._known_dirs[prefix] = now + KNOWN_DIR_SECONDS
             return
         if self._head(parts) is not None:
             raise NotADirectory("Not a directory", join_parts(parts))
@@ -275,18 +295,22 @@ class S3Connector(Connector):
         parts = self._parts(path)
         canonical = join_parts(parts)
         check_range(canonical, offset, length)
-        head = self._head(parts)
-        if head is None:
-            if self._is_dir(parts):
-                raise IsADirectory("Is a directory", canonical)
-            raise NotFound("No such file", canonical)
-        entry = self._file_entry(parts[-1], head)
-        end = entry.size if length is None else min(entry.size, offset + length)
-        if end <= offset:
-            return ReadStream(entry, lambda _size: b"", lambda: None, length=0)
-        # If-Match: the bytes served are those of the object just described, or none.
-        response = self._call("get_object", canonical, Key=self._key(parts),
-                              Range=f"bytes={offset}-{end - 1}", IfMatch=head["ETag"])
+        if offset == 0 and length is None and parts:
+            # A whole file: one GET, whose answer describes the object it serves.
+            response = self._get_whole(parts, canonical)
+            entry = self._file_entry(parts[-1], response)
+            end = entry.size
+        else:
+            head = self._head(parts)
+            if head is None:
+                self._missing_file(parts, canonical)
+            entry = self._file_entry(parts[-1], head)
+            end = entry.size if length is None else min(entry.size, offset + length)
+            if end <= offset:
+                return ReadStream(entry, lambda _size: b"", lambda: None, length=0)
+            # If-Match: the bytes served are those of the object just described, or none.
+            response = self._call("get_object", canonical, Key=self._key(parts),
+                                  Range=f"bytes={offset}-{end - 1}", IfMatch=head["ETag"])
         body = response["Body"]
 
         def read(size: int) -> bytes:
@@ -297,6 +321,23 @@ class S3Connector(Connector):
             return data
 
         return ReadStream(entry, read, body.close, length=end - offset)
+
+    def _get_whole(self, parts: Parts, canonical: str) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = self.client.get_object(Bucket=self.bucket,
+                                                              Key=self._key(parts))
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+                self._missing_file(parts, canonical)
+            raise storage_error(error, canonical, self.bucket) from None
+        except BotoCoreError as error:
+            raise storage_error(error, canonical, self.bucket) from None
+        return response
+
+    def _missing_file(self, parts: Parts, canonical: str) -> NoReturn:
+        if self._is_dir(parts):
+            raise IsADirectory("Is a directory", canonical)
+        raise NotFound("No such file", canonical)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -369,7 +410,14 @@ class S3Connector(Connector):
             raise storage_error(ClientError({"Error": failed}, "DeleteObjects"), path,
                                 self.bucket)
 
+    def _forget_dirs(self) -> None:
+        """A move or delete may take directories away (a file's folder, when it was the
+        last key under it): nothing this connector knows of them is trusted after it."""
+        with self._known_lock:
+            self._known_dirs.clear()
+
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        self._forget_dirs()
         source, target = self._parts(src), self._parts(dst)
         if not source or not target:
             raise InvalidPath("The collection root cannot be renamed or replaced", ROOT)
@@ -407,6 +455,7 @@ class S3Connector(Connector):
         self._delete_keys([item["Key"] for item in moved], source_path)
 
     def delete(self, path: str, recursive: bool = False) -> None:
+        self._forget_dirs()
         parts = self._parts(path)
         canonical = join_parts(parts)
         if not parts:
@@ -510,6 +559,7 @@ class S3AtomicWriter(AtomicWriter):
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._stored = False  # an object exists at self._key, written by this writer
+        self._stored_md5: bytes | None = None  # S3's MD5 of the whole object, when known
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return self._s3._call(operation, self.path, **kwargs)
@@ -543,6 +593,7 @@ class S3AtomicWriter(AtomicWriter):
         stored = str(answer.get("ETag", "")).strip('"')
         if stored != base64.b64decode(sent["ContentMD5"]).hex():
             raise ChecksumMismatch(f"S3 stored other bytes than were sent ({what})", self.path)
+        self._stored_md5 = bytes.fromhex(stored)
 
     def _upload_part(self) -> None:
         if self._upload_id is None:
@@ -555,6 +606,7 @@ class S3AtomicWriter(AtomicWriter):
                               PartNumber=number, Body=_PartBody(self._chunks),
                               ContentLength=self._buffered, **md5)
         self._check_etag(uploaded, md5, f"part {number}")
+        self._stored_md5 = None  # a part's, not the object's
         self._parts.append({"ETag": uploaded["ETag"], "PartNumber": number})
         self._chunks, self._buffered = [], 0
 
@@ -590,13 +642,13 @@ class S3AtomicWriter(AtomicWriter):
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
         """The stored object's size, and its MD5 where its ETag is one (a multipart
-        upload's is not: its parts were each checked)."""
+        upload's is not: its parts were each checked). A PUT whose ETag matched the MD5
+        sent holds exactly the bytes sent: no request is needed to know its size."""
         del algorithms  # S3 computes MD5 only; the others were checked as they streamed
+        if self._stored_md5 is not None:
+            return self.size, {"md5": self._stored_md5}
         head = self._call("head_object", Key=self._key)
-        etag = str(head.get("ETag", "")).strip('"')
-        plain = "-" not in etag and not head.get("SSECustomerAlgorithm") and not str(
-            head.get("ServerSideEncryption", "")).startswith("aws:kms")
-        return int(head["ContentLength"]), ({"md5": bytes.fromhex(etag)} if plain else {})
+        return int(head["ContentLength"]), {}
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
         del mtime  # given with the upload's metadata
