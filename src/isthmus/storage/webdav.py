@@ -20,6 +20,7 @@ import contextlib
 import queue
 import secrets
 import threading
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.utils import parsedate_to_datetime
@@ -66,6 +67,8 @@ _MAX_MULTISTATUS = 64 * 1024 * 1024
 # Chunks queued between a writer and its PUT: enough to keep the connection busy, few
 # enough that memory stays flat whatever the file's size.
 _QUEUED_CHUNKS = 2
+KNOWN_FOLDER_SECONDS = 2.0
+MAX_KNOWN_FOLDERS = 4096
 
 TokenSource = Callable[[], str]
 
@@ -81,6 +84,11 @@ class WebDAVConnector(Connector):
         self._base_path = unquote(urlsplit(self.base_url).path).rstrip("/")
         self._token = token
         self._client = httpx.Client(verify=verify, timeout=timeout)
+        # Folders found to exist, until when (monotonic): a task moving a thousand files of
+        # one folder would otherwise ask after it again for each of them. A folder removed
+        # meanwhile by someone else only changes which request fails (a PUT into it is 409).
+        self._known_folders: dict[str, float] = {}
+        self._known_lock = threading.Lock()
 
     def close(self) -> None:
         self._client.close()
@@ -175,11 +183,21 @@ class WebDAVConnector(Connector):
             self._folder(paths.parent_and_name(canonical)[0])
         return canonical
 
-    def _folder(self, path: str) -> Entry:
-        entry = self.stat(path)
-        if not entry.is_dir():
+    def _folder(self, path: str) -> None:
+        now = time.monotonic()
+        with self._known_lock:
+            if self._known_folders.get(path, 0.0) > now:
+                return
+        if not self.stat(path).is_dir():
             raise NotADirectory(f"'{path}' is not a folder", path)
-        return entry
+        with self._known_lock:
+            if len(self._known_folders) >= MAX_KNOWN_FOLDERS:
+                self._known_folders.clear()
+            self._known_folders[path] = now + KNOWN_FOLDER_SECONDS
+
+    def _forget_folders(self) -> None:
+        with self._known_lock:
+            self._known_folders.clear()
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
         canonical = _canonical(path)
@@ -274,6 +292,7 @@ class WebDAVConnector(Connector):
         _refuse_reserved(paths.parent_and_name(destination)[1], destination)
         if destination.startswith(source.rstrip("/") + "/"):
             raise InvalidArgument(f"'{source}' cannot be moved into itself", source)
+        self._forget_folders()  # it may be a folder, or hold some
         self._move(source, destination, overwrite)
 
     def _move(self, source: str, destination: str, overwrite: bool) -> None:
@@ -294,6 +313,7 @@ class WebDAVConnector(Connector):
         # DELETE on a WebDAV collection removes all it holds (RFC 4918 §9.6.1).
         if not recursive and self.stat(canonical).is_dir() and self.list(canonical):
             raise DirectoryNotEmpty(f"'{canonical}' is not empty", canonical)
+        self._forget_folders()
         self._delete(canonical)
 
     def _delete(self, path: str) -> None:
