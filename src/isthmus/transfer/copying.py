@@ -361,7 +361,8 @@ class Worker:
                     if self.slice.due() and self.slice.checkpoint():
                         raise Stopped  # the writer's exit discards the temporary file
                 try:
-                    result = writer.commit()
+                    with self.slice.renewing():
+                        result = writer.commit()
                 except ChecksumMismatch as error:
                     if item.external_checksum:
                         raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
