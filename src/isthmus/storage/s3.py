@@ -6,11 +6,12 @@ S3 consoles and rclone do). A write goes to a multipart upload (or, when small, 
 S3 makes visible only when it completes. With ``verify_on_disk`` every PUT and part carries
 its Content-MD5, so S3 refuses bytes other than those hashed here before anything is visible,
 and the ETag S3 computed of what it stored is compared with the MD5 of what was sent (each
-part's as it goes up; a whole object's, where S3's ETag is its MD5, before the write returns):
-the storage's own digest, without reading a large file back or copying it. Modification times
-are kept in the ``mtime`` metadata (seconds, as rclone keeps them), since S3's own
-LastModified cannot be set; listings show LastModified, which costs no request per object.
-ActiveScale and other S3-compatible stores are reached the same way, by endpoint URL.
+part's as it goes up, before the upload completes; a whole object's, where S3's ETag is its
+MD5, before the write returns, removing the object if a store that ignores Content-MD5 kept
+other bytes): the storage's own digest, without reading a large file back or copying it.
+Modification times are kept in the ``mtime`` metadata (seconds, as rclone keeps them), since
+S3's own LastModified cannot be set; listings show LastModified, which costs no request per
+object. ActiveScale and other S3-compatible stores are reached the same way, by endpoint URL.
 """
 
 from __future__ import annotations
