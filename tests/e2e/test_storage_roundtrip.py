@@ -131,3 +131,27 @@ def test_a_tree_goes_round_posix_s3_webdav_posix_and_comes_back_identical(
     # Modification times survive to the second (WebDAV keeps no more).
     for name in expected:
         assert int((returned / name).stat().st_mtime) == int((source / name).stat().st_mtime)
+
+
+def test_a_symlink_item_to_object_storage_fails_at_once(stores: Stores) -> None:
+    """3.65's ``transfer_symlink_item`` (copy the link itself) has nothing to make on S3."""
+    down = stores.pair.downstream
+    with pointed_at(down.server):
+        tc = app_transfer_client(down, down.owner, stores.posix_id)  # type: ignore[arg-type]
+        tc.add_app_data_access_scope(stores.s3.collection_id)
+        tc.operation_ls(stores.posix_id)
+        home = down.home_dir(down.owner)
+        (home / "target.txt").write_text("linked")
+        (home / "alink").symlink_to("target.txt")
+        submitted = tc.post("/v0.10/transfer", data={
+            "DATA_TYPE": "transfer", "source_endpoint": stores.posix_id,
+            "destination_endpoint": stores.s3.collection_id,
+            "submission_id": tc.get_submission_id()["value"],
+            "DATA": [{"DATA_TYPE": "transfer_symlink_item", "source_path": "/~/alink",
+                      "destination_path": "/alink"}]})
+        task_id = submitted["task_id"]
+        assert tc.task_wait(task_id, timeout=120, polling_interval=1)
+        task = tc.get_task(task_id)
+    assert task["status"] == "FAILED"
+    assert task["fatal_error"]["code"] == "NOT_SUPPORTED", task["fatal_error"]
+    assert task["faults"] == 0  # refused, not retried

@@ -24,6 +24,7 @@ from isthmus.storage.errors import (
     IsADirectory,
     NotADirectory,
     NotFound,
+    NotSupported,
     PermissionDenied,
     QuotaExceeded,
     StorageError,
@@ -92,6 +93,8 @@ def classify(error: Exception, what: str, path: str, *, on_source: bool,
     if isinstance(error, NotFound):
         event = _event("FILE_NOT_FOUND", what, path, message)
         return SourceError(event) if on_source else TaskFailed(event)
+    if isinstance(error, NotSupported):  # a link on S3 or WebDAV: no retry will make one
+        return TaskFailed(_event("NOT_SUPPORTED", what, path, message))
     if isinstance(error, PermissionDenied) or (isinstance(error, APIError)
                                                and error.status in (401, 403)):
         event = _event("PERMISSION_DENIED", what, path, message)
