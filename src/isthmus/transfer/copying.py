@@ -5,6 +5,7 @@ so, and otherwise end the task (`TaskFailed`)."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import posixpath
 import time
@@ -364,7 +365,10 @@ class Worker:
                     if self.slice.due() and self.slice.checkpoint():
                         raise Stopped  # the writer's exit discards the temporary file
                 try:
-                    with self.slice.renewing():
+                    # A large file's commit may outlast the lease (its verifying re-read,
+                    # S3 assembling its parts): the lease is renewed meanwhile.
+                    with (self.slice.renewing() if stream.entry.size >= LARGE_FILE
+                          else contextlib.nullcontext()):
                         result = writer.commit()
                 except ChecksumMismatch as error:
                     if item.external_checksum:
