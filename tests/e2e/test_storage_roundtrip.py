@@ -5,13 +5,16 @@ OAuth2 user credential) -> POSIX, each hop with ``verify_checksum`` and
 ``preserve_timestamp``.
 
 The tree holds 1,000 small files in nested folders, two empty folders, a symlink and a large
-file (``ISTHMUS_TEST_LARGE_FILE``). After each hop rclone, reading the storage directly (the
-bucket with its s3 backend, the upstream's collection with its webdav backend and a bearer
-token of the upstream), checks that exactly the source's files are there; at the end the
-test compares digests, folders and modification times of the returned tree with the source.
+file (``ISTHMUS_TEST_LARGE_FILE``). After each hop rclone, reading the storage directly,
+checks that exactly the source's files are there: in the bucket with its s3 backend
+(``--download``: every byte), at the upstream with its webdav backend and a bearer token of
+the upstream (names and sizes: WebDAV offers it no hash; the upstream's disk is compared by
+digest). At the end the test compares digests, folders (the empty ones too) and
+modification times of the returned tree with the source.
 
-Symlinks: found while recursing they are not followed and not recreated (Transfer counts
-them, as Globus does); object stores and WebDAV have none to make.
+Symlinks, as Globus treats them: found while recursing they are not followed and not
+recreated (Transfer counts them); named as items they are followed. A 3.65
+``transfer_symlink_item`` onto S3 or WebDAV, which have no links, fails at once.
 """
 
 from __future__ import annotations
