@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, aliased
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
-from isthmus.transfer import filters, pauses, registry, tasks
+from isthmus.core.registry import GCSV5_ENDPOINT
+from isthmus.transfer import access_rules, filters, pauses, registry, tasks
 from isthmus.transfer.filters import bad_request
 from isthmus.transfer.models import RegistryEntity, RegistryGrant, RegistryOwner
 from isthmus.transfer.registry import Caller
@@ -400,6 +401,43 @@ def rule_list(session: Session, caller: Caller, params: Mapping[str, str]) -> di
     rules = session.scalars(query.order_by(PauseRule.id))
     return {"DATA_TYPE": "pause_rule_list",
             "DATA": [_rule_document(rule, session, caller) for rule in rules]}
+
+
+# --- endpoints and collections ------------------------------------------------------------
+
+
+def monitored_entity(session: Session, caller: Caller, entity_id: str) -> RegistryEntity:
+    """An endpoint or collection the caller monitors: 404 for one they may not even see,
+    403 for one they see without an activity role on it."""
+    key = registry.parse_entity_id(entity_id)
+    entity = session.get(RegistryEntity, key)
+    if entity is not None and not entity.deleted and _has(session, caller, key,
+                                                          MONITOR_ROLES):
+        return entity
+    registry.require_visible(session, caller, entity_id)
+    raise permission_denied(f"You do not have the activity_monitor role on '{entity_id}'")
+
+
+def get_endpoint(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    return registry.document(session, caller, monitored_entity(session, caller, entity_id))
+
+
+def hosted_endpoint_list(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    """What the entity hosts: an endpoint's collections, a mapped collection's guests."""
+    host = monitored_entity(session, caller, entity_id)
+    column = (RegistryEntity.endpoint_id if host.entity_type == GCSV5_ENDPOINT
+              else RegistryEntity.host_endpoint_id)
+    hosted = list(session.scalars(select(RegistryEntity).where(
+        column == host.id, RegistryEntity.id != host.id, RegistryEntity.deleted.is_(False),
+    ).order_by(RegistryEntity.display_name, RegistryEntity.id)))
+    return {"DATA_TYPE": "endpoint_list", "length": len(hosted),
+            "DATA": [registry.document(session, caller, entity) for entity in hosted]}
+
+
+def acl_list(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    """A guest collection's access rules, for the monitors of its endpoint."""
+    entity = access_rules.require_guest(monitored_entity(session, caller, entity_id))
+    return access_rules.rule_list_document(session, entity)
 
 
 def monitored_endpoints(session: Session, caller: Caller) -> dict[str, Any]:
