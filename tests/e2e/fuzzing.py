@@ -41,7 +41,8 @@ from tests.live import LiveServer, server_on_fresh_database
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"isthmus-hypothesis-{os.getuid()}")
 
-Credentials = Callable[[schemathesis.Case], dict[str, str]]
+# The headers a request carries: for a generated case, or (None) for a direct request.
+Credentials = Callable[[schemathesis.Case | None], dict[str, str]]
 
 
 def examples(variable: str, default: int) -> int:
@@ -126,8 +127,22 @@ def real_ids(case: schemathesis.Case, fuzzed: Fuzzed) -> None:
         case.body = _with_real_ids(case.body, fuzzed)
 
 
+def not_a_server_error_but_storage(ctx: Any, response: Any, case: schemathesis.Case) -> None:
+    """No 5xx, except Transfer's 502 for what the storage refused: an ``ExternalError``
+    code (``ExternalError.MkdirFailed.Exists``...), as Globus answers and the SDK and
+    clients test for (the SDK does not retry those)."""
+    if response.status_code == 502:
+        code = str(response.json().get("code", ""))
+        if code.startswith(("ExternalError.", "EndpointError")):
+            return
+    not_a_server_error(ctx, response, case)
+
+
+DEFAULT_CHECKS = (not_a_server_error, response_schema_conformance)
+
+
 def fuzz_every_operation(fuzzed: Fuzzed, path_regex: str, subtests: pytest.Subtests,
-                         max_examples: int) -> int:
+                         max_examples: int, checks: tuple[Any, ...] = DEFAULT_CHECKS) -> int:
     """Every operation of the document under ``path_regex``, in both generation modes,
     deletions last (the rows they remove are what the others work on). The number of
     operations fuzzed."""
@@ -148,7 +163,7 @@ def fuzz_every_operation(fuzzed: Fuzzed, path_regex: str, subtests: pytest.Subte
                 real_ids(case, fuzzed)
                 case.call_and_validate(
                     base_url=base_url, session=fuzzed.http, headers=fuzzed.credentials(case),
-                    checks=[not_a_server_error, response_schema_conformance], timeout=30,
+                    checks=list(checks), timeout=30,
                     verify=fuzzed.server.ca_file,
                 )
 

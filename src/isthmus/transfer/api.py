@@ -141,7 +141,7 @@ async def operation_ls(request: Request, endpoint_id: str) -> Document:
 
 @router.get("/operation/endpoint/{endpoint_id}/stat")
 async def operation_stat(request: Request, endpoint_id: str) -> Document:
-    path = file_ops.check_path(request.query_params.get("path"), "path")
+    path = file_ops.check_path(routing.params(request).get("path"), "path")
     return await _on_collection(request, endpoint_id,
                                 lambda collection: file_ops.stat(collection, path))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
@@ -155,11 +154,12 @@ def _last_key(task: Task) -> str:
 
 
 def _after(last_key: str) -> ColumnElement[bool]:
+    time_text, _, id_text = last_key.rpartition(",")
+    when = filters.parse_datetime(time_text, "last_key")
     try:
-        time_text, id_text = last_key.rsplit(",", 1)
-        when, key = datetime.fromisoformat(time_text), uuid.UUID(id_text)
+        key = uuid.UUID(id_text)
     except ValueError:
-        raise bad_request(f"Invalid last_key: '{last_key}'") from None
+        raise bad_request(f"Invalid last_key: '{last_key[:100]}'") from None
     return or_(Task.request_time < when, and_(Task.request_time == when, Task.id < key))
 
 

@@ -48,14 +48,21 @@ ERROR: Schema = obj({"code": TEXT, "message": TEXT, "request_id": TEXT, "resourc
 DOCUMENT: Schema = obj({"DATA_TYPE": TEXT}, "DATA_TYPE")
 
 
+STORAGE_FAILURE = {"502": {
+    "description": "The storage refused (ExternalError.*, e.g. MkdirFailed.Exists), in "
+                   "Transfer's error body: not retried by the SDK",
+    "content": {"application/json": {"schema": ERROR}}}}
+
+
 def operation(*, body: Schema | None = None, query: dict[str, Schema] | None = None,
-              required: tuple[str, ...] = ()) -> Schema:
+              required: tuple[str, ...] = (), on_storage: bool = False) -> Schema:
     extra: Schema = {
         "responses": {
             "2XX": {"description": "Done: a Transfer document",
                     "content": {"application/json": {"schema": DOCUMENT}}},
             "4XX": {"description": "Refused, in Transfer's error body",
                     "content": {"application/json": {"schema": ERROR}}},
+            **(STORAGE_FAILURE if on_storage else {}),
         },
         "security": [{"bearer": []}],
     }
@@ -164,12 +171,15 @@ OPERATIONS: dict[str, dict[str, Schema]] = {
     "/endpoint/{endpoint_id}/access": {"POST": operation(body=NEW_ACCESS)},
     "/endpoint/{endpoint_id}/role_list": {"GET": READ},
     "/endpoint/{endpoint_id}/role/{role_id}": {"GET": READ},
-    "/operation/endpoint/{endpoint_id}/ls": {"GET": operation(query=LS)},
+    "/operation/endpoint/{endpoint_id}/ls": {"GET": operation(query=LS, on_storage=True)},
     "/operation/endpoint/{endpoint_id}/stat": {"GET": operation(
-        query={"path": TEXT, "local_user": TEXT}, required=("path",))},
-    "/operation/endpoint/{endpoint_id}/mkdir": {"POST": operation(body=MKDIR)},
-    "/operation/endpoint/{endpoint_id}/rename": {"POST": operation(body=RENAME)},
-    "/operation/endpoint/{endpoint_id}/symlink": {"POST": operation(body=SYMLINK)},
+        query={"path": TEXT, "local_user": TEXT}, required=("path",), on_storage=True)},
+    "/operation/endpoint/{endpoint_id}/mkdir": {"POST": operation(body=MKDIR,
+                                                                  on_storage=True)},
+    "/operation/endpoint/{endpoint_id}/rename": {"POST": operation(body=RENAME,
+                                                                   on_storage=True)},
+    "/operation/endpoint/{endpoint_id}/symlink": {"POST": operation(body=SYMLINK,
+                                                                    on_storage=True)},
     "/bookmark_list": {"GET": READ},
     "/bookmark": {"POST": operation(body=NEW_BOOKMARK)},
     "/bookmark/{bookmark_id}": {

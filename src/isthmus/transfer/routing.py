@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.core import work
 from isthmus.core.http import bearer_token
+from isthmus.transfer import filters
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
 
@@ -24,7 +25,9 @@ def service(request: Request) -> TransferService:
 
 
 def params(request: Request) -> dict[str, str]:
-    # A repeated parameter: the last one counts, as for the real service's forms.
+    """The query string, checked for what no database can hold (every repeat of a name).
+    A repeated parameter: the last one counts, as for the real service's forms."""
+    filters.reject_nul(request.query_params.multi_items())
     return dict(request.query_params.items())
 
 
