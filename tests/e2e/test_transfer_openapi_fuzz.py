@@ -239,3 +239,14 @@ def test_nul_characters_in_query_strings_are_refused(fuzzed: Fuzzed) -> None:
     _refused(_get(fuzzed, f"task/{task_id}/event_list", filter="is_error:\x00"), "NUL")
     _refused(_get(fuzzed, "endpoint_manager/task_list", filter_status="ACTIVE",
                   filter_local_user="\x00"), "NUL")
+
+
+def test_id_lists_that_name_no_id_are_refused(fuzzed: Fuzzed) -> None:
+    mapped = fuzzed.ids["endpoint_id"][0]
+    _refused(_get(fuzzed, "endpoint_manager/task_list", filter_endpoint=","),
+             "filter_endpoint")
+    _refused(_get(fuzzed, "endpoint_manager/pause_rule_list", filter_endpoint=","),
+             "filter_endpoint")
+    _refused(_send(fuzzed, "POST", "endpoint_manager/pause_rule", {
+        "DATA_TYPE": "pause_rule", "message": "m", "endpoint_id": mapped,
+        "identity_id": ","}), "identity_id")

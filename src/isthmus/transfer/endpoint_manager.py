@@ -94,6 +94,14 @@ def _parse_ids(value: str, what: str) -> list[uuid.UUID]:
         raise bad_request(f"Invalid {what}: '{value}'") from None
 
 
+def _parse_id(value: str, what: str) -> uuid.UUID:
+    """The one id a filter or field names (``","`` names none: refused)."""
+    ids = _parse_ids(value, what)
+    if len(ids) != 1:
+        raise bad_request(f"Invalid {what}: '{value[:100]}' (one id)")
+    return ids[0]
+
+
 def _task_conditions(session: Session, params: Mapping[str, str]) -> list[ColumnElement[bool]]:
     statuses = {part for part in params.get("filter_status", "").split(",") if part}
     if statuses - _STATUSES:
@@ -117,7 +125,7 @@ def _task_conditions(session: Session, params: Mapping[str, str]) -> list[Column
         conditions.append(Task.owner_id.in_(_parse_ids(params["filter_owner_id"],
                                                        "filter_owner_id")))
     if params.get("filter_endpoint"):
-        endpoint_id = _parse_ids(params["filter_endpoint"], "filter_endpoint")[0]
+        endpoint_id = _parse_id(params["filter_endpoint"], "filter_endpoint")
         used = list(pauses.collections_of(session, endpoint_id))
         use = params.get("filter_endpoint_use")
         if use not in (None, "", "source", "destination"):
@@ -341,7 +349,7 @@ def create_rule(session: Session, caller: Caller, body: Mapping[str, Any]) -> di
         raise bad_request("identity_id must be an identity id or null")
     rule = PauseRule(id=uuid.uuid4(),
                      endpoint_id=_managed_entity(session, caller, body.get("endpoint_id")),
-                     identity_id=_parse_ids(identity, "identity_id")[0] if identity else None,
+                     identity_id=_parse_id(identity, "identity_id") if identity else None,
                      modified_by_id=caller.identity_id, start_time=None,
                      pause_task_transfer_read=True, pause_task_transfer_write=True,
                      pause_task_delete=True)
@@ -395,7 +403,7 @@ def delete_rule(session: Session, caller: Caller, rule_id: str) -> dict[str, Any
 def rule_list(session: Session, caller: Caller, params: Mapping[str, str]) -> dict[str, Any]:
     query = select(PauseRule).where(holds(caller, PauseRule.endpoint_id, MONITOR_ROLES))
     if params.get("filter_endpoint"):
-        endpoint_id = _parse_ids(params["filter_endpoint"], "filter_endpoint")[0]
+        endpoint_id = _parse_id(params["filter_endpoint"], "filter_endpoint")
         query = query.where(PauseRule.endpoint_id.in_(pauses.collections_of(session,
                                                                             endpoint_id)))
     rules = session.scalars(query.order_by(PauseRule.id))
