@@ -250,9 +250,8 @@ async def get_task(request: Request, task_id: str) -> Document:
 @router.put("/task/{task_id}")
 async def update_task(request: Request, task_id: str) -> Document:
     body = await read_json_object(request)
-    result = await routing.write(request, lambda session, caller: tasks.update_task(
+    return await routing.write_result(request, lambda session, caller: tasks.update_task(
         session, caller, task_id, body))
-    return {**result, "request_id": request_id()}
 
 
 @router.post("/task/{task_id}/cancel")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from isthmus.core.http import read_json_object
 from isthmus.core.identities import IdentityDirectory
 from isthmus.transfer import endpoint_manager, openapi, routing, tasks
-from isthmus.transfer.errors import API_PREFIX, request_id
+from isthmus.transfer.errors import API_PREFIX
 from isthmus.transfer.task_models import Task
 
 router = APIRouter(prefix=f"{API_PREFIX}/endpoint_manager")
@@ -21,10 +21,6 @@ Document = routing.Document
 
 def _identities(request: Request) -> IdentityDirectory:
     return routing.service(request).identities
-
-
-async def _write(request: Request, run: routing.Run) -> Document:
-    return {**await routing.write(request, run), "request_id": request_id()}
 
 
 @router.get("/monitored_endpoints")
@@ -102,8 +98,8 @@ async def task_pause_info(request: Request, task_id: str) -> Document:
 @router.post("/admin_cancel")
 async def admin_cancel(request: Request) -> Document:
     body = await read_json_object(request)
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.admin_cancel(session, caller, body))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.admin_cancel(session, caller, body)))
 
 
 @router.get("/admin_cancel/{cancel_id}")
@@ -115,15 +111,15 @@ async def cancel_status(request: Request, cancel_id: str) -> Document:
 @router.post("/admin_pause")
 async def admin_pause(request: Request) -> Document:
     body = await read_json_object(request)
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.admin_pause(session, caller, body, pause=True))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.admin_pause(session, caller, body, pause=True)))
 
 
 @router.post("/admin_resume")
 async def admin_resume(request: Request) -> Document:
     body = await read_json_object(request)
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.admin_pause(session, caller, body, pause=False))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.admin_pause(session, caller, body, pause=False)))
 
 
 @router.get("/pause_rule_list")
@@ -136,8 +132,8 @@ async def pause_rule_list(request: Request) -> Document:
 @router.post("/pause_rule")
 async def create_pause_rule(request: Request) -> Document:
     body = await read_json_object(request)
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.create_rule(session, caller, body))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.create_rule(session, caller, body)))
 
 
 @router.get("/pause_rule/{rule_id}")
@@ -149,14 +145,14 @@ async def get_pause_rule(request: Request, rule_id: str) -> Document:
 @router.put("/pause_rule/{rule_id}")
 async def update_pause_rule(request: Request, rule_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.update_rule(session, caller, rule_id, body))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.update_rule(session, caller, rule_id, body)))
 
 
 @router.delete("/pause_rule/{rule_id}")
 async def delete_pause_rule(request: Request, rule_id: str) -> Document:
-    return await _write(request, lambda session, caller:
-                        endpoint_manager.delete_rule(session, caller, rule_id))
+    return await routing.write_result(request, lambda session, caller: (
+        endpoint_manager.delete_rule(session, caller, rule_id)))
 
 
 openapi.describe(router)

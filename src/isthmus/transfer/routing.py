@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from isthmus.core import work
 from isthmus.core.http import bearer_token
 from isthmus.transfer import filters
+from isthmus.transfer.errors import request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
 
@@ -57,3 +58,8 @@ async def write(request: Request, run: Run, known: Caller | None = None) -> Docu
     result: Document = await work.in_transaction(request, transfer.sessions,
                                                  lambda session: run(session, who))
     return result
+
+
+async def write_result(request: Request, run: Run) -> Document:
+    """`write` for a ``result`` document, which carries the request's id."""
+    return {**await write(request, run), "request_id": request_id()}
