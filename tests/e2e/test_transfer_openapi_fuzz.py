@@ -252,3 +252,25 @@ def test_id_lists_that_name_no_id_are_refused(fuzzed: Fuzzed) -> None:
     _refused(_send(fuzzed, "POST", "endpoint_manager/pause_rule", {
         "DATA_TYPE": "pause_rule", "message": "m", "endpoint_id": mapped,
         "identity_id": ","}), "identity_id")
+
+
+def test_every_body_that_is_not_a_json_object_is_refused(fuzzed: Fuzzed) -> None:
+    paths = fuzzed.http.get(fuzzed.server.base_url + "openapi.json", timeout=30).json()[
+        "paths"]
+    bodies = [b"{not json", b"[1, 2]", b'"text"', b"1e999", b'{"a": NaN}',
+              b"[" * 100_000 + b"]" * 100_000, b'{"DATA_TYPE": "\\ud800"}', b"\xff\xfe"]
+    sent = 0
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if not re.match(FUZZED, path) or "requestBody" not in operation:
+                continue
+            real = re.sub(r"\{(\w+)\}", lambda name: fuzzed.ids[name.group(1)][0], path)
+            for body in bodies:
+                answer = fuzzed.http.request(
+                    method, fuzzed.server.base_url.rstrip("/") + real, data=body,
+                    headers={**fuzzed.credentials(None), "Content-Type": "application/json"},
+                    timeout=30)
+                assert answer.status_code == 400, (method, real, body[:20], answer.text)
+                assert set(answer.json()) >= {"code", "message", "request_id", "resource"}
+                sent += 1
+    assert sent >= 15 * len(bodies)
