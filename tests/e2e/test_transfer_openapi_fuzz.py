@@ -5,10 +5,11 @@ with its query parameters and body, so `tests.e2e.fuzzing` generates valid and b
 requests from it. Each request carries the endpoint owner's transfer token, consented to
 the mapped collection's data_access (file operations get past consent), and path and body
 ids are often swapped for real ones: the endpoint, its mapped and guest collections, an
-access rule, a bookmark, tasks, a pause rule, an admin cancel. The owner administers the
-endpoint, so the endpoint manager's routes reach their rules too. Checks: no 5xx (but the
-spec's 502 ``ExternalError.*`` for what the storage refuses, e.g. mkdir of a folder that
-exists), and every answer is a Transfer document (Transfer's error body on a 4xx).
+access rule, a bookmark, tasks, a pause rule, an admin cancel, the collection's roles. The
+owner administers the endpoint, so the endpoint manager's routes reach their rules too.
+Checks: no 5xx (but the spec's 502 ``ExternalError.*`` for what the storage refuses, e.g.
+mkdir of a folder that exists), and every answer is a Transfer document (Transfer's error
+body on a 4xx), and no traceback in the server's log.
 
 Bounded for CI: ``ISTHMUS_TRANSFER_SCHEMATHESIS_EXAMPLES`` (default 10) examples per
 operation and generation mode; set it to 40 or more for a campaign.
@@ -126,6 +127,7 @@ def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
         "identity_id": str(uuid.uuid4()), "start_time": None})["id"]
     cancel_id = call("POST", manager + "admin_cancel", transfer, {
         "task_id_list": [delete_id], "message": "fuzzed"})["id"]
+    roles = call("GET", v0 + f"endpoint/{mapped_id}/role_list", transfer)["DATA"]
     return Fuzzed(server, http, bearer_credentials(tokens[TRANSFER]["access_token"]),
                   body_ids=BODY_IDS, ids={
                       "endpoint_id": [mapped_id, guest_id, endpoint_id],
@@ -133,6 +135,7 @@ def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
                       "bookmark_id": [bookmark_id],
                       "task_id": [transfer_id, delete_id],
                       "cancel_id": [cancel_id],
+                      "role_id": [role["id"] for role in roles],
                   })
 
 
