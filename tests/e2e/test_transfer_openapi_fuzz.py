@@ -139,6 +139,8 @@ def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
                   })
 
 
+# A campaign (many examples) runs past the suite's per-test timeout: give it time in step.
+@pytest.mark.timeout(max(300, EXAMPLES * 10))
 def test_no_generated_transfer_request_gets_a_server_error(
     fuzzed: Fuzzed, subtests: pytest.Subtests
 ) -> None:
