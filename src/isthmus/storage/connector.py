@@ -54,8 +54,10 @@ class Entry:
     """One directory entry as `stat` and `list` report it.
 
     A symlink is reported as a symlink (``type`` SYMLINK, ``link_target`` its collection path
-    when it points inside the root, else its raw text); ``target`` describes what it points
-    at, or is None when it dangles or leads outside the root (Transfer's ``invalid_symlink``).
+    when it points inside the root, its text when that is relative, and None when it is an
+    absolute path outside the root, which would name the server's own folders); ``target``
+    describes what it points at, or is None when it dangles or leads outside the root
+    (Transfer's ``invalid_symlink``).
     """
 
     name: str
