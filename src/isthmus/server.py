@@ -27,7 +27,7 @@ from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
-from isthmus.connect import data_access, data_api
+from isthmus.connect import audit, data_access, data_api
 from isthmus.connect import errors as connect_errors
 from isthmus.connect.audit import AuditMiddleware
 from isthmus.connect.data_access import DATA_PREFIX
@@ -79,6 +79,8 @@ def create_app(
         async with anyio.create_task_group() as tasks:
             if "auth" in services:
                 tasks.start_soon(_purge_periodically, auth)
+            if "connect" in services:
+                tasks.start_soon(_purge_audit_periodically, auth)
             tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
@@ -124,6 +126,23 @@ async def _purge_periodically(auth: AuthService) -> None:
         except Exception:
             # A busy or briefly unreachable database: try again next round.
             logger.exception("purging expired rows failed")
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+
+
+async def _purge_audit_periodically(auth: AuthService) -> None:
+    """The audit records past their retention go; every process may do it (idempotent)."""
+    def purge() -> None:
+        with transaction(auth.sessions) as session:
+            purged = audit.purge_older(session, utcnow(), auth.settings.audit_retention_days)
+        if purged:
+            logger.info("purged %d audit records older than %d days", purged,
+                        auth.settings.audit_retention_days)
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            logger.exception("purging old audit records failed")
         await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
 
 

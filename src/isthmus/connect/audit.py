@@ -12,6 +12,8 @@ credential is ever part of one.
 method, collection path, body bytes (received for PUT, sent for GET), and ``ok`` or the
 error code of the answer. The data routes tell it who the caller was (`note_caller`).
 Reading the records (`query`, `summary`) is for the endpoint's owner and administrators.
+Records older than the deployment's retention (``ISTHMUS_AUDIT_RETENTION_DAYS``) are
+deleted by `purge_older` (which `isthmus serve` runs periodically).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -348,3 +350,15 @@ def summary(session: Session, endpoint: Endpoint, caller: Caller) -> dict[str, A
     return {"DATA_TYPE": "audit_summary#1.0.0", "records": count,
             "first": first.isoformat() if first else None,
             "last": last.isoformat() if last else None}
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def purge_older(session: Session, now: datetime, retention_days: int) -> int:
+    """Delete the records older than ``retention_days`` (none when it is 0); how many went."""
+    if retention_days <= 0:
+        return 0
+    cutoff = now - timedelta(days=retention_days)
+    deleted = session.execute(delete(AuditRecord).where(AuditRecord.time < cutoff))
+    return int(deleted.rowcount)  # type: ignore[attr-defined]

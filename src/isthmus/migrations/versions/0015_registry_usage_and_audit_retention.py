@@ -1,5 +1,6 @@
-"""Drop transfer_registry_usage.active_tasks: nothing reads or writes it (the in-use search
-asks the tasks table for the caller's active tasks)
+"""Drop transfer_registry_usage.active_tasks, which nothing reads or writes (the in-use
+search asks the tasks table for the caller's active tasks); index the audit records' time,
+which the retention purge deletes by
 
 Revision ID: 0015
 Revises: 0014
@@ -21,9 +22,12 @@ def upgrade() -> None:
     # SQLite cannot drop a column in place on every version: batch mode copies the table.
     with op.batch_alter_table('transfer_registry_usage', schema=None) as batch_op:
         batch_op.drop_column('active_tasks')
+    op.create_index('ix_connect_audit_records_time', 'connect_audit_records', ['time'],
+                    unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_connect_audit_records_time', table_name='connect_audit_records')
     with op.batch_alter_table('transfer_registry_usage', schema=None) as batch_op:
         batch_op.add_column(sa.Column('active_tasks', sa.Integer(), nullable=False,
                                       server_default='0'))
