@@ -5,21 +5,12 @@ answers ``ConsentRequired``, exactly as for a user."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import globus_sdk
 import pytest
 from globus_sdk import GlobusAppConfig, TransferClient
 
 from tests.conftest import EndpointSite
-from tests.e2e.helpers import pointed_at
 from tests.e2e.test_transfer_file_ops import dependency
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
 
 
 def client_transfer(site: EndpointSite, created: dict[str, str], *,
