@@ -80,7 +80,7 @@ def create_app(
             if "auth" in services:
                 tasks.start_soon(_purge_periodically, auth)
             if "connect" in services:
-                tasks.start_soon(_purge_audit_periodically, auth)
+                tasks.start_soon(_purge_audit_periodically, auth, deployment.audit)
             tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
@@ -129,14 +129,14 @@ async def _purge_periodically(auth: AuthService) -> None:
         await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
 
 
-async def _purge_audit_periodically(auth: AuthService) -> None:
+async def _purge_audit_periodically(auth: AuthService, log: audit.AuditLog) -> None:
     """The audit records past their retention go; every process may do it (idempotent)."""
     def purge() -> None:
         with transaction(auth.sessions) as session:
-            purged = audit.purge_older(session, utcnow(), auth.settings.audit_retention_days)
+            purged = audit.purge_older(session, utcnow(), log.retention_days)
         if purged:
             logger.info("purged %d audit records older than %d days", purged,
-                        auth.settings.audit_retention_days)
+                        log.retention_days)
 
     while True:
         try:

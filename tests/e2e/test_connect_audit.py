@@ -146,7 +146,9 @@ def test_dump_and_load_give_every_record_and_no_token(
     assert rows[0]["bytes"] == str(len(CONTENT))
     for text in (json.dumps(dumped), json.dumps(rows)):
         assert alice_token not in text and "not-a-token" not in text
-    assert "Audit records available: 5" in ok(gcs(owner_shell, "audit", "load"))
+    loaded = ok(gcs(owner_shell, "audit", "load"))
+    assert "Audit records available: 5" in loaded
+    assert "Kept for 365 days" in loaded  # ISTHMUS_AUDIT_RETENTION_DAYS's default
 
 
 def test_a_user_without_an_endpoint_role_is_refused(

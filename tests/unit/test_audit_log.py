@@ -58,7 +58,8 @@ def test_records_are_batched_filtered_and_paged(services: Deployment) -> None:
         assert len(errors) == 200 and {r["result"] for r in errors} == {"permission_denied"}
         under = audit.query(session, endpoint, as_owner, {"path": "/d/7"}).items
         assert [r["path"] for r in under] == ["/d/7"]  # not /d/70, /d/700
-        assert audit.summary(session, endpoint, as_owner)["records"] == 2000
+        summary = audit.summary(session, endpoint, as_owner, 30)
+        assert (summary["records"], summary["retention_days"]) == (2000, 30)
         for bad in ({"start": "yesterday"}, {"start": "2026-01-01T00:00:00"},
                     {"operation": "EXPLODE"}, {"path": "relative"}, {"marker": "x"}):
             with pytest.raises(APIError) as refused:

@@ -406,8 +406,9 @@ async def query_audit(request: Request) -> Document:
 @router.get("/audit/summary")
 async def audit_summary(request: Request) -> JSONResponse:
     await _flushed(request)
+    kept: int = request.app.state.audit.retention_days
     return _one(await _read(request, lambda session, endpoint, caller:
-                            audit.summary(session, endpoint, caller)))
+                            audit.summary(session, endpoint, caller, kept)))
 
 
 # --- nodes ----------------------------------------------------------------------------------

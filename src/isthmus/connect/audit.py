@@ -85,6 +85,8 @@ class AuditLog:
 
     sessions: sessionmaker[Session]
     flush_seconds: float = FLUSH_SECONDS
+    # How many days records are kept (0: for ever); `purge_older` deletes the rest.
+    retention_days: int = 0
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
@@ -341,15 +343,17 @@ def _page_size(params: Mapping[str, str]) -> int:
     return min(int(raw), MAX_PAGE_SIZE)
 
 
-def summary(session: Session, endpoint: Endpoint, caller: Caller) -> dict[str, Any]:
-    """How many records the endpoint holds, and the time of the first and the last."""
+def summary(session: Session, endpoint: Endpoint, caller: Caller,
+            retention_days: int) -> dict[str, Any]:
+    """How many records the endpoint holds, the time of the first and the last, and how
+    many days they are kept (0: for ever)."""
     require_endpoint_admin(session, endpoint, caller, "read the audit records")
     count, first, last = session.execute(
         select(func.count(), func.min(AuditRecord.time), func.max(AuditRecord.time))
         .where(AuditRecord.endpoint_id == endpoint.id)).one()
     return {"DATA_TYPE": "audit_summary#1.0.0", "records": count,
             "first": first.isoformat() if first else None,
-            "last": last.isoformat() if last else None}
+            "last": last.isoformat() if last else None, "retention_days": retention_days}
 
 
 # --- retention ------------------------------------------------------------------------------
