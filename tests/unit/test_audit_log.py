@@ -8,10 +8,12 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
+from isthmus import server
 from isthmus.connect import audit
 from isthmus.connect.authz import OWNER, Caller, identity_principal
 from isthmus.connect.models import AuditRecord, Endpoint, Role
@@ -111,3 +113,24 @@ def test_records_older_than_the_retention_are_purged(
     assert Settings.load(tmp_path).audit_retention_days == 365
     monkeypatch.setenv("ISTHMUS_AUDIT_RETENTION_DAYS", "30")
     assert Settings.load(tmp_path).audit_retention_days == 30
+
+
+def test_serve_purges_with_the_deployments_retention(services: Deployment) -> None:
+    """The loop `isthmus serve` runs: its first round goes at start-up."""
+    sessions = services.auth.sessions
+    with transaction(sessions) as session:
+        endpoint_id = session.scalars(select(Endpoint.id)).one()
+        for days in (3, 1):
+            session.add(AuditRecord(time=utcnow() - timedelta(days=days),
+                                    endpoint_id=endpoint_id, collection_id=uuid.uuid4(),
+                                    channel="https", operation="GET", path=f"/{days}",
+                                    result="ok"))
+    log = audit.AuditLog(sessions, retention_days=2)
+
+    async def first_round() -> None:
+        with anyio.move_on_after(2):
+            await server._purge_audit_periodically(services.auth, log)
+
+    anyio.run(first_round)
+    with reading(sessions) as session:
+        assert list(session.scalars(select(AuditRecord.path))) == ["/1"]
