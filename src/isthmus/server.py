@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 import anyio
@@ -114,23 +114,29 @@ def create_app(
     return app
 
 
+async def _every_purge_interval(what: str, purge: Callable[[], None]) -> None:
+    """``purge`` in a worker thread now and every purge interval; every process may do it
+    (deletes are idempotent)."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            # A busy or briefly unreachable database: try again next round.
+            logger.exception("purging %s failed", what)
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+
+
 async def _purge_periodically(auth: AuthService) -> None:
     def purge() -> None:
         with transaction(auth.sessions) as session:
             purged = retention.purge_expired(session, utcnow())
         logger.info("purged expired rows: %s", purged)
 
-    while True:
-        try:
-            await anyio.to_thread.run_sync(purge)
-        except Exception:
-            # A busy or briefly unreachable database: try again next round.
-            logger.exception("purging expired rows failed")
-        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+    await _every_purge_interval("expired rows", purge)
 
 
 async def _purge_audit_periodically(auth: AuthService, log: audit.AuditLog) -> None:
-    """The audit records past their retention go; every process may do it (idempotent)."""
+    """The audit records past their retention go."""
     def purge() -> None:
         with transaction(auth.sessions) as session:
             purged = audit.purge_older(session, utcnow(), log.retention_days)
@@ -138,12 +144,7 @@ async def _purge_audit_periodically(auth: AuthService, log: audit.AuditLog) -> N
             logger.info("purged %d audit records older than %d days", purged,
                         log.retention_days)
 
-    while True:
-        try:
-            await anyio.to_thread.run_sync(purge)
-        except Exception:
-            logger.exception("purging old audit records failed")
-        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+    await _every_purge_interval("old audit records", purge)
 
 
 async def _checkpoint_periodically(auth: AuthService) -> None:
