@@ -56,31 +56,31 @@ def _usage_columns(engine: Engine) -> set[str]:
 
 
 @pytest.mark.postgres
-def test_0015_drops_the_unused_active_tasks_and_keeps_the_usage_rows(tmp_path: Path) -> None:
+def test_0016_drops_the_unused_active_tasks_and_keeps_the_usage_rows(tmp_path: Path) -> None:
     """On SQLite (batch mode copies the table) and on PostgreSQL with -m postgres."""
     with fresh_database_url(tmp_path) as url:
         engine = make_engine(url)
         try:
-            _to_revision(engine, "0014")
+            _to_revision(engine, "0015")
             assert "active_tasks" in _usage_columns(engine)
             entity, identity = uuid.uuid4(), uuid.uuid4()
-            with Session(engine) as session, session.begin():  # this table is as in 0014
+            with Session(engine) as session, session.begin():  # this table is as in 0015
                 session.add(RegistryEntity(id=entity, entity_type="GCSv5_endpoint",
                                            endpoint_id=entity, display_name="e",
                                            owner_string="o"))
-            usage_at_0014 = Table("transfer_registry_usage", MetaData(),
+            usage_at_0015 = Table("transfer_registry_usage", MetaData(),
                                   Column("identity_id", Uuid), Column("entity_id", Uuid),
                                   Column("last_used", UTCDateTime), Column("active_tasks", Integer))
             with engine.begin() as connection:
-                connection.execute(usage_at_0014.insert().values(
+                connection.execute(usage_at_0015.insert().values(
                     identity_id=identity, entity_id=entity, last_used=utcnow(), active_tasks=2))
-            _to_revision(engine, "0015")
+            _to_revision(engine, "0016")
             assert "active_tasks" not in _usage_columns(engine)
             with engine.connect() as connection:
                 kept = connection.execute(text(
                     "SELECT count(*) FROM transfer_registry_usage")).scalar_one()
             assert kept == 1
-            _to_revision(engine, "0014", down=True)
+            _to_revision(engine, "0015", down=True)
             assert "active_tasks" in _usage_columns(engine)
         finally:
             engine.dispose()
