@@ -180,7 +180,7 @@ def open_services(
     # checks, sharing the connectors; it gets data_access tokens by the dependent-token
     # grant, as its own client in Auth.
     # Both paths record their data operations in the endpoint's audit log.
-    audit = AuditLog(auth.sessions)
+    audit = AuditLog(auth.sessions, retention_days=settings.audit_retention_days)
     collections = TransferAccess(DataAccess(
         sessions=auth.sessions, introspector=introspector, identities=auth, policies=auth,
         endpoint_id=None, public_url=settings.public_url, pool=data.pool,

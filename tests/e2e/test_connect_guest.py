@@ -35,17 +35,11 @@ from isthmus.core.config import Settings
 from isthmus.core.errors import APIError
 from isthmus.deployment import Deployment, open_services
 from tests.conftest import EndpointSite, User, _new_user, shell_environment
-from tests.e2e.helpers import cli_login, globus, pointed_at
+from tests.e2e.helpers import cli_login, globus
 from tests.e2e.test_connect_manager_api import POSIX, expect_error, gcs_client
 from tests.e2e.test_transfer_registry import transfer_client
 
 ACCOUNT = getpass.getuser()  # the account the server runs as, which its users map to
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
 
 
 @pytest.fixture(scope="module")

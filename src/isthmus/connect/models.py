@@ -213,7 +213,9 @@ class AuditRecord(Base):
     who, where, what, how many bytes, and how it ended (``ok`` or the error code)."""
 
     __tablename__ = "connect_audit_records"
-    __table_args__ = (Index("ix_connect_audit_records_endpoint_time", "endpoint_id", "time"),)
+    __table_args__ = (Index("ix_connect_audit_records_endpoint_time", "endpoint_id", "time"),
+                      # The retention purge deletes by time alone.
+                      Index("ix_connect_audit_records_time", "time"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True, autoincrement=True)
