@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +135,22 @@ def run_rclone(source: Path, destination: Path, work: Path) -> float:
 
 def run_isthmus(site: Site, source: Path, destination: Path, timeout: float,
                 poll_seconds: float) -> float:
+    return run_task(site.transfer_token, (site.collection_id, f"~/{source.relative_to(site.home)}"),
+                    (site.collection_id, f"~/{destination.relative_to(site.home)}"), timeout,
+                    poll_seconds)
+
+
+def run_task(transfer_token: str, source: tuple[str, str], destination: tuple[str, str],
+             timeout: float, poll_seconds: float = 0.05) -> float:
+    """A recursive, verified Transfer task from (collection, path) to (collection, path):
+    seconds from submission until it reports SUCCEEDED (polled every ``poll_seconds``)."""
     import globus_sdk
 
     transfer = globus_sdk.TransferClient(
-        authorizer=globus_sdk.AccessTokenAuthorizer(site.transfer_token))
-    data = globus_sdk.TransferData(source_endpoint=site.collection_id,
-                                   destination_endpoint=site.collection_id,
+        authorizer=globus_sdk.AccessTokenAuthorizer(transfer_token))
+    data = globus_sdk.TransferData(source_endpoint=source[0], destination_endpoint=destination[0],
                                    verify_checksum=True, label="benchmark")
-    data.add_item(f"~/{source.relative_to(site.home)}",
-                  f"~/{destination.relative_to(site.home)}", recursive=True)
+    data.add_item(source[1], destination[1], recursive=True)
     started = time.perf_counter()
     task_id = transfer.submit_transfer(data)["task_id"]
     while True:
@@ -174,7 +181,7 @@ class Cell:
     seconds: float  # the median of the rounds
     bytes: int
     files: int
-    rounds: list[float]
+    rounds: list[float] = field(default_factory=list)
 
     @property
     def mb_per_s(self) -> float:

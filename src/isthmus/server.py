@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 import anyio
@@ -27,7 +27,7 @@ from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
-from isthmus.connect import data_access, data_api
+from isthmus.connect import audit, data_access, data_api, oidc_api
 from isthmus.connect import errors as connect_errors
 from isthmus.connect.audit import AuditMiddleware
 from isthmus.connect.data_access import DATA_PREFIX
@@ -61,7 +61,7 @@ SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
     ),
     "groups": (groups_api.router,),
     "transfer": (transfer_api.router, endpoint_manager_api.router),
-    "connect": (connect_api.router, data_api.router),
+    "connect": (connect_api.router, oidc_api.router, data_api.router),
 }
 ALL_SERVICES = tuple(SERVICE_ROUTERS)
 ROUTERS = tuple(router for service in ALL_SERVICES for router in SERVICE_ROUTERS[service])
@@ -79,6 +79,8 @@ def create_app(
         async with anyio.create_task_group() as tasks:
             if "auth" in services:
                 tasks.start_soon(_purge_periodically, auth)
+            if "connect" in services:
+                tasks.start_soon(_purge_audit_periodically, auth, deployment.audit)
             tasks.start_soon(_checkpoint_periodically, auth)
             yield
             tasks.cancel_scope.cancel()
@@ -112,19 +114,37 @@ def create_app(
     return app
 
 
+async def _every_purge_interval(what: str, purge: Callable[[], None]) -> None:
+    """``purge`` in a worker thread now and every purge interval; every process may do it
+    (deletes are idempotent)."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge)
+        except Exception:
+            # A busy or briefly unreachable database: try again next round.
+            logger.exception("purging %s failed", what)
+        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+
+
 async def _purge_periodically(auth: AuthService) -> None:
     def purge() -> None:
         with transaction(auth.sessions) as session:
             purged = retention.purge_expired(session, utcnow())
         logger.info("purged expired rows: %s", purged)
 
-    while True:
-        try:
-            await anyio.to_thread.run_sync(purge)
-        except Exception:
-            # A busy or briefly unreachable database: try again next round.
-            logger.exception("purging expired rows failed")
-        await anyio.sleep(retention.PURGE_INTERVAL_SECONDS)
+    await _every_purge_interval("expired rows", purge)
+
+
+async def _purge_audit_periodically(auth: AuthService, log: audit.AuditLog) -> None:
+    """The audit records past their retention go."""
+    def purge() -> None:
+        with transaction(auth.sessions) as session:
+            purged = audit.purge_older(session, utcnow(), log.retention_days)
+        if purged:
+            logger.info("purged %d audit records older than %d days", purged,
+                        log.retention_days)
+
+    await _every_purge_interval("old audit records", purge)
 
 
 async def _checkpoint_periodically(auth: AuthService) -> None:

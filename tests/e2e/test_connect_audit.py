@@ -8,18 +8,23 @@ import csv
 import io
 import json
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from globus_sdk import TransferData
+from globus_sdk import DeleteData, MappedCollectionDocument, TransferData
 
 from tests.conftest import EndpointSite, User, _new_user, answer_login, shell_environment
 from tests.e2e.data_helpers import DataSite, curl, dav, start_data_site
 from tests.e2e.helpers import pointed_at
+from tests.e2e.test_connect_manager_api import gcs_client
 from tests.e2e.test_gcs_cli import GCS
 from tests.e2e.test_transfer_file_ops import app_transfer_client
+from tests.e2e.test_transfer_tasks import expect_error as expect_transfer_error
 from tests.e2e.test_transfer_tasks import wait
 
 CONTENT = b"audited bytes, 29 of them...\n"
@@ -141,7 +146,9 @@ def test_dump_and_load_give_every_record_and_no_token(
     assert rows[0]["bytes"] == str(len(CONTENT))
     for text in (json.dumps(dumped), json.dumps(rows)):
         assert alice_token not in text and "not-a-token" not in text
-    assert "Audit records available: 5" in ok(gcs(owner_shell, "audit", "load"))
+    loaded = ok(gcs(owner_shell, "audit", "load"))
+    assert "Audit records available: 5" in loaded
+    assert "Kept for 365 days" in loaded  # ISTHMUS_AUDIT_RETENTION_DAYS's default
 
 
 def test_a_user_without_an_endpoint_role_is_refused(
@@ -155,26 +162,104 @@ def test_a_user_without_an_endpoint_role_is_refused(
         assert refused.stdout == ""
 
 
-def test_transfer_operations_are_recorded_too(
+FIELDS = ("collection_id", "username", "identity_id", "channel", "operation", "path",
+          "destination", "bytes", "status", "result")
+
+
+def shown(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The records' fields, in a fixed order of records: each is written as its operation
+    ends, and which of a copy's read and write ends first is the engine's business."""
+    return sorted((tuple(record[name] for name in FIELDS) for record in records), key=repr)
+
+
+def expected(*records: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return sorted(records, key=repr)
+
+
+def test_transfer_operations_are_recorded_and_filtered(
         site: DataSite, alice: User, activity: dict[str, str],
         owner_shell: dict[str, str]) -> None:
-    """Transfer reaches the files through the same data sessions: its mkdir, and the read
-    and the write of a copy task, are alice's records too (after the HTTPS ones)."""
-    (site.home_dir(alice) / "source.txt").write_bytes(CONTENT)
+    """Alice's Transfer work on two collections (mkdir, a refused mkdir, a copy task from
+    one to the other, a rename, a delete task) and Bob's HTTPS upload on the second: `audit
+    query` by user, identity, collection and time window, and `audit dump`, give exactly
+    those records, each naming who, which collection and path, the bytes and the result."""
     files = EndpointSite(site.server, site.owner, site.endpoint_id, site.collection_id,
                          "files")
     with pointed_at(site.server):
-        tc = app_transfer_client(files, alice, site.collection_id)
-        tc.operation_mkdir(site.collection_id, "~/copies/")
-        data = TransferData(site.collection_id, site.collection_id)
-        data.add_item("~/source.txt", "~/copies/copy.txt")
-        wait(tc, tc.submit_transfer(data)["task_id"])
-    assert (site.home_dir(alice) / "copies" / "copy.txt").read_bytes() == CONTENT
+        owner = gcs_client(files, site.owner)
+        gateway = str(owner.get_collection(site.collection_id)["storage_gateway_id"])
+        second = str(owner.create_collection(MappedCollectionDocument(
+            display_name="audited second", storage_gateway_id=gateway,
+            collection_base_path="/", public=True))["id"])
+    bob = _new_user(site.server, "bob")
+    bob_token = site.token(bob, collection_id=second)
+    (site.home_dir(alice) / "source.txt").write_bytes(CONTENT)
+    time.sleep(1)  # the HTTPS records of `activity` are written as their answers end
+    started = datetime.now(UTC)
+
     home = f"/{alice.username}"
-    records = [r for r in query(owner_shell, "--username", alice.username)
-               if r["channel"] == "transfer"]
-    done = {(r["operation"], r["path"], r["bytes"], r["result"]) for r in records}
-    assert {("MKDIR", f"{home}/copies", None, "ok"),
-            ("READ", f"{home}/source.txt", len(CONTENT), "ok"),
-            ("WRITE", f"{home}/copies/copy.txt", len(CONTENT), "ok")} <= done, done
-    assert all(r["identity_id"] == alice.id and r["local_account"] for r in records)
+    with pointed_at(site.server):
+        tc = app_transfer_client(files, alice, site.collection_id)
+        tc.add_app_data_access_scope(second)
+        tc.operation_mkdir(site.collection_id, "~/copies/")
+        expect_transfer_error(403, "EndpointPermissionDenied", tc.operation_mkdir,
+                              site.collection_id, "/not-hers/")
+        data = TransferData(site.collection_id, second)
+        data.add_item("~/source.txt", "~/copies/copy.txt")
+        assert wait(tc, tc.submit_transfer(data)["task_id"])["status"] == "SUCCEEDED"
+        tc.operation_rename(second, "~/copies/copy.txt", "~/copies/renamed.txt")
+        removal = DeleteData(second)
+        removal.add_item("~/copies/renamed.txt")
+        assert wait(tc, tc.submit_delete(removal)["task_id"])["status"] == "SUCCEEDED"
+    put = curl(site.server, bob_token, "-X", "PUT", "--data-binary", "bob's bytes",
+               f"{site.server.base_url}data/{second}/{quote(bob.username)}/bob.txt")
+    assert put.status == 201, put.text
+    time.sleep(1)
+    ended = datetime.now(UTC)
+    assert not (site.home_dir(alice) / "copies" / "renamed.txt").exists()
+
+    first = site.collection_id
+    alices = [
+        (first, alice.username, alice.id, "transfer", "MKDIR", f"{home}/copies", None, None,
+         None, "ok"),
+        (first, alice.username, alice.id, "transfer", "MKDIR", "/not-hers", None, None, 403,
+         "permission_denied"),
+        (first, alice.username, alice.id, "transfer", "READ", f"{home}/source.txt", None,
+         len(CONTENT), None, "ok"),
+        (second, alice.username, alice.id, "transfer", "WRITE", f"{home}/copies/copy.txt",
+         None, len(CONTENT), None, "ok"),
+        (second, alice.username, alice.id, "transfer", "MOVE", f"{home}/copies/copy.txt",
+         f"{home}/copies/renamed.txt", None, None, "ok"),
+        (second, alice.username, alice.id, "transfer", "DELETE",
+         f"{home}/copies/renamed.txt", None, None, None, "ok"),
+    ]
+    bobs = [(second, bob.username, bob.id, "https", "PUT", f"/{bob.username}/bob.txt", None,
+             len("bob's bytes"), 201, "ok")]
+    window = ("--start", started.isoformat(), "--end", ended.isoformat())
+
+    by_alice = query(owner_shell, "--username", alice.username, *window)
+    assert shown(by_alice) == expected(*alices)
+    assert all(r["local_account"] and r["endpoint_id"] == site.endpoint_id for r in by_alice)
+    assert shown(query(owner_shell, "--identity-id", bob.id)) == expected(*bobs)
+    assert shown(query(owner_shell, "--collection-id", second)) == expected(
+        *[r for r in alices + bobs if r[0] == second])
+    assert shown(query(owner_shell, "--collection-id", second, "--username",
+                       alice.username)) == expected(*[r for r in alices if r[0] == second])
+    assert shown(query(owner_shell, "--collection-id", first, *window)) == expected(
+        *[r for r in alices if r[0] == first])
+    # The window leaves out the HTTPS records made before it, and none is left out of it.
+    everything = query(owner_shell)
+    assert shown(query(owner_shell, *window)) == expected(*alices, *bobs)
+    before = query(owner_shell, "--end", started.isoformat())
+    assert len(before) == 5 and {r["channel"] for r in before} == {"https"}
+    assert before + query(owner_shell, "--start", started.isoformat()) == everything
+
+    dumped = [json.loads(line) for line in ok(gcs(owner_shell, "audit", "dump",
+                                                  *window)).splitlines()]
+    assert shown(dumped) == expected(*alices, *bobs)
+    assert dumped == [{name: r[name] for name in dumped[0]} for r in query(owner_shell, *window)]
+    rows = list(csv.DictReader(io.StringIO(ok(gcs(owner_shell, "audit", "dump", "--csv",
+                                                  "--start", started.isoformat())))))
+    assert [row["id"] for row in rows] == [str(r["id"]) for r in dumped]
+    assert sorted((row["operation"], row["collection_id"], row["bytes"]) for row in rows) == \
+        sorted((r[4], r[0], "" if r[7] is None else str(r[7])) for r in alices + bobs)

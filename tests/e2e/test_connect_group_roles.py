@@ -9,9 +9,6 @@ read a guest collection over HTTPS with curl.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from globus_sdk import (
     GCSClient,
     GCSRoleDocument,
@@ -23,28 +20,11 @@ from globus_sdk import (
 
 from tests.conftest import EndpointSite, User, _new_user
 from tests.e2e.data_helpers import curl
-from tests.e2e.helpers import pointed_at
 from tests.e2e.test_connect_guest import ACCOUNT
 from tests.e2e.test_connect_guest_https import https_token
 from tests.e2e.test_connect_manager_api import expect_error, gcs_client
 from tests.e2e.test_groups import groups_client
 from tests.e2e.test_transfer_registry import transfer_client
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
-
-
-@pytest.fixture(scope="module")
-def owner(site: EndpointSite) -> GCSClient:
-    return gcs_client(site, site.owner)
-
-
-@pytest.fixture(scope="module")
-def files_gateway(site: EndpointSite, owner: GCSClient) -> str:
-    return str(owner.get_collection(site.collection_id)["storage_gateway_id"])
 
 
 def group_with(site: EndpointSite, admin: User, *members: User) -> tuple[GroupsManager, str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from globus_sdk import (
     GCSClient,
@@ -29,16 +28,10 @@ from globus_sdk import (
 
 from tests.conftest import EndpointSite, User, _new_user
 from tests.e2e.data_helpers import curl, dav, hrefs, rclone
-from tests.e2e.helpers import native_login, pointed_at
+from tests.e2e.helpers import native_login
 from tests.e2e.test_connect_guest import ACCOUNT, rule
 from tests.e2e.test_connect_manager_api import gcs_client
 from tests.e2e.test_transfer_registry import transfer_client
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
 
 
 def https_token(site: EndpointSite, user: User, guest_id: str) -> str:

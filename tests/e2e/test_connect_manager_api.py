@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from globus_sdk import (
 )
 
 from tests.conftest import EndpointSite, User, _new_user, shell_environment
-from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login, pointed_at
+from tests.e2e.helpers import TRANSFER_ALL, cli_login, globus, native_login
 
 POSIX = "145812c8-decc-41f1-83cf-bb2a85a2a70b"
 S3 = "7643e831-5f6c-4b47-a07f-8ee90f401d23"
@@ -51,17 +50,6 @@ def gcs_client(site: EndpointSite, user: User) -> GCSClient:
     token = tokens[site.endpoint_id]["access_token"]
     return GCSClient(site.server.manager_url,
                      authorizer=globus_sdk.AccessTokenAuthorizer(token))
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
-
-
-@pytest.fixture(scope="module")
-def owner(site: EndpointSite) -> GCSClient:
-    return gcs_client(site, site.owner)
 
 
 @pytest.fixture(scope="module")

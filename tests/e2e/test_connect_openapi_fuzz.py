@@ -10,36 +10,36 @@ the rules behind them. Checks: no 5xx, and every answer is the ``result#1.0.0`` 
 (with the GCS error code on a 4xx).
 
 Bounded for CI: ``ISTHMUS_GCS_SCHEMATHESIS_EXAMPLES`` (default 8) examples per operation
-and generation mode, derandomized as the Auth fuzz test is (`test_openapi_fuzz`).
+and generation mode (the campaign itself is `tests.e2e.fuzzing`).
 """
 
 from __future__ import annotations
 
 import getpass
-import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import schemathesis
-from hypothesis import given, settings
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import _new_user
+from tests.e2e.fuzzing import (
+    Fuzzed,
+    bearer_credentials,
+    examples,
+    fuzz_every_operation,
+    fuzzed_server,
+    succeeded,
+)
 from tests.e2e.helpers import native_login
 from tests.e2e.test_gcs_domains import certificate
-from tests.e2e.test_openapi_fuzz import FUZZ, UUID, _swap
-from tests.live import LiveServer, server_on_fresh_database
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.postgres
 
-EXAMPLES = int(os.environ.get("ISTHMUS_GCS_SCHEMATHESIS_EXAMPLES") or 8)
+EXAMPLES = examples("ISTHMUS_GCS_SCHEMATHESIS_EXAMPLES", 8)
 # The browser flow of oauth-create (/api/v1/...) answers with pages, not the envelope.
 FUZZED = r"^/api/(?!v1/)"
 # Body fields that name rows, and the path parameter whose real ids they take. Identity
@@ -49,26 +49,11 @@ BODY_IDS = {"storage_gateway_id": "gateway_id", "mapped_collection_id": "collect
             "user_credential_id": "credential_id", "ids": "collection_id"}
 
 
-@dataclass(frozen=True)
-class Fuzzed:
-    server: LiveServer
-    http: requests.Session
-    bearer: str
-    # Per path parameter name, real ids the owner may act on.
-    ids: dict[str, list[str]]
-
-
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     tmp = tmp_path_factory.mktemp("isthmus-gcs-schemathesis")
-    with server_on_fresh_database(tmp, "--access-log", str(tmp / "access.log")) as server:
-        http = requests.Session()
-        http.verify = server.ca_file
-        http.trust_env = False
-        try:
-            yield _provision(server, http, tmp)
-        finally:
-            http.close()
+    with fuzzed_server(tmp) as (server, http):
+        yield _provision(server, http, tmp)
 
 
 def _provision(server: LiveServer, http: requests.Session, tmp: Path) -> Fuzzed:
@@ -110,7 +95,7 @@ def _provision(server: LiveServer, http: requests.Session, tmp: Path) -> Fuzzed:
         "DATA_TYPE": "domain#1.0.0", "domain_name": "files.fuzz.example.org"})
     roles = http.get(api + "roles", headers=bearer, timeout=30).json()["data"]
     nodes = http.get(api + "nodes", headers=bearer, timeout=30).json()["data"]
-    return Fuzzed(server, http, token, ids={
+    return Fuzzed(server, http, bearer_credentials(token), body_ids=BODY_IDS, ids={
         "gateway_id": [gateway_id],
         "collection_id": [collection["id"], guest["id"]],
         "role_id": [role["id"] for role in roles],
@@ -121,71 +106,13 @@ def _provision(server: LiveServer, http: requests.Session, tmp: Path) -> Fuzzed:
     })
 
 
-def _with_real_ids(document: Any, fuzzed: Fuzzed) -> Any:
-    if isinstance(document, list):
-        return [_with_real_ids(item, fuzzed) for item in document]
-    if not isinstance(document, dict):
-        return document
-    swapped = {}
-    for key, value in document.items():
-        real = fuzzed.ids.get(BODY_IDS.get(key, ""))
-        if real and isinstance(value, str):
-            swapped[key] = _swap(value, real)
-        elif real and isinstance(value, list):
-            swapped[key] = [_swap(item, real) if isinstance(item, str) else item
-                            for item in value]
-        else:
-            swapped[key] = _with_real_ids(value, fuzzed)
-    return swapped
-
-
-def _real_ids(case: schemathesis.Case, fuzzed: Fuzzed) -> None:
-    for name, value in list((case.path_parameters or {}).items()):
-        real = fuzzed.ids.get(name)
-        if real:
-            case.path_parameters[name] = _swap(value, real)
-    if isinstance(case.body, dict | list):
-        case.body = _with_real_ids(case.body, fuzzed)
-
-
-GCS_FUZZ = settings(FUZZ, max_examples=EXAMPLES)
-
-
 def test_no_generated_manager_request_gets_a_server_error(
     fuzzed: Fuzzed, subtests: pytest.Subtests
 ) -> None:
-    schema = schemathesis.openapi.from_url(
-        fuzzed.server.base_url + "openapi.json", verify=fuzzed.server.ca_file, timeout=30,
-    ).include(path_regex=FUZZED)
-    base_url = fuzzed.server.base_url.rstrip("/")
-    # Deletions last: the rows they remove are what the other operations work on.
-    operations = sorted((result.ok() for result in schema.get_all_operations()),
-                        key=lambda operation: operation.method.upper() == "DELETE")
-    assert len(operations) >= 50
-    for operation in operations:
-        for mode in GenerationMode:
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            @GCS_FUZZ
-            @given(case=strategy)
-            def requests_(case: schemathesis.Case) -> None:
-                _real_ids(case, fuzzed)
-                case.call_and_validate(
-                    base_url=base_url, session=fuzzed.http,
-                    headers={"Authorization": f"Bearer {fuzzed.bearer}"},
-                    checks=[not_a_server_error, response_schema_conformance], timeout=30,
-                    verify=fuzzed.server.ca_file,
-                )
-
-            with subtests.test(msg=f"{operation.label} ({mode.value})"):
-                requests_()
-
+    assert fuzz_every_operation(fuzzed, FUZZED, subtests, EXAMPLES) >= 50
     # The token and real ids took requests past authentication into the rules.
-    answered = [line.split() for line in fuzzed.server.access_log_lines()]
-    succeeded = {(fields[2], UUID.sub("{id}", fields[3]).split("?")[0])
-                 for fields in answered
-                 if fields[4] in ("200", "201", "202") and re.match(FUZZED, fields[3])}
-    assert len(succeeded) >= 25, sorted(succeeded)
+    found = succeeded(fuzzed.server, FUZZED, ("200", "201", "202"))
+    assert len(found) >= 25, sorted(found)
 
 
 def test_the_document_describes_every_manager_route_with_its_body(fuzzed: Fuzzed) -> None:

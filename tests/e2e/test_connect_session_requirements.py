@@ -12,7 +12,6 @@ the policy allows, until the user logs in again for ``session_required_policies`
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +27,10 @@ from globus_sdk import (
 
 from tests.browser import Browser
 from tests.conftest import EndpointSite, User, _new_user
-from tests.e2e.helpers import MANAGE, TUTORIAL_CLIENT_ID, auth_client_for, pointed_at
+from tests.e2e.helpers import MANAGE, TUTORIAL_CLIENT_ID, auth_client_for
 from tests.e2e.security_helpers import enrol
 from tests.e2e.test_connect_guest import ACCOUNT
 from tests.e2e.test_connect_manager_api import POSIX, gcs_client
-
-
-@pytest.fixture(scope="module")
-def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
-    with pointed_at(endpoint_site.server):
-        yield endpoint_site
-
-
-@pytest.fixture(scope="module")
-def owner(site: EndpointSite) -> GCSClient:
-    return gcs_client(site, site.owner)
-
-
-@pytest.fixture(scope="module")
-def files_gateway(site: EndpointSite, owner: GCSClient) -> str:
-    return str(owner.get_collection(site.collection_id)["storage_gateway_id"])
 
 
 class Collection:

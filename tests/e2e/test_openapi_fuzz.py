@@ -1,56 +1,41 @@
 """Schemathesis against the live server's own OpenAPI document: no input makes Auth answer 5xx.
 
 The document (``/openapi.json``) describes every ``/v2/api`` and ``/v2/oauth2``
-route with its parameters and bodies, so schemathesis generates both valid and
-invalid requests from it (its positive and negative modes). Each request
-carries real credentials: a manage_projects token of a user who administers a
-project, a client and a scope, or for the token endpoints that client's Basic
-credentials; and path ids are often swapped for those real ones, so requests
-get past authentication and lookups into the rules behind them. Checks: no 5xx,
-and every answer matches the documented schema (the Globus Auth error envelope
-for each 4xx).
+route with its parameters and bodies; `tests.e2e.fuzzing` generates valid and invalid
+requests from it. Each request carries real credentials: a manage_projects token of a
+user who administers a project, a client and a scope, or for the token endpoints that
+client's Basic credentials; path ids are often swapped for those real ones. Checks: no
+5xx, and every answer matches the documented schema (the Globus Auth error envelope for
+each 4xx).
 
 Bounded for CI: ``ISTHMUS_SCHEMATHESIS_EXAMPLES`` (default 20) examples per
-operation and generation mode, derandomized, no shrinking. With
-``ISTHMUS_TEST_DATABASE=postgresql`` the server runs on PostgreSQL (``make
-test`` does that for `postgres`-marked tests).
+operation and generation mode.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
 from fastapi.routing import APIRoute
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.configuration import set_hypothesis_home_dir
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from isthmus.server import ROUTERS
 from tests.conftest import _new_user
+from tests.e2e.fuzzing import Fuzzed, examples, fuzz_every_operation, fuzzed_server, succeeded
 from tests.e2e.helpers import MANAGE, TRANSFER_ALL, user_auth_token
-from tests.live import LiveServer, server_on_fresh_database
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.postgres
 
-EXAMPLES = int(os.environ.get("ISTHMUS_SCHEMATHESIS_EXAMPLES") or 20)
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"isthmus-hypothesis-{os.getuid()}")
+EXAMPLES = examples("ISTHMUS_SCHEMATHESIS_EXAMPLES", 20)
 # Auth's API only: Groups and Connect have hypothesis fuzz tests of their own
 # (test_groups_no_server_errors.py, test_connect_bad_input.py).
 FUZZED = r"^/v2/(api|oauth2)/"
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Auth's API routes and their methods, as the document must list them.
 AUTH_API = {
@@ -73,29 +58,10 @@ AUTH_API = {
 }
 
 
-@dataclass(frozen=True)
-class Fuzzed:
-    """The server under test and the real credentials and ids requests start from."""
-
-    server: LiveServer
-    http: requests.Session
-    bearer: str
-    basic: str
-    # Per path parameter name, ids of real rows the user administers.
-    ids: dict[str, list[str]]
-
-
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    tmp = tmp_path_factory.mktemp("isthmus-schemathesis")
-    with server_on_fresh_database(tmp, "--access-log", str(tmp / "access.log")) as server:
-        http = requests.Session()
-        http.verify = server.ca_file
-        http.trust_env = False
-        try:
-            yield _provision(server, http)
-        finally:
-            http.close()
+    with fuzzed_server(tmp_path_factory.mktemp("isthmus-schemathesis")) as (server, http):
+        yield _provision(server, http)
 
 
 def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
@@ -125,7 +91,14 @@ def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
                                           "display_name": "Fuzzed"}})["policy"]
     secret = credential["secret"]
     basic = base64.b64encode(f"{client['id']}:{secret}".encode()).decode()
-    return Fuzzed(server, http, bearer=token, basic=basic, ids={
+
+    def credentials(case: schemathesis.Case | None) -> dict[str, str]:
+        # The token endpoints take the client's credentials, the rest the user's token.
+        if case is not None and case.path.startswith("/v2/oauth2/token"):
+            return {"Authorization": f"Basic {basic}"}
+        return {"Authorization": f"Bearer {token}"}
+
+    return Fuzzed(server, http, credentials, body_ids=BODY_IDS, ids={
         "project_id": [project["id"]],
         "client_id": [client["id"]],
         "credential_id": [credential["id"]],
@@ -135,92 +108,19 @@ def _provision(server: LiveServer, http: requests.Session) -> Fuzzed:
     })
 
 
-def _swap(value: Any, real: list[str]) -> Any:
-    """Two generated values in three become a real id; the choice hangs on the value
-    itself, so a case replays the same."""
-    pick = int(hashlib.sha256(repr(value).encode()).hexdigest(), 16)
-    return real[pick % len(real)] if pick % 3 else value
-
-
-def _with_real_ids(document: Any, fuzzed: Fuzzed) -> Any:
-    if isinstance(document, list):
-        return [_with_real_ids(item, fuzzed) for item in document]
-    if not isinstance(document, dict):
-        return document
-    swapped = {}
-    for key, value in document.items():
-        real = fuzzed.ids.get(BODY_IDS.get(key, ""))
-        swapped[key] = (_swap(value, real) if real and isinstance(value, str)
-                        else _with_real_ids(value, fuzzed))
-    return swapped
-
-
 # Body fields that name rows, and the path parameter whose real ids they take.
 BODY_IDS = {"project": "project_id", "project_id": "project_id", "scope": "scope_id"}
-
-
-def _real_ids(case: schemathesis.Case, fuzzed: Fuzzed) -> None:
-    """Most generated ids name nothing: put real ones in the path and body, often."""
-    for name, value in list((case.path_parameters or {}).items()):
-        real = fuzzed.ids.get(name)
-        if real:
-            case.path_parameters[name] = _swap(value, real)
-    if isinstance(case.body, dict | list):
-        case.body = _with_real_ids(case.body, fuzzed)
-
-
-def _credentials(case: schemathesis.Case, fuzzed: Fuzzed) -> dict[str, str]:
-    if case.path.startswith("/v2/oauth2/token"):
-        return {"Authorization": f"Basic {fuzzed.basic}"}
-    return {"Authorization": f"Bearer {fuzzed.bearer}"}
-
-
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,  # a live server over TLS: latency is not what is under test
-    database=None,  # keep no example database in the repository
-    # The same requests on every run, so CI time stays bounded and a failure repeats;
-    # ISTHMUS_SCHEMATHESIS_RANDOM=1 explores new ones.
-    derandomize=not os.environ.get("ISTHMUS_SCHEMATHESIS_RANDOM"),
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
 
 
 def test_no_generated_request_gets_a_server_error(
     fuzzed: Fuzzed, subtests: pytest.Subtests
 ) -> None:
-    schema = schemathesis.openapi.from_url(
-        fuzzed.server.base_url + "openapi.json", verify=fuzzed.server.ca_file, timeout=30,
-    ).include(path_regex=FUZZED)
-    base_url = fuzzed.server.base_url.rstrip("/")
-    # Deletions last: the rows they remove are what the other operations work on.
-    operations = sorted((result.ok() for result in schema.get_all_operations()),
-                        key=lambda operation: operation.method.upper() == "DELETE")
+    fuzzed_operations = fuzz_every_operation(fuzzed, FUZZED, subtests, EXAMPLES)
     # Every Auth API route and method (the next test checks the list is complete).
-    assert len(operations) == sum(len(methods) for methods in AUTH_API.values())
-    for operation in operations:
-        for mode in GenerationMode:
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            @FUZZ
-            @given(case=strategy)
-            def requests_(case: schemathesis.Case) -> None:
-                _real_ids(case, fuzzed)
-                case.call_and_validate(
-                    base_url=base_url, session=fuzzed.http, headers=_credentials(case, fuzzed),
-                    checks=[not_a_server_error, response_schema_conformance], timeout=30,
-                    verify=fuzzed.server.ca_file,
-                )
-
-            with subtests.test(msg=f"{operation.label} ({mode.value})"):
-                requests_()
-
+    assert fuzzed_operations == sum(len(methods) for methods in AUTH_API.values())
     # The credentials and real ids took requests past authentication into the rules.
-    answered = [line.split() for line in fuzzed.server.access_log_lines()]
-    succeeded = {(fields[2], UUID.sub("{id}", fields[3])) for fields in answered
-                 if fields[4] == "200" and re.match(FUZZED, fields[3])}
-    assert len(succeeded) >= 20, sorted(succeeded)
+    found = succeeded(fuzzed.server, FUZZED, with_query=True)
+    assert len(found) >= 20, sorted(found)
 
 
 def test_the_document_lists_every_route_and_auth_routes_with_their_inputs(

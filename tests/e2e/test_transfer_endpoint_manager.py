@@ -13,10 +13,19 @@ from typing import Any
 
 import globus_sdk
 import pytest
-from globus_sdk import GCSClient, GCSRoleDocument, TransferClient, TransferData
+from globus_sdk import (
+    GCSClient,
+    GCSRoleDocument,
+    GuestCollectionDocument,
+    TransferClient,
+    TransferData,
+    UserCredentialDocument,
+)
 
 from tests.conftest import EndpointSite, User, _new_user
 from tests.e2e.helpers import native_login, pointed_at
+from tests.e2e.test_connect_guest import ACCOUNT
+from tests.e2e.test_connect_manager_api import gcs_client
 from tests.e2e.test_transfer_file_ops import app_transfer_client
 from tests.e2e.test_transfer_registry import transfer_client
 from tests.e2e.test_transfer_tasks import digests, expect_error, make_tree
@@ -163,6 +172,64 @@ def test_monitors_read_managers_cancel_and_pause_others_are_refused(
     assert [item["task_id"] for item in pages.items()] == [canceled_id, paused_id]
     expect_error(400, "ClientError.BadRequest", manager.endpoint_manager_create_pause_rule,
                  {"message": "x", "endpoint_id": site.endpoint_id, "identity_id": 7})
+
+
+def test_monitors_see_the_endpoint_what_it_hosts_and_guest_access_rules(
+    site: EndpointSite, owner_gcs: GCSClient, alice: User, alice_tc: TransferClient,
+) -> None:
+    monitor = user_with_role(site, owner_gcs, "mona", "activity_monitor")
+    nobody_user = _new_user(site.server, "nemo")
+    nobody = transfer_client(site, nobody_user)
+    # alice shares a folder of her home in a guest collection, with a rule for nobody_user.
+    alice_gcs = gcs_client(site, alice)
+    gateway = str(alice_gcs.get_collection(site.collection_id)["storage_gateway_id"])
+    credential = alice_gcs.create_user_credential(UserCredentialDocument(
+        storage_gateway_id=gateway, identity_id=alice.id, username=ACCOUNT))
+    (home(site, alice) / "shared").mkdir(exist_ok=True)
+    guest = str(alice_gcs.create_collection(GuestCollectionDocument(
+        display_name="alice shares", mapped_collection_id=site.collection_id,
+        user_credential_id=credential["id"], collection_base_path="/~/shared"))["id"])
+    rule_id = transfer_client(site, alice).add_endpoint_acl_rule(guest, {
+        "DATA_TYPE": "access", "principal_type": "identity", "principal": nobody_user.id,
+        "path": "/", "permissions": "r"})["access_id"]
+
+    endpoint = monitor.endpoint_manager_get_endpoint(site.endpoint_id)
+    assert (endpoint["id"], endpoint["entity_type"]) == (site.endpoint_id, "GCSv5_endpoint")
+    shown = monitor.endpoint_manager_get_endpoint(guest)
+    assert (shown["id"], shown["entity_type"], shown["host_endpoint_id"]) == (
+        guest, "GCSv5_guest_collection", site.collection_id)
+    # The endpoint hosts its collections; the mapped collection hosts its guest collections.
+    on_endpoint = [item["id"] for item in
+                   monitor.endpoint_manager_hosted_endpoint_list(site.endpoint_id)]
+    assert {site.collection_id, guest} <= set(on_endpoint)
+    assert site.endpoint_id not in on_endpoint
+    on_mapped = [item["id"] for item in
+                 monitor.endpoint_manager_hosted_endpoint_list(site.collection_id)]
+    assert guest in on_mapped and site.collection_id not in on_mapped
+    assert list(monitor.endpoint_manager_hosted_endpoint_list(guest)) == []
+    # alice's rule, as the collection's own access_list shows it.
+    rules = monitor.endpoint_manager_acl_list(guest)
+    assert rules["DATA_TYPE"] == "access_list"
+    assert {(item["id"], item["principal"], item["path"], item["permissions"])
+            for item in rules if item["id"] == rule_id} == {
+        (rule_id, nobody_user.id, "/", "r")}
+    expect_error(400, "NotSupported", monitor.endpoint_manager_acl_list, site.collection_id)
+    unknown = str(uuid.uuid4())
+    for call in (monitor.endpoint_manager_get_endpoint,
+                 monitor.endpoint_manager_hosted_endpoint_list,
+                 monitor.endpoint_manager_acl_list):
+        expect_error(404, "EndpointNotFound", call, unknown)
+        expect_error(404, "EndpointNotFound", call, "not-an-id")
+
+    # Without a role: refused on what they can see (the guest collection, through the
+    # rule naming them), and what they cannot see stays unknown.
+    for call in (nobody.endpoint_manager_get_endpoint,
+                 nobody.endpoint_manager_hosted_endpoint_list,
+                 nobody.endpoint_manager_acl_list):
+        expect_error(403, "PermissionDenied", call, guest)
+    hidden = transfer_client(site, _new_user(site.server, "hidden"))
+    expect_error(404, "EndpointNotFound", hidden.endpoint_manager_acl_list, guest)
+    expect_error(404, "EndpointNotFound", hidden.endpoint_manager_get_endpoint, guest)
 
 
 def watch(site: EndpointSite, task_id: str) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ Where a file lands, or must not, the tests look on disk.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -127,7 +128,7 @@ def alice_home(site: EndpointSite, alice: User, alice_tc: TransferClient) -> Pat
     (listing / "b.dat").write_bytes(b"x" * 100)
     (listing / ".hidden").write_bytes(b"")
     os.symlink("a.txt", listing / "link")
-    os.symlink("gone", listing / "broken")
+    os.symlink(listing / "gone", listing / "broken")  # the server's own path to the root
     os.symlink("/etc/passwd", listing / "out")  # leads outside the collection
     return home
 
@@ -161,6 +162,10 @@ def test_ls_reports_files_folders_and_links_as_the_spec_says(
     assert items["broken"]["type"] == "invalid_symlink"
     assert items["out"]["type"] == "invalid_symlink"
     assert "passwd" not in str(items["out"]["size"])  # nothing of the target is told
+    # Link targets are collection paths: neither the root's real folder nor one outside it.
+    assert items["broken"]["link_target"] == f"/{alice_home.name}/listing/gone"
+    assert items["out"]["link_target"] is None
+    assert str(site.server.data_dir) not in json.dumps(listing.data)
 
     assert ".hidden" not in names(ls(show_hidden=False))
     assert names(ls(filter="name:~*.TXT")) == ["a.txt"]

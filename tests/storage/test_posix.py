@@ -412,6 +412,28 @@ def test_a_root_reached_through_a_symlink_knows_both_of_its_names(tmp_path: Path
         assert connector.stat("/via-alias").link_target == "/f"
 
 
+def test_a_link_that_reaches_nothing_never_shows_the_servers_own_paths(
+    posix: tuple[PosixConnector, Path, Path],
+) -> None:
+    """ls shows a link's target as a collection path; a dangling or escaping link's raw text
+    would name the root's real folder, or folders outside it."""
+    connector, root, outside = posix
+    (root / "dir").mkdir()
+    (root / "dir" / "gone").symlink_to(root / "dir" / "missing")  # absolute, under the root
+    (root / "dir" / "out").symlink_to(outside)  # absolute, outside the root
+    (root / "dir" / "climbs").symlink_to(f"{root}/../{outside.name}")  # under it, then out
+    (root / "dir" / "relative").symlink_to("../missing")  # shown as the link stores it
+    entries = {entry.name: entry for entry in connector.list("/dir")}
+    assert entries["gone"].link_target == "/dir/missing"
+    assert entries["out"].link_target is None
+    assert entries["climbs"].link_target is None
+    assert entries["relative"].link_target == "../missing"
+    for entry in entries.values():
+        assert entry.type is EntryType.SYMLINK and entry.target is None
+        assert str(root) not in repr(entry) and str(outside) not in repr(entry)
+    assert connector.stat("/dir/gone").link_target == "/dir/missing"
+
+
 def test_swapping_a_directory_for_a_symlink_mid_operation_never_escapes(
     posix: tuple[PosixConnector, Path, Path],
 ) -> None:

@@ -12,13 +12,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from isthmus.auth import identities
+from isthmus.connect.audit import AuditLog
 from isthmus.connect.connectors import ConnectorPool
-from isthmus.connect.data_access import DataAccess, DataSession, Method, SignInRequiredError
+from isthmus.connect.data_access import (
+    DataAccess,
+    DataSession,
+    Method,
+    SignInRequiredError,
+    TransferAccess,
+)
 from isthmus.connect.data_api import parse_location
 from isthmus.connect.data_paths import Access, DataPaths
-from isthmus.connect.models import Collection, StorageGateway
+from isthmus.connect.models import AuditRecord, Collection, StorageGateway
 from isthmus.connect.path_restrictions import UserPaths
 from isthmus.connect.rfc4918 import (
     Depth,
@@ -46,7 +54,7 @@ from isthmus.core.tokens import TokenInfo
 from isthmus.deployment import Deployment
 from isthmus.storage.accounts import LocalAccount
 from isthmus.storage.connector import Connector, Entry, EntryType, WriteOptions
-from isthmus.storage.errors import PermissionDenied
+from isthmus.storage.errors import NotFound, PermissionDenied, SizeMismatch
 from isthmus.storage.posix import PosixConnector
 
 # --- path restrictions as the data plane reads them ------------------------------------------
@@ -515,6 +523,39 @@ def test_symlinks_cannot_lead_past_a_restriction(site: Site) -> None:
         session.delete(f"{session.home}/to-bob")  # the link goes, not what it points at
         assert (bob / "secret.txt").exists() and not (home / "to-bob").exists()
     assert not (bob / "new.txt").exists()
+
+
+def test_transfer_reads_and_writes_are_recorded_as_they_end(site: Site) -> None:
+    """The bytes really read or committed, and a write that failed or was given up."""
+    log = AuditLog(site.services.auth.sessions, flush_seconds=3600)
+    user = f"ann@{site.domain}"
+    home = f"/{user}"
+    with TransferAccess(site.data, log).open(site.collection_id, site.token(user)) as session:
+        with session.begin_write(f"{home}/kept.txt", WriteOptions(expected_size=5)) as writer:
+            writer.write(b"hello")
+            writer.commit()
+        with session.begin_write(f"{home}/given-up.txt",
+                                 WriteOptions(expected_size=10)) as writer:
+            writer.write(b"abcd")  # then abandoned: the engine gave up on the file
+        with (session.begin_write(f"{home}/too-long.txt",
+                                  WriteOptions(expected_size=3)) as writer,
+              pytest.raises(SizeMismatch)):
+            writer.write(b"four")
+        with session.open_read(f"{home}/kept.txt") as stream:
+            assert stream.read(2) == b"he"  # the rest is never read
+        with pytest.raises(NotFound):
+            session.open_read(f"{home}/missing.txt")
+    log.flush()
+    with reading(site.services.auth.sessions) as db:
+        records = [(r.operation, r.path, r.bytes, r.status, r.result, r.channel, r.username)
+                   for r in db.scalars(select(AuditRecord).order_by(AuditRecord.id))]
+    assert records == [
+        ("WRITE", f"{home}/kept.txt", 5, None, "ok", "transfer", user),
+        ("WRITE", f"{home}/given-up.txt", 4, None, "aborted", "transfer", user),
+        ("WRITE", f"{home}/too-long.txt", 0, 422, "size_mismatch", "transfer", user),
+        ("READ", f"{home}/kept.txt", 2, None, "ok", "transfer", user),
+        ("READ", f"{home}/missing.txt", None, 404, "not_found", "transfer", user),
+    ]
 
 
 def test_whole_tree_operations_look_beneath_folders_only(site: Site) -> None:

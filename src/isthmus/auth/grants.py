@@ -191,7 +191,7 @@ def dependent_token(
         dependencies = _select(session, roots, dependencies, wanted)
     if not dependencies:
         return []
-    _require_dependent_consent(session, upstream, client, dependencies)
+    _require_dependent_consent(session, upstream, client, roots, dependencies)
     offline = form.get("access_type") == "offline"
     issued = tokens.issue(
         session, client_id=client.id, identity_id=upstream.identity_id, roots=dependencies,
@@ -233,16 +233,23 @@ def _require_dependent_consent(
     session: Session,
     upstream: Token,
     client: Client,
+    roots: list[ResolvedScope],
     dependencies: list[ResolvedScope],
 ) -> None:
     identity = session.get(Identity, upstream.identity_id)
-    if identity is None or identity.identity_type == "client":
-        return  # a client acting as itself approves its own dependencies
-    approved = {
-        row.scope.scope_string
-        for row in consents.list_for(session, identity.id, client_ids=[upstream.client_id])
-        if row.parent_id is not None and row.client_id == client.id
-    }
+    if identity is None:
+        return
+    if identity.identity_type == "client":
+        # A client acting as itself consents by asking: its token's own request must have
+        # named the dependency (`transfer:all[*<collection>/data_access]`); one it merely
+        # could have asked for (`_dynamic`) needs the same new token a user's consent does.
+        approved = {dep.scope_string for root in roots for dep in root.dependencies}
+    else:
+        approved = {
+            row.scope.scope_string
+            for row in consents.list_for(session, identity.id, client_ids=[upstream.client_id])
+            if row.parent_id is not None and row.client_id == client.id
+        }
     missing = [dep.scope_string for dep in dependencies if dep.scope_string not in approved]
     if missing:
         raise _consent_required(missing)

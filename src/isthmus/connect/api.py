@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +22,7 @@ from isthmus.connect import (
     endpoints,
     gateways,
     nodes,
+    oidc_servers,
     openapi,
     paging,
     roles,
@@ -90,6 +92,38 @@ def _done(message: str) -> Document:
     return envelope([], message=message)
 
 
+# The list, create and update routes of each kind of document have one shape each.
+Lister = Callable[[Session, Endpoint, Caller, dict[str, str]], paging.Page]
+Creator = Callable[[Session, Endpoint, Caller, Document, Changes], Document]
+Updater = Callable[[Session, Endpoint, Caller, Document, Changes, bool], Document]
+
+
+async def _listed(request: Request, list_documents: Lister) -> Document:
+    """A page of documents, filtered and paged by the query parameters."""
+    params = _params(request)
+    return _page(await _read(request, lambda session, endpoint, caller:
+                             list_documents(session, endpoint, caller, params)))
+
+
+async def _created(request: Request, kind: str, create: Creator, *,
+                   status: int = 201) -> JSONResponse:
+    """The document ``create`` makes of the request's body, "Created <kind> <id>"."""
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            create(session, endpoint, caller, body, changes))
+    return _one(document, status, f"Created {kind} {document['id']}")
+
+
+async def _updated(request: Request, kind: str, update: Updater) -> JSONResponse:
+    """``update`` with the request's body (all of the document for PUT, replace=True; the
+    fields given for PATCH), "Updated <kind> <id>"."""
+    body = await _body(request)
+    replace = request.method == "PUT"
+    document = await _write(request, lambda session, endpoint, caller, changes:
+                            update(session, endpoint, caller, body, changes, replace))
+    return _one(document, message=f"Updated {kind} {document['id']}")
+
+
 # --- info and endpoint ---------------------------------------------------------------
 
 
@@ -134,18 +168,14 @@ async def update_endpoint(request: Request) -> Document:
 
 @router.get("/storage_gateways")
 async def list_storage_gateways(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             gateways.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, gateways.list_documents)
 
 
 @router.post("/storage_gateways")
 async def create_storage_gateway(request: Request) -> JSONResponse:
-    body = await _body(request)
-    document = await _write(request, lambda session, endpoint, caller, _changes:
-                            gateways.create(session, endpoint, caller, body,
-                                            _service(request).secret_box))
-    return _one(document, 201, f"Created Storage Gateway {document['id']}")
+    box = _service(request).secret_box
+    return await _created(request, "Storage Gateway", lambda session, endpoint, caller, body,
+                          _changes: gateways.create(session, endpoint, caller, body, box))
 
 
 @router.get("/storage_gateways/{gateway_id}")
@@ -158,15 +188,11 @@ async def get_storage_gateway(request: Request, gateway_id: str) -> JSONResponse
 @router.patch("/storage_gateways/{gateway_id}")
 @router.put("/storage_gateways/{gateway_id}")
 async def update_storage_gateway(request: Request, gateway_id: str) -> JSONResponse:
-    body = await _body(request)
-    replace = request.method == "PUT"
-
-    def run(session: Session, endpoint: Endpoint, caller: Caller, changes: Changes) -> Document:
-        return gateways.update(session, endpoint, caller, gateway_id, body, changes,
-                               replace=replace, box=_service(request).secret_box)
-
-    document = await _write(request, run)
-    return _one(document, message=f"Updated Storage Gateway {document['id']}")
+    box = _service(request).secret_box
+    return await _updated(request, "Storage Gateway", lambda session, endpoint, caller, body,
+                          changes, replace: gateways.update(
+                              session, endpoint, caller, gateway_id, body, changes,
+                              replace=replace, box=box))
 
 
 @router.delete("/storage_gateways/{gateway_id}")
@@ -181,17 +207,12 @@ async def delete_storage_gateway(request: Request, gateway_id: str) -> Document:
 
 @router.get("/collections")
 async def list_collections(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             collections.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, collections.list_documents)
 
 
 @router.post("/collections")
 async def create_collection(request: Request) -> JSONResponse:
-    body = await _body(request)
-    document = await _write(request, lambda session, endpoint, caller, changes:
-                            collections.create(session, endpoint, caller, body, changes))
-    return _one(document, 201, f"Created Collection {document['id']}")
+    return await _created(request, "Collection", collections.create)
 
 
 @router.get("/collections/check")
@@ -225,15 +246,10 @@ async def get_collection(request: Request, collection_id: str) -> JSONResponse:
 @router.patch("/collections/{collection_id}")
 @router.put("/collections/{collection_id}")
 async def update_collection(request: Request, collection_id: str) -> JSONResponse:
-    body = await _body(request)
-    replace = request.method == "PUT"
-
-    def run(session: Session, endpoint: Endpoint, caller: Caller, changes: Changes) -> Document:
-        return collections.update(session, endpoint, caller, collection_id, body, changes,
-                                  replace=replace)
-
-    document = await _write(request, run)
-    return _one(document, message=f"Updated Collection {document['id']}")
+    return await _updated(request, "Collection", lambda session, endpoint, caller, body,
+                          changes, replace: collections.update(
+                              session, endpoint, caller, collection_id, body, changes,
+                              replace=replace))
 
 
 @router.delete("/collections/{collection_id}")
@@ -248,17 +264,12 @@ async def delete_collection(request: Request, collection_id: str) -> Document:
 
 @router.get("/roles")
 async def list_roles(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             roles.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, roles.list_documents)
 
 
 @router.post("/roles")
 async def create_role(request: Request) -> JSONResponse:
-    body = await _body(request)
-    document = await _write(request, lambda session, endpoint, caller, changes:
-                            roles.create(session, endpoint, caller, body, changes))
-    return _one(document, message=f"Created Role {document['id']}")
+    return await _created(request, "Role", roles.create, status=200)
 
 
 @router.get("/roles/{role_id}")
@@ -396,8 +407,9 @@ async def query_audit(request: Request) -> Document:
 @router.get("/audit/summary")
 async def audit_summary(request: Request) -> JSONResponse:
     await _flushed(request)
+    kept: int = request.app.state.audit.retention_days
     return _one(await _read(request, lambda session, endpoint, caller:
-                            audit.summary(session, endpoint, caller)))
+                            audit.summary(session, endpoint, caller, kept)))
 
 
 # --- nodes ----------------------------------------------------------------------------------
@@ -405,17 +417,13 @@ async def audit_summary(request: Request) -> JSONResponse:
 
 @router.get("/nodes")
 async def list_nodes(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             nodes.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, nodes.list_documents)
 
 
 @router.post("/nodes")
 async def create_node(request: Request) -> JSONResponse:
-    body = await _body(request)
-    document = await _write(request, lambda session, endpoint, caller, _changes:
-                            nodes.create(session, endpoint, caller, body))
-    return _one(document, message=f"Created Node {document['id']}")
+    return await _created(request, "Node", lambda session, endpoint, caller, body, _changes:
+                          nodes.create(session, endpoint, caller, body), status=200)
 
 
 @router.get("/nodes/{node_id}")
@@ -494,19 +502,15 @@ async def set_collection_verified(request: Request, collection_id: str) -> Docum
 
 @router.get("/user_credentials")
 async def list_user_credentials(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             credentials.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, credentials.list_documents)
 
 
 @router.post("/user_credentials")
 async def create_user_credential(request: Request) -> JSONResponse:
-    body = await _body(request)
     service = _service(request)
-    document = await _write(request, lambda session, endpoint, caller, _changes:
-                            credentials.create(session, endpoint, caller, body,
-                                               service.identities, service.secret_box))
-    return _one(document, 201, f"Created User Credential {document['id']}")
+    return await _created(request, "User Credential", lambda session, endpoint, caller, body,
+                          _changes: credentials.create(session, endpoint, caller, body,
+                                                       service.identities, service.secret_box))
 
 
 @router.get("/user_credentials/{credential_id}")
@@ -518,16 +522,11 @@ async def get_user_credential(request: Request, credential_id: str) -> JSONRespo
 @router.patch("/user_credentials/{credential_id}")
 @router.put("/user_credentials/{credential_id}")
 async def update_user_credential(request: Request, credential_id: str) -> JSONResponse:
-    body = await _body(request)
-    replace = request.method == "PUT"
     box = _service(request).secret_box
-
-    def run(session: Session, endpoint: Endpoint, caller: Caller, _changes: Changes) -> Document:
-        return credentials.update(session, endpoint, caller, credential_id, body, box,
-                                  replace=replace)
-
-    document = await _write(request, run)
-    return _one(document, message=f"Updated User Credential {document['id']}")
+    return await _updated(request, "User Credential", lambda session, endpoint, caller, body,
+                          _changes, replace: credentials.update(
+                              session, endpoint, caller, credential_id, body, box,
+                              replace=replace))
 
 
 @router.delete("/user_credentials/{credential_id}")
@@ -542,17 +541,13 @@ async def delete_user_credential(request: Request, credential_id: str) -> Docume
 
 @router.get("/sharing_policies")
 async def list_sharing_policies(request: Request) -> Document:
-    params = _params(request)
-    return _page(await _read(request, lambda session, endpoint, caller:
-                             sharing.list_documents(session, endpoint, caller, params)))
+    return await _listed(request, sharing.list_documents)
 
 
 @router.post("/sharing_policies")
 async def create_sharing_policy(request: Request) -> JSONResponse:
-    body = await _body(request)
-    document = await _write(request, lambda session, endpoint, caller, _changes:
-                            sharing.create(session, endpoint, caller, body))
-    return _one(document, 201, f"Created Sharing Policy {document['id']}")
+    return await _created(request, "Sharing Policy", lambda session, endpoint, caller, body,
+                          _changes: sharing.create(session, endpoint, caller, body))
 
 
 @router.get("/sharing_policies/{policy_id}")
@@ -566,6 +561,62 @@ async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, _changes:
                  sharing.delete(session, endpoint, caller, policy_id))
     return _done(f"Deleted Sharing Policy {policy_id}")
+
+
+# --- the endpoint's own OIDC server (`oidc ...`) --------------------------------------------
+
+
+@router.get("/oidc")
+async def get_oidc_server(request: Request) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            oidc_servers.get_document(session, endpoint, caller)))
+
+
+@router.post("/oidc")
+async def create_oidc_server(request: Request) -> JSONResponse:
+    body = await _body(request)
+    service = _service(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.create(session, endpoint, caller, body,
+                                                service.secret_box, service.public_url))
+    return _one(document, 201, f"Created OIDC server {document['issuer']}")
+
+
+@router.patch("/oidc")
+async def update_oidc_server(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.update(session, endpoint, caller, body))
+    return _one(document, message="Updated the OIDC server")
+
+
+@router.delete("/oidc")
+async def delete_oidc_server(request: Request) -> Document:
+    service = _service(request)
+    # Auth stops offering it first: no sign-in is sent to a provider about to vanish.
+    if await _read(request, oidc_servers.registered_provider):
+        await work.in_thread(request, lambda: service.identity_providers.unregister_provider(
+            service.endpoint_id))
+    await _write(request, lambda session, endpoint, caller, _changes:
+                 oidc_servers.delete(session, endpoint, caller))
+    return _done("Deleted the OIDC server")
+
+
+@router.post("/oidc/register")
+async def register_oidc_server(request: Request) -> JSONResponse:
+    """Make the OIDC server an identity provider of Auth (a fresh client secret each time)."""
+    body = await _body(request)
+    service = _service(request)
+    registrar = service.identity_providers
+    provider = await _read(request, lambda session, endpoint, caller:
+                           oidc_servers.prepare_registration(session, endpoint, caller, body,
+                                                             registrar.redirect_uri()))
+    provider_id = await work.in_thread(request, lambda: registrar.register_provider(provider))
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.record_registration(session, endpoint, caller,
+                                                             provider, provider_id))
+    return _one(document, message=f"Registered the OIDC server with Auth for the domain "
+                                  f"{document['domain']}")
 
 
 # --- OAuth2 user credentials (browser flow, WebDAV gateways) -------------------------------

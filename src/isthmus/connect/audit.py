@@ -12,6 +12,8 @@ credential is ever part of one.
 method, collection path, body bytes (received for PUT, sent for GET), and ``ok`` or the
 error code of the answer. The data routes tell it who the caller was (`note_caller`).
 Reading the records (`query`, `summary`) is for the endpoint's owner and administrators.
+Records older than the deployment's retention (``ISTHMUS_AUDIT_RETENTION_DAYS``) are
+deleted by `purge_older` (which `isthmus serve` runs periodically).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,6 +85,8 @@ class AuditLog:
 
     sessions: sessionmaker[Session]
     flush_seconds: float = FLUSH_SECONDS
+    # How many days records are kept (0: for ever); `purge_older` deletes the rest.
+    retention_days: int = 0
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
@@ -339,12 +343,26 @@ def _page_size(params: Mapping[str, str]) -> int:
     return min(int(raw), MAX_PAGE_SIZE)
 
 
-def summary(session: Session, endpoint: Endpoint, caller: Caller) -> dict[str, Any]:
-    """How many records the endpoint holds, and the time of the first and the last."""
+def summary(session: Session, endpoint: Endpoint, caller: Caller,
+            retention_days: int) -> dict[str, Any]:
+    """How many records the endpoint holds, the time of the first and the last, and how
+    many days they are kept (0: for ever)."""
     require_endpoint_admin(session, endpoint, caller, "read the audit records")
     count, first, last = session.execute(
         select(func.count(), func.min(AuditRecord.time), func.max(AuditRecord.time))
         .where(AuditRecord.endpoint_id == endpoint.id)).one()
     return {"DATA_TYPE": "audit_summary#1.0.0", "records": count,
             "first": first.isoformat() if first else None,
-            "last": last.isoformat() if last else None}
+            "last": last.isoformat() if last else None, "retention_days": retention_days}
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def purge_older(session: Session, now: datetime, retention_days: int) -> int:
+    """Delete the records older than ``retention_days`` (none when it is 0); how many went."""
+    if retention_days <= 0:
+        return 0
+    cutoff = now - timedelta(days=retention_days)
+    deleted = session.execute(delete(AuditRecord).where(AuditRecord.time < cutoff))
+    return int(deleted.rowcount)  # type: ignore[attr-defined]

@@ -71,7 +71,7 @@ from isthmus.connect import (
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
 from isthmus.connect.audit import AuditCaller, AuditLog
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
-from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool
 from isthmus.connect.data_paths import Access, DataPaths, from_permission
 from isthmus.connect.gateway_policies import (
     AccessPolicyError,
@@ -104,6 +104,7 @@ from isthmus.storage.connector import (
     EntryType,
     ReadStream,
     WriteOptions,
+    WriteResult,
 )
 from isthmus.storage.errors import (
     AlreadyExists,
@@ -342,10 +343,10 @@ class DataAccess:
                             f"{gateway.id}: make one with 'globus-connect-server "
                             f"user-credentials oauth-create {gateway.id} --globus-identity "
                             f"{info.username}'")
-        connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
-                                                   credential, location.root_path)
+        lease = webdav_gateways.lease_connector(self.pool, self.sessions, self.secret_box,
+                                                gateway, credential, location.root_path)
         rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
-        return DataSession(OwnedLease(connector), rules, location.base_path, None,
+        return DataSession(lease, rules, location.base_path, None,
                            account=credential.username)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:
@@ -464,6 +465,62 @@ class TransferAccess:
             raise insufficient(f"The bearer token is neither Transfer's nor for collection "
                                f"{collection_id}", target.required_scopes)
         return self.data.session_for(target, info)
+
+
+# `AuditLog.record` for one operation, its caller, collection, path and channel given.
+Recorder = Callable[..., None]
+
+
+def _outcome(failed: Exception) -> dict[str, Any]:
+    """An audit record's status and result for a failed operation."""
+    if isinstance(failed, APIError):
+        return {"status": failed.status, "result": failed.code}
+    if isinstance(failed, StorageError):  # NotFound: not_found, as GCS codes are written
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(failed).__name__).lower()
+        return {"status": failed.http_status, "result": code}
+    return {"status": None, "result": "failed"}
+
+
+def _recorded_read(stream: ReadStream, record: Recorder) -> ReadStream:
+    """``stream``, recorded with the bytes read from it once it is closed or fails."""
+    done = False
+    read_bytes = 0
+
+    def finish(**outcome: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            record(size=read_bytes, **outcome)
+
+    def read(size: int) -> bytes:
+        nonlocal read_bytes
+        try:
+            data = stream.read(size)
+        except Exception as failed:
+            finish(**_outcome(failed))
+            raise
+        read_bytes += len(data)
+        return data
+
+    def close() -> None:
+        stream.close()
+        finish()
+
+    return ReadStream(stream.entry, read, close, chunk_size=stream.chunk_size)
+
+
+def _recorded_write(writer: AtomicWriter, record: Recorder) -> AtomicWriter:
+    """``writer``, recorded when it is committed (its size), fails or is aborted."""
+    def finished(result: WriteResult | None, error: BaseException | None) -> None:
+        if result is not None:
+            record(size=result.size)
+        elif isinstance(error, Exception):
+            record(size=writer.size, **_outcome(error))
+        else:
+            record(size=writer.size, result="aborted")
+
+    writer.on_finish = finished
+    return writer
 
 
 @dataclass(frozen=True)
@@ -655,9 +712,11 @@ class DataSession:
         return replace(entry, target=None)
 
     def _audited(self, operation: str, path: str, act: Callable[[], T], *,
-                 size: Callable[[T], int | None] = lambda _: None,
-                 destination: str | None = None) -> T:
-        """``act``, recorded in the audit log when the session keeps one."""
+                 destination: str | None = None,
+                 until: Callable[[T, Recorder], T] | None = None) -> T:
+        """``act``, recorded in the audit log when the session keeps one: when it returns,
+        or (``until``) when what it opened ends, so the record has the bytes really moved
+        and how the transfer of them ended."""
         if self.audit_log is None or self.caller is None:
             return act()
         record = functools.partial(self.audit_log.record, self.caller,
@@ -665,21 +724,17 @@ class DataSession:
                                    operation=operation, path=path, destination=destination)
         try:
             value = act()
-        except APIError as refused:
-            record(status=refused.status, result=refused.code)
+        except Exception as failed:
+            record(**_outcome(failed))
             raise
-        except StorageError as failed:  # NotFound: not_found, as GCS codes are written
-            code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(failed).__name__).lower()
-            record(status=failed.http_status, result=code)
-            raise
-        record(size=size(value))
+        if until is not None:
+            return until(value, record)
+        record()
         return value
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
         return self._audited("READ", path, lambda: self.connector.open_read(
-            self._reach(path, Access.READ), offset, length),
-            size=lambda stream: length if length is not None else stream.entry.size - offset)
-
+            self._reach(path, Access.READ), offset, length), until=_recorded_read)
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
         return self.connector.digests(self._reach(path, Access.READ), algorithms)
 
@@ -688,7 +743,7 @@ class DataSession:
     def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
         return self._audited("WRITE", path, lambda: self.connector.begin_write(
-            self._reach_new(path), options), size=lambda _: options.expected_size)
+            self._reach_new(path), options), until=_recorded_write)
 
     def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
         """Commit writers this session began (each checked when it began), durably

@@ -90,7 +90,8 @@ def load() -> None:
     """Make this endpoint's records available to query, and say how many there are.
 
     Isthmus writes the records to its database as it serves (there are no log files to
-    parse), so this writes whatever this node still holds in memory and reports the count.
+    parse), so this writes whatever this node still holds in memory and reports the count,
+    their time span and how long they are kept (ISTHMUS_AUDIT_RETENTION_DAYS on the server).
     """
     response = manager().gcs_client().get("audit/summary")
     summary = dict(response["data"][0])
@@ -100,6 +101,8 @@ def load() -> None:
     click.echo(f"Audit records available: {summary['records']}")
     if summary["records"]:
         click.echo(f"From {summary['first']} to {summary['last']}")
+    kept = summary.get("retention_days")
+    click.echo(f"Kept for {kept} days" if kept else "Kept for ever")
 
 
 @audit.command("query")

@@ -54,8 +54,10 @@ class Entry:
     """One directory entry as `stat` and `list` report it.
 
     A symlink is reported as a symlink (``type`` SYMLINK, ``link_target`` its collection path
-    when it points inside the root, else its raw text); ``target`` describes what it points
-    at, or is None when it dangles or leads outside the root (Transfer's ``invalid_symlink``).
+    when it points inside the root, its text when that is relative, and None when it is an
+    absolute path outside the root, which would name the server's own folders); ``target``
+    describes what it points at, or is None when it dangles or leads outside the root
+    (Transfer's ``invalid_symlink``).
     """
 
     name: str
@@ -245,6 +247,14 @@ class AtomicWriter(ABC):
             for name, value in (options.expected_digests or {}).items()
         }
         self._open = True
+        # Told once how the write ended: (result, None) when committed, (None, the error)
+        # when it failed, (None, None) when aborted unasked. The audit log listens here.
+        self.on_finish: Callable[[WriteResult | None, BaseException | None], None] | None = None
+
+    def _finish(self, result: WriteResult | None, error: BaseException | None) -> None:
+        listener, self.on_finish = self.on_finish, None
+        if listener is not None:
+            listener(result, error)
 
     def write(self, data: bytes) -> None:
         self.write_chunks((data,))
@@ -258,11 +268,14 @@ class AtomicWriter(ABC):
         size = sum(len(chunk) for chunk in chunks)
         expected = self.options.expected_size
         if expected is not None and self.size + size > expected:
+            error = SizeMismatch(f"More than the expected {expected} bytes were sent", self.path)
+            self._finish(None, error)
             self.abort()
-            raise SizeMismatch(f"More than the expected {expected} bytes were sent", self.path)
+            raise error
         try:
             self._write_chunks(chunks)
-        except BaseException:
+        except BaseException as failed:
+            self._finish(None, failed)
             self.abort()
             raise
         for chunk in chunks:
@@ -276,7 +289,8 @@ class AtomicWriter(ABC):
             if self.options.verify_on_disk:
                 self._check_on_disk(digests)
             self._publish(self.options.overwrite, self.options.mtime)
-        except BaseException:
+        except BaseException as failed:
+            self._finish(None, failed)
             self.abort()
             raise
         return self.committed(digests)
@@ -299,12 +313,15 @@ class AtomicWriter(ABC):
     def committed(self, digests: Mapping[str, bytes]) -> WriteResult:
         """Mark the write done, the file now durable at its final name."""
         self._open = False
-        return WriteResult(self.path, self.size, digests)
+        result = WriteResult(self.path, self.size, digests)
+        self._finish(result, None)
+        return result
 
     def abort(self) -> None:
         """Discard the temporary file; harmless to call more than once."""
         if self._open:
             self._open = False
+            self._finish(None, None)
             self._discard()
 
     def _check(self, digests: Mapping[str, bytes]) -> None:

@@ -330,8 +330,20 @@ class PosixConnector(Connector):
         except StorageError:
             # Dangling, unreadable, or leading outside the root: nothing about the target is
             # revealed, not even whether it exists.
-            return replace(entry, link_target=text)
+            return replace(entry, link_target=self._shown_link_text(text))
         return replace(entry, link_target=target_path, target=self._entry(name, target_info))
+
+    def _shown_link_text(self, text: str) -> str | None:
+        """What `ls` may say a link that reaches nothing points to: relative text as the link
+        stores it; absolute text as a collection path when it is under the root, and nothing
+        when it is not (it would name the server's own folders, as the root's real path
+        would)."""
+        if not text.startswith("/"):
+            return text
+        try:
+            return normalize(join_parts(self._link_parts(text, text)[1]))
+        except StorageError:  # outside the root, or ".." climbing out of it
+            return None
 
     # --- reading ---------------------------------------------------------------------------
 

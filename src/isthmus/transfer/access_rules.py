@@ -180,14 +180,18 @@ def parse_new(body: Mapping[str, Any], directory: IdentityDirectory) -> RuleInpu
 
 def _guest(session: Session, caller: Caller, entity_id: str) -> RegistryEntity:
     """A guest collection whose rules the caller manages (404 unseen, 403 not managed)."""
-    entity = registry.require_visible(session, caller, entity_id)
-    if entity.entity_type != GCSV5_GUEST_COLLECTION:
-        raise APIError(400, "NotSupported", f"'{entity.id}' is not a guest collection: "
-                       "access rules apply to guest collections only")
+    entity = require_guest(registry.require_visible(session, caller, entity_id))
     if not registry.manages_rules(caller, entity):
         raise APIError(403, "PermissionDenied", f"You may not manage the access rules of "
                        f"'{entity.id}': that takes its owner, or the administrator or "
                        "access_manager role on it")
+    return entity
+
+
+def require_guest(entity: RegistryEntity) -> RegistryEntity:
+    if entity.entity_type != GCSV5_GUEST_COLLECTION:
+        raise APIError(400, "NotSupported", f"'{entity.id}' is not a guest collection: "
+                       "access rules apply to guest collections only")
     return entity
 
 
@@ -210,7 +214,11 @@ def _rule(session: Session, entity: RegistryEntity, rule_id: str) -> EndpointAcc
 
 
 def list_rules(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
-    entity = _guest(session, caller, entity_id)
+    return rule_list_document(session, _guest(session, caller, entity_id))
+
+
+def rule_list_document(session: Session, entity: RegistryEntity) -> dict[str, Any]:
+    """The ``access_list`` of a guest collection: its roles, then its unexpired rules."""
     rules = session.scalars(select(EndpointAccessRule).where(
         EndpointAccessRule.entity_id == entity.id, _unexpired(utcnow()))
         .order_by(EndpointAccessRule.created, EndpointAccessRule.id))

@@ -6,80 +6,47 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, bookmarks, file_ops, registry, submission, tasks
+from isthmus.transfer import (
+    access_rules,
+    bookmarks,
+    file_ops,
+    openapi,
+    registry,
+    roles,
+    routing,
+    submission,
+    tasks,
+)
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
-from isthmus.transfer.service import TransferService
 
 router = APIRouter(prefix=API_PREFIX)
 
-Document = dict[str, Any]
+Document = routing.Document
 CANCEL_WAIT_SECONDS = 5.0
 T = TypeVar("T")
 
 
-def _service(request: Request) -> TransferService:
-    service: TransferService = request.app.state.transfer
-    return service
-
-
-def _query(request: Request) -> dict[str, str]:
-    # A repeated parameter: the last one counts, as for the real service's forms.
-    return dict(request.query_params.items())
-
-
 @router.get("/endpoint/{endpoint_id}")
 async def get_endpoint(request: Request, endpoint_id: str) -> Document:
-    service = _service(request)
-    token = bearer_token(request)
-
-    def run(session: Session) -> Document:
-        return registry.get_document(session, service.caller(token), endpoint_id)
-
-    return await work.read_only(request, service.sessions, run)
+    return await routing.read(request, lambda session, caller:
+                              registry.get_document(session, caller, endpoint_id))
 
 
 @router.get("/endpoint_search")
 async def endpoint_search(request: Request) -> Document:
-    service = _service(request)
-    token = bearer_token(request)
-    params = _query(request)
-
-    def run(session: Session) -> Document:
-        caller = service.caller(token)
-        return registry.search(session, caller, registry.parse_search(params))
-
-    return await work.read_only(request, service.sessions, run)
-
-
-async def _read_as_caller(request: Request, run: Any) -> Document:
-    service = _service(request)
-    token = bearer_token(request)
-    result: Document = await work.read_only(
-        request, service.sessions, lambda session: run(session, service.caller(token)))
-    return result
-
-
-async def _write_as_caller(request: Request, run: Any, caller: Caller | None = None) -> Document:
-    service = _service(request)
-    if caller is None:
-        # Authenticate before taking the write lock: introspection reads the database too.
-        token = bearer_token(request)
-        caller = await work.in_thread(request, lambda: service.caller(token))
-    known = caller
-    result: Document = await work.in_transaction(request, service.sessions,
-                                                 lambda session: run(session, known))
-    return result
+    params = routing.params(request)
+    return await routing.read(request, lambda session, caller:
+                              registry.search(session, caller, registry.parse_search(params)))
 
 
 # --- access rules on guest collections ------------------------------------------------------
@@ -87,19 +54,19 @@ async def _write_as_caller(request: Request, run: Any, caller: Caller | None = N
 
 @router.get("/endpoint/{endpoint_id}/access_list")
 async def endpoint_acl_list(request: Request, endpoint_id: str) -> Document:
-    return await _read_as_caller(request, lambda session, caller:
-                                 access_rules.list_rules(session, caller, endpoint_id))
+    return await routing.read(request, lambda session, caller:
+                              access_rules.list_rules(session, caller, endpoint_id))
 
 
 @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
 async def get_endpoint_acl_rule(request: Request, endpoint_id: str, rule_id: str) -> Document:
-    return await _read_as_caller(request, lambda session, caller:
-                                 access_rules.get_rule(session, caller, endpoint_id, rule_id))
+    return await routing.read(request, lambda session, caller:
+                              access_rules.get_rule(session, caller, endpoint_id, rule_id))
 
 
 @router.post("/endpoint/{endpoint_id}/access")
 async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONResponse:
-    service = _service(request)
+    service = routing.service(request)
     token = bearer_token(request)
     body = await read_json_object(request)
 
@@ -109,7 +76,7 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
         return caller, access_rules.parse_new(body, service.identities)
 
     caller, rule = await work.in_thread(request, prepare)
-    created = await _write_as_caller(request, lambda session, known: access_rules.add_rule(
+    created = await routing.write(request, lambda session, known: access_rules.add_rule(
         session, known, endpoint_id, rule), caller)
     return JSONResponse(created, status_code=201)
 
@@ -118,15 +85,30 @@ async def add_endpoint_acl_rule(request: Request, endpoint_id: str) -> JSONRespo
 async def update_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write_as_caller(request, lambda session, caller: access_rules.update_rule(
+    return await routing.write(request, lambda session, caller: access_rules.update_rule(
         session, caller, endpoint_id, rule_id, body))
 
 
 @router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
 async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
-    return await _write_as_caller(request, lambda session, caller:
-                                  access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+    return await routing.write(request, lambda session, caller:
+                               access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+
+
+# --- roles (read here; made and removed through the GCS Manager API) ------------------------
+
+
+@router.get("/endpoint/{endpoint_id}/role_list")
+async def endpoint_role_list(request: Request, endpoint_id: str) -> Document:
+    return await routing.read(request, lambda session, caller:
+                              roles.list_roles(session, caller, endpoint_id))
+
+
+@router.get("/endpoint/{endpoint_id}/role/{role_id}")
+async def get_endpoint_role(request: Request, endpoint_id: str, role_id: str) -> Document:
+    return await routing.read(request, lambda session, caller:
+                              roles.get_role(session, caller, endpoint_id, role_id))
 
 
 # --- file operations -------------------------------------------------------------------------
@@ -135,7 +117,7 @@ async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
 async def _on_collection(request: Request, endpoint_id: str,
                          operation: Callable[[CollectionSession], T]) -> T:
     """``operation`` on the caller's session on a collection, in a worker thread."""
-    service = _service(request)
+    service = routing.service(request)
     token = bearer_token(request)
 
     def run() -> T:
@@ -152,14 +134,14 @@ def _result(request: Request, data_type: str, code: str, message: str) -> Docume
 
 @router.get("/operation/endpoint/{endpoint_id}/ls")
 async def operation_ls(request: Request, endpoint_id: str) -> Document:
-    query = file_ops.ListQuery(_query(request), request.query_params.getlist("filter"))
+    query = file_ops.ListQuery(routing.params(request), request.query_params.getlist("filter"))
     return await _on_collection(request, endpoint_id, lambda collection: file_ops.ls(
         collection, str(registry.parse_entity_id(endpoint_id)), query))
 
 
 @router.get("/operation/endpoint/{endpoint_id}/stat")
 async def operation_stat(request: Request, endpoint_id: str) -> Document:
-    path = file_ops.check_path(request.query_params.get("path"), "path")
+    path = file_ops.check_path(routing.params(request).get("path"), "path")
     return await _on_collection(request, endpoint_id,
                                 lambda collection: file_ops.stat(collection, path))
 
@@ -194,55 +176,47 @@ async def operation_symlink(request: Request, endpoint_id: str) -> Document:
 
 @router.get("/bookmark_list")
 async def bookmark_list(request: Request) -> Document:
-    return await _read_as_caller(request, bookmarks.list_bookmarks)
+    return await routing.read(request, bookmarks.list_bookmarks)
 
 
 @router.post("/bookmark")
 async def create_bookmark(request: Request) -> Document:
     body = await read_json_object(request)
-    return await _write_as_caller(request, lambda session, caller:
-                                  bookmarks.create(session, caller, body))
+    return await routing.write(request, lambda session, caller:
+                               bookmarks.create(session, caller, body))
 
 
 @router.get("/bookmark/{bookmark_id}")
 async def get_bookmark(request: Request, bookmark_id: str) -> Document:
-    return await _read_as_caller(request, lambda session, caller:
-                                 bookmarks.get(session, caller, bookmark_id))
+    return await routing.read(request, lambda session, caller:
+                              bookmarks.get(session, caller, bookmark_id))
 
 
 @router.put("/bookmark/{bookmark_id}")
 async def update_bookmark(request: Request, bookmark_id: str) -> Document:
     body = await read_json_object(request)
-    return await _write_as_caller(request, lambda session, caller:
-                                  bookmarks.update(session, caller, bookmark_id, body))
+    return await routing.write(request, lambda session, caller:
+                               bookmarks.update(session, caller, bookmark_id, body))
 
 
 @router.delete("/bookmark/{bookmark_id}")
 async def delete_bookmark(request: Request, bookmark_id: str) -> Document:
-    return await _write_as_caller(request, lambda session, caller:
-                                  bookmarks.delete(session, caller, bookmark_id))
+    return await routing.write(request, lambda session, caller:
+                               bookmarks.delete(session, caller, bookmark_id))
 
 
 # --- tasks -----------------------------------------------------------------------------
 
 
-async def _caller(request: Request) -> tuple[TransferService, str | None, Caller]:
-    service = _service(request)
-    token = bearer_token(request)
-    # Introspection reads the database: never on the event loop.
-    caller = await work.in_thread(request, lambda: service.caller(token))
-    return service, token, caller
-
-
 @router.get("/submission_id")
 async def get_submission_id(request: Request) -> Document:
-    await _caller(request)
+    await routing.caller(request)
     return {"DATA_TYPE": "submission_id", "value": str(uuid.uuid4())}
 
 
 async def _submit(request: Request, kind: str) -> JSONResponse:
     body = await read_json_object(request)
-    service, token, caller = await _caller(request)
+    service, token, caller = await routing.caller(request)
     new = submission.parse_transfer(body) if kind == "transfer" else submission.parse_delete(body)
     assert token is not None  # `caller` refused a request without one
     submitted = await work.in_thread(request, lambda: service.submit(token, caller, new))
@@ -262,28 +236,27 @@ async def submit_delete(request: Request) -> JSONResponse:
 
 @router.get("/task_list")
 async def task_list(request: Request) -> Document:
-    params = _query(request)
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.task_list(session, caller, params))
+    params = routing.params(request)
+    return await routing.read(request, lambda session, caller:
+                              tasks.task_list(session, caller, params))
 
 
 @router.get("/task/{task_id}")
 async def get_task(request: Request, task_id: str) -> Document:
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.get_task(session, caller, task_id))
+    return await routing.read(request, lambda session, caller:
+                              tasks.get_task(session, caller, task_id))
 
 
 @router.put("/task/{task_id}")
 async def update_task(request: Request, task_id: str) -> Document:
     body = await read_json_object(request)
-    result = await _write_as_caller(request, lambda session, caller: tasks.update_task(
+    return await routing.write_result(request, lambda session, caller: tasks.update_task(
         session, caller, task_id, body))
-    return {**result, "request_id": request_id()}
 
 
 @router.post("/task/{task_id}/cancel")
 async def cancel_task(request: Request, task_id: str) -> Document:
-    service, _, caller = await _caller(request)
+    service, _, caller = await routing.caller(request)
     key, running = await work.in_transaction(
         request, service.sessions, lambda session: tasks.request_cancel(session, caller,
                                                                         task_id))
@@ -300,26 +273,29 @@ async def cancel_task(request: Request, task_id: str) -> Document:
 
 @router.get("/task/{task_id}/event_list")
 async def task_event_list(request: Request, task_id: str) -> Document:
-    params = _query(request)
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.event_list(session, caller, task_id, params))
+    params = routing.params(request)
+    return await routing.read(request, lambda session, caller:
+                              tasks.event_list(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/successful_transfers")
 async def task_successful_transfers(request: Request, task_id: str) -> Document:
-    params = _query(request)
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.successful_transfers(session, caller, task_id, params))
+    params = routing.params(request)
+    return await routing.read(request, lambda session, caller:
+                              tasks.successful_transfers(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/skipped_errors")
 async def task_skipped_errors(request: Request, task_id: str) -> Document:
-    params = _query(request)
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.skipped_errors(session, caller, task_id, params))
+    params = routing.params(request)
+    return await routing.read(request, lambda session, caller:
+                              tasks.skipped_errors(session, caller, task_id, params))
 
 
 @router.get("/task/{task_id}/pause_info")
 async def task_pause_info(request: Request, task_id: str) -> Document:
-    return await _read_as_caller(request, lambda session, caller:
-                                 tasks.pause_info(session, caller, task_id))
+    return await routing.read(request, lambda session, caller:
+                              tasks.pause_info(session, caller, task_id))
+
+
+openapi.describe(router)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
@@ -17,7 +16,8 @@ from sqlalchemy.orm import Session, aliased
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.core.identities import IdentityDirectory
-from isthmus.transfer import filters, pauses, registry, tasks
+from isthmus.core.registry import GCSV5_ENDPOINT
+from isthmus.transfer import access_rules, filters, pauses, registry, tasks
 from isthmus.transfer.filters import bad_request
 from isthmus.transfer.models import RegistryEntity, RegistryGrant, RegistryOwner
 from isthmus.transfer.registry import Caller
@@ -94,6 +94,14 @@ def _parse_ids(value: str, what: str) -> list[uuid.UUID]:
         raise bad_request(f"Invalid {what}: '{value}'") from None
 
 
+def _parse_id(value: str, what: str) -> uuid.UUID:
+    """The one id a filter or field names (``","`` names none: refused)."""
+    ids = _parse_ids(value, what)
+    if len(ids) != 1:
+        raise bad_request(f"Invalid {what}: '{value[:100]}' (one id)")
+    return ids[0]
+
+
 def _task_conditions(session: Session, params: Mapping[str, str]) -> list[ColumnElement[bool]]:
     statuses = {part for part in params.get("filter_status", "").split(",") if part}
     if statuses - _STATUSES:
@@ -117,7 +125,7 @@ def _task_conditions(session: Session, params: Mapping[str, str]) -> list[Column
         conditions.append(Task.owner_id.in_(_parse_ids(params["filter_owner_id"],
                                                        "filter_owner_id")))
     if params.get("filter_endpoint"):
-        endpoint_id = _parse_ids(params["filter_endpoint"], "filter_endpoint")[0]
+        endpoint_id = _parse_id(params["filter_endpoint"], "filter_endpoint")
         used = list(pauses.collections_of(session, endpoint_id))
         use = params.get("filter_endpoint_use")
         if use not in (None, "", "source", "destination"):
@@ -154,11 +162,12 @@ def _last_key(task: Task) -> str:
 
 
 def _after(last_key: str) -> ColumnElement[bool]:
+    time_text, _, id_text = last_key.rpartition(",")
+    when = filters.parse_datetime(time_text, "last_key")
     try:
-        time_text, id_text = last_key.rsplit(",", 1)
-        when, key = datetime.fromisoformat(time_text), uuid.UUID(id_text)
+        key = uuid.UUID(id_text)
     except ValueError:
-        raise bad_request(f"Invalid last_key: '{last_key}'") from None
+        raise bad_request(f"Invalid last_key: '{last_key[:100]}'") from None
     return or_(Task.request_time < when, and_(Task.request_time == when, Task.id < key))
 
 
@@ -340,7 +349,7 @@ def create_rule(session: Session, caller: Caller, body: Mapping[str, Any]) -> di
         raise bad_request("identity_id must be an identity id or null")
     rule = PauseRule(id=uuid.uuid4(),
                      endpoint_id=_managed_entity(session, caller, body.get("endpoint_id")),
-                     identity_id=_parse_ids(identity, "identity_id")[0] if identity else None,
+                     identity_id=_parse_id(identity, "identity_id") if identity else None,
                      modified_by_id=caller.identity_id, start_time=None,
                      pause_task_transfer_read=True, pause_task_transfer_write=True,
                      pause_task_delete=True)
@@ -394,12 +403,49 @@ def delete_rule(session: Session, caller: Caller, rule_id: str) -> dict[str, Any
 def rule_list(session: Session, caller: Caller, params: Mapping[str, str]) -> dict[str, Any]:
     query = select(PauseRule).where(holds(caller, PauseRule.endpoint_id, MONITOR_ROLES))
     if params.get("filter_endpoint"):
-        endpoint_id = _parse_ids(params["filter_endpoint"], "filter_endpoint")[0]
+        endpoint_id = _parse_id(params["filter_endpoint"], "filter_endpoint")
         query = query.where(PauseRule.endpoint_id.in_(pauses.collections_of(session,
                                                                             endpoint_id)))
     rules = session.scalars(query.order_by(PauseRule.id))
     return {"DATA_TYPE": "pause_rule_list",
             "DATA": [_rule_document(rule, session, caller) for rule in rules]}
+
+
+# --- endpoints and collections ------------------------------------------------------------
+
+
+def monitored_entity(session: Session, caller: Caller, entity_id: str) -> RegistryEntity:
+    """An endpoint or collection the caller monitors: 404 for one they may not even see,
+    403 for one they see without an activity role on it."""
+    key = registry.parse_entity_id(entity_id)
+    entity = session.get(RegistryEntity, key)
+    if entity is not None and not entity.deleted and _has(session, caller, key,
+                                                          MONITOR_ROLES):
+        return entity
+    registry.require_visible(session, caller, entity_id)
+    raise permission_denied(f"You do not have the activity_monitor role on '{entity_id}'")
+
+
+def get_endpoint(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    return registry.document(session, caller, monitored_entity(session, caller, entity_id))
+
+
+def hosted_endpoint_list(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    """What the entity hosts: an endpoint's collections, a mapped collection's guests."""
+    host = monitored_entity(session, caller, entity_id)
+    column = (RegistryEntity.endpoint_id if host.entity_type == GCSV5_ENDPOINT
+              else RegistryEntity.host_endpoint_id)
+    hosted = list(session.scalars(select(RegistryEntity).where(
+        column == host.id, RegistryEntity.id != host.id, RegistryEntity.deleted.is_(False),
+    ).order_by(RegistryEntity.display_name, RegistryEntity.id)))
+    return {"DATA_TYPE": "endpoint_list", "length": len(hosted),
+            "DATA": [registry.document(session, caller, entity) for entity in hosted]}
+
+
+def acl_list(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
+    """A guest collection's access rules, for the monitors of its endpoint."""
+    entity = access_rules.require_guest(monitored_entity(session, caller, entity_id))
+    return access_rules.rule_list_document(session, entity)
 
 
 def monitored_endpoints(session: Session, caller: Caller) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -29,10 +29,10 @@ from isthmus.core.collection_access import CollectionAccess, CollectionSession
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
-from isthmus.transfer import pauses, tasks
+from isthmus.core.tokens import DependentToken, DependentTokens
+from isthmus.transfer import credentials, pauses, tasks
 from isthmus.transfer.copying import PARALLEL_SMALL, Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
-from isthmus.transfer.submission import credential_purpose
 from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
 
 logger = logging.getLogger("isthmus.transfer.engine")
@@ -70,6 +70,8 @@ class SliceContext:
     sessions: sessionmaker[Session]
     access: CollectionAccess
     secret_box: SecretBox
+    # Renews the task's data_access grants (`credentials`) as they near their end.
+    dependent_tokens: DependentTokens
     worker: str
     lease: timedelta
     stopping: threading.Event
@@ -193,19 +195,68 @@ class Slice:
         return (self.state.cancel_requested or self.state.deadline < utcnow()
                 or self.state.paused or self.context.stopping.is_set())
 
+    @contextmanager
+    def renewing(self) -> Iterator[None]:
+        """Keep flushing (so the lease stays ours) while one long storage call runs: a
+        large file's commit may verify or assemble it for longer than the lease lasts (S3
+        completing a multipart upload, a re-read of gigabytes), and a lapsed lease would
+        hand the task over and copy the file again."""
+        done = threading.Event()
 
-def _token(context: SliceContext, session: Session, task: Task,
-           collection_id: uuid.UUID) -> str:
-    """The token the task's owner reaches ``collection_id`` with (sealed at submission)."""
+        def beat() -> None:
+            while not done.wait(FLUSH_SECONDS):
+                try:
+                    self.flush()
+                except (LeaseLost, SQLAlchemyError):
+                    return  # the call's own next flush meets it again
+
+        beating = threading.Thread(target=beat, name="isthmus-lease", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
+
+
+def _grant(context: SliceContext, session: Session, task: Task,
+           collection_id: uuid.UUID) -> DependentToken:
+    """What the task's owner reaches ``collection_id`` with (sealed at submission)."""
     credential = session.get(TaskCredential, (task.id, collection_id))
     try:
         if credential is None:
             raise SealedValueError("no credential")
-        return context.secret_box.open(credential.sealed_token,
-                                       credential_purpose(task.id, collection_id))
+        return credentials.unseal(context.secret_box, credential)
     except SealedValueError:
         raise TaskFailed(("PERMISSION_DENIED", "permission denied",
                           f"No usable credential for collection {collection_id}")) from None
+
+
+def _tokens(context: SliceContext, task_id: uuid.UUID,
+            grants: dict[uuid.UUID, DependentToken]) -> dict[uuid.UUID, str]:
+    """The access token for each collection, grants near their end renewed first (outside
+    any transaction: Auth may share the database) and kept only while the task is still
+    ours (an ended task keeps no grant). A grant Auth no longer renews (its consent was
+    revoked) fails the task."""
+    tokens = {}
+    for collection_id, grant in grants.items():
+        if credentials.due(grant):
+            assert grant.refresh_token is not None  # `due` says so
+            renewed = context.dependent_tokens.refresh(grant.refresh_token)
+            if renewed is None:
+                raise TaskFailed(("PERMISSION_DENIED", "permission denied",
+                                  f"Collection {collection_id}: the task owner's consent "
+                                  "for Globus Transfer to access it was revoked"))
+            with transaction(context.sessions) as session:
+                task = session.scalar(select(Task).where(Task.id == task_id)
+                                      .with_for_update())
+                if task is None or task.claimed_by != context.worker:
+                    raise LeaseLost
+                credentials.store(session, context.secret_box, task_id, collection_id,
+                                  renewed)
+            grant = renewed
+        tokens[collection_id] = grant.access_token
+    return tokens
 
 
 def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> CollectionSession:
@@ -218,7 +269,7 @@ def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> Collec
 
 
 def _start(context: SliceContext, task_id: uuid.UUID
-           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, str]] | None:
+           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, DependentToken]] | None:
     """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
@@ -237,12 +288,12 @@ def _start(context: SliceContext, task_id: uuid.UUID
         if task.destination_endpoint_id not in (None, task.source_endpoint_id):
             collections.append(task.destination_endpoint_id)
         try:
-            tokens = {collection: _token(context, session, task, collection)
+            grants = {collection: _grant(context, session, task, collection)
                       for collection in collections}
         except TaskFailed as failed:
             _fail(session, task, failed.event)
             return None
-        return Slice(context, task), dict(task.options), tokens
+        return Slice(context, task), dict(task.options), grants
 
 
 def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
@@ -250,13 +301,14 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
     started = _start(context, task_id)
     if started is None:
         return
-    current, options, tokens = started
+    current, options, grants = started
     try:
+        tokens = _tokens(context, task_id, grants)
         with ExitStack() as opened:
             sessions = [opened.enter_context(_open(context, collection, token))
                         for collection, token in tokens.items()]
             _run(current, Worker(current, sessions[0], sessions[-1], options))
-    except TaskFailed as failed:  # a collection could not be opened
+    except TaskFailed as failed:  # a collection could not be reached
         _finish_failed(current, failed.event)
     except LeaseLost:
         logger.info("task %s: another runner took it over", task_id)

@@ -10,7 +10,7 @@ ANDed. Dates are a range ``start,end`` (either side empty). ``orderby`` is comma
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -80,9 +80,9 @@ def parse_datetime(text: str, what: str) -> datetime:
         value = value[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # no such day, or before year 1 / after 9999 in UTC
         raise bad_request(f"Invalid {what} '{text}'") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_range(value: str, field: str) -> tuple[datetime | None, datetime | None]:
@@ -116,19 +116,29 @@ def parse_orderby(text: str | None, fields: set[str]) -> list[tuple[str, bool]]:
     return order
 
 
+# The largest count a query may give (offsets, markers, fault counts): past it the
+# databases' integers overflow, and no list is that long.
+MAX_COUNT = 2**31 - 1
+
+
 def int_param(params: Mapping[str, str], name: str, default: int, *, low: int = 0,
-              high: int | None = None) -> int:
+              high: int = MAX_COUNT) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise bad_request(f"Invalid {name} '{raw}': expected an integer") from None
-    if value < low or (high is not None and value > high):
-        limit = f" and {high}" if high is not None else ""
-        raise bad_request(f"Invalid {name} {value}: must be between {low}{limit}")
+        raise bad_request(f"Invalid {name} '{raw[:40]}': expected an integer") from None
+    if not low <= value <= high:
+        raise bad_request(f"Invalid {name} '{raw[:40]}': must be between {low} and {high}")
     return value
+
+
+def reject_nul(params: Iterable[tuple[str, str]]) -> None:
+    """PostgreSQL cannot hold or compare a string with NUL in it: refused up front."""
+    if any("\x00" in name or "\x00" in value for name, value in params):
+        raise bad_request("Query parameters must not contain NUL characters")
 
 
 def glob_to_like(pattern: str) -> str:

@@ -12,7 +12,6 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -86,7 +85,6 @@ class RegistryUsage(Base):
         ForeignKey("transfer_registry_entities.id", ondelete="CASCADE"), primary_key=True
     )
     last_used: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    active_tasks: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class EndpointAccessRule(Base):

@@ -180,14 +180,14 @@ def _owned_by(caller: Caller) -> ColumnElement[bool]:
     )
 
 
-def _document(session: Session, caller: Caller, entity: RegistryEntity) -> dict[str, Any]:
+def document(session: Session, caller: Caller, entity: RegistryEntity) -> dict[str, Any]:
     principals = set(caller.principals)
     roles = sorted({grant.role for grant in entity.grants if grant.principal in principals})
     in_use = bool(session.scalar(select(_in_use_by(caller, entity.id))))
-    document = endpoint_document(entity, roles, in_use)
-    document["acl_editable"] = (entity.entity_type == GCSV5_GUEST_COLLECTION
-                                and manages_rules(caller, entity))
-    return document
+    shown = endpoint_document(entity, roles, in_use)
+    shown["acl_editable"] = (entity.entity_type == GCSV5_GUEST_COLLECTION
+                             and manages_rules(caller, entity))
+    return shown
 
 
 def manages_rules(caller: Caller, entity: RegistryEntity) -> bool:
@@ -242,7 +242,7 @@ def collection_target(session: Session, caller: Caller, entity_id: str) -> Colle
 
 
 def get_document(session: Session, caller: Caller, entity_id: str) -> dict[str, Any]:
-    return _document(session, caller, require_visible(session, caller, entity_id))
+    return document(session, caller, require_visible(session, caller, entity_id))
 
 
 # --- endpoint_search ------------------------------------------------------------------
@@ -397,7 +397,7 @@ def search(session: Session, caller: Caller, query: SearchQuery) -> dict[str, An
     page = rows[:query.limit]
     return {
         "DATA_TYPE": "endpoint_list",
-        "DATA": [_document(session, caller, entity) for entity in page],
+        "DATA": [document(session, caller, entity) for entity in page],
         "has_next_page": len(rows) > query.limit and query.offset + query.limit < MAX_RESULTS,
         "offset": query.offset,
         "limit": query.limit,
