@@ -5,7 +5,9 @@ so, and otherwise end the task (`TaskFailed`)."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import posixpath
 import time
 from collections.abc import Callable, Iterable
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
-from isthmus.storage.connector import Entry, EntryType, WriteOptions
+from isthmus.storage.connector import AtomicWriter, Entry, EntryType, WriteOptions
 from isthmus.storage.digests import canonical_algorithm, digest_from_hex
 from isthmus.storage.errors import (
     AlreadyExists,
@@ -28,6 +30,7 @@ from isthmus.storage.errors import (
     QuotaExceeded,
     StorageError,
 )
+from isthmus.transfer import checkpoints
 from isthmus.transfer.progress import Event
 from isthmus.transfer.task_models import (
     DELETE,
@@ -52,6 +55,8 @@ BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
 # A file this large is written down as soon as it is done (a crash never copies it twice).
 LARGE_FILE = 8 * 1024 * 1024
+# A large file is read in buffers this big (hashlib and the kernel copy large ones fastest).
+LARGE_CHUNK = 8 * 1024 * 1024
 GLOB_CHARACTERS = "*?["
 
 
@@ -325,7 +330,7 @@ class Worker:
             self._record(item, SKIPPED, size=entry.size)
             return
         self._ensure_dir(posixpath.dirname(destination))
-        size, checksum = self._stream(item, source, destination, algorithm)
+        size, checksum = self._stream(item, source, destination, algorithm, entry)
         if item.submitted:
             self.batch.count("files")
         self.batch.count("files_transferred")
@@ -336,42 +341,92 @@ class Worker:
         if size >= LARGE_FILE:
             self.slice.flush()
 
-    def _stream(self, item: TaskItem, source: str, destination: str,
-                algorithm: str) -> tuple[int, str]:
+    def _stream(self, item: TaskItem, source: str, destination: str, algorithm: str,
+                entry: Entry) -> tuple[int, str]:
         """Copy, hashing the bytes as they pass; the file appears only once the size (and,
-        with verify_checksum, the digest re-read from the destination) matches."""
-        stream = self._guard("transfer", source, lambda: self.source.open_read(source),
-                             on_source=True)
-        with stream:
-            # Checked at submission: it parses.
-            expected = ({algorithm: digest_from_hex(algorithm, item.external_checksum)}
-                        if item.external_checksum else None)
-            options = WriteOptions(
-                expected_size=stream.entry.size, expected_digests=expected,
-                algorithms=(algorithm,),
-                mtime=stream.entry.mtime if self.options.get("preserve_timestamp") else None,
-                overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")))
-            writer = self._guard("transfer", destination,
-                                 lambda: self.destination.begin_write(destination, options))
-            read: Callable[[], bytes] = lambda: stream.read(stream.chunk_size)  # noqa: E731
-            with writer:
+        with verify_checksum, the digest re-read from the destination) matches. A large file
+        is hashed and verified in threads beside the copy, and checkpointed as it goes: after
+        a crash it resumes from its last durable checkpoint (`checkpoints`)."""
+        large = entry.size >= LARGE_FILE
+        # Checked at submission: it parses.
+        expected = ({algorithm: digest_from_hex(algorithm, item.external_checksum)}
+                    if item.external_checksum else None)
+        options = WriteOptions(
+            expected_size=entry.size, expected_digests=expected, algorithms=(algorithm,),
+            mtime=entry.mtime if self.options.get("preserve_timestamp") else None,
+            overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")),
+            resume_key=checkpoints.part_key(self.slice.task_id, item.id), background=large)
+        writer = self._guard("transfer", destination,
+                             lambda: self.destination.begin_write(destination, options))
+        with writer:
+            offset = self._resume(item, writer, source, destination, entry)
+            stream = self._guard("transfer", source, lambda: self.source.open_read(
+                source, offset), on_source=True)
+            with stream:
+                size = LARGE_CHUNK if large else stream.chunk_size
+                read: Callable[[], bytes] = lambda: stream.read(size)  # noqa: E731
+                step = checkpoints.step_for(entry.size)
+                due = offset + step
                 while chunk := self._guard("transfer", source, read, on_source=True):
                     self._guard("transfer", destination, partial(writer.write, chunk))
                     self.batch.count("bytes_transferred", len(chunk))
+                    if large and writer.size >= due < entry.size:
+                        self._checkpoint(item, writer, destination, entry)
+                        due = writer.size + step
                     if self.slice.due() and self.slice.checkpoint():
                         raise Stopped  # the writer's exit discards the temporary file
-                try:
-                    result = writer.commit()
-                except ChecksumMismatch as error:
-                    if item.external_checksum:
-                        raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
-                                                error.message)) from None
-                    raise
-                except (StorageError, APIError) as error:
-                    raise classify(error, "transfer", destination, on_source=False,
-                                   fail_on_quota=bool(self.options.get(
-                                       "fail_on_quota_errors"))) from None
+            try:
+                result = writer.commit()
+            except ChecksumMismatch as error:
+                if item.external_checksum:
+                    raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
+                                            error.message)) from None
+                raise
+            except (StorageError, APIError) as error:
+                raise classify(error, "transfer", destination, on_source=False,
+                               fail_on_quota=bool(self.options.get(
+                                   "fail_on_quota_errors"))) from None
+        if large:
+            checkpoints.forget(self.slice.context.sessions, [item.id])
         return result.size, result.hexdigest(algorithm)
+
+    def _resume(self, item: TaskItem, writer: AtomicWriter, source: str, destination: str,
+                entry: Entry) -> int:
+        """Where the copy starts: after the durable part of what a copy of this item that a
+        crash cut short left, when the source has not changed since (else from the start).
+        The kept bytes are not sent again: the source's are hashed, the destination's are
+        read back by the verification."""
+        found = writer.resumable
+        if not found:
+            return 0
+        offset = 0
+        if entry.size >= LARGE_FILE:
+            offset = min(found, checkpoints.find(self.slice.context.sessions, item.id, entry))
+        if offset:
+            prefix = self._guard("transfer", source, lambda: self.source.open_read(
+                source, 0, offset), on_source=True)
+            with prefix:
+                self._guard("transfer", destination, lambda: writer.resume(offset, prefix))
+        else:
+            self._guard("transfer", destination, lambda: writer.resume(0, ()))
+        # What the earlier copy wrote beyond the offset is written again: say how much.
+        self.batch.note(("RESUMED", "resumed", json.dumps({
+            "file": destination, "size": entry.size, "found": found, "offset": offset})))
+        return offset
+
+    def _checkpoint(self, item: TaskItem, writer: AtomicWriter, destination: str,
+                    entry: Entry) -> None:
+        durable = self._guard("transfer", destination, writer.checkpoint)
+        if durable:
+            checkpoints.save(self.slice.context.sessions, self.slice.task_id, item.id,
+                             destination, durable, entry)
+
+    def discard_part(self, item_id: int, destination: str) -> None:
+        """Remove what a crash left of an item's copy (its temporary file), if anything."""
+        options = WriteOptions(algorithms=(), resume_key=checkpoints.part_key(
+            self.slice.task_id, item_id))
+        with contextlib.suppress(StorageError, APIError):
+            self.destination.begin_write(destination, options).abort()
 
     def _symlink(self, item: TaskItem) -> None:
         source = self._guard("stat", item.source_path,

@@ -29,7 +29,7 @@ from isthmus.core.collection_access import CollectionAccess, CollectionSession
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
-from isthmus.transfer import pauses, tasks
+from isthmus.transfer import checkpoints, pauses, tasks
 from isthmus.transfer.copying import Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.submission import credential_purpose
@@ -96,6 +96,11 @@ class Batch:
             self.events.append((event, True))
             self.nice_status = event[0]
 
+    def note(self, event: Event) -> None:
+        """An event that is not an error."""
+        with self.lock:
+            self.events.append((event, False))
+
     def status(self, nice_status: str) -> None:
         with self.lock:
             self.nice_status = nice_status
@@ -129,6 +134,7 @@ class Slice:
         self.batch = Batch()
         self.state = TaskState(task.cancel_requested, task.deadline)
         self.flushed = time.monotonic()
+        self.ended = False  # the task had ended: the slice only cleans up after it
 
     # --- writing down -----------------------------------------------------------------
 
@@ -207,8 +213,18 @@ def _start(context: SliceContext, task_id: uuid.UUID
     """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
-        if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
+        if task is None or task.claimed_by != context.worker:
             return None
+        if _end_if_stopped(session, task):
+            if not checkpoints.any_for(session, task.id):
+                return None
+            # Ended with a large file's copy left unfinished: opened once more to remove it.
+            ended = Slice(context, task)
+            ended.ended = True
+            try:
+                return ended, dict(task.options), _tokens(context, session, task)
+            except TaskFailed:
+                return None
         if pauses.refresh(session, task):
             # Handed back at once: resumed, any runner may take it up without waiting.
             task.claimed_by, task.lease_until = None, None
@@ -218,16 +234,36 @@ def _start(context: SliceContext, task_id: uuid.UUID
             task.nice_status = "OK"
             add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
                       is_error=False)
-        collections = [task.source_endpoint_id]
-        if task.destination_endpoint_id not in (None, task.source_endpoint_id):
-            collections.append(task.destination_endpoint_id)
         try:
-            tokens = {collection: _token(context, session, task, collection)
-                      for collection in collections}
+            tokens = _tokens(context, session, task)
         except TaskFailed as failed:
             _fail(session, task, failed.event)
             return None
         return Slice(context, task), dict(task.options), tokens
+
+
+def _tokens(context: SliceContext, session: Session, task: Task) -> dict[uuid.UUID, str]:
+    collections = [task.source_endpoint_id]
+    if task.destination_endpoint_id not in (None, task.source_endpoint_id):
+        collections.append(task.destination_endpoint_id)
+    return {collection: _token(context, session, task, collection)
+            for collection in collections}
+
+
+def _sweep(current: Slice, worker: Worker) -> None:
+    """Once a task has ended, however it ended, remove what crashes left of its large files'
+    copies (a finished copy leaves nothing; an interrupted one keeps its temporary file to
+    resume from)."""
+    left = checkpoints.of_task(current.context.sessions, current.task_id)
+    if not left:
+        return
+    with reading(current.context.sessions) as session:
+        status = session.scalar(select(Task.status).where(Task.id == current.task_id))
+    if status in ("ACTIVE", "INACTIVE"):
+        return
+    for item_id, destination in left:
+        worker.discard_part(item_id, destination)
+    checkpoints.forget(current.context.sessions, [item_id for item_id, _ in left])
 
 
 def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
@@ -240,7 +276,10 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
         with ExitStack() as opened:
             sessions = [opened.enter_context(_open(context, collection, token))
                         for collection, token in tokens.items()]
-            _run(current, Worker(current, sessions[0], sessions[-1], options))
+            worker = Worker(current, sessions[0], sessions[-1], options)
+            if not current.ended:
+                _run(current, worker)
+            _sweep(current, worker)
     except TaskFailed as failed:  # a collection could not be opened
         _finish_failed(current, failed.event)
     except LeaseLost:
