@@ -262,11 +262,12 @@ class AtomicWriter(ABC):
         file (0 when there is none, or the storage cannot resume)."""
         return 0
 
-    def resume(self, offset: int, prefix: Iterable[bytes]) -> None:
+    def resume(self, offset: int, prefix: Iterable[bytes] | None) -> None:
         """Go on from the first ``offset`` bytes (at most `resumable`) that the earlier write
         left, dropping the rest; ``prefix`` yields the source's first ``offset`` bytes, which
-        are hashed, not written again, so the digests still cover the whole file. Called before
-        the first `write`; a writer never resumed starts from an empty file."""
+        are hashed, not written again, so the digests still cover the whole file (None for a
+        writer that computes no digests: an account worker's). Called before the first
+        `write`; a writer never resumed starts from an empty file."""
         if not self._open or self._placed:
             raise StorageError("A write resumes only before its first byte", self.path)
         if isinstance(offset, bool) or not 0 <= offset <= self.resumable:
@@ -275,13 +276,13 @@ class AtomicWriter(ABC):
             self._keep(offset)
             self._placed = True
             fed = 0
-            for chunk in prefix:
+            for chunk in prefix if prefix is not None else ():
                 self._digest.update(chunk)
                 fed += len(chunk)
         except BaseException:
             self.abort()
             raise
-        if fed != offset:
+        if prefix is not None and fed != offset:
             self.abort()
             raise SizeMismatch("The source's first bytes changed while resuming", self.path)
         self.size = offset

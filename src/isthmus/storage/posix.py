@@ -671,9 +671,10 @@ class PosixAtomicWriter(AtomicWriter):
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
         if self._verify is not None and self._verify.algorithms == tuple(algorithms):
             try:
-                return self._verify.size, self._verify.digests()
+                read_back = self._verify.digests()  # waits for every range
             except OSError as error:
                 raise storage_error(error, self.path) from None
+            return self._verify.size, read_back
         digest = MultiDigest(algorithms)
         size = 0
         try:
