@@ -181,3 +181,33 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     assert resent <= KILLS * PARALLEL_FILES * step, resumed
     # Only what was in flight resumed: at most one file per copying thread, per kill.
     assert len(resumed) <= KILLS * PARALLEL_FILES, resumed
+
+
+def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
+    bob = _new_user(site.server, "bob")
+    tc: TransferClient = app_transfer_client(site, bob,  # type: ignore[arg-type]
+                                             site.collection_id)
+    tc.operation_ls(site.collection_id)
+    source = site.home(bob) / "big.bin"
+    with source.open("wb") as handle:
+        for _ in range(0, LARGE_FILE, 1024 * 1024):
+            handle.write(os.urandom(1024 * 1024))
+    destination = site.home(bob) / "out"
+    destination.mkdir()
+    data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
+    data.add_item("/~/big.bin", "/~/out/big.bin")
+    task_id = tc.submit_transfer(data)["task_id"]
+    assert large_part_reaches(destination, LARGE_FILE // 2), "the copy was never seen half done"
+    kill(site.server)
+    assert parts(destination), "the killed copy left nothing to resume from"
+    source.unlink()  # the restarted task cannot go on: it fails
+    site.server.start()
+    assert tc.task_wait(task_id, timeout=60, polling_interval=1)
+    task = tc.get_task(task_id)
+    assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "FILE_NOT_FOUND", task
+    # The temporary file goes once the task has ended (right after, in the runner).
+    ends = time.monotonic() + 20
+    while parts(destination) and time.monotonic() < ends:
+        time.sleep(0.1)
+    assert parts(destination) == {}
+    assert not (destination / "big.bin").exists()

@@ -289,7 +289,8 @@ class AtomicWriter(ABC):
 
     def checkpoint(self) -> int:
         """Make the bytes written so far durable; how many, from the start, now are (0 for
-        storage that keeps nothing of an unfinished write)."""
+        storage that keeps nothing of an unfinished write). May run in another thread than
+        the writes, which go on meanwhile."""
         return 0
 
     def write(self, data: bytes) -> None:

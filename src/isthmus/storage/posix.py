@@ -627,11 +627,12 @@ class PosixAtomicWriter(AtomicWriter):
         self._verify.update_from(lambda: os.pread(fd, length, start))
 
     def checkpoint(self) -> int:
+        written = self.size  # what was written before the sync began (writes may go on)
         try:
             os.fdatasync(self._temp_fd)
         except OSError as error:
             raise storage_error(error, self.path) from None
-        return self.size
+        return written
 
     def _write_chunks(self, chunks: Sequence[bytes]) -> None:
         views = [memoryview(chunk) for chunk in chunks if chunk]

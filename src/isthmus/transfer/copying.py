@@ -11,6 +11,7 @@ import json
 import posixpath
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,8 +56,9 @@ BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
 # A file this large is written down as soon as it is done (a crash never copies it twice).
 LARGE_FILE = 8 * 1024 * 1024
-# A large file is read in buffers this big (hashlib and the kernel copy large ones fastest).
-LARGE_CHUNK = 8 * 1024 * 1024
+# A large file is read in buffers this big (hashlib and the kernel copy large ones fastest;
+# at most half a checkpoint step, see `_stream`).
+LARGE_CHUNK = 4 * 1024 * 1024
 GLOB_CHARACTERS = "*?["
 
 
@@ -362,19 +364,26 @@ class Worker:
             offset = self._resume(item, writer, source, destination, entry)
             stream = self._guard("transfer", source, lambda: self.source.open_read(
                 source, offset), on_source=True)
-            with stream:
+            with stream, ThreadPoolExecutor(1, thread_name_prefix="isthmus-checkpoint") as pool:
                 size = LARGE_CHUNK if large else stream.chunk_size
                 read: Callable[[], bytes] = lambda: stream.read(size)  # noqa: E731
-                step = checkpoints.step_for(entry.size)
-                due = offset + step
+                # Checkpoints are taken beside the copy, one at a time, every half step: the
+                # copy never gets more than a step past the last one written down.
+                half_step = checkpoints.step_for(entry.size) // 2
+                due = offset + half_step
+                taking: Future[None] | None = None
                 while chunk := self._guard("transfer", source, read, on_source=True):
                     self._guard("transfer", destination, partial(writer.write, chunk))
                     self.batch.count("bytes_transferred", len(chunk))
                     if large and writer.size >= due < entry.size:
-                        self._checkpoint(item, writer, destination, entry)
-                        due = writer.size + step
+                        if taking is not None:
+                            taking.result()
+                        taking = pool.submit(self._checkpoint, item, writer, destination, entry)
+                        due = writer.size + half_step
                     if self.slice.due() and self.slice.checkpoint():
                         raise Stopped  # the writer's exit discards the temporary file
+                if taking is not None:
+                    taking.result()
             try:
                 result = writer.commit()
             except ChecksumMismatch as error:
