@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
-from isthmus.storage.connector import AtomicWriter, Entry, EntryType, WriteOptions
+from isthmus.storage.connector import AtomicWriter, Entry, EntryType, ReadStream, WriteOptions
 from isthmus.storage.digests import canonical_algorithm, digest_from_hex
 from isthmus.storage.errors import (
     AlreadyExists,
@@ -364,26 +364,11 @@ class Worker:
             offset = self._resume(item, writer, source, destination, entry)
             stream = self._guard("transfer", source, lambda: self.source.open_read(
                 source, offset), on_source=True)
-            with stream, ThreadPoolExecutor(1, thread_name_prefix="isthmus-checkpoint") as pool:
-                size = LARGE_CHUNK if large else stream.chunk_size
-                read: Callable[[], bytes] = lambda: stream.read(size)  # noqa: E731
-                # Checkpoints are taken beside the copy, one at a time, every half step: the
-                # copy never gets more than a step past the last one written down.
-                half_step = checkpoints.step_for(entry.size) // 2
-                due = offset + half_step
-                taking: Future[None] | None = None
-                while chunk := self._guard("transfer", source, read, on_source=True):
-                    self._guard("transfer", destination, partial(writer.write, chunk))
-                    self.batch.count("bytes_transferred", len(chunk))
-                    if large and writer.size >= due < entry.size:
-                        if taking is not None:
-                            taking.result()
-                        taking = pool.submit(self._checkpoint, item, writer, destination, entry)
-                        due = writer.size + half_step
-                    if self.slice.due() and self.slice.checkpoint():
-                        raise Stopped  # the writer's exit discards the temporary file
-                if taking is not None:
-                    taking.result()
+            with stream:
+                if large:
+                    self._pump_checkpointed(item, stream, writer, source, destination, entry)
+                else:
+                    self._pump(stream, writer, source, destination, stream.chunk_size)
             try:
                 result = writer.commit()
             except ChecksumMismatch as error:
@@ -398,6 +383,41 @@ class Worker:
         if large:
             checkpoints.forget(self.slice.context.sessions, [item.id])
         return result.size, result.hexdigest(algorithm)
+
+    def _pump(self, stream: ReadStream, writer: AtomicWriter, source: str, destination: str,
+              chunk_size: int, after: Callable[[int], None] | None = None) -> None:
+        """Move the stream's bytes into the writer (``after`` is told the writer's size after
+        each chunk)."""
+        read: Callable[[], bytes] = lambda: stream.read(chunk_size)  # noqa: E731
+        while chunk := self._guard("transfer", source, read, on_source=True):
+            self._guard("transfer", destination, partial(writer.write, chunk))
+            self.batch.count("bytes_transferred", len(chunk))
+            if after is not None:
+                after(writer.size)
+            if self.slice.due() and self.slice.checkpoint():
+                raise Stopped  # the writer's exit discards the temporary file
+
+    def _pump_checkpointed(self, item: TaskItem, stream: ReadStream, writer: AtomicWriter,
+                           source: str, destination: str, entry: Entry) -> None:
+        """`_pump` a large file, taking checkpoints beside the copy, one at a time, every half
+        step: the copy never gets more than a step past the last one written down (its
+        buffers are at most half a step)."""
+        half_step = checkpoints.step_for(entry.size) // 2
+        due = writer.size + half_step
+        taking: Future[None] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="isthmus-checkpoint") as pool:
+
+            def after(written: int) -> None:
+                nonlocal due, taking
+                if written >= due < entry.size:
+                    if taking is not None:
+                        taking.result()
+                    taking = pool.submit(self._checkpoint, item, writer, destination, entry)
+                    due = written + half_step
+
+            self._pump(stream, writer, source, destination, LARGE_CHUNK, after)
+            if taking is not None:
+                taking.result()
 
     def _resume(self, item: TaskItem, writer: AtomicWriter, source: str, destination: str,
                 entry: Entry) -> int:
@@ -421,6 +441,7 @@ class Worker:
         # What the earlier copy wrote beyond the offset is written again: say how much.
         self.batch.note(("RESUMED", "resumed", json.dumps({
             "file": destination, "size": entry.size, "found": found, "offset": offset})))
+        self.slice.flush()  # written down now: another crash may come before the next flush
         return offset
 
     def _checkpoint(self, item: TaskItem, writer: AtomicWriter, destination: str,
