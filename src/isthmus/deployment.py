@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from isthmus.auth import identities
 from isthmus.auth.bootstrap import ensure_builtins
 from isthmus.auth.builtins import TRANSFER_CLIENT_ID
+from isthmus.auth.endpoint_providers import InProcessIdentityProviders
 from isthmus.auth.keys import SigningKey
 from isthmus.auth.registrations import InProcessRegistrar
 from isthmus.auth.service import AuthService, InProcessDependentTokens
@@ -36,6 +37,7 @@ from isthmus.core.tokens import CachedIntrospector
 from isthmus.groups.membership import MembershipDirectory
 from isthmus.groups.service import GroupsService
 from isthmus.transfer.collections import CollectionOpener
+from isthmus.transfer.notifications import Mailer, SMTPServer
 from isthmus.transfer.runner import RunnerSettings, TaskRunner
 from isthmus.transfer.service import TransferService
 
@@ -78,7 +80,9 @@ class Deployment:
     def task_runner(self) -> TaskRunner:
         """The runner that works on Transfer's tasks, reaching collections as Transfer does."""
         settings = self.settings
+        assert self.transfer.opener is not None  # wired with the deployment
         return TaskRunner(self.auth.sessions, self.collections, self.auth.secret_box,
+                          self.transfer.opener.dependent_tokens,
                           RunnerSettings(workers=settings.task_workers,
                                          lease_seconds=settings.task_lease_seconds,
                                          limits=self.transfer.active_limits))
@@ -115,7 +119,8 @@ def site_of(settings: Settings, local_domain: str) -> Site:
 
 
 def connect_service(
-    auth: AuthService, transfer: TransferService, endpoint_id: uuid.UUID
+    auth: AuthService, transfer: TransferService, endpoint_id: uuid.UUID,
+    auth_url: str | None = None,
 ) -> ConnectService:
     return ConnectService(
         sessions=auth.sessions, introspector=transfer.introspector,
@@ -125,11 +130,15 @@ def connect_service(
         # Connect asks Transfer's access rules when it serves a guest collection.
         access_rules=transfer, groups=auth.groups, identities=auth,
         secret_box=auth.secret_box,
+        public_url=auth.settings.public_url,
+        identity_providers=InProcessIdentityProviders(
+            auth.sessions, auth.secret_box, auth_url or auth.settings.public_url),
     )
 
 
 def open_services(
-    settings: Settings, *, serving: bool = False, endpoint_id: uuid.UUID | None = None
+    settings: Settings, *, serving: bool = False, endpoint_id: uuid.UUID | None = None,
+    auth_url: str | None = None,
 ) -> Deployment:
     """The deployment with Transfer and Connect; first start also makes the default endpoint.
 
@@ -137,7 +146,8 @@ def open_services(
     clients reach the server; the endpoint advertises that address (other commands do not
     know it), and Auth and Transfer are brought in line with Connect's tables.
     ``endpoint_id``: Connect serves this endpoint (one `endpoint setup` made) rather than
-    the all-in-one's own; it is never created here.
+    the all-in-one's own; it is never created here. ``auth_url``: where Auth is reached
+    (a node's; default the public URL).
     """
     auth = open_deployment(settings)
     introspector = CachedIntrospector(auth, settings.introspection_cache_seconds)
@@ -158,7 +168,7 @@ def open_services(
         with reading(auth.sessions) as session:
             require_endpoint(session, endpoint_id)
         created = False
-    connect = connect_service(auth, transfer, endpoint_id)
+    connect = connect_service(auth, transfer, endpoint_id, auth_url)
     if created or serving:
         connect.reconcile()
     # Callers (and their sessions) are known by introspection at Auth, linked identities
@@ -177,5 +187,10 @@ def open_services(
         guests=connect.resolve_guest, secret_box=auth.secret_box), audit)
     transfer.opener = CollectionOpener(collections,
                                        InProcessDependentTokens(auth, TRANSFER_CLIENT_ID))
+    if settings.smtp_url:
+        # Task owners are mailed when their tasks end, as their notify_* flags ask.
+        Mailer(SMTPServer.from_url(settings.smtp_url),
+               settings.mail_from or f"Isthmus <isthmus@{host_name(settings)}>",
+               identities=auth).listen(auth.sessions)
     return Deployment(auth=auth, groups=groups, transfer=transfer, connect=connect, data=data,
                       collections=collections, audit=audit)

@@ -62,7 +62,8 @@ def serve(config: NodeConfig) -> None:
                              host=config.listen_host, port=config.port,
                              public_url=config.public_url)
     deployment = open_services(settings, serving=True,
-                               endpoint_id=uuid.UUID(config.endpoint_id))
+                               endpoint_id=uuid.UUID(config.endpoint_id),
+                               auth_url=config.auth_url)
     app = create_app(deployment, services=NODE_SERVICES)
     print(f"Node {config.node_id} of endpoint {config.endpoint_id} is serving at "
           f"{config.public_url}", flush=True)

@@ -131,8 +131,8 @@ def _endpoint(deployment: Deployment, key: DeploymentKey) -> None:
 
 
 def cleanup_endpoint(deployment: Deployment, key: DeploymentKey) -> list[uuid.UUID]:
-    """Delete the endpoint with everything on it, its Auth clients and its Transfer entries;
-    the ids of the collections that went."""
+    """Delete the endpoint with everything on it, its Auth clients, its Transfer entries and
+    its OIDC server's identity provider; the ids of the collections that went."""
     _endpoint(deployment, key)
     with transaction(deployment.auth.sessions) as session:
         endpoint = endpoints.require_endpoint(session, key.endpoint_id)
@@ -141,6 +141,8 @@ def cleanup_endpoint(deployment: Deployment, key: DeploymentKey) -> list[uuid.UU
     deployment.transfer.withdraw([key.endpoint_id, *collection_ids])
     for client_id in [*collection_ids, key.endpoint_id]:
         connect.registrar.unregister(client_id)
+    # Its own OIDC server went with it: Auth stops offering it (a no-op if it had none).
+    connect.identity_providers.unregister_provider(key.endpoint_id)
     return collection_ids
 
 

@@ -27,7 +27,7 @@ from isthmus.auth import upstream_pages as auth_upstream_pages
 from isthmus.auth.openapi import finish_document
 from isthmus.auth.service import AuthService
 from isthmus.connect import api as connect_api
-from isthmus.connect import data_access, data_api
+from isthmus.connect import data_access, data_api, oidc_api
 from isthmus.connect import errors as connect_errors
 from isthmus.connect.audit import AuditMiddleware
 from isthmus.connect.data_access import DATA_PREFIX
@@ -61,7 +61,7 @@ SERVICE_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
     ),
     "groups": (groups_api.router,),
     "transfer": (transfer_api.router, endpoint_manager_api.router),
-    "connect": (connect_api.router, data_api.router),
+    "connect": (connect_api.router, oidc_api.router, data_api.router),
 }
 ALL_SERVICES = tuple(SERVICE_ROUTERS)
 ROUTERS = tuple(router for service in ALL_SERVICES for router in SERVICE_ROUTERS[service])

@@ -72,6 +72,8 @@ ROUTES = [
     Route("v0.10/endpoint/{id}/access_list", ("GET",), "transfer"),
     Route("v0.10/endpoint/{id}/access", ("POST",), "transfer"),
     Route("v0.10/endpoint/{guest}/access/{id}", ("GET", "PUT", "DELETE"), "transfer"),
+    Route("v0.10/endpoint/{id}/role_list", ("GET",), "transfer"),
+    Route("v0.10/endpoint/{guest}/role/{id}", ("GET",), "transfer"),
     Route("v0.10/operation/endpoint/{id}/ls", ("GET",), "transfer"),
     Route("v0.10/operation/endpoint/{id}/stat", ("GET",), "transfer"),
     Route("v0.10/operation/endpoint/{id}/mkdir", ("POST",), "transfer"),
@@ -206,6 +208,10 @@ def _collect(server: LiveServer) -> Known:
                           headers=transfer)
     assert submitted.status_code == 202, submitted.text
     task_id = submitted.json()["task_id"]
+    roles = http.get(f"{server.base_url}v0.10/endpoint/{known.guest_id}/role_list",
+                     headers=transfer)
+    assert roles.status_code == 200, roles.text
+    role_of_guest = roles.json()["DATA"][0]["id"]
     http.close()
     collection_routes = ("check", "owner_string", "owner", "subscription_admin_verified")
     known.ids = {"api/storage_gateways/{id}": [gateway_id],
@@ -220,6 +226,8 @@ def _collect(server: LiveServer) -> Known:
                  "v0.10/endpoint/{id}/access_list": [known.guest_id, collection_id],
                  "v0.10/endpoint/{id}/access": [known.guest_id],
                  "v0.10/endpoint/{guest}/access/{id}": [rule_id],
+                 "v0.10/endpoint/{id}/role_list": [endpoint_id, collection_id, known.guest_id],
+                 "v0.10/endpoint/{guest}/role/{id}": [role_of_guest],
                  **{f"v0.10/operation/endpoint/{{id}}/{name}": [files["id"], known.guest_id]
                     for name in ("ls", "stat", "mkdir", "rename", "symlink")},
                  "v0.10/bookmark/{id}": [bookmark_id],

@@ -550,9 +550,14 @@ def _primary_group() -> str:
 # --- globus-cli --------------------------------------------------------------------------------
 
 
+def assert_names_not_ids(printed: str, *users: User) -> None:
+    for user in users:
+        assert user.username in printed and user.id not in printed, (user, printed)
+
+
 def test_globus_cli_shares_a_folder(
     site: EndpointSite, bob: User, carl: User, files_gateway: str, decide: Decide,
-    made: list[str], tmp_path: Path,
+    made: list[str], bob_tc: TransferClient, tmp_path: Path,
 ) -> None:
     """carl, at a terminal: registers his credential, makes a guest collection and gives
     bob read access to a folder of it, all with globus-cli 3.43."""
@@ -582,6 +587,25 @@ def test_globus_cli_shares_a_folder(
     assert shown.returncode == 0, shown.stderr
     assert rule_id in shown.stdout and bob.username in shown.stdout
     assert "/for-bob/" in shown.stdout
+    assert_names_not_ids(shown.stdout, carl, bob)  # the creator's own rule too
+
+    # Every identity the CLI prints is resolved through Auth to a username.
+    for args, who in ((("collection", "show", guest_id), [carl]),
+                      (("collection", "list", site.endpoint_id), [site.owner, carl]),
+                      (("endpoint", "show", site.endpoint_id), [site.owner]),
+                      (("endpoint", "permission", "show", guest_id, rule_id), [bob]),
+                      (("endpoint", "role", "list", guest_id), [carl])):
+        printed = globus(env, *args)
+        assert printed.returncode == 0, (args, printed.stderr)
+        assert_names_not_ids(printed.stdout, *who)
+    roles = json.loads(globus(env, "endpoint", "role", "list", guest_id, "-F", "json").stdout)
+    mine = next(role for role in roles["DATA"] if role["principal"] == carl.id)
+    assert mine["role"] == "administrator"
+    one = globus(env, "endpoint", "role", "show", guest_id, mine["id"])
+    assert one.returncode == 0, one.stderr
+    assert carl.username in one.stdout and "administrator" in one.stdout
+    # bob sees the collection (a rule names him) but holds no role on it.
+    transfer_error(403, "PermissionDenied", bob_tc.endpoint_role_list, guest_id)
     assert decide(guest_id, bob, "/for-bob/notes.txt") == "r"
 
     changed = globus(env, "endpoint", "permission", "update", guest_id, rule_id,

@@ -150,6 +150,11 @@ def test_dependent_token_grant(sdk_env: LiveServer, browser: Browser, user: User
     introspected = resource_server.oauth2_token_introspect(transfer["access_token"])
     assert introspected["sub"] == user.id
     assert introspected["client_id"] == service["id"]
+    # The service renews it for work that outlives the user's request.
+    renewed = resource_server.oauth2_refresh_token(transfer["refresh_token"])
+    assert renewed.by_resource_server["transfer.api.globus.org"]["scope"] == TRANSFER_ALL
+    assert resource_server.oauth2_token_introspect(
+        renewed.by_resource_server["transfer.api.globus.org"]["access_token"])["active"]
 
     # Only the resource server the token is for may exchange it.
     other = confidential(sdk_env)

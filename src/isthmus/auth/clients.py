@@ -38,7 +38,8 @@ GRANT_TYPES: dict[str, list[str]] = {
         "urn:globus:auth:grant_type:dependent_token",
     ],
     "client_identity": ["client_credentials", "urn:globus:auth:grant_type:dependent_token"],
-    "resource_server": ["urn:globus:auth:grant_type:dependent_token"],
+    # A service renews the dependent tokens it was given offline (work outliving a request).
+    "resource_server": ["urn:globus:auth:grant_type:dependent_token", "refresh_token"],
     "hybrid_confidential_client_resource_server": [
         "authorization_code", "client_credentials", "refresh_token",
         "urn:globus:auth:grant_type:dependent_token",

@@ -6,15 +6,14 @@ start-up: a restarted server is ready to answer before anyone needs a signature.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from isthmus.core.encryption import create_private_file
+from isthmus.core.jwk import rsa_thumbprint
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -56,12 +55,7 @@ class SigningKey:
 
     @functools.cached_property
     def kid(self) -> str:
-        """RFC 7638 JWK thumbprint: a stable key id derived from the key itself."""
-        jwk = self.public_jwk
-        canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]},
-                               separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode()).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return rsa_thumbprint(self.public_jwk)
 
     def jwk_set(self) -> dict[str, Any]:
         return {"keys": [{**self.public_jwk, "alg": ID_TOKEN_ALGORITHM, "use": "sig",

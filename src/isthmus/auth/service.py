@@ -81,10 +81,11 @@ class AuthService:
         with reading(self.sessions) as session:
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start:start + _LOOKUP_CHUNK]
-                for identity_id, username in session.execute(
-                    select(Identity.id, Identity.username).where(Identity.id.in_(chunk))
+                for identity_id, username, email in session.execute(
+                    select(Identity.id, Identity.username, Identity.email)
+                    .where(Identity.id.in_(chunk))
                 ):
-                    found[identity_id] = IdentityRecord(identity_id, username)
+                    found[identity_id] = IdentityRecord(identity_id, username, email)
         return found
 
 
@@ -116,3 +117,18 @@ class InProcessDependentTokens:
         first = issued[0]
         return DependentToken(first["access_token"], time.time() + first["expires_in"],
                               first["refresh_token"])
+
+    def refresh(self, refresh_token: str) -> DependentToken | None:
+        try:
+            with transaction(self.auth.sessions) as session:
+                client = session.get(Client, self.client_id)
+                if client is None:
+                    raise RuntimeError(f"no client {self.client_id} for dependent tokens")
+                renewed = grants.refresh_token(session, self.auth.grant_context, client,
+                                               {"refresh_token": refresh_token})
+        except OAuthError as error:
+            if error.oauth_error == "invalid_grant":
+                return None
+            raise
+        return DependentToken(renewed["access_token"], time.time() + renewed["expires_in"],
+                              renewed["refresh_token"])

@@ -21,6 +21,7 @@ from isthmus.connect import (
     endpoints,
     gateways,
     nodes,
+    oidc_servers,
     openapi,
     paging,
     roles,
@@ -566,6 +567,62 @@ async def delete_sharing_policy(request: Request, policy_id: str) -> Document:
     await _write(request, lambda session, endpoint, caller, _changes:
                  sharing.delete(session, endpoint, caller, policy_id))
     return _done(f"Deleted Sharing Policy {policy_id}")
+
+
+# --- the endpoint's own OIDC server (`oidc ...`) --------------------------------------------
+
+
+@router.get("/oidc")
+async def get_oidc_server(request: Request) -> JSONResponse:
+    return _one(await _read(request, lambda session, endpoint, caller:
+                            oidc_servers.get_document(session, endpoint, caller)))
+
+
+@router.post("/oidc")
+async def create_oidc_server(request: Request) -> JSONResponse:
+    body = await _body(request)
+    service = _service(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.create(session, endpoint, caller, body,
+                                                service.secret_box, service.public_url))
+    return _one(document, 201, f"Created OIDC server {document['issuer']}")
+
+
+@router.patch("/oidc")
+async def update_oidc_server(request: Request) -> JSONResponse:
+    body = await _body(request)
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.update(session, endpoint, caller, body))
+    return _one(document, message="Updated the OIDC server")
+
+
+@router.delete("/oidc")
+async def delete_oidc_server(request: Request) -> Document:
+    service = _service(request)
+    # Auth stops offering it first: no sign-in is sent to a provider about to vanish.
+    if await _read(request, oidc_servers.registered_provider):
+        await work.in_thread(request, lambda: service.identity_providers.unregister_provider(
+            service.endpoint_id))
+    await _write(request, lambda session, endpoint, caller, _changes:
+                 oidc_servers.delete(session, endpoint, caller))
+    return _done("Deleted the OIDC server")
+
+
+@router.post("/oidc/register")
+async def register_oidc_server(request: Request) -> JSONResponse:
+    """Make the OIDC server an identity provider of Auth (a fresh client secret each time)."""
+    body = await _body(request)
+    service = _service(request)
+    registrar = service.identity_providers
+    provider = await _read(request, lambda session, endpoint, caller:
+                           oidc_servers.prepare_registration(session, endpoint, caller, body,
+                                                             registrar.redirect_uri()))
+    provider_id = await work.in_thread(request, lambda: registrar.register_provider(provider))
+    document = await _write(request, lambda session, endpoint, caller, _changes:
+                            oidc_servers.record_registration(session, endpoint, caller,
+                                                             provider, provider_id))
+    return _one(document, message=f"Registered the OIDC server with Auth for the domain "
+                                  f"{document['domain']}")
 
 
 # --- OAuth2 user credentials (browser flow, WebDAV gateways) -------------------------------

@@ -18,6 +18,9 @@ from isthmus.connect.models import (
     Collection,
     Endpoint,
     Node,
+    OIDCCode,
+    OIDCLoginFailure,
+    OIDCServer,
     Role,
     SharingPolicy,
     StorageGateway,
@@ -140,8 +143,9 @@ def create_endpoint(
 
 def delete_endpoint(session: Session, endpoint: Endpoint) -> list[uuid.UUID]:
     """Remove the endpoint with its roles, sharing policies, collections, user credentials,
-    gateways and nodes (`endpoint cleanup`); the ids of the collections that went, whose
-    Auth clients (and Transfer entries, with a guest's access rules) must go too."""
+    gateways, nodes and OIDC server (`endpoint cleanup`); the ids of the collections that
+    went, whose Auth clients (and Transfer entries, with a guest's access rules) must go
+    too."""
     collections = list(session.scalars(select(Collection).where(
         Collection.endpoint_id == endpoint.id)))
     for policy in session.scalars(select(SharingPolicy).where(
@@ -154,7 +158,7 @@ def delete_endpoint(session: Session, endpoint: Endpoint) -> list[uuid.UUID]:
     for collection in sorted(collections, key=lambda row: row.mapped_collection_id is None):
         session.delete(collection)
         session.flush()
-    for model in (UserCredential, StorageGateway, Node):
+    for model in (UserCredential, StorageGateway, Node, OIDCCode, OIDCLoginFailure, OIDCServer):
         for row in session.scalars(select(model).where(model.endpoint_id == endpoint.id)):
             session.delete(row)
     session.flush()

@@ -232,3 +232,66 @@ class AuditRecord(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[str] = mapped_column(String(64))
+
+
+class OIDCServer(Base):
+    """The endpoint's own OpenID Connect provider (`oidc create`): local accounts via PAM.
+
+    Auth is its one client: ``client_id`` and the digest of the secret Auth signs in with
+    (the secret itself is handed to Auth at `oidc register`, never kept here in the clear).
+    """
+
+    __tablename__ = "connect_oidc_servers"
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("connect_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Usernames are <account>@<domain>: the DNS name the provider is served from.
+    domain: Mapped[str] = mapped_column(String(253))
+    display_name: Mapped[str] = mapped_column(String(200))
+    pam_service: Mapped[str] = mapped_column(String(64))
+    # The public URL its issuer is under (the node's, or the endpoint's custom domain).
+    issuer: Mapped[str] = mapped_column(String(1024))
+    client_id: Mapped[str] = mapped_column(String(64))
+    client_secret_digest: Mapped[str] = mapped_column(String(64))
+    # The RSA key ID tokens are signed with, PEM sealed with the data dir's key.
+    signing_key_sealed: Mapped[str] = mapped_column(Text)
+    # Where Auth's sign-ins come back to: the only redirect URIs the provider accepts.
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The identity provider Auth knows it as (None until `oidc register`).
+    registered_provider_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OIDCCode(Base):
+    """An authorization code: single use, short lived, stored as its digest."""
+
+    __tablename__ = "connect_oidc_codes"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("connect_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    username: Mapped[str] = mapped_column(String(320))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(String(512))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OIDCLoginFailure(Base):
+    """A failed password at the provider's login form, counted to throttle guessing."""
+
+    __tablename__ = "connect_oidc_login_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("connect_endpoints.id", ondelete="CASCADE")
+    )
+    # "account:<name>" or "address:<ip>".
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_connect_oidc_login_failures_key", "endpoint_id", "key", "at"),)

@@ -152,6 +152,15 @@ OPERATIONS: dict[str, dict[str, Schema]] = {
     "/api/nodes": {"GET": operation(query=PAGING),
                    "POST": operation(body=_document(schemas.NODE, creating=True))},
     "/api/nodes/{node_id}": {"GET": ONE, **_writes(schemas.NODE, **INCLUDE), "DELETE": DONE},
+    # The endpoint's own OpenID Connect provider (Isthmus: `oidc ...`), its owner and
+    # administrators only.
+    "/api/oidc": {
+        "GET": ONE, "POST": operation(body=_document(schemas.OIDC_SERVER, creating=True),
+                                      success=201),
+        "PATCH": operation(body=_document(schemas.OIDC_SERVER, creating=False)),
+        "DELETE": DONE},
+    "/api/oidc/register": {"POST": operation(
+        body=_document(schemas.OIDC_REGISTRATION, creating=True))},
     "/api/user_credentials": {
         "GET": operation(query={**PAGING, **INCLUDE, "storage_gateway": UUID}),
         "POST": operation(body=_document(schemas.USER_CREDENTIAL, creating=True),

@@ -604,3 +604,31 @@ SHARING_POLICY = Schema("sharing_policy", 0, {
 DOMAIN = Schema("domain", 0, {
     key: Field(check, nullable=key not in ("domain_name", "wildcard"))
     for key, check in _DOMAIN_FIELDS.items()}, required=("domain_name",))
+
+# PAM services are files of /etc/pam.d: a plain name, never a path.
+_PAM_SERVICE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def pam_service(value: Any) -> str:
+    if not isinstance(value, str) or not _PAM_SERVICE.match(value) or ".." in value:
+        raise InvalidValueError("must name a PAM service of /etc/pam.d, such as login")
+    return value
+
+
+described(pam_service, {"type": "string", "maxLength": 64, "pattern": _PAM_SERVICE.pattern})
+
+# The endpoint's own OpenID Connect provider (Isthmus; `oidc create|update|show`).
+OIDC_SERVER = Schema("oidc_server", 0, {
+    "domain": Field(domain_name, CREATE),
+    "display_name": Field(text(128, single_line=True, non_empty=True)),
+    "pam_service": Field(pam_service),
+    "issuer": Field(text(1024), RO),
+    "client_id": Field(text(64), RO),
+    "redirect_uris": Field(text_list(8, text(2048)), RO),
+    "registered": Field(boolean, RO),
+    "identity_provider_id": Field(uuid_text, RO),
+})
+# `oidc register`: the PEM certificates Auth must trust for the provider's HTTPS.
+OIDC_REGISTRATION = Schema("oidc_registration", 0, {
+    "ca_certificates": Field(text(262144)),
+})

@@ -27,6 +27,7 @@ from isthmus.core.db import reading, transaction
 from isthmus.core.encryption import SecretBox
 from isthmus.core.groups import GroupMembership
 from isthmus.core.identities import IdentityDirectory
+from isthmus.core.identity_providers import IdentityProviderRegistrar
 from isthmus.core.registrations import ResourceServerRegistrar, manage_collections_scope
 from isthmus.core.registry import Registry
 from isthmus.core.tokens import TokenIntrospector
@@ -57,6 +58,10 @@ class ConnectService:
     # Seals what must be kept but never shown: custom domains' private keys, WebDAV
     # gateways' client secrets, users' OAuth2 tokens and S3 secret keys.
     secret_box: SecretBox
+    # This process's public URL (the endpoint's OIDC server's issuer is under it), and how
+    # that server is registered with Auth as an identity provider.
+    public_url: str
+    identity_providers: IdentityProviderRegistrar
 
     def caller(self, token: str | None) -> Caller:
         """Whoever a bearer token for this endpoint's manage_collections scope speaks for."""

@@ -54,6 +54,11 @@ class Settings:
     # How long a runner's claim on a task lasts without being renewed: after a crash, another
     # runner (or the restarted one) takes the task over once it lapses.
     task_lease_seconds: int = 30
+    # Where task notifications are mailed through (``smtp://[user:password@]host[:port]``,
+    # ``smtps://`` for TLS); None: no mail. Holds a password: never printed.
+    smtp_url: str | None = field(default=None, repr=False)
+    # The From of those mails (default: isthmus@ the public host).
+    mail_from: str | None = None
 
     @classmethod
     def load(
@@ -94,6 +99,8 @@ class Settings:
             delete_active_tasks=_env_int("ISTHMUS_DELETE_ACTIVE_TASKS", 3),
             task_workers=_env_int("ISTHMUS_TASK_WORKERS", 4),
             task_lease_seconds=_env_int("ISTHMUS_TASK_LEASE_SECONDS", 30),
+            smtp_url=os.environ.get("ISTHMUS_SMTP_URL") or None,
+            mail_from=os.environ.get("ISTHMUS_MAIL_FROM") or None,
         )
 
     @property

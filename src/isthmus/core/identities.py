@@ -19,6 +19,8 @@ class IdentityRecord:
 
     id: uuid.UUID
     username: str
+    # Where the identity is mailed (task notifications), when it has an address.
+    email: str | None = None
 
 
 class IdentityDirectory(Protocol):

@@ -66,6 +66,10 @@ class DependentTokens(Protocol):
         this service), or None when the user has not consented to ``scope`` under it.
         ``offline`` also asks for a refresh token (work that outlives the request)."""
 
+    def refresh(self, refresh_token: str) -> DependentToken | None:
+        """A new access token from a refresh token ``exchange`` gave with ``offline``, or
+        None when Auth no longer honours it (the user revoked the consent behind it)."""
+
 
 class CachedIntrospector:
     """A short-lived cache in front of another introspector (thread-safe, bounded)."""

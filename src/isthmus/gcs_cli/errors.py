@@ -42,8 +42,3 @@ class LoginRequiredError(CLIError):
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_LOGIN)
 
-
-class NotAvailableError(CLIError):
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} is not available yet on this Isthmus server",
-                         EXIT_UNAVAILABLE)

@@ -17,8 +17,8 @@ from isthmus.gcs_cli import (
     gateways,
     gcs_collections,
     nodes,
+    oidc,
     sharing_policies,
-    unavailable,
     user_credentials,
 )
 from isthmus.gcs_cli.base import GCSGroup
@@ -42,7 +42,7 @@ def cli() -> None:
 for command in (login, logout, whoami, session_group, endpoints.endpoint, nodes.node,
                 gateways.storage_gateway, gcs_collections.collection, auth_policies.auth_policy,
                 sharing_policies.sharing_policy, user_credentials.user_credentials,
-                unavailable.oidc, audit.audit, nodes.self_diagnostic):
+                oidc.oidc, audit.audit, nodes.self_diagnostic):
     cli.add_command(command)
 
 

@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
 from isthmus.core.http import bearer_token, read_json_object
-from isthmus.transfer import access_rules, bookmarks, file_ops, registry, submission, tasks
+from isthmus.transfer import (
+    access_rules,
+    bookmarks,
+    file_ops,
+    registry,
+    roles,
+    submission,
+    tasks,
+)
 from isthmus.transfer.errors import API_PREFIX, request_id
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.service import TransferService
@@ -127,6 +135,21 @@ async def delete_endpoint_acl_rule(request: Request, endpoint_id: str,
                                    rule_id: str) -> Document:
     return await _write_as_caller(request, lambda session, caller:
                                   access_rules.delete_rule(session, caller, endpoint_id, rule_id))
+
+
+# --- roles (read here; made and removed through the GCS Manager API) ------------------------
+
+
+@router.get("/endpoint/{endpoint_id}/role_list")
+async def endpoint_role_list(request: Request, endpoint_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 roles.list_roles(session, caller, endpoint_id))
+
+
+@router.get("/endpoint/{endpoint_id}/role/{role_id}")
+async def get_endpoint_role(request: Request, endpoint_id: str, role_id: str) -> Document:
+    return await _read_as_caller(request, lambda session, caller:
+                                 roles.get_role(session, caller, endpoint_id, role_id))
 
 
 # --- file operations -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from isthmus.core.registrations import collection_scope
 from isthmus.core.registry import GCSV5_MAPPED_COLLECTION
 from isthmus.core.secrets import digest
 from isthmus.core.tokens import DependentToken, DependentTokens
+from isthmus.transfer import credentials
 
 # A dependent token is not used in its last minute: a task step may outlast it.
 _MARGIN_SECONDS = 60.0
@@ -64,6 +65,18 @@ class CollectionOpener:
                 self._cache.clear()
             self._cache[key] = issued
         return issued.access_token
+
+    def task_grant(self, token: str, collection_id: uuid.UUID, *, entity_type: str,
+                   high_assurance: bool) -> DependentToken:
+        """What a task's worker reaches the collection with, long after ``token`` is gone:
+        a dependent token with a refresh token (`transfer.credentials`), else ``token``."""
+        if not needs_data_access(entity_type, high_assurance):
+            return credentials.lasting(token)
+        issued = self.dependent_tokens.exchange(
+            token, collection_scope(collection_id, "data_access"), offline=True)
+        if issued is None:
+            raise ConsentRequiredError(collection_id, [data_access_dependency(collection_id)])
+        return issued
 
     def forget(self, token: str, collection_id: uuid.UUID) -> None:
         with self._lock:

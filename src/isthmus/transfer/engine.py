@@ -29,10 +29,10 @@ from isthmus.core.collection_access import CollectionAccess, CollectionSession
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
-from isthmus.transfer import checkpoints, pauses, tasks
+from isthmus.core.tokens import DependentToken, DependentTokens
+from isthmus.transfer import checkpoints, credentials, pauses, tasks
 from isthmus.transfer.copying import Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
-from isthmus.transfer.submission import credential_purpose
 from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
 
 logger = logging.getLogger("isthmus.transfer.engine")
@@ -59,6 +59,8 @@ class SliceContext:
     sessions: sessionmaker[Session]
     access: CollectionAccess
     secret_box: SecretBox
+    # Renews the task's data_access grants (`credentials`) as they near their end.
+    dependent_tokens: DependentTokens
     worker: str
     lease: timedelta
     stopping: threading.Event
@@ -185,18 +187,44 @@ class Slice:
                 or self.state.paused or self.context.stopping.is_set())
 
 
-def _token(context: SliceContext, session: Session, task: Task,
-           collection_id: uuid.UUID) -> str:
-    """The token the task's owner reaches ``collection_id`` with (sealed at submission)."""
+def _grant(context: SliceContext, session: Session, task: Task,
+           collection_id: uuid.UUID) -> DependentToken:
+    """What the task's owner reaches ``collection_id`` with (sealed at submission)."""
     credential = session.get(TaskCredential, (task.id, collection_id))
     try:
         if credential is None:
             raise SealedValueError("no credential")
-        return context.secret_box.open(credential.sealed_token,
-                                       credential_purpose(task.id, collection_id))
+        return credentials.unseal(context.secret_box, credential)
     except SealedValueError:
         raise TaskFailed(("PERMISSION_DENIED", "permission denied",
                           f"No usable credential for collection {collection_id}")) from None
+
+
+def _tokens(context: SliceContext, task_id: uuid.UUID,
+            grants: dict[uuid.UUID, DependentToken]) -> dict[uuid.UUID, str]:
+    """The access token for each collection, grants near their end renewed first (outside
+    any transaction: Auth may share the database) and kept only while the task is still
+    ours (an ended task keeps no grant). A grant Auth no longer renews (its consent was
+    revoked) fails the task."""
+    tokens = {}
+    for collection_id, grant in grants.items():
+        if credentials.due(grant):
+            assert grant.refresh_token is not None  # `due` says so
+            renewed = context.dependent_tokens.refresh(grant.refresh_token)
+            if renewed is None:
+                raise TaskFailed(("PERMISSION_DENIED", "permission denied",
+                                  f"Collection {collection_id}: the task owner's consent "
+                                  "for Globus Transfer to access it was revoked"))
+            with transaction(context.sessions) as session:
+                task = session.scalar(select(Task).where(Task.id == task_id)
+                                      .with_for_update())
+                if task is None or task.claimed_by != context.worker:
+                    raise LeaseLost
+                credentials.store(session, context.secret_box, task_id, collection_id,
+                                  renewed)
+            grant = renewed
+        tokens[collection_id] = grant.access_token
+    return tokens
 
 
 def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> CollectionSession:
@@ -209,22 +237,26 @@ def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> Collec
 
 
 def _start(context: SliceContext, task_id: uuid.UUID
-           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, str]] | None:
-    """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
+           ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, DependentToken]] | None:
+    """Begin a slice: None when the task ended (canceled, expired) or is not ours, unless
+    it ended with a large file's copy left unfinished (then the slice only removes it)."""
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
         if task is None or task.claimed_by != context.worker:
             return None
+        # Read before the task may end here: an ended task keeps no grant.
+        try:
+            grants: dict[uuid.UUID, DependentToken] | TaskFailed = _grants(context, session,
+                                                                           task)
+        except TaskFailed as failed:
+            grants = failed
+        leftovers = checkpoints.any_for(session, task.id)
         if _end_if_stopped(session, task):
-            if not checkpoints.any_for(session, task.id):
+            if isinstance(grants, TaskFailed) or not leftovers:
                 return None
-            # Ended with a large file's copy left unfinished: opened once more to remove it.
             ended = Slice(context, task)
             ended.ended = True
-            try:
-                return ended, dict(task.options), _tokens(context, session, task)
-            except TaskFailed:
-                return None
+            return ended, dict(task.options), grants
         if pauses.refresh(session, task):
             # Handed back at once: resumed, any runner may take it up without waiting.
             task.claimed_by, task.lease_until = None, None
@@ -234,19 +266,18 @@ def _start(context: SliceContext, task_id: uuid.UUID
             task.nice_status = "OK"
             add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
                       is_error=False)
-        try:
-            tokens = _tokens(context, session, task)
-        except TaskFailed as failed:
-            _fail(session, task, failed.event)
+        if isinstance(grants, TaskFailed):
+            _fail(session, task, grants.event)
             return None
-        return Slice(context, task), dict(task.options), tokens
+        return Slice(context, task), dict(task.options), grants
 
 
-def _tokens(context: SliceContext, session: Session, task: Task) -> dict[uuid.UUID, str]:
+def _grants(context: SliceContext, session: Session, task: Task
+            ) -> dict[uuid.UUID, DependentToken]:
     collections = [task.source_endpoint_id]
     if task.destination_endpoint_id not in (None, task.source_endpoint_id):
         collections.append(task.destination_endpoint_id)
-    return {collection: _token(context, session, task, collection)
+    return {collection: _grant(context, session, task, collection)
             for collection in collections}
 
 
@@ -271,8 +302,9 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
     started = _start(context, task_id)
     if started is None:
         return
-    current, options, tokens = started
+    current, options, grants = started
     try:
+        tokens = _tokens(context, task_id, grants)
         with ExitStack() as opened:
             sessions = [opened.enter_context(_open(context, collection, token))
                         for collection, token in tokens.items()]
@@ -280,7 +312,7 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
             if not current.ended:
                 _run(current, worker)
             _sweep(current, worker)
-    except TaskFailed as failed:  # a collection could not be opened
+    except TaskFailed as failed:  # a collection could not be reached
         _finish_failed(current, failed.event)
     except LeaseLost:
         logger.info("task %s: another runner took it over", task_id)

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
+from isthmus.transfer import notifications
 from isthmus.transfer.models import RegistryEntity
 from isthmus.transfer.task_models import PauseRule, Task
 
@@ -72,6 +73,7 @@ def refresh(session: Session, task: Task) -> bool:
     paused = task.admin_pause_message is not None or bool(matching_rules(session, task))
     if paused and task.status == ACTIVE:
         task.status, task.nice_status = INACTIVE, PAUSED_BY_ADMIN
+        notifications.due(session, task)
     elif not paused and is_paused(task):
         task.status = ACTIVE
         task.nice_status = "OK" if task.admitted else "Queued"

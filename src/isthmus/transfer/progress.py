@@ -1,5 +1,5 @@
 """Writing down what happens to a task: its events, and its end (status, fatal error, the
-registry's in-use count)."""
+registry's in-use count, its grants deleted, its owner mailed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
-from isthmus.transfer import registry
+from isthmus.transfer import credentials, notifications, registry
 from isthmus.transfer.task_models import Task, TaskEvent
 
 # (code, description, details)
@@ -36,6 +36,8 @@ def finish(session: Session, task: Task, status: str, event: Event) -> None:
     if failed:
         task.fatal_error_code, task.fatal_error_description = event[0], event[1]
     add_event(session, task.id, event, is_error=failed)
+    credentials.forget(session, task.id)
+    notifications.due(session, task)
     entities = [task.source_endpoint_id]
     if task.destination_endpoint_id is not None:
         entities.append(task.destination_endpoint_id)

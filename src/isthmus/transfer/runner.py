@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from isthmus.core.collection_access import CollectionAccess
 from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SecretBox
+from isthmus.core.tokens import DependentTokens
 from isthmus.transfer.engine import SliceContext, work_on
 from isthmus.transfer.task_models import Task
 
@@ -95,10 +96,12 @@ class RunnerSettings:
 
 class TaskRunner:
     def __init__(self, sessions: sessionmaker[Session], access: CollectionAccess,
-                 secret_box: SecretBox, settings: RunnerSettings) -> None:
+                 secret_box: SecretBox, dependent_tokens: DependentTokens,
+                 settings: RunnerSettings) -> None:
         self.sessions = sessions
         self.access = access
         self.secret_box = secret_box
+        self.dependent_tokens = dependent_tokens
         self.settings = settings
         self.limits = dict(settings.limits or {"TRANSFER": 3, "DELETE": 3})
         self.stopping = threading.Event()
@@ -139,8 +142,9 @@ class TaskRunner:
                 if task_id is None:
                     self.stopping.wait(IDLE_POLL_SECONDS)
                     continue
-                work_on(SliceContext(self.sessions, self.access, self.secret_box, worker,
-                                     lease, self.stopping), task_id)
+                work_on(SliceContext(self.sessions, self.access, self.secret_box,
+                                     self.dependent_tokens, worker, lease, self.stopping),
+                        task_id)
             except Exception:
                 # A database hiccup or a bug in one task must not end the worker.
                 logger.exception("task worker %s failed; going on", worker)

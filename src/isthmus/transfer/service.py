@@ -89,13 +89,13 @@ class TransferService:
         if self.opener is None:
             raise RuntimeError("Transfer was not given a way to reach collections")
         # The task's worker acts later with these (a ConsentRequired now, as the SDK expects).
-        tokens = {collection: self.opener.token_for(
+        grants = {collection: self.opener.task_grant(
             token, target.id, entity_type=target.entity_type,
             high_assurance=target.high_assurance) for collection, target in targets.items()}
         assert self.secret_box is not None  # wired by the deployment
         try:
             with transaction(self.sessions) as session:
-                return submission.create(session, caller, new, tokens, self.secret_box,
+                return submission.create(session, caller, new, grants, self.secret_box,
                                          now=utcnow(),
                                          active_limit=self.active_limits[new.type])
         except IntegrityError:

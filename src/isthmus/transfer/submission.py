@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError
+from isthmus.core.tokens import DependentToken
 from isthmus.storage.digests import canonical_algorithm, digest_from_hex
 from isthmus.storage.errors import InvalidArgument, UnsupportedAlgorithm
-from isthmus.transfer import registry
+from isthmus.transfer import credentials, registry
 from isthmus.transfer.filters import bad_request, parse_datetime
 from isthmus.transfer.registry import Caller
 from isthmus.transfer.task_models import (
@@ -26,7 +27,6 @@ from isthmus.transfer.task_models import (
     SYMLINK,
     TREE,
     Task,
-    TaskCredential,
     TaskItem,
 )
 
@@ -45,10 +45,6 @@ FLAG_DEFAULTS = {"verify_checksum": False, "preserve_timestamp": False, "encrypt
                  "notify_on_failed": True, "notify_on_inactive": True, "recursive": False,
                  "ignore_missing": False, "interpret_globs": False}
 NOTIFY_FLAGS = ("notify_on_succeeded", "notify_on_failed", "notify_on_inactive")
-
-
-def credential_purpose(task_id: uuid.UUID, collection_id: uuid.UUID) -> str:
-    return f"transfer-task:{task_id}:{collection_id}"
 
 
 @dataclass
@@ -278,10 +274,11 @@ def find_submitted(session: Session, caller: Caller, submission_id: uuid.UUID) -
                                              Task.submission_id == submission_id))
 
 
-def create(session: Session, caller: Caller, new: NewTask, tokens: Mapping[str, str],
-           box: SecretBox, *, now: datetime, active_limit: int) -> Submitted:
+def create(session: Session, caller: Caller, new: NewTask,
+           grants: Mapping[str, DependentToken], box: SecretBox, *, now: datetime,
+           active_limit: int) -> Submitted:
     """The task for a checked submission (or, for a submission id seen before, the task it
-    made then). ``tokens``: the token the worker reaches each collection with."""
+    made then). ``grants``: what the worker reaches each collection with (`credentials`)."""
     found = find_submitted(session, caller, new.submission_id)
     if found is not None:
         return Submitted(found.id, found.submission_id, duplicate=True)
@@ -307,11 +304,8 @@ def create(session: Session, caller: Caller, new: NewTask, tokens: Mapping[str, 
                              checksum_algorithm=item.checksum_algorithm,
                              external_checksum=item.external_checksum)
                     for item in new.items)
-    for collection, token in tokens.items():
-        collection_id = uuid.UUID(collection)
-        session.add(TaskCredential(task_id=task.id, collection_id=collection_id,
-                                   sealed_token=box.seal(token, credential_purpose(
-                                       task.id, collection_id))))
+    for collection, grant in grants.items():
+        credentials.store(session, box, task.id, uuid.UUID(collection), grant)
     registry.record_use(session, caller.identity_id,
                         [uuid.UUID(entity) for entity in new.collections], now=now)
     return Submitted(task.id, task.submission_id, duplicate=False)

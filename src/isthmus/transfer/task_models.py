@@ -1,6 +1,6 @@
 """Transfer's tables for asynchronous tasks: the task, its items (one row per file, directory
 or path to delete, each with its own state so a restarted worker never redoes finished work),
-its events, and the data_access tokens its worker acts with (sealed)."""
+its events, and the data_access grants its worker acts with (sealed)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,8 @@ class TaskEvent(Base):
 
 
 class TaskCredential(Base):
-    """The token a task's worker reaches one collection with, sealed (core.encryption)."""
+    """What a task's worker reaches one collection with, sealed (`transfer.credentials`):
+    an access token, when it expires, and the refresh token that renews it."""
 
     __tablename__ = "transfer_task_credentials"
 
