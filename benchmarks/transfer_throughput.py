@@ -132,15 +132,21 @@ def run_rclone(source: Path, destination: Path, work: Path) -> float:
 
 
 def run_isthmus(site: Site, source: Path, destination: Path, timeout: float) -> float:
+    return run_task(site.transfer_token, (site.collection_id, f"~/{source.relative_to(site.home)}"),
+                    (site.collection_id, f"~/{destination.relative_to(site.home)}"), timeout)
+
+
+def run_task(transfer_token: str, source: tuple[str, str], destination: tuple[str, str],
+             timeout: float) -> float:
+    """A recursive, verified Transfer task from (collection, path) to (collection, path):
+    seconds from submission until it reports SUCCEEDED (polled every 50 ms)."""
     import globus_sdk
 
     transfer = globus_sdk.TransferClient(
-        authorizer=globus_sdk.AccessTokenAuthorizer(site.transfer_token))
-    data = globus_sdk.TransferData(source_endpoint=site.collection_id,
-                                   destination_endpoint=site.collection_id,
+        authorizer=globus_sdk.AccessTokenAuthorizer(transfer_token))
+    data = globus_sdk.TransferData(source_endpoint=source[0], destination_endpoint=destination[0],
                                    verify_checksum=True, label="benchmark")
-    data.add_item(f"~/{source.relative_to(site.home)}",
-                  f"~/{destination.relative_to(site.home)}", recursive=True)
+    data.add_item(source[1], destination[1], recursive=True)
     started = time.perf_counter()
     task_id = transfer.submit_transfer(data)["task_id"]
     while True:

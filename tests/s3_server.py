@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,18 @@ class MotoS3:
         client.close()
         return name
 
+    def rclone_env(self, remote: str = "moto") -> dict[str, str]:
+        """The environment that makes ``remote:`` an rclone remote on this server: this
+        remote's settings only (no config file, no AWS_* of the machine: a CA bundle, a
+        profile)."""
+        clean = {key: value for key, value in os.environ.items()
+                 if not key.startswith(("AWS_", "RCLONE_"))}
+        name = f"RCLONE_CONFIG_{remote.upper()}_"
+        return {**clean, "RCLONE_CONFIG": os.devnull, f"{name}TYPE": "s3",
+                f"{name}PROVIDER": "Other", f"{name}ENDPOINT": self.endpoint_url,
+                f"{name}ACCESS_KEY_ID": self.key_id, f"{name}SECRET_ACCESS_KEY": self.secret_key,
+                f"{name}REGION": "us-east-1", f"{name}FORCE_PATH_STYLE": "true"}
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -60,12 +73,19 @@ class MotoS3:
             self.process.wait()
 
 
-def start_moto(log: Path) -> MotoS3:
+# How a caller that keeps track of its processes starts one: argv, environment, log file.
+Spawn = Callable[[list[str], dict[str, str], Path], "subprocess.Popen[bytes]"]
+
+
+def _popen(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def start_moto(log: Path, spawn: Spawn = _popen) -> MotoS3:
     port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS)}
-    with log.open("wb") as out:
-        process = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+    process = spawn([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)], env, log)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from globus_sdk import (
-    AccessTokenAuthorizer,
     GCSAPIError,
     GCSClient,
     MappedCollectionDocument,
@@ -28,10 +24,16 @@ from globus_sdk import (
     UserCredentialDocument,
 )
 
-from tests.conftest import User, _new_user, answer_login, shell_environment
+from tests.conftest import User, _new_user, shell_environment
 from tests.e2e.data_helpers import Answer, DataSite, curl, start_data_site
-from tests.e2e.helpers import native_login, pointed_at
-from tests.e2e.test_gcs_cli import GCS, created_id, ok
+from tests.e2e.storage_sites import (
+    S3Site,
+    add_s3_collection,
+    gcs_login,
+    manager_client,
+    rclone_s3,
+)
+from tests.e2e.test_gcs_cli import created_id, ok
 from tests.e2e.test_gcs_cli import gcs as run_gcs
 from tests.live import start_server
 from tests.s3_server import MotoS3
@@ -41,64 +43,13 @@ def gcs(env: dict[str, str], *args: str) -> str:
     return ok(run_gcs(env, *args))
 
 
-@dataclass(frozen=True)
-class S3Site:
-    site: DataSite
-    moto: MotoS3
-    env: dict[str, str]  # the owner's shell, logged in to the endpoint
-    bucket: str
-    gateway_id: str
-    credential_id: str
-    collection_id: str
-
-    @property
-    def url(self) -> str:
-        return f"{self.site.server.base_url}data/{self.collection_id}"
-
-    def token(self, user: User) -> str:
-        return self.site.token(user, collection_id=self.collection_id)
-
-    def manager(self, user: User) -> GCSClient:
-        return manager_client(self.site, user)
-
-
-def manager_client(site: DataSite, user: User) -> GCSClient:
-    """The official SDK's GCSClient on the endpoint, with ``user``'s token."""
-    scope = GCSClient.get_gcs_endpoint_scopes(site.endpoint_id).manage_collections
-    tokens = native_login(site.server, user.username, user.password, [str(scope)])
-    with pointed_at(site.server):
-        return GCSClient(site.server.manager_url, authorizer=AccessTokenAuthorizer(
-            tokens[site.endpoint_id]["access_token"]))
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3) -> Iterator[S3Site]:
     root = tmp_path_factory.mktemp("connect-s3")
     for site in start_data_site(root):
         env = shell_environment(site.server, root / "home")
-        process = subprocess.Popen([GCS, "login", site.endpoint_id, "--no-local-server"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            answer_login(site.server, process, site.owner)
-            out, err = process.communicate(timeout=120)
-            assert process.returncode == 0, f"{out}\n{err}"
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        domain = site.owner.username.rpartition("@")[2]
-        bucket = moto_s3.new_bucket("lab")
-        gateway_id = created_id("Storage Gateway", gcs(
-            env, "storage-gateway", "create", "s3", "Lab object store", "--domain", domain,
-            "--s3-endpoint", moto_s3.endpoint_url, "--bucket", bucket,
-            "--s3-user-credential"))
-        credential_id = created_id("User Credential", gcs(
-            env, "user-credentials", "s3-create", gateway_id,
-            "--s3-key-id", moto_s3.key_id, "--s3-secret-key", moto_s3.secret_key))
-        collection_id = created_id("Collection", gcs(
-            env, "collection", "create", gateway_id, f"/{bucket}/projects", "Lab bucket"))
-        yield S3Site(site, moto_s3, env, bucket, gateway_id, credential_id, collection_id)
+        gcs_login(site.server, site.endpoint_id, env, site.owner)
+        yield add_s3_collection(site, env, moto_s3)
 
 
 def test_the_gateway_and_credential_documents(s3: S3Site) -> None:
@@ -189,20 +140,6 @@ def test_a_collection_above_every_bucket_is_refused(s3: S3Site) -> None:
     assert "must be rooted in a bucket" in done.stderr and "422" in done.stderr
 
 
-def _rclone(moto: MotoS3, *args: str) -> subprocess.CompletedProcess[str]:
-    # Only this remote's settings: no AWS_* of the machine (a CA bundle, a profile).
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    env: dict[str, Any] = {**clean, "RCLONE_CONFIG": os.devnull, "RCLONE_CONFIG_MOTO_TYPE": "s3",
-                           "RCLONE_CONFIG_MOTO_PROVIDER": "Other",
-                           "RCLONE_CONFIG_MOTO_ENDPOINT": moto.endpoint_url,
-                           "RCLONE_CONFIG_MOTO_ACCESS_KEY_ID": moto.key_id,
-                           "RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY": moto.secret_key,
-                           "RCLONE_CONFIG_MOTO_REGION": "us-east-1",
-                           "RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE": "true"}
-    return subprocess.run(["rclone", *args], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
-
-
 def test_rclone_sees_exactly_the_files_isthmus_wrote(s3: S3Site, tmp_path: Path) -> None:
     source = tmp_path / "tree"
     files = {"a.txt": b"alpha\n", "sub/b.bin": os.urandom(70_000),
@@ -219,7 +156,7 @@ def test_rclone_sees_exactly_the_files_isthmus_wrote(s3: S3Site, tmp_path: Path)
         put = curl(s3.site.server, token, "-T", str(source / name),
                    f"{base}/{name.replace(' ', '%20')}")
         assert put.status == 201, put.text
-    checked = _rclone(s3.moto, "check", str(source), f"moto:{s3.bucket}/projects/tree")
+    checked = rclone_s3(s3.moto, "check", str(source), f"moto:{s3.bucket}/projects/tree")
     assert checked.returncode == 0, checked.stderr
     assert "0 differences found" in checked.stderr
     assert f"{len(files)} matching files" in checked.stderr

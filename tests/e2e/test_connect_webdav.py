@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,169 +28,32 @@ import requests
 from globus_sdk import GCSClient
 
 from isthmus.core.encryption import SecretBox
-from tests.browser import Browser, query_of
-from tests.conftest import User, _new_user, answer_login, shell_environment
-from tests.e2e.data_helpers import DataSite, collection_scopes, curl, rclone, start_data_site
-
-GCS = str(Path(sys.executable).with_name("globus-connect-server"))
-
-
-@dataclass
-class Pair:
-    upstream: DataSite
-    downstream: DataSite
-    person: User  # the upstream account whose files the gateway reaches
-    client: dict[str, str]  # the upstream's client for the downstream endpoint
-    env: dict[str, str]  # the downstream owner's shell, logged in with globus-connect-server
-    workdir: Path
-    gateway_id: str = ""
-    collection_id: str = ""
-
-    @property
-    def callback(self) -> str:
-        return self.downstream.server.base_url + "api/v1/authcallback"
-
-    @property
-    def upstream_home(self) -> Path:
-        return self.upstream.home_dir(self.person)
-
-
-def gcs(pair: Pair, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GCS, *args], capture_output=True, text=True, env=pair.env,
-                          cwd=pair.workdir, input=stdin,
-                          stdin=None if stdin is not None else subprocess.DEVNULL, timeout=120)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"{result.args}: {result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def created_id(label: str, printed: str) -> str:
-    found = re.fullmatch(rf"{label} ID: ([0-9a-f-]{{36}})\n", printed)
-    assert found, printed
-    return found.group(1)
+from tests.browser import query_of
+from tests.conftest import _new_user
+from tests.e2e.data_helpers import collection_scopes, curl, rclone
+from tests.e2e.storage_sites import (
+    Pair,
+    connect_storage,
+    credential_ids,
+    gcs,
+    grant,
+    make_gateway,
+    oauth_create,
+    ok,
+    open_downstream,
+    start_pair,
+)
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    root = tmp_path_factory.mktemp("webdav-gateway")
-    for name in ("upstream", "downstream"):
-        (root / name).mkdir()
-    upstream_sites = start_data_site(root / "upstream")
-    upstream = next(upstream_sites)
-    downstream_sites = start_data_site(root / "downstream")
-    try:
-        downstream = next(downstream_sites)
-        person = _new_user(upstream.server, "uma")
-        client = upstream.server.create_client(
-            "Downstream endpoint", "confidential_client",
-            downstream.server.base_url + "api/v1/authcallback")
-        env = {**shell_environment(downstream.server, root / "home"),
-               "ISTHMUS_DATA_DIR": str(downstream.server.data_dir)}
-        workdir = root / "work"
-        workdir.mkdir()
-        built = Pair(upstream, downstream, person, client, env, workdir)
-        _login(built, downstream.owner)
-        yield built
-    finally:
-        for sites in (downstream_sites, upstream_sites):
-            sites.close()
-
-
-def _login(pair: Pair, user: User) -> None:
-    """`globus-connect-server login ENDPOINT_ID`, the user pasting the code."""
-    process = subprocess.Popen([GCS, "login", pair.downstream.endpoint_id, "--no-local-server"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=pair.env,
-                               cwd=pair.workdir)
-    try:
-        printed = answer_login(pair.downstream.server, process, user)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, f"{printed}{out}\n{err}"
-
-
-def make_gateway(pair: Pair, name: str) -> tuple[str, str]:
-    """The administrator's script: a WebDAV gateway on the upstream's collection and a
-    collection on it; their ids."""
-    upstream = pair.upstream.server.base_url
-    domain = pair.downstream.owner.username.split("@")[1]
-    options = ["--domain", domain, "--webdav-url", pair.upstream.url,
-               "--oauth-authorize-url", upstream + "v2/oauth2/authorize",
-               "--oauth-token-url", upstream + "v2/oauth2/token",
-               "--oauth-client-id", pair.client["id"],
-               "--ca-file", pair.upstream.server.ca_file]
-    for scope in collection_scopes(pair.upstream.collection_id):
-        options += ["--oauth-scope", scope]
-    # The secret is typed at the prompt, never on the command line.
-    gateway_id = created_id("Storage Gateway", ok(gcs(
-        pair, "storage-gateway", "create", "webdav", name, *options,
-        stdin=pair.client["secret"] + "\n")))
-    collection_id = created_id("Collection", ok(gcs(
-        pair, "collection", "create", gateway_id, "/", f"{name} via WebDAV")))
-    return gateway_id, collection_id
+    yield from start_pair(tmp_path_factory.mktemp("webdav-gateway"))
 
 
 @pytest.fixture(scope="module")
 def gateway(pair: Pair) -> Pair:
     pair.gateway_id, pair.collection_id = make_gateway(pair, "Upstream lab files")
     return pair
-
-
-def oauth_create(pair: Pair, user: User, *options: str, gateway_id: str = "") -> str:
-    """`user-credentials oauth-create`: the upstream authorize URL it prints."""
-    printed = ok(gcs(pair, "user-credentials", "oauth-create", gateway_id or pair.gateway_id,
-                     "--globus-identity", user.username, *options))
-    lines = printed.splitlines()
-    assert lines[0] == "To complete credential creation, visit", printed
-    assert lines[1].startswith(pair.upstream.server.base_url + "v2/oauth2/authorize?")
-    return lines[1]
-
-
-def grant(pair: Pair, url: str, person: User | None = None, *,
-          decision: str = "allow") -> str:
-    """A user at the upstream's login and consent pages; the callback it redirects to."""
-    browser = Browser(pair.upstream.server.ca_file)
-    who = person or pair.person
-    location = browser.authorize(url, who.username, who.password, decision=decision)
-    assert location.startswith(pair.callback + "?"), location
-    return location
-
-
-def open_downstream(pair: Pair, url: str) -> requests.Response:
-    return Browser(pair.downstream.server.ca_file).open(url)
-
-
-def credential_ids(pair: Pair) -> set[str]:
-    printed = ok(gcs(pair, "user-credentials", "list", "--format", "json"))
-    return {str(item["id"]) for item in json.loads(printed)}
-
-
-def connect_storage(pair: Pair, gateway_id: str) -> tuple[str, str]:
-    """oauth-create, the upstream's pages, the downstream's success page: the new
-    credential's id, and the callback URL that made it."""
-    url = oauth_create(pair, pair.downstream.owner, gateway_id=gateway_id)
-    params = query_of(url)
-    assert params["client_id"] == pair.client["id"]
-    assert params["redirect_uri"] == pair.callback
-    assert params["code_challenge_method"] == "S256"
-    assert params["login_hint"] == pair.downstream.owner.username
-    callback = grant(pair, url)
-
-    done = open_downstream(pair, callback)
-    assert done.status_code == 302, done.text
-    complete = done.headers["Location"]
-    assert complete.startswith(pair.downstream.server.base_url + "api/v1/authclicomplete?")
-    credential_id = query_of(complete)["user_credential_id"]
-    page = open_downstream(pair, complete)
-    assert page.status_code == 200 and "Credential created" in page.text
-    assert credential_id in credential_ids(pair)
-    return credential_id, callback
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,15 @@ what is particular to S3 (multipart uploads, directory markers, refused keys).""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from isthmus.storage.connector import WriteOptions
-from isthmus.storage.errors import NotFound, PermissionDenied
-from isthmus.storage.s3 import MIN_PART_SIZE, TEMP_PREFIX, S3Connector, S3Credentials, s3_client
+from isthmus.storage.errors import ChecksumMismatch, NotFound, PermissionDenied
+from isthmus.storage.s3 import MIN_PART_SIZE, S3Connector, S3Credentials, s3_client
 from tests.s3_server import MotoS3
 from tests.storage.conformance import Backing, ConnectorConformance, StorageTarget, pattern_chunks
 
@@ -126,20 +127,41 @@ def test_an_aborted_multipart_upload_is_cleaned_up(bucket_target: StorageTarget)
     assert backing.uploads() == [] and backing.keys() == set()
 
 
-def test_verified_writes_go_through_a_hidden_temporary_key(bucket_target: StorageTarget) -> None:
+def _corrupt_in_transit(connector: S3Connector, operation: str) -> None:
+    """Flip the first byte of every ``operation`` request's body once it is hashed and
+    signed, as a faulty path to S3 would (moto, unlike S3, does not check Content-MD5, so
+    only the ETag comparison can notice)."""
+
+    def corrupt(request: Any, **_: Any) -> None:
+        body = request.body
+        data = body.read() if hasattr(body, "read") else bytes(body)
+        request.body = bytes([data[0] ^ 1]) + data[1:]
+
+    connector.client.meta.events.register(f"before-send.s3.{operation}", corrupt)
+
+
+def test_verified_writes_are_checked_against_what_s3_stored(
+    bucket_target: StorageTarget,
+) -> None:
     connector, backing = bucket_target.connector, bucket_target.backing
-    assert isinstance(backing, S3Backing)
+    assert isinstance(connector, S3Connector) and isinstance(backing, S3Backing)
     backing.make_dir("/d")
-    with connector.begin_write("/d/v", WriteOptions(verify_on_disk=True, mtime=5.0)) as writer:
-        writer.write(b"verified")
-        writer._flush()  # what commit does first: the temporary object now exists
-        temporary = backing.names("/d") - {""}
-        assert len(temporary) == 1 and next(iter(temporary)).startswith(TEMP_PREFIX)
-        assert [entry.name for entry in connector.list("/d")] == []
-        writer.commit()
-    assert backing.names("/d") == {"v"}
-    assert backing.get("/d/v") == b"verified"
+    verified = WriteOptions(verify_on_disk=True, mtime=5.0)
+    result = connector.write_atomic("/d/v", [b"veri", b"fied"], verified)
+    assert result.hexdigest("md5") == hashlib.md5(b"verified").hexdigest()
+    assert backing.names("/d") == {"v"} and backing.get("/d/v") == b"verified"
     assert connector.stat("/d/v").mtime == 5.0
+
+    _corrupt_in_transit(connector, "PutObject")
+    with pytest.raises(ChecksumMismatch):
+        connector.write_atomic("/d/small", [b"bytes that do not arrive"], verified)
+    _corrupt_in_transit(connector, "UploadPart")
+    with pytest.raises(ChecksumMismatch):
+        connector.write_atomic("/d/large", pattern_chunks(MIN_PART_SIZE + 10), verified)
+    assert backing.names("/d") == {"v"} and backing.uploads() == []
+    # Without verification nothing looks: what S3 was sent is what it keeps.
+    connector.write_atomic("/d/unverified", [b"abc"])
+    assert backing.get("/d/unverified") == b"`bc"
 
 
 def test_objects_beyond_a_single_copy_are_copied_in_parts(bucket_target: StorageTarget) -> None:
@@ -192,3 +214,20 @@ def test_a_directory_of_more_than_one_delete_batch_goes_whole(
         backing.put(f"/many/f{index}", b"")
     bucket_target.connector.delete("/many", recursive=True)
     assert backing.names("/") == set()
+
+
+def test_a_directory_this_connector_removed_is_not_remembered(
+    bucket_target: StorageTarget,
+) -> None:
+    connector = bucket_target.connector
+    connector.mkdir("/d")
+    connector.write_atomic("/d/a", [b"a"])  # /d is now known to exist
+    connector.delete("/d", recursive=True)
+    with pytest.raises(NotFound):
+        connector.write_atomic("/d/b", [b"b"])
+    connector.mkdir("/e/f", parents=True)
+    connector.write_atomic("/e/f/a", [b"a"])
+    connector.rename("/e", "/moved")
+    with pytest.raises(NotFound):
+        connector.write_atomic("/e/f/b", [b"b"])
+    assert bucket_target.backing.get("/moved/f/a") == b"a"

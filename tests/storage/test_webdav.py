@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from isthmus.storage.connector import WriteOptions
 from isthmus.storage.errors import InvalidPath, PermissionDenied
 from isthmus.storage.webdav import TEMP_PREFIX, WebDAVConnector
 from tests.e2e.data_helpers import DataSite, curl, start_data_site
@@ -115,3 +116,26 @@ def test_proppatch_sets_the_modification_time_and_nothing_else(
     assert status == 404
     malformed = curl(site.server, token, "-X", "PROPPATCH", "--data-binary", "<D:oops", url)
     assert malformed.status == 400
+
+
+def test_a_put_sets_the_modification_time_it_is_sent(site: DataSite, token: str,
+                                                     tmp_path: Path) -> None:
+    """ownCloud's X-OC-Mtime, which the connector sends so that no PROPPATCH follows."""
+    folder = f"t-{uuid.uuid4().hex[:12]}"
+    root = site.home_dir(site.owner) / folder
+    root.mkdir(parents=True)
+    body = tmp_path / "body"
+    body.write_bytes(b"timed")
+    url = f"{site.home_url(site.owner)}/{folder}"
+    put = curl(site.server, token, "-T", str(body), "-H", "X-OC-Mtime: 1600000000.25",
+               f"{url}/f")
+    assert put.status == 201 and put.headers["x-oc-mtime"] == "accepted"
+    assert abs((root / "f").stat().st_mtime - 1_600_000_000.25) < 1e-5
+    for bad in ("soon", "nan", "-5"):
+        refused = curl(site.server, token, "-T", str(body), "-H", f"X-OC-Mtime: {bad}",
+                       f"{url}/g")
+        assert refused.status == 400, bad
+    assert not (root / "g").exists()
+    with _connector(site, token, folder) as connector:
+        connector.write_atomic("/h", [b"through the connector"], WriteOptions(mtime=1.5e9))
+    assert (root / "h").stat().st_mtime == 1.5e9

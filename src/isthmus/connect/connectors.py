@@ -1,9 +1,11 @@
 """Storage connectors kept open between requests, one per (collection root, local account)
-for POSIX, one per (endpoint, collection root, key pair) for S3.
+for POSIX, one per (endpoint, collection root, key pair) for S3, one per (upstream folder,
+user credential) for WebDAV.
 
 Opening a POSIX connector opens its root (and, for another account, starts a worker process
-running as that account); an S3 one builds a boto3 client and its connection pool; doing
-that on every request would cost more than the request.
+running as that account); an S3 one builds a boto3 client and its connection pool; a WebDAV
+one its HTTPS client (a TLS handshake per session otherwise); doing that on every request
+would cost more than the request.
 Connectors are lent out and counted; the least recently used idle ones beyond a bound are
 closed, never one that a request (or a download still streaming) holds.
 """
@@ -56,20 +58,6 @@ class ConnectorLease:
         self.release()
 
 
-class OwnedLease(ConnectorLease):
-    """A connector opened for one session only (storage reached with the caller's own
-    credential, which no other caller may share), closed when released."""
-
-    def __init__(self, connector: Connector) -> None:
-        self.connector = connector
-        self._open = True
-
-    def release(self) -> None:
-        if self._open:
-            self._open = False
-            self.connector.close()
-
-
 class ConnectorPool:
     """Thread-safe: requests run in worker threads."""
 
@@ -95,6 +83,11 @@ class ConnectorPool:
         key_id = credentials.key_id if credentials is not None else None
         return self._lease(("s3", endpoint_url, bucket, prefix, key_id, secret),
                            lambda: open_s3_connector(endpoint_url, bucket, prefix, credentials))
+
+    def lease_webdav(self, key: _Key, opener: Callable[[], Connector]) -> ConnectorLease:
+        """A connector over a WebDAV gateway's upstream folder for one user credential;
+        ``key`` names all it is opened with (see `webdav_gateways.lease_connector`)."""
+        return self._lease(("webdav", *key), opener)
 
     def _lease(self, key: _Key, opener: Callable[[], Connector]) -> ConnectorLease:
         with self._lock:

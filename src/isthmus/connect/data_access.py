@@ -71,7 +71,7 @@ from isthmus.connect import (
 from isthmus.connect.access import CollectionLocation, IdentityMapper, ResolvedAccess, locate
 from isthmus.connect.audit import AuditCaller, AuditLog
 from isthmus.connect.callers import GatewayIdentityMapper, MappedCaller, resolve_caller
-from isthmus.connect.connectors import ConnectorLease, ConnectorPool, OwnedLease
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool
 from isthmus.connect.data_paths import Access, DataPaths, from_permission
 from isthmus.connect.gateway_policies import (
     AccessPolicyError,
@@ -341,10 +341,10 @@ class DataAccess:
                             f"{gateway.id}: make one with 'globus-connect-server "
                             f"user-credentials oauth-create {gateway.id} --globus-identity "
                             f"{info.username}'")
-        connector = webdav_gateways.open_connector(self.sessions, self.secret_box, gateway,
-                                                   credential, location.root_path)
+        lease = webdav_gateways.lease_connector(self.pool, self.sessions, self.secret_box,
+                                                gateway, credential, location.root_path)
         rules = DataPaths(location.restrict_paths, UserPaths(None, credential.username))
-        return DataSession(OwnedLease(connector), rules, location.base_path, None,
+        return DataSession(lease, rules, location.base_path, None,
                            account=credential.username)
 
     def _identities_of(self, info: TokenInfo) -> list[dict[str, Any]]:

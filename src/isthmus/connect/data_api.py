@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -227,6 +228,22 @@ def _sent_digests(request: Request) -> dict[str, bytes]:
     return found
 
 
+def _sent_mtime(request: Request) -> float | None:
+    """ownCloud's ``X-OC-Mtime`` on a PUT: the modification time (seconds since the epoch)
+    the file appears with, saving the PROPPATCH after it (rclone's owncloud and nextcloud
+    vendors send it; so does Isthmus's WebDAV connector)."""
+    value = request.headers.get("x-oc-mtime")
+    if value is None:
+        return None
+    try:
+        mtime = float(value)
+    except ValueError:
+        mtime = math.nan
+    if not math.isfinite(mtime) or mtime < 0:
+        raise bad_request("X-OC-Mtime must be seconds since the epoch")
+    return mtime
+
+
 # --- OPTIONS ------------------------------------------------------------------------------
 
 
@@ -329,9 +346,10 @@ async def _write(request: Request, session: DataSession, path: str) -> Response:
                                  Validators.of(existing) if existing else None)
     if status is not None:
         raise error_for_status(412, "A precondition of the request does not hold")
+    mtime = _sent_mtime(request)
     options = WriteOptions(
         expected_size=int(length) if length and length.isdigit() else None,
-        expected_digests=_sent_digests(request) or None, algorithms=wanted,
+        expected_digests=_sent_digests(request) or None, algorithms=wanted, mtime=mtime,
         # If-None-Match: * asks for a new file: refused atomically if one appears meanwhile.
         overwrite=request.headers.get("if-none-match", "").strip() != "*",
     )
@@ -347,6 +365,8 @@ async def _write(request: Request, session: DataSession, path: str) -> Response:
             await anyio.to_thread.run_sync(writer.abort)  # a no-op once committed
     written = await _io(lambda: session.stat(path))
     headers = Validators.of(written).headers()
+    if mtime is not None:
+        headers["X-OC-MTime"] = "accepted"  # as ownCloud answers: no PROPPATCH is needed
     if wanted:
         headers["Repr-Digest"] = format_digest_field(
             {algorithm: result.digests[algorithm] for algorithm in wanted})

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.connect import authz, documents, gateway_policies, schemas
 from isthmus.connect.authz import Caller
+from isthmus.connect.connectors import ConnectorLease, ConnectorPool
 from isthmus.connect.errors import exists, gcs_error, invalid_input
 from isthmus.connect.models import Endpoint, StorageGateway, UserCredential
 from isthmus.connect.schemas import InvalidValueError
@@ -466,13 +467,22 @@ def credential_for(session: Session, gateway: StorageGateway,
     return rows[0] if rows else None
 
 
-def open_connector(sessions: sessionmaker[Session], box: SecretBox, gateway: StorageGateway,
-                   credential: UserCredential, base_path: str) -> Connector:
-    """The gateway's upstream folder (below ``base_path``) as the credential's holder."""
-    from isthmus.storage.webdav import WebDAVConnector  # imports httpx: on first use
-
+def lease_connector(pool: ConnectorPool, sessions: sessionmaker[Session], box: SecretBox,
+                    gateway: StorageGateway, credential: UserCredential,
+                    base_path: str) -> ConnectorLease:
+    """The gateway's upstream folder (below ``base_path``) as the credential's holder, from
+    the pool: one connector per (folder URL, credential, trusted CAs), so its keep-alive
+    HTTPS connections serve one session after another. Only the credential's holder is lent
+    it, and its token source reads the credential afresh for each request (a revoked or
+    deleted one stops it at once)."""
     upstream = Upstream.of(gateway, box)
-    url = upstream.webdav_url.rstrip("/") + "/" + quote(base_path.strip("/"))
-    return WebDAVConnector(url.rstrip("/"), CredentialTokens(sessions, box, credential.id),
-                           verify=upstream.verify())
+    url = (upstream.webdav_url.rstrip("/") + "/" + quote(base_path.strip("/"))).rstrip("/")
+    trusted = hashlib.sha256((upstream.ca_certificates or "").encode()).hexdigest()
 
+    def open_connector() -> Connector:
+        from isthmus.storage.webdav import WebDAVConnector  # imports httpx: on first use
+
+        return WebDAVConnector(url, CredentialTokens(sessions, box, credential.id),
+                               verify=upstream.verify())
+
+    return pool.lease_webdav((url, credential.id, trusted), open_connector)

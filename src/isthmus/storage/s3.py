@@ -3,22 +3,29 @@
 S3 has keys, not directories. A directory is a prefix ending in ``/``: it exists while some key
 lies under it, and `mkdir` makes a ``dir/`` marker object so an empty one exists too (what the
 S3 consoles and rclone do). A write goes to a multipart upload (or, when small, one PUT) that
-S3 makes visible only when it completes; with ``verify_on_disk`` it is completed under a
-reserved temporary key, read back, and copied into place server side. Modification times
-are kept in the ``mtime`` metadata (seconds, as rclone keeps them), since S3's own
-LastModified cannot be set; listings show LastModified, which costs no request per object.
-ActiveScale and other S3-compatible stores are reached the same way, by endpoint URL.
+S3 makes visible only when it completes. With ``verify_on_disk`` every PUT and part carries
+its Content-MD5, so S3 refuses bytes other than those hashed here before anything is visible,
+and the ETag S3 computed of what it stored is compared with the MD5 of what was sent (each
+part's as it goes up, before the upload completes; a whole object's, where S3's ETag is its
+MD5, before the write returns, removing the object if a store that ignores Content-MD5 kept
+other bytes): the storage's own digest, without reading a large file back or copying it.
+Modification times are kept in the ``mtime`` metadata (seconds, as rclone keeps them), since
+S3's own LastModified cannot be set; listings show LastModified, which costs no request per
+object. ActiveScale and other S3-compatible stores are reached the same way, by endpoint URL.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
+import hashlib
 import io
-import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,9 +39,9 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
-from isthmus.storage.digests import MultiDigest
 from isthmus.storage.errors import (
     AlreadyExists,
+    ChecksumMismatch,
     DirectoryNotEmpty,
     InvalidArgument,
     InvalidPath,
@@ -58,6 +65,8 @@ PARTS_PER_STEP = 1000
 MAX_SINGLE_COPY = 5 * 1024**3
 MAX_KEY_BYTES = 1024
 MTIME_METADATA = "mtime"
+KNOWN_DIR_SECONDS = 2.0
+MAX_KNOWN_DIRS = 4096
 # A path's canonical components (`paths.split`).
 Parts = list[str]
 _Batch = list[dict[str, str]]
@@ -136,6 +145,10 @@ class S3Connector(Connector):
         if any(part in (".", "..") for part in parts):
             raise InvalidPath("An S3 prefix may not contain '.' or '..'")
         self.prefix = "".join(part + "/" for part in parts)
+        # Directories found to exist, until when (monotonic): a task writing or reading a
+        # thousand files in one folder would otherwise list it again for each of them.
+        self._known_dirs: dict[str, float] = {}
+        self._known_lock = threading.Lock()
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -183,8 +196,20 @@ class S3Connector(Connector):
         return not parts or bool(self._first_under(parts))
 
     def _require_dir(self, parts: Parts) -> None:
-        """The directory must exist (NotFound) and be one (NotADirectory)."""
+        """The directory must exist (NotFound) and be one (NotADirectory). One found within
+        the last `KNOWN_DIR_SECONDS` is taken as still there: S3 directories are only
+        prefixes, so at worst a write lands in one that another client just emptied,
+        making it again, as any S3 tool's upload would."""
+        prefix = self._dir_prefix(parts)
+        now = time.monotonic()
+        with self._known_lock:
+            if self._known_dirs.get(prefix, 0.0) > now:
+                return
         if self._is_dir(parts):
+            with self._known_lock:
+                if len(self._known_dirs) >= MAX_KNOWN_DIRS:
+                    self._known_dirs.clear()
+                self._known_dirs[prefix] = now + KNOWN_DIR_SECONDS
             return
         if self._head(parts) is not None:
             raise NotADirectory("Not a directory", join_parts(parts))
@@ -271,18 +296,22 @@ class S3Connector(Connector):
         parts = self._parts(path)
         canonical = join_parts(parts)
         check_range(canonical, offset, length)
-        head = self._head(parts)
-        if head is None:
-            if self._is_dir(parts):
-                raise IsADirectory("Is a directory", canonical)
-            raise NotFound("No such file", canonical)
-        entry = self._file_entry(parts[-1], head)
-        end = entry.size if length is None else min(entry.size, offset + length)
-        if end <= offset:
-            return ReadStream(entry, lambda _size: b"", lambda: None, length=0)
-        # If-Match: the bytes served are those of the object just described, or none.
-        response = self._call("get_object", canonical, Key=self._key(parts),
-                              Range=f"bytes={offset}-{end - 1}", IfMatch=head["ETag"])
+        if offset == 0 and length is None and parts:
+            # A whole file: one GET, whose answer describes the object it serves.
+            response = self._get_whole(parts, canonical)
+            entry = self._file_entry(parts[-1], response)
+            end = entry.size
+        else:
+            head = self._head(parts)
+            if head is None:
+                self._missing_file(parts, canonical)
+            entry = self._file_entry(parts[-1], head)
+            end = entry.size if length is None else min(entry.size, offset + length)
+            if end <= offset:
+                return ReadStream(entry, lambda _size: b"", lambda: None, length=0)
+            # If-Match: the bytes served are those of the object just described, or none.
+            response = self._call("get_object", canonical, Key=self._key(parts),
+                                  Range=f"bytes={offset}-{end - 1}", IfMatch=head["ETag"])
         body = response["Body"]
 
         def read(size: int) -> bytes:
@@ -293,6 +322,23 @@ class S3Connector(Connector):
             return data
 
         return ReadStream(entry, read, body.close, length=end - offset)
+
+    def _get_whole(self, parts: Parts, canonical: str) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = self.client.get_object(Bucket=self.bucket,
+                                                              Key=self._key(parts))
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+                self._missing_file(parts, canonical)
+            raise storage_error(error, canonical, self.bucket) from None
+        except BotoCoreError as error:
+            raise storage_error(error, canonical, self.bucket) from None
+        return response
+
+    def _missing_file(self, parts: Parts, canonical: str) -> NoReturn:
+        if self._is_dir(parts):
+            raise IsADirectory("Is a directory", canonical)
+        raise NotFound("No such file", canonical)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -365,7 +411,14 @@ class S3Connector(Connector):
             raise storage_error(ClientError({"Error": failed}, "DeleteObjects"), path,
                                 self.bucket)
 
+    def _forget_dirs(self) -> None:
+        """A move or delete may take directories away (a file's folder, when it was the
+        last key under it): nothing this connector knows of them is trusted after it."""
+        with self._known_lock:
+            self._known_dirs.clear()
+
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        self._forget_dirs()
         source, target = self._parts(src), self._parts(dst)
         if not source or not target:
             raise InvalidPath("The collection root cannot be renamed or replaced", ROOT)
@@ -403,6 +456,7 @@ class S3Connector(Connector):
         self._delete_keys([item["Key"] for item in moved], source_path)
 
     def delete(self, path: str, recursive: bool = False) -> None:
+        self._forget_dirs()
         parts = self._parts(path)
         canonical = join_parts(parts)
         if not parts:
@@ -489,24 +543,24 @@ class _PartBody(io.RawIOBase):
 
 
 class S3AtomicWriter(AtomicWriter):
-    """Parts go up as they fill; nothing exists at the final key until `_publish`."""
+    """Parts go up as they fill; nothing exists at the final key until the upload completes
+    (`_publish`, or `_flush` when verifying, so the stored object can be checked)."""
 
     def __init__(self, connector: S3Connector, path: str, key: str,
                  options: WriteOptions) -> None:
+        if options.verify_on_disk:  # compared with S3's own MD5 of what it stored
+            options = replace(options, algorithms=(*options.algorithms, "md5"))
         super().__init__(path, options)
         self._s3 = connector
-        self._final_key = key
-        directory = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        # Verifying needs the object readable before it is published: under a reserved name.
-        self._key = (directory + TEMP_PREFIX + secrets.token_hex(16)
-                     if options.verify_on_disk else key)
+        self._key = key
         self._metadata = ({MTIME_METADATA: repr(float(options.mtime))}
                           if options.mtime is not None else {})
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._stored = False  # an object exists at self._key
+        self._stored = False  # an object exists at self._key, written by this writer
+        self._stored_md5: bytes | None = None  # S3's MD5 of the whole object, when known
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         return self._s3._call(operation, self.path, **kwargs)
@@ -522,57 +576,88 @@ class S3AtomicWriter(AtomicWriter):
         if self._buffered >= self._part_size():
             self._upload_part()
 
+    def _md5(self) -> dict[str, Any]:
+        """The Content-MD5 of the buffered bytes, when verifying (S3 refuses others)."""
+        if not self.options.verify_on_disk:
+            return {}
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self._chunks:
+            digest.update(chunk)
+        return {"ContentMD5": base64.b64encode(digest.digest()).decode()}
+
+    def _check_etag(self, answer: dict[str, Any], sent: dict[str, Any], what: str) -> None:
+        """S3's ETag of a PUT or part is the MD5 of what it stored, except under KMS or
+        customer-key encryption."""
+        if not sent or answer.get("SSECustomerAlgorithm") or str(
+                answer.get("ServerSideEncryption", "")).startswith("aws:kms"):
+            return
+        stored = str(answer.get("ETag", "")).strip('"')
+        if stored != base64.b64decode(sent["ContentMD5"]).hex():
+            raise ChecksumMismatch(f"S3 stored other bytes than were sent ({what})", self.path)
+        self._stored_md5 = bytes.fromhex(stored)
+
     def _upload_part(self) -> None:
         if self._upload_id is None:
             created = self._call("create_multipart_upload", Key=self._key,
                                  Metadata=self._metadata)
             self._upload_id = str(created["UploadId"])
         number = len(self._parts) + 1
+        md5 = self._md5()
         uploaded = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
                               PartNumber=number, Body=_PartBody(self._chunks),
-                              ContentLength=self._buffered)
+                              ContentLength=self._buffered, **md5)
+        self._check_etag(uploaded, md5, f"part {number}")
+        self._stored_md5 = None  # a part's, not the object's
         self._parts.append({"ETag": uploaded["ETag"], "PartNumber": number})
         self._chunks, self._buffered = [], 0
 
     def _store(self) -> None:
         """Make the object at ``self._key``: complete the upload, or PUT a small file."""
         if self._upload_id is None:
-            self._call("put_object", Key=self._key, Body=_PartBody(self._chunks),
-                       ContentLength=self._buffered, Metadata=self._metadata)
+            md5 = self._md5()
+            stored = self._call("put_object", Key=self._key, Body=_PartBody(self._chunks),
+                                ContentLength=self._buffered, Metadata=self._metadata, **md5)
+            self._stored = True
+            self._check_etag(stored, md5, "the whole file")
         else:
             self._call("complete_multipart_upload", Key=self._key, UploadId=self._upload_id,
                        MultipartUpload={"Parts": self._parts})
             self._upload_id = None
+            self._stored = True
         self._chunks, self._buffered = [], 0
-        self._stored = True
+
+    def _refuse_existing(self) -> None:
+        # S3 has no create-if-absent: this check and the write after it are two requests.
+        if self._s3._head(self._s3._parts(self.path)) is not None:
+            raise AlreadyExists("The file exists", self.path)
 
     def _flush(self) -> None:
         if self._upload_id is not None and self._buffered:
             self._upload_part()
         if self.options.verify_on_disk and not self._stored:
+            # Stored now (parts already checked, a PUT's ETag checked as it returns) so
+            # that what S3 holds is looked at before the write succeeds.
+            if not self.options.overwrite:
+                self._refuse_existing()
             self._store()
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
-        digest = MultiDigest(algorithms)
-        size = 0
-        response = self._call("get_object", Key=self._key)
-        with contextlib.closing(response["Body"]) as body:
-            for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                digest.update(chunk)
-                size += len(chunk)
-        return size, digest.digests()
+        """The stored object's size, and its MD5 where its ETag is one (a multipart
+        upload's is not: its parts were each checked). A PUT whose ETag matched the MD5
+        sent holds exactly the bytes sent: no request is needed to know its size."""
+        del algorithms  # S3 computes MD5 only; the others were checked as they streamed
+        if self._stored_md5 is not None:
+            return self.size, {"md5": self._stored_md5}
+        head = self._call("head_object", Key=self._key)
+        return int(head["ContentLength"]), {}
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
         del mtime  # given with the upload's metadata
-        # S3 has no rename-if-absent: this check and the write below are two requests.
-        if not overwrite and self._s3._head(self._s3._parts(self.path)) is not None:
-            raise AlreadyExists("The file exists", self.path)
-        if self._key == self._final_key:
-            self._store()
-            return
-        self._s3._copy(self._key, self._final_key, self.size, self.path)
-        self._call("delete_object", Key=self._key)
-        self._stored = False
+        if self._stored:
+            return  # verified in place
+        if not overwrite:
+            self._refuse_existing()
+        self._store()
 
     def _discard(self) -> None:
         self._chunks, self._buffered = [], 0
@@ -581,12 +666,12 @@ class S3AtomicWriter(AtomicWriter):
             upload_id = self._upload_id
             cleanups.append(lambda: self._s3.client.abort_multipart_upload(
                 Bucket=self._s3.bucket, Key=self._key, UploadId=upload_id))
-        if self._stored and self._key != self._final_key:
+        if self._stored:  # stored, then found wrong: it must not stay visible
             cleanups.append(lambda: self._s3.client.delete_object(
                 Bucket=self._s3.bucket, Key=self._key))
         self._upload_id, self._stored = None, False
         for cleanup in cleanups:
-            # Best effort: the write already failed; a lost temporary is S3's to expire.
+            # Best effort: the write already failed; a lost upload is S3's to expire.
             with contextlib.suppress(ClientError, BotoCoreError):
                 cleanup()
 

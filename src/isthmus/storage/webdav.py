@@ -6,8 +6,9 @@ DELETE. A write streams a PUT to a temporary name in the file's folder (hashing 
 and MOVEs it into place with ``Overwrite``, so a reader of the final name never sees half a
 file; abandoning the write ends the PUT and deletes the temporary. Digests come from the
 server's ``Repr-Digest`` (RFC 9530) when it gives them, else from reading the file. A
-modification time is set with PROPPATCH of ``DAV:lastmodified`` (seconds since the epoch),
-as ownCloud, Nextcloud and Isthmus accept it.
+modification time goes with the PUT (``X-OC-Mtime``) where the server accepts it, else is
+set with PROPPATCH of ``DAV:lastmodified`` (seconds since the epoch), as ownCloud, Nextcloud
+and Isthmus accept both.
 
 Every path is canonicalised (`paths.normalize`) before it becomes part of a URL, so nothing
 reaches above the connector's base URL.
@@ -19,6 +20,7 @@ import contextlib
 import queue
 import secrets
 import threading
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.utils import parsedate_to_datetime
@@ -65,6 +67,8 @@ _MAX_MULTISTATUS = 64 * 1024 * 1024
 # Chunks queued between a writer and its PUT: enough to keep the connection busy, few
 # enough that memory stays flat whatever the file's size.
 _QUEUED_CHUNKS = 2
+KNOWN_FOLDER_SECONDS = 2.0
+MAX_KNOWN_FOLDERS = 4096
 
 TokenSource = Callable[[], str]
 
@@ -80,6 +84,11 @@ class WebDAVConnector(Connector):
         self._base_path = unquote(urlsplit(self.base_url).path).rstrip("/")
         self._token = token
         self._client = httpx.Client(verify=verify, timeout=timeout)
+        # Folders found to exist, until when (monotonic): a task moving a thousand files of
+        # one folder would otherwise ask after it again for each of them. A folder removed
+        # meanwhile by someone else only changes which request fails (a PUT into it is 409).
+        self._known_folders: dict[str, float] = {}
+        self._known_lock = threading.Lock()
 
     def close(self) -> None:
         self._client.close()
@@ -174,11 +183,21 @@ class WebDAVConnector(Connector):
             self._folder(paths.parent_and_name(canonical)[0])
         return canonical
 
-    def _folder(self, path: str) -> Entry:
-        entry = self.stat(path)
-        if not entry.is_dir():
+    def _folder(self, path: str) -> None:
+        now = time.monotonic()
+        with self._known_lock:
+            if self._known_folders.get(path, 0.0) > now:
+                return
+        if not self.stat(path).is_dir():
             raise NotADirectory(f"'{path}' is not a folder", path)
-        return entry
+        with self._known_lock:
+            if len(self._known_folders) >= MAX_KNOWN_FOLDERS:
+                self._known_folders.clear()
+            self._known_folders[path] = now + KNOWN_FOLDER_SECONDS
+
+    def _forget_folders(self) -> None:
+        with self._known_lock:
+            self._known_folders.clear()
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
         canonical = _canonical(path)
@@ -202,6 +221,11 @@ class WebDAVConnector(Connector):
                           chunk_size=self.chunk_size)
 
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
+        return self.size_and_digests(path, algorithms)[1]
+
+    def size_and_digests(self, path: str,
+                         algorithms: Iterable[str]) -> tuple[int, dict[str, bytes]]:
+        """The file's size and digests, from one HEAD when the server offers them."""
         canonical = _canonical(path)
         wanted = canonical_algorithms(algorithms)
         want = ", ".join(f"{rfc9530_name(name)}=10" for name in wanted)
@@ -212,11 +236,13 @@ class WebDAVConnector(Connector):
             raise _error(response, canonical)
         try:
             offered = parse_digest_field(response.headers.get("repr-digest", ""))
-        except StorageError:
-            offered = {}
-        if all(name in offered for name in wanted):
-            return {name: offered[name] for name in wanted}
-        return super().digests(canonical, wanted)  # the server does not offer them: read
+            size = int(response.headers["content-length"])
+        except (StorageError, KeyError, ValueError):
+            offered, size = {}, -1
+        if size >= 0 and all(name in offered for name in wanted):
+            return size, {name: offered[name] for name in wanted}
+        # The server does not offer them: read the file.
+        return self.stat(canonical).size, super().digests(canonical, wanted)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -224,7 +250,8 @@ class WebDAVConnector(Connector):
         canonical = _canonical(path)
         folder, name = paths.parent_and_name(canonical)
         _refuse_reserved(name, canonical)
-        self._folder(folder)
+        # A missing folder needs no request of its own: the PUT into it is refused (409,
+        # RFC 4918 §9.7.1) and nothing is made.
         with contextlib.suppress(NotFound):
             if self.stat(canonical).is_dir():
                 raise IsADirectory(f"'{canonical}' is a folder", canonical)
@@ -265,6 +292,7 @@ class WebDAVConnector(Connector):
         _refuse_reserved(paths.parent_and_name(destination)[1], destination)
         if destination.startswith(source.rstrip("/") + "/"):
             raise InvalidArgument(f"'{source}' cannot be moved into itself", source)
+        self._forget_folders()  # it may be a folder, or hold some
         self._move(source, destination, overwrite)
 
     def _move(self, source: str, destination: str, overwrite: bool) -> None:
@@ -285,6 +313,7 @@ class WebDAVConnector(Connector):
         # DELETE on a WebDAV collection removes all it holds (RFC 4918 §9.6.1).
         if not recursive and self.stat(canonical).is_dir() and self.list(canonical):
             raise DirectoryNotEmpty(f"'{canonical}' is not empty", canonical)
+        self._forget_folders()
         self._delete(canonical)
 
     def _delete(self, path: str) -> None:
@@ -326,8 +355,13 @@ class _Writer(AtomicWriter):
             while (chunk := self._chunks.get()) is not None:
                 yield chunk
 
+        # ownCloud's header (which Isthmus and Nextcloud accept too) sets the time with the
+        # PUT; a server that answers without "X-OC-MTime: accepted" gets a PROPPATCH.
+        headers = ({"X-OC-Mtime": repr(float(self.options.mtime))}
+                   if self.options.mtime is not None else {})
         try:
-            self._response = self._connector._request("PUT", self._temp, content=body())
+            self._response = self._connector._request("PUT", self._temp, content=body(),
+                                                      headers=headers)
         except StorageError as error:
             self._failure = error
         except Exception as error:  # reported to the writer, not lost in a thread
@@ -364,11 +398,12 @@ class _Writer(AtomicWriter):
         self._finished()
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
-        size = self._connector.stat(self._temp).size
-        return size, self._connector.digests(self._temp, algorithms)
+        return self._connector.size_and_digests(self._temp, algorithms)
 
     def _publish(self, overwrite: bool, mtime: float | None) -> None:
-        if mtime is not None:
+        accepted = (self._response is not None
+                    and self._response.headers.get("x-oc-mtime", "").lower() == "accepted")
+        if mtime is not None and not accepted:
             self._connector.set_mtime(self._temp, mtime)
         self._connector._move(self._temp, self.path, overwrite)
 

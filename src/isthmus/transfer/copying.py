@@ -27,6 +27,7 @@ from isthmus.storage.errors import (
     IsADirectory,
     NotADirectory,
     NotFound,
+    NotSupported,
     PermissionDenied,
     QuotaExceeded,
     StorageError,
@@ -99,6 +100,8 @@ def classify(error: Exception, what: str, path: str, *, on_source: bool,
     if isinstance(error, NotFound):
         event = _event("FILE_NOT_FOUND", what, path, message)
         return SourceError(event) if on_source else TaskFailed(event)
+    if isinstance(error, NotSupported):  # a link on S3 or WebDAV: no retry will make one
+        return TaskFailed(_event("NOT_SUPPORTED", what, path, message))
     if isinstance(error, PermissionDenied) or (isinstance(error, APIError)
                                                and error.status in (401, 403)):
         event = _event("PERMISSION_DENIED", what, path, message)
@@ -370,7 +373,10 @@ class Worker:
                 else:
                     self._pump(stream, writer, source, destination, stream.chunk_size)
             try:
-                result = writer.commit()
+                # A large file's commit may outlast the lease (its verifying re-read, S3
+                # assembling its parts): the lease is renewed meanwhile.
+                with self.slice.renewing() if large else contextlib.nullcontext():
+                    result = writer.commit()
             except ChecksumMismatch as error:
                 if item.external_checksum:
                     raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -185,6 +185,29 @@ class Slice:
     def must_stop(self) -> bool:
         return (self.state.cancel_requested or self.state.deadline < utcnow()
                 or self.state.paused or self.context.stopping.is_set())
+
+    @contextmanager
+    def renewing(self) -> Iterator[None]:
+        """Keep flushing (so the lease stays ours) while one long storage call runs: a
+        large file's commit may verify or assemble it for longer than the lease lasts (S3
+        completing a multipart upload, a re-read of gigabytes), and a lapsed lease would
+        hand the task over and copy the file again."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(FLUSH_SECONDS):
+                try:
+                    self.flush()
+                except (LeaseLost, SQLAlchemyError):
+                    return  # the call's own next flush meets it again
+
+        beating = threading.Thread(target=beat, name="isthmus-lease", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
 
 
 def _grant(context: SliceContext, session: Session, task: Task,
