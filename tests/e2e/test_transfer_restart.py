@@ -1,9 +1,12 @@
 """A transfer survives its server being killed (SIGKILL) mid-task, again and again: after each
 restart on the same data dir the task goes on from its durable record, files recorded as done
-are not copied again, and a watcher polling the destination never sees a partial file."""
+are not copied again, a large file killed mid-copy resumes from its last checkpoint (what is
+sent again is under one checkpoint step per file in flight), a watcher polling the destination
+never sees a partial file, and no temporary file is left at the end."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -13,6 +16,8 @@ from pathlib import Path
 import pytest
 from globus_sdk import TransferClient, TransferData
 
+from isthmus.transfer.checkpoints import step_for
+from isthmus.transfer.engine import PARALLEL_FILES
 from tests.conftest import _new_user
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import pointed_at
@@ -24,7 +29,10 @@ pytestmark = pytest.mark.postgres
 
 SMALL_FILES = 300
 SMALL_SIZE = 256 * 1024
-KILLS = 3
+# Kills while the large file is mid-copy: once this much of it is written, then this much.
+LARGE_KILLS = (0.4, 0.7)
+KILLS = 1 + len(LARGE_KILLS)
+PART = ".isthmus-part-"
 
 
 @pytest.fixture
@@ -75,6 +83,29 @@ def kill(server: LiveServer) -> None:
     server.process.wait()
 
 
+def parts(destination: Path) -> dict[str, int]:
+    """The temporary files in the destination folder, by name: their sizes."""
+    found = {}
+    for entry in os.scandir(destination) if destination.exists() else ():
+        if entry.name.startswith(PART):
+            try:
+                found[entry.name] = entry.stat().st_size
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def large_part_reaches(destination: Path, size: int, timeout: float = 120) -> bool:
+    """Wait until a temporary file of at least ``size`` bytes (only the large file's can be
+    that big) is in the destination; False if none was seen in time."""
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        if any(found >= size for found in parts(destination).values()):
+            return True
+        time.sleep(0.001)
+    return False
+
+
 def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     alice = _new_user(site.server, "alice")
     tc: TransferClient = app_transfer_client(site, alice,  # type: ignore[arg-type]
@@ -94,25 +125,28 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
     data.add_item("/~/src/", "/~/dst/", recursive=True)
     task_id = tc.submit_transfer(data)["task_id"]
-    kills = 0
+    # First kill: among the small files, once some are recorded as done.
     recorded: dict[str, int] = {}
-    seen = 0
-    while kills < KILLS:
+    while not recorded:
         task = tc.get_task(task_id)
-        if task["status"] != "ACTIVE":
-            break
-        if task["bytes_transferred"] <= seen:
-            time.sleep(0.05)
-            continue
+        assert task["status"] == "ACTIVE", "the transfer ended before the server could be killed"
         # What the task has recorded as done, by the inode it was written to.
         for item in tc.task_successful_transfers(task_id)["DATA"]:
             name = item["destination_path"].rsplit("/dst/", 1)[1]
             recorded[name] = (destination / name).stat().st_ino
+        if not recorded:
+            time.sleep(0.05)
+    left: list[dict[str, int]] = []  # after each kill: the temporary files and their sizes
+    kill(site.server)
+    left.append(parts(destination))
+    site.server.start()
+    # Then while the large file is being written (the small files come first, by name).
+    for fraction in LARGE_KILLS:
+        assert large_part_reaches(destination, int(LARGE_FILE * fraction)), \
+            f"the large file was never seen {fraction:.0%} written"
         kill(site.server)
-        kills += 1
+        left.append(parts(destination))
         site.server.start()
-        seen = tc.get_task(task_id)["bytes_transferred"]
-    assert kills >= 1, "the transfer ended before the server could be killed"
 
     assert tc.task_wait(task_id, timeout=240, polling_interval=1)
     watcher.done.set()
@@ -120,15 +154,60 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     task = tc.get_task(task_id)
     assert task["status"] == "SUCCEEDED", task
     assert watcher.partial == [] and watcher.looks > 10
-    # A killed writer's temporary file stays on disk (hidden; nothing sweeps it yet).
-    assert {name: value for name, value in digests(destination).items()
-            if not name.startswith(".isthmus-part-")} == digests(source)
+    # Every file whole, and no temporary file left behind.
+    assert digests(destination) == digests(source)
+    assert not list(destination.rglob(f"{PART}*"))
     # No listing ever shows a temporary file.
     listed = {item["name"] for item in tc.operation_ls(site.collection_id, path="/~/dst/")}
     assert listed == {path.name for path in source.iterdir()}
-    assert recorded, "nothing was recorded before a kill"
     for name, inode in recorded.items():
         assert (destination / name).stat().st_ino == inode, f"{name} was copied again"
     copied = [item["destination_path"] for page in
               tc.paginated.task_successful_transfers(task_id).pages() for item in page["DATA"]]
     assert len(copied) == len(set(copied)) == SMALL_FILES + 1
+
+    # What each restart found of the copies in flight, and where it went on from.
+    resumed = [json.loads(event["details"]) for event in tc.task_event_list(
+        task_id, limit=1000)["DATA"] if event["code"] == "RESUMED"]
+    large = [found for found in resumed if found["file"].endswith("/large.bin")]
+    step = step_for(LARGE_FILE)
+    assert len(large) == len(LARGE_KILLS), resumed
+    for kept in large:
+        assert 0 < kept["offset"] <= kept["found"] <= LARGE_FILE, kept
+        # What the killed server had written of the large file is what the next one found.
+        assert any(kept["found"] in sizes.values() for sizes in left[1:]), (kept, left)
+        assert kept["found"] - kept["offset"] <= step, kept
+    resent = sum(found["found"] - found["offset"] for found in resumed)
+    assert resent <= KILLS * PARALLEL_FILES * step, resumed
+    # Only what was in flight resumed: at most one file per copying thread, per kill.
+    assert len(resumed) <= KILLS * PARALLEL_FILES, resumed
+
+
+def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
+    bob = _new_user(site.server, "bob")
+    tc: TransferClient = app_transfer_client(site, bob,  # type: ignore[arg-type]
+                                             site.collection_id)
+    tc.operation_ls(site.collection_id)
+    source = site.home(bob) / "big.bin"
+    with source.open("wb") as handle:
+        for _ in range(0, LARGE_FILE, 1024 * 1024):
+            handle.write(os.urandom(1024 * 1024))
+    destination = site.home(bob) / "out"
+    destination.mkdir()
+    data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
+    data.add_item("/~/big.bin", "/~/out/big.bin")
+    task_id = tc.submit_transfer(data)["task_id"]
+    assert large_part_reaches(destination, LARGE_FILE // 2), "the copy was never seen half done"
+    kill(site.server)
+    assert parts(destination), "the killed copy left nothing to resume from"
+    source.unlink()  # the restarted task cannot go on: it fails
+    site.server.start()
+    assert tc.task_wait(task_id, timeout=60, polling_interval=1)
+    task = tc.get_task(task_id)
+    assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "FILE_NOT_FOUND", task
+    # The temporary file goes once the task has ended (right after, in the runner).
+    ends = time.monotonic() + 20
+    while parts(destination) and time.monotonic() < ends:
+        time.sleep(0.1)
+    assert parts(destination) == {}
+    assert not (destination / "big.bin").exists()

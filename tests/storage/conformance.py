@@ -309,6 +309,52 @@ class ConnectorConformance:
         with pytest.raises(StorageError):
             writer.write(b"more")
 
+    def test_a_write_cut_short_resumes_from_what_was_durable(self, target: StorageTarget) -> None:
+        """A crash is a writer dropped without abort. Where the storage keeps an unfinished
+        write (POSIX), the next writer under the same key finds at least what `checkpoint`
+        made durable and goes on from there; elsewhere it starts again. Either way the file
+        that appears is the whole one, hashed and verified in the background."""
+        data = os.urandom(3 * CHUNK_SIZE + 5)
+        options = WriteOptions(expected_size=len(data), algorithms=("sha256",),
+                               verify_on_disk=True, resume_key="task-item-7", background=True)
+        first = target.connector.begin_write("/resumed", options)
+        first.write(data[: 2 * CHUNK_SIZE])
+        durable = first.checkpoint()
+        assert durable in (0, 2 * CHUNK_SIZE)
+        first.write(data[2 * CHUNK_SIZE : 2 * CHUNK_SIZE + 7])  # not durable: dropped below
+        if durable:
+            del first  # as a crash leaves it
+        else:
+            # Storage that keeps nothing of an unfinished write (a remote PUT, an S3 upload)
+            # loses it with the process; in-process, its request would stay open.
+            first.abort()
+        assert not target.connector.exists("/resumed")
+        with target.connector.begin_write("/resumed", options) as second:
+            assert second.resumable >= durable
+            offset = min(durable, CHUNK_SIZE + 1)
+            second.resume(offset, [data[:offset]])
+            second.write(data[offset:])
+            result = second.commit()
+        assert result.hexdigest("sha256") == hashlib.sha256(data).hexdigest()
+        assert target.backing.get("/resumed") == data
+        assert target.backing.names("/") == {"resumed"}
+
+    def test_a_resume_whose_prefix_differs_is_refused(self, target: StorageTarget) -> None:
+        options = WriteOptions(algorithms=("sha256",), resume_key="task-item-8")
+        writer = target.connector.begin_write("/changed", options)
+        writer.write(b"0123456789")
+        durable = writer.checkpoint()
+        if not durable:
+            writer.abort()
+        del writer
+        again = target.connector.begin_write("/changed", options)
+        if durable:
+            with pytest.raises(SizeMismatch):
+                again.resume(durable, [b"short"])
+        else:
+            again.abort()
+        assert target.backing.names("/") == set()
+
     def test_wrong_sizes_and_digests_are_refused_and_leave_nothing(
         self, target: StorageTarget
     ) -> None:

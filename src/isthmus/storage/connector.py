@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from isthmus.storage.digests import (
     DEFAULT_ALGORITHMS,
+    BackgroundDigest,
     MultiDigest,
     canonical_algorithm,
     canonical_algorithms,
@@ -212,7 +213,14 @@ class WriteOptions:
     - ``mtime``: the modification time the file appears with (preserve_timestamp);
     - ``overwrite``: replace an existing file (atomically) or refuse with AlreadyExists;
     - ``verify_on_disk``: after fsync, read the file back from storage and compare digests,
-      so what becomes visible is what the storage holds, not just what was sent.
+      so what becomes visible is what the storage holds, not just what was sent;
+    - ``resume_key``: a stable name for the temporary file (Transfer names it after the task
+      and the item), so that a write cut short by a crash is found again (`AtomicWriter.resume`);
+      storage that cannot resume ignores it;
+    - ``background``: hash (and, with ``verify_on_disk``, read back each written range) in
+      threads of their own while the caller goes on writing: a large file's digests cost
+      little wall time. The read-back then happens as each range is written (from what the
+      storage holds at that moment, often its cache) rather than after the fsync.
     """
 
     expected_size: int | None = None
@@ -221,6 +229,8 @@ class WriteOptions:
     mtime: float | None = None
     overwrite: bool = True
     verify_on_disk: bool = False
+    resume_key: str | None = None
+    background: bool = False
 
     def digest_algorithms(self) -> tuple[str, ...]:
         """The algorithms to compute: those asked for, plus those needed to check."""
@@ -241,7 +251,11 @@ class AtomicWriter(ABC):
         self.path = path
         self.options = options
         self.size = 0
-        self._digest = MultiDigest(options.digest_algorithms())
+        self._digest: MultiDigest | BackgroundDigest = (
+            BackgroundDigest(options.digest_algorithms())
+            if options.background
+            else MultiDigest(options.digest_algorithms())
+        )
         self._expected = {
             canonical_algorithm(name): value
             for name, value in (options.expected_digests or {}).items()
@@ -250,11 +264,49 @@ class AtomicWriter(ABC):
         # Told once how the write ended: (result, None) when committed, (None, the error)
         # when it failed, (None, None) when aborted unasked. The audit log listens here.
         self.on_finish: Callable[[WriteResult | None, BaseException | None], None] | None = None
+        self._placed = False  # whether `resume` decided what the temporary file keeps
 
     def _finish(self, result: WriteResult | None, error: BaseException | None) -> None:
         listener, self.on_finish = self.on_finish, None
         if listener is not None:
             listener(result, error)
+
+    @property
+    def resumable(self) -> int:
+        """Bytes that an earlier write under the same ``resume_key`` left in the temporary
+        file (0 when there is none, or the storage cannot resume)."""
+        return 0
+
+    def resume(self, offset: int, prefix: Iterable[bytes] | None) -> None:
+        """Go on from the first ``offset`` bytes (at most `resumable`) that the earlier write
+        left, dropping the rest; ``prefix`` yields the source's first ``offset`` bytes, which
+        are hashed, not written again, so the digests still cover the whole file (None for a
+        writer that computes no digests: an account worker's). Called before the first
+        `write`; a writer never resumed starts from an empty file."""
+        if not self._open or self._placed:
+            raise StorageError("A write resumes only before its first byte", self.path)
+        if isinstance(offset, bool) or not 0 <= offset <= self.resumable:
+            raise InvalidArgument(f"Cannot resume at byte {offset}", self.path)
+        try:
+            self._keep(offset)
+            self._placed = True
+            fed = 0
+            for chunk in prefix if prefix is not None else ():
+                self._digest.update(chunk)
+                fed += len(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        if prefix is not None and fed != offset:
+            self.abort()
+            raise SizeMismatch("The source's first bytes changed while resuming", self.path)
+        self.size = offset
+
+    def checkpoint(self) -> int:
+        """Make the bytes written so far durable; how many, from the start, now are (0 for
+        storage that keeps nothing of an unfinished write). May run in another thread than
+        the writes, which go on meanwhile."""
+        return 0
 
     def write(self, data: bytes) -> None:
         self.write_chunks((data,))
@@ -273,6 +325,9 @@ class AtomicWriter(ABC):
             self.abort()
             raise error
         try:
+            if not self._placed:
+                self._keep(0)
+                self._placed = True
             self._write_chunks(chunks)
         except BaseException as failed:
             self._finish(None, failed)
@@ -303,9 +358,13 @@ class AtomicWriter(ABC):
         if not self._open:
             raise StorageError("This write was already committed or aborted", self.path)
         try:
+            if not self._placed:
+                self._keep(0)
+                self._placed = True
             digests = self._digest.digests()
             self._check(digests)
-        except BaseException:
+        except BaseException as failed:
+            self._finish(None, failed)
             self.abort()
             raise
         return digests
@@ -313,6 +372,7 @@ class AtomicWriter(ABC):
     def committed(self, digests: Mapping[str, bytes]) -> WriteResult:
         """Mark the write done, the file now durable at its final name."""
         self._open = False
+        self._digest.close()
         result = WriteResult(self.path, self.size, digests)
         self._finish(result, None)
         return result
@@ -322,6 +382,7 @@ class AtomicWriter(ABC):
         if self._open:
             self._open = False
             self._finish(None, None)
+            self._digest.close()
             self._discard()
 
     def _check(self, digests: Mapping[str, bytes]) -> None:
@@ -373,6 +434,11 @@ class AtomicWriter(ABC):
     @abstractmethod
     def _discard(self) -> None:
         """Remove the temporary file, if any; must not raise for a missing one."""
+
+    def _keep(self, offset: int) -> None:
+        """Cut the temporary file to its first ``offset`` bytes and write on from there (only
+        storage that resumes has anything to cut)."""
+        del offset
 
 
 class Connector(ABC):

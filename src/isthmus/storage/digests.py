@@ -15,7 +15,9 @@ import binascii
 import hashlib
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from isthmus.storage.errors import InvalidArgument, UnsupportedAlgorithm
@@ -101,6 +103,46 @@ class MultiDigest:
 
     def hexdigests(self) -> dict[str, str]:
         return {name: value.hex() for name, value in self.digests().items()}
+
+    def close(self) -> None:
+        """Nothing to release (`BackgroundDigest` has a thread)."""
+
+
+class BackgroundDigest:
+    """A `MultiDigest` fed in a thread of its own, in order: hashlib lets go of the GIL on
+    large buffers, so hashing runs beside the caller's I/O. At most ``depth`` chunks wait,
+    which bounds the memory held; an error of a ``read`` surfaces at the next call."""
+
+    def __init__(self, algorithms: Iterable[str], depth: int = 3) -> None:
+        self._digest = MultiDigest(algorithms)
+        self.algorithms = self._digest.algorithms
+        self.size = 0
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="isthmus-digest")
+        self._pending: deque[Future[None]] = deque()
+
+    def update(self, data: bytes) -> None:
+        self.update_from(lambda: data)
+
+    def update_from(self, read: Callable[[], bytes]) -> None:
+        """Hash what ``read`` returns, called in the hashing thread."""
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._absorb, read))
+
+    def _absorb(self, read: Callable[[], bytes]) -> None:
+        data = read()
+        self._digest.update(data)
+        self.size += len(data)
+
+    def digests(self) -> dict[str, bytes]:
+        while self._pending:
+            self._pending.popleft().result()
+        return self._digest.digests()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
 
 
 def digest_chunks(

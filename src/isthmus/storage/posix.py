@@ -36,6 +36,7 @@ import contextlib
 import errno
 import os
 import posixpath
+import re
 import secrets
 import stat
 import time
@@ -55,7 +56,7 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
-from isthmus.storage.digests import MultiDigest
+from isthmus.storage.digests import BackgroundDigest, MultiDigest
 from isthmus.storage.errors import (
     AccountNotPermitted,
     AlreadyExists,
@@ -91,6 +92,8 @@ MAX_SYMLINK_HOPS = 40  # as Linux's MAXSYMLINKS
 # A file being written is handed to the disk in steps of this many bytes as it arrives.
 WRITEBACK_STEP = 8 * 1024 * 1024
 REREAD_STEP = 1024 * 1024
+# Names of temporary files that a later write may find again (`WriteOptions.resume_key`).
+RESUME_KEY = re.compile(r"[A-Za-z0-9-]{1,64}")
 IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 
 
@@ -437,15 +440,19 @@ class PosixConnector(Connector):
                     raise IsADirectory(f"'{canonical}' is a directory", canonical)
                 if not options.overwrite:
                     raise AlreadyExists(f"'{canonical}' already exists", canonical)
-            temp_name = TEMP_PREFIX + secrets.token_hex(16)
-            temp_fd = os.open(temp_name, CREATE_FLAGS, 0o666, dir_fd=location.fd)
+            if options.resume_key is None:
+                temp_name = TEMP_PREFIX + secrets.token_hex(16)
+                temp_fd = os.open(temp_name, CREATE_FLAGS, 0o666, dir_fd=location.fd)
+                kept = 0
+            else:
+                temp_name, temp_fd, kept = _open_kept(location.fd, options.resume_key, canonical)
         except OSError as error:
             location.close()
             raise storage_error(error, canonical) from None
         except BaseException:
             location.close()
             raise
-        return PosixAtomicWriter(canonical, options, location, temp_name, temp_fd)
+        return PosixAtomicWriter(canonical, options, location, temp_name, temp_fd, kept)
 
     def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
         """As `Connector.commit_all`, durably for all at the cost of two syncfs per filesystem
@@ -633,6 +640,27 @@ _Outcomes = list[CommitOutcome | None]
 _Ready = list[tuple[int, "PosixAtomicWriter", dict[str, bytes]]]
 
 
+def _open_kept(dir_fd: int, key: str, canonical: str) -> tuple[str, int, int]:
+    """The temporary file named for ``key`` (made if missing, kept as it is if an earlier
+    write left it): its name, descriptor and size."""
+    if not RESUME_KEY.fullmatch(key):
+        raise InvalidArgument("A resume key is 1 to 64 letters, digits or dashes", canonical)
+    name = TEMP_PREFIX + key
+    # Not O_EXCL (it may be there), never through a link, and only a regular file: a local
+    # user could have put something else under the name.
+    fd = os.open(name, (CREATE_FLAGS & ~os.O_EXCL) | os.O_NONBLOCK, 0o666, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise InvalidPath(f"Something other than a partial file is in the way of '{canonical}'",
+                              canonical)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return name, fd, info.st_size
+
+
 def _check_new_name(canonical: str) -> None:
     if canonical == ROOT:
         raise InvalidPath("The collection root cannot be replaced", ROOT)
@@ -649,15 +677,58 @@ class PosixAtomicWriter(AtomicWriter):
     rename never crosses filesystems), holding that directory's descriptor throughout."""
 
     def __init__(
-        self, path: str, options: WriteOptions, location: _Location, temp_name: str, temp_fd: int
+        self,
+        path: str,
+        options: WriteOptions,
+        location: _Location,
+        temp_name: str,
+        temp_fd: int,
+        kept: int = 0,
     ) -> None:
         super().__init__(path, options)
         self._location = location
         self._temp_name: str | None = temp_name
         self._temp_fd = temp_fd
+        self._kept = kept
         self._handed_to_disk = 0
         # Its pages were dropped after the last write and are being read back from storage.
         self._prefetched = False
+        # With background hashing, each range is read back (and hashed) as soon as it is
+        # written, instead of the whole file after the fsync.
+        self._verify = (
+            BackgroundDigest(options.digest_algorithms())
+            if options.background and options.verify_on_disk
+            else None
+        )
+
+    @property
+    def resumable(self) -> int:
+        return self._kept
+
+    def _keep(self, offset: int) -> None:
+        try:
+            os.ftruncate(self._temp_fd, offset)
+            os.lseek(self._temp_fd, offset, os.SEEK_SET)
+        except OSError as error:
+            raise storage_error(error, self.path) from None
+        self._handed_to_disk = offset
+        for start in range(0, offset, WRITEBACK_STEP):
+            self._read_back(start, min(WRITEBACK_STEP, offset - start))
+
+    def _read_back(self, start: int, length: int) -> None:
+        if self._verify is None or not length:
+            return
+        fd = self._temp_fd
+        # A range cut short by someone else shows as a size that differs at commit.
+        self._verify.update_from(lambda: os.pread(fd, length, start))
+
+    def checkpoint(self) -> int:
+        written = self.size  # what was written before the sync began (writes may go on)
+        try:
+            os.fdatasync(self._temp_fd)
+        except OSError as error:
+            raise storage_error(error, self.path) from None
+        return written
 
     def _write_chunks(self, chunks: Sequence[bytes]) -> None:
         views = [memoryview(chunk) for chunk in chunks if chunk]
@@ -673,6 +744,7 @@ class PosixAtomicWriter(AtomicWriter):
                     views[first] = views[first][written:]
         except OSError as error:
             raise storage_error(error, self.path) from None
+        self._read_back(self.size, end - self.size)
         # Written back while the rest arrives, the final fsync finds little left to do.
         if end - self._handed_to_disk >= WRITEBACK_STEP:
             start_writeback(self._temp_fd, self._handed_to_disk, end - self._handed_to_disk)
@@ -711,6 +783,12 @@ class PosixAtomicWriter(AtomicWriter):
         self.sync()
 
     def _reread(self, algorithms: Sequence[str]) -> tuple[int, dict[str, bytes]]:
+        if self._verify is not None and self._verify.algorithms == tuple(algorithms):
+            try:
+                read_back = self._verify.digests()  # waits for every range
+            except OSError as error:
+                raise storage_error(error, self.path) from None
+            return self._verify.size, read_back
         digest = MultiDigest(algorithms)
         size = 0
         try:
@@ -741,6 +819,7 @@ class PosixAtomicWriter(AtomicWriter):
         assert self._temp_name is not None
         location, temp_name = self._location, self._temp_name
         assert location.name is not None
+        self._stop_reading_back()
         try:
             if mtime is not None:
                 os.utime(self._temp_fd, ns=(time.time_ns(), int(mtime * 1_000_000_000)))
@@ -773,7 +852,12 @@ class PosixAtomicWriter(AtomicWriter):
         except OSError as error:
             raise storage_error(error, self.path) from None
 
+    def _stop_reading_back(self) -> None:
+        if self._verify is not None:
+            self._verify.close()
+
     def _discard(self) -> None:
+        self._stop_reading_back()
         if self._temp_fd >= 0:
             os.close(self._temp_fd)
             self._temp_fd = -1

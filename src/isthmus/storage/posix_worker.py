@@ -238,12 +238,17 @@ class WorkerConnector(Connector):
     def begin_write(self, path: str, options: WriteOptions | None = None) -> AtomicWriter:
         options = options or WriteOptions()
         canonical = normalize(path)
-        handle = _integer(
+        opened = _mapping(
             self._call(
-                "begin_write", path=canonical, overwrite=options.overwrite, mtime=options.mtime
+                "begin_write",
+                path=canonical,
+                overwrite=options.overwrite,
+                mtime=options.mtime,
+                resume_key=options.resume_key,
             )
         )
-        return _WorkerAtomicWriter(self._call, canonical, options, handle)
+        handle, kept = _integer(opened.get("handle")), _integer(opened.get("kept"))
+        return _WorkerAtomicWriter(self._call, canonical, options, handle, kept)
 
     def mkdir(self, path: str, parents: bool = False) -> None:
         self._call("mkdir", path=normalize(path), parents=parents)
@@ -276,11 +281,24 @@ class _WorkerAtomicWriter(AtomicWriter):
     """Counts and hashes here, in the server; the worker only stores the bytes."""
 
     def __init__(
-        self, call: Callable[..., Any], path: str, options: WriteOptions, handle: int
+        self, call: Callable[..., Any], path: str, options: WriteOptions, handle: int, kept: int
     ) -> None:
         super().__init__(path, options)
         self._call = call
         self._handle = handle
+        self._kept = kept
+
+    @property
+    def resumable(self) -> int:
+        return self._kept
+
+    def _keep(self, offset: int) -> None:
+        self._call("keep", handle=self._handle, offset=offset)
+
+    def checkpoint(self) -> int:
+        durable = _integer(self._call("checkpoint", handle=self._handle))
+        # Counted here once each write returns: never trust the worker for more than that.
+        return min(durable, self.size)
 
     def _write_chunks(self, chunks: Sequence[bytes]) -> None:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -398,14 +416,25 @@ class _WorkerServer:
             stream.close()
         return {}
 
-    def op_begin_write(self, path: str, overwrite: bool, mtime: float | None) -> Any:
+    def op_begin_write(
+        self, path: str, overwrite: bool, mtime: float | None, resume_key: str | None = None
+    ) -> Any:
         # The server counts and hashes; this side only stores.
-        options = WriteOptions(algorithms=(), overwrite=overwrite, mtime=mtime)
+        options = WriteOptions(
+            algorithms=(), overwrite=overwrite, mtime=mtime, resume_key=resume_key
+        )
         writer = self.connector.begin_write(path, options)
         assert isinstance(writer, PosixAtomicWriter)
         handle = self._handle()
         self._writers[handle] = writer
-        return handle
+        return {"handle": handle, "kept": writer.resumable}
+
+    def op_keep(self, handle: int, offset: int) -> Any:
+        self._writer(handle).resume(offset, None)
+        return {}
+
+    def op_checkpoint(self, handle: int) -> Any:
+        return self._writer(handle).checkpoint()
 
     def op_write(self, handle: int, data: bytes) -> Any:
         self._writer(handle).write(data)

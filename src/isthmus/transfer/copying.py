@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import posixpath
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,7 @@ from isthmus.storage.errors import (
     QuotaExceeded,
     StorageError,
 )
+from isthmus.transfer import checkpoints
 from isthmus.transfer.progress import Event
 from isthmus.transfer.task_models import (
     DELETE,
@@ -61,6 +63,9 @@ SMALL_FILE = 1024 * 1024
 PARALLEL_SMALL = 4
 # How long a run goes on taking files before it is committed.
 SMALL_RUN_SECONDS = 2.0
+# A large file is read in buffers this big (hashlib and the kernel copy large ones fastest;
+# at most half a checkpoint step, see `_stream`).
+LARGE_CHUNK = 4 * 1024 * 1024
 GLOB_CHARACTERS = "*?["
 
 
@@ -360,7 +365,7 @@ class Worker:
             self._record(item, SKIPPED, size=entry.size)
             return
         self._ensure_dir(posixpath.dirname(destination))
-        size, checksum = self._stream(item, source, destination, algorithm)
+        size, checksum = self._stream(item, source, destination, algorithm, entry)
         if item.submitted:
             self.batch.count("files")
         self.batch.count("files_transferred")
@@ -371,45 +376,48 @@ class Worker:
         if size >= LARGE_FILE:
             self.slice.flush()
 
-    def _stream(self, item: TaskItem, source: str, destination: str,
-                algorithm: str) -> tuple[int, str]:
+    def _stream(self, item: TaskItem, source: str, destination: str, algorithm: str,
+                entry: Entry) -> tuple[int, str]:
         """Copy, hashing the bytes as they pass; the file appears only once the size (and,
-        with verify_checksum, the digest re-read from the destination) matches."""
-        stream = self._guard("transfer", source, lambda: self.source.open_read(source),
-                             on_source=True)
-        with stream:
-            # Checked at submission: it parses.
-            expected = ({algorithm: digest_from_hex(algorithm, item.external_checksum)}
-                        if item.external_checksum else None)
-            options = WriteOptions(
-                expected_size=stream.entry.size, expected_digests=expected,
-                algorithms=(algorithm,),
-                mtime=stream.entry.mtime if self.options.get("preserve_timestamp") else None,
-                overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")))
-            writer = self._guard("transfer", destination,
-                                 lambda: self.destination.begin_write(destination, options))
-            read: Callable[[], bytes] = lambda: stream.read(stream.chunk_size)  # noqa: E731
-            with writer:
-                while chunk := self._guard("transfer", source, read, on_source=True):
-                    self._guard("transfer", destination, partial(writer.write, chunk))
-                    self.batch.count("bytes_transferred", len(chunk))
-                    if self.slice.due() and self.slice.checkpoint():
-                        raise Stopped  # the writer's exit discards the temporary file
-                try:
-                    # A large file's commit may outlast the lease (its verifying re-read,
-                    # S3 assembling its parts): the lease is renewed meanwhile.
-                    with (self.slice.renewing() if stream.entry.size >= LARGE_FILE
-                          else contextlib.nullcontext()):
-                        result = writer.commit()
-                except ChecksumMismatch as error:
-                    if item.external_checksum:
-                        raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
-                                                error.message)) from None
-                    raise
-                except (StorageError, APIError) as error:
-                    raise classify(error, "transfer", destination, on_source=False,
-                                   fail_on_quota=bool(self.options.get(
-                                       "fail_on_quota_errors"))) from None
+        with verify_checksum, the digest re-read from the destination) matches. A large file
+        is hashed and verified in threads beside the copy, and checkpointed as it goes: after
+        a crash it resumes from its last durable checkpoint (`checkpoints`)."""
+        large = entry.size >= LARGE_FILE
+        # Checked at submission: it parses.
+        expected = ({algorithm: digest_from_hex(algorithm, item.external_checksum)}
+                    if item.external_checksum else None)
+        options = WriteOptions(
+            expected_size=entry.size, expected_digests=expected, algorithms=(algorithm,),
+            mtime=entry.mtime if self.options.get("preserve_timestamp") else None,
+            overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")),
+            resume_key=checkpoints.part_key(self.slice.task_id, item.id), background=large)
+        writer = self._guard("transfer", destination,
+                             lambda: self.destination.begin_write(destination, options))
+        with writer:
+            offset = self._resume(item, writer, source, destination, entry)
+            stream = self._guard("transfer", source, lambda: self.source.open_read(
+                source, offset), on_source=True)
+            with stream:
+                if large:
+                    self._pump_checkpointed(item, stream, writer, source, destination, entry)
+                else:
+                    self._pump(stream, writer, source, destination, stream.chunk_size)
+            try:
+                # A large file's commit may outlast the lease (its verifying re-read, S3
+                # assembling its parts): the lease is renewed meanwhile.
+                with self.slice.renewing() if large else contextlib.nullcontext():
+                    result = writer.commit()
+            except ChecksumMismatch as error:
+                if item.external_checksum:
+                    raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,
+                                            error.message)) from None
+                raise
+            except (StorageError, APIError) as error:
+                raise classify(error, "transfer", destination, on_source=False,
+                               fail_on_quota=bool(self.options.get(
+                                   "fail_on_quota_errors"))) from None
+        if large:
+            checkpoints.forget(self.slice.context.sessions, [item.id])
         return result.size, result.hexdigest(algorithm)
 
     # --- small files ------------------------------------------------------------------
@@ -497,7 +505,8 @@ class Worker:
                 options = WriteOptions(
                     expected_size=size, expected_digests=expected, algorithms=(algorithm,),
                     mtime=stream.entry.mtime if self.options.get("preserve_timestamp") else None,
-                    overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")))
+                    overwrite=True, verify_on_disk=bool(self.options.get("verify_checksum")),
+                    resume_key=checkpoints.part_key(self.slice.task_id, item.id))
             writer = self.destination.begin_write(destination, options)
         except (StorageError, APIError, TaskFailed, Transient):
             return None
@@ -506,6 +515,80 @@ class Worker:
         except StorageError:
             return None
         return _Prepared(item, writer, algorithm)
+
+    def _pump(self, stream: ReadStream, writer: AtomicWriter, source: str, destination: str,
+              chunk_size: int, after: Callable[[int], None] | None = None) -> None:
+        """Move the stream's bytes into the writer (``after`` is told the writer's size after
+        each chunk)."""
+        read: Callable[[], bytes] = lambda: stream.read(chunk_size)  # noqa: E731
+        while chunk := self._guard("transfer", source, read, on_source=True):
+            self._guard("transfer", destination, partial(writer.write, chunk))
+            self.batch.count("bytes_transferred", len(chunk))
+            if after is not None:
+                after(writer.size)
+            if self.slice.due() and self.slice.checkpoint():
+                raise Stopped  # the writer's exit discards the temporary file
+
+    def _pump_checkpointed(self, item: TaskItem, stream: ReadStream, writer: AtomicWriter,
+                           source: str, destination: str, entry: Entry) -> None:
+        """`_pump` a large file, taking checkpoints beside the copy, one at a time, every half
+        step: the copy never gets more than a step past the last one written down (its
+        buffers are at most half a step)."""
+        half_step = checkpoints.step_for(entry.size) // 2
+        due = writer.size + half_step
+        taking: Future[None] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="isthmus-checkpoint") as pool:
+
+            def after(written: int) -> None:
+                nonlocal due, taking
+                if written >= due < entry.size:
+                    if taking is not None:
+                        taking.result()
+                    taking = pool.submit(self._checkpoint, item, writer, destination, entry)
+                    due = written + half_step
+
+            self._pump(stream, writer, source, destination, LARGE_CHUNK, after)
+            if taking is not None:
+                taking.result()
+
+    def _resume(self, item: TaskItem, writer: AtomicWriter, source: str, destination: str,
+                entry: Entry) -> int:
+        """Where the copy starts: after the durable part of what a copy of this item that a
+        crash cut short left, when the source has not changed since (else from the start).
+        The kept bytes are not sent again: the source's are hashed, the destination's are
+        read back by the verification."""
+        found = writer.resumable
+        if not found:
+            return 0
+        offset = 0
+        if entry.size >= LARGE_FILE:
+            offset = min(found, checkpoints.find(self.slice.context.sessions, item.id, entry))
+        if offset:
+            prefix = self._guard("transfer", source, lambda: self.source.open_read(
+                source, 0, offset), on_source=True)
+            with prefix:
+                self._guard("transfer", destination, lambda: writer.resume(offset, prefix))
+        else:
+            self._guard("transfer", destination, lambda: writer.resume(0, ()))
+        # What the earlier copy wrote beyond the offset is written again: say how much.
+        self.batch.note(("RESUMED", "resumed", json.dumps({
+            "file": destination, "size": entry.size, "found": found, "offset": offset})))
+        self.slice.flush()  # written down now: another crash may come before the next flush
+        return offset
+
+    def _checkpoint(self, item: TaskItem, writer: AtomicWriter, destination: str,
+                    entry: Entry) -> None:
+        durable = self._guard("transfer", destination, writer.checkpoint)
+        if durable:
+            checkpoints.save(self.slice.context.sessions, self.slice.task_id, item.id,
+                             destination, durable, entry)
+
+    def discard_part(self, item_id: int, destination: str) -> None:
+        """Remove what a crash left of an item's copy (its temporary file), if anything."""
+        options = WriteOptions(algorithms=(), resume_key=checkpoints.part_key(
+            self.slice.task_id, item_id))
+        with contextlib.suppress(StorageError, APIError):
+            self.destination.begin_write(destination, options).abort()
 
     def _symlink(self, item: TaskItem) -> None:
         source = self._guard("stat", item.source_path,

@@ -30,7 +30,7 @@ from isthmus.core.db import reading, transaction, utcnow
 from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.tokens import DependentToken, DependentTokens
-from isthmus.transfer import credentials, pauses, tasks
+from isthmus.transfer import checkpoints, credentials, pauses, tasks
 from isthmus.transfer.copying import PARALLEL_SMALL, Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
@@ -109,6 +109,11 @@ class Batch:
             self.events.append((event, True))
             self.nice_status = event[0]
 
+    def note(self, event: Event) -> None:
+        """An event that is not an error."""
+        with self.lock:
+            self.events.append((event, False))
+
     def status(self, nice_status: str) -> None:
         with self.lock:
             self.nice_status = nice_status
@@ -142,6 +147,7 @@ class Slice:
         self.batch = Batch()
         self.state = TaskState(task.cancel_requested, task.deadline)
         self.flushed = time.monotonic()
+        self.ended = False  # the task had ended: the slice only cleans up after it
 
     # --- writing down -----------------------------------------------------------------
 
@@ -270,11 +276,25 @@ def _open(context: SliceContext, collection_id: uuid.UUID, token: str) -> Collec
 
 def _start(context: SliceContext, task_id: uuid.UUID
            ) -> tuple[Slice, dict[str, Any], dict[uuid.UUID, DependentToken]] | None:
-    """Begin a slice: None when the task ended (canceled, expired) or is not ours."""
+    """Begin a slice: None when the task ended (canceled, expired) or is not ours, unless
+    it ended with a large file's copy left unfinished (then the slice only removes it)."""
     with transaction(context.sessions) as session:
         task = session.get(Task, task_id)
-        if task is None or task.claimed_by != context.worker or _end_if_stopped(session, task):
+        if task is None or task.claimed_by != context.worker:
             return None
+        # Read before the task may end here: an ended task keeps no grant.
+        try:
+            grants: dict[uuid.UUID, DependentToken] | TaskFailed = _grants(context, session,
+                                                                           task)
+        except TaskFailed as failed:
+            grants = failed
+        leftovers = checkpoints.any_for(session, task.id)
+        if _end_if_stopped(session, task):
+            if isinstance(grants, TaskFailed) or not leftovers:
+                return None
+            ended = Slice(context, task)
+            ended.ended = True
+            return ended, dict(task.options), grants
         if pauses.refresh(session, task):
             # Handed back at once: resumed, any runner may take it up without waiting.
             task.claimed_by, task.lease_until = None, None
@@ -284,16 +304,35 @@ def _start(context: SliceContext, task_id: uuid.UUID
             task.nice_status = "OK"
             add_event(session, task.id, ("STARTED", "started", '{"type": "Isthmus Transfer"}'),
                       is_error=False)
-        collections = [task.source_endpoint_id]
-        if task.destination_endpoint_id not in (None, task.source_endpoint_id):
-            collections.append(task.destination_endpoint_id)
-        try:
-            grants = {collection: _grant(context, session, task, collection)
-                      for collection in collections}
-        except TaskFailed as failed:
-            _fail(session, task, failed.event)
+        if isinstance(grants, TaskFailed):
+            _fail(session, task, grants.event)
             return None
         return Slice(context, task), dict(task.options), grants
+
+
+def _grants(context: SliceContext, session: Session, task: Task
+            ) -> dict[uuid.UUID, DependentToken]:
+    collections = [task.source_endpoint_id]
+    if task.destination_endpoint_id not in (None, task.source_endpoint_id):
+        collections.append(task.destination_endpoint_id)
+    return {collection: _grant(context, session, task, collection)
+            for collection in collections}
+
+
+def _sweep(current: Slice, worker: Worker) -> None:
+    """Once a task has ended, however it ended, remove what crashes left of its large files'
+    copies (a finished copy leaves nothing; an interrupted one keeps its temporary file to
+    resume from)."""
+    left = checkpoints.of_task(current.context.sessions, current.task_id)
+    if not left:
+        return
+    with reading(current.context.sessions) as session:
+        status = session.scalar(select(Task.status).where(Task.id == current.task_id))
+    if status in ("ACTIVE", "INACTIVE"):
+        return
+    for item_id, destination in left:
+        worker.discard_part(item_id, destination)
+    checkpoints.forget(current.context.sessions, [item_id for item_id, _ in left])
 
 
 def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
@@ -307,7 +346,10 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
         with ExitStack() as opened:
             sessions = [opened.enter_context(_open(context, collection, token))
                         for collection, token in tokens.items()]
-            _run(current, Worker(current, sessions[0], sessions[-1], options))
+            worker = Worker(current, sessions[0], sessions[-1], options)
+            if not current.ended:
+                _run(current, worker)
+            _sweep(current, worker)
     except TaskFailed as failed:  # a collection could not be reached
         _finish_failed(current, failed.event)
     except LeaseLost:

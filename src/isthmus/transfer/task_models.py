@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -184,3 +185,22 @@ class AdminCancel(Base):
     message: Mapped[str] = mapped_column(Text)
     task_ids: Mapped[list[str]] = mapped_column(JSON)
     start_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Checkpoint(Base):
+    """How far a large file's copy is known durable at its destination: the temporary file
+    (named after the task and item) keeps those bytes across a crash, and the copy resumes
+    there while the source is still the one described here."""
+
+    __tablename__ = "transfer_checkpoints"
+    __table_args__ = (Index("ix_transfer_checkpoints_task", "task_id"),)
+
+    item_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("transfer_task_items.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfer_tasks.id", ondelete="CASCADE"))
+    destination_path: Mapped[str] = mapped_column(Text)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    source_size: Mapped[int] = mapped_column(BigInteger)
+    source_mtime: Mapped[float] = mapped_column(Float)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
-from isthmus.transfer import filters, pauses
+from isthmus.transfer import checkpoints, filters, pauses
 from isthmus.transfer.filters import bad_request
 from isthmus.transfer.progress import finish
 from isthmus.transfer.registry import Caller
@@ -270,7 +270,9 @@ def cancel(session: Session, task: Task) -> tuple[uuid.UUID, bool]:
     if task.status in FINISHED:
         return task.id, False
     task.cancel_requested = True
-    if task.claimed_by is None or task.lease_until is None or task.lease_until < utcnow():
+    # A task that left a large file's copy unfinished ends in a runner, which removes it.
+    if (task.claimed_by is None or task.lease_until is None or task.lease_until < utcnow()
+            ) and not checkpoints.any_for(session, task.id):
         finish_canceled(session, task)
     return task.id, True
 
