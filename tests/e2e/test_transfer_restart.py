@@ -171,11 +171,14 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
         task_id, limit=1000)["DATA"] if event["code"] == "RESUMED"]
     large = [found for found in resumed if found["file"].endswith("/large.bin")]
     step = step_for(LARGE_FILE)
-    assert len(large) == len(LARGE_KILLS), resumed
+    # The kills at set points of the large file resumed it past its start; the first kill,
+    # among the small files, may find the large file begun too (it starts beside them).
+    assert len(LARGE_KILLS) <= len(large) <= KILLS, resumed
+    assert sum(kept["offset"] > 0 for kept in large) >= len(LARGE_KILLS), resumed
     for kept in large:
-        assert 0 < kept["offset"] <= kept["found"] <= LARGE_FILE, kept
+        assert 0 <= kept["offset"] <= kept["found"] <= LARGE_FILE, kept
         # What the killed server had written of the large file is what the next one found.
-        assert any(kept["found"] in sizes.values() for sizes in left[1:]), (kept, left)
+        assert any(kept["found"] in sizes.values() for sizes in left), (kept, left)
         assert kept["found"] - kept["offset"] <= step, kept
     resent = sum(found["found"] - found["offset"] for found in resumed)
     assert resent <= KILLS * PARALLEL_FILES * step, resumed
