@@ -13,11 +13,14 @@ For each, three copies into fresh destinations on the same file system:
   recursive, ``verify_checksum=True``) from the collection to itself, timed from submission
   until the task reports SUCCEEDED (polled every ``--poll-seconds``, 50 ms by default);
 * ``rclone copy`` (Debian's; it compares hashes after each local copy by default);
-* ``cp -r``: no verification and no durable task state, the physical floor.
+* ``cp -r``: no verification and no durable task state, the physical floor of a copy
+  into the page cache;
+* ``cp -r`` then ``sync -f``: the floor of a copy that is on the disk when it ends, as an
+  Isthmus file is before the task records it done (neither rclone nor cp syncs).
 
 Before each copy the source is read once so every contender starts from a warm page
-cache. ``--rounds`` rounds each run all three in turn (so a busier moment of a shared
-machine slows all three alike); the median of each counts, and each round's ratio is
+cache. ``--rounds`` rounds each run every contender in turn (so a busier moment of a shared
+machine slows them alike); the median of each counts, and each round's ratio is
 shown too. The report gives seconds, MB/s (10^6 bytes) and files/s, the ratios the issue
 sets targets for (Isthmus / cp time on the large file, Isthmus / rclone speed on both),
 the server's CPU time per task and its peak resident memory during the tasks. The run
@@ -124,6 +127,13 @@ def run_cp(source: Path, destination: Path) -> float:
     return time.perf_counter() - started
 
 
+def run_cp_sync(source: Path, destination: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["cp", "-r", str(source), str(destination)], check=True)
+    subprocess.run(["sync", "-f", str(destination)], check=True)  # syncfs of its file system
+    return time.perf_counter() - started
+
+
 def run_rclone(source: Path, destination: Path, work: Path) -> float:
     config = work / "rclone.conf"
     config.touch()
@@ -195,10 +205,10 @@ class Cell:
 def measure(site: Site, work: Path, dataset: str, source: Path,
             args: argparse.Namespace) -> list[Cell]:
     """Each round runs every contender once, one after the other, so a machine that is
-    busier in one round slows all three alike; a cell holds the median of its rounds."""
+    busier in one round slows them alike; a cell holds the median of its rounds."""
     expected = tree_digests(source)
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
-    contenders = ("cp", "rclone", "isthmus")
+    contenders = ("cp", "cp+sync", "rclone", "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
     for attempt in range(args.rounds):
         for contender in contenders:
@@ -207,6 +217,8 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
             note = ""
             if contender == "cp":
                 seconds = run_cp(source, destination)
+            elif contender == "cp+sync":
+                seconds = run_cp_sync(source, destination)
             elif contender == "rclone":
                 seconds = run_rclone(source, destination, work)
             else:
@@ -260,6 +272,8 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         if ours is None:
             continue
         ratios[f"{dataset}: isthmus time / cp time"] = ours.seconds / by[(dataset, "cp")].seconds
+        ratios[f"{dataset}: isthmus time / cp+sync time"] = (
+            ours.seconds / by[(dataset, "cp+sync")].seconds)
         ratios[f"{dataset}: isthmus speed / rclone speed"] = (
             by[(dataset, "rclone")].seconds / ours.seconds)
     print()
@@ -279,7 +293,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="number of small files (0: skip them)")
     parser.add_argument("--small-size", type=parse_size, default=parse_size("4KiB"))
     parser.add_argument("--rounds", type=int, default=1,
-                        help="rounds of all three contenders; each cell is their median")
+                        help="rounds of every contender; each cell is their median")
     parser.add_argument("--poll-seconds", type=float, default=0.05,
                         help="how often the task's status is asked for")
     parser.add_argument("--task-timeout", type=float, default=1800,
