@@ -43,9 +43,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from https_data import IsthmusSite, PeakMemory, collection_scopes, launch_isthmus, login, parse_size
+from https_data import IsthmusSite, PeakMemory, collection_scopes, launch_isthmus, login
 from oauth_throughput import Resources, run_cleanly, write_json
-from transfer_throughput import TRANSFER_SCOPE, Cell, make_large, make_small, run_task
+from transfer_throughput import (
+    TRANSFER_SCOPE,
+    Cell,
+    dataset_arguments,
+    make_large,
+    make_small,
+    run_task,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -206,19 +213,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--large-size", type=parse_size, default=parse_size("2GiB"),
-                        help="size of the large file (0: skip it)")
-    parser.add_argument("--small-count", type=int, default=10_000,
-                        help="number of small files (0: skip them)")
-    parser.add_argument("--small-size", type=parse_size, default=parse_size("4KiB"))
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--task-timeout", type=float, default=3600,
-                        help="seconds a task may take before the run stops")
-    parser.add_argument("--work-dir", default=None,
-                        help="where the temporary data dir goes (default: the system's)")
-    parser.add_argument("--json-out", type=Path, default=None)
-    return parser.parse_args(argv)
+    return dataset_arguments(__doc__, task_timeout=3600).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

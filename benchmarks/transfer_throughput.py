@@ -286,7 +286,15 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = dataset_arguments(__doc__, task_timeout=1800)
+    parser.add_argument("--poll-seconds", type=float, default=0.05,
+                        help="how often the task's status is asked for")
+    return parser.parse_args(argv)
+
+
+def dataset_arguments(doc: str | None, task_timeout: float) -> argparse.ArgumentParser:
+    """The options of a benchmark over this module's two datasets."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
     parser.add_argument("--large-size", type=parse_size, default=parse_size("2GiB"),
                         help="size of the large file (0: skip it)")
     parser.add_argument("--small-count", type=int, default=10_000,
@@ -294,14 +302,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-size", type=parse_size, default=parse_size("4KiB"))
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of every contender; each cell is their median")
-    parser.add_argument("--poll-seconds", type=float, default=0.05,
-                        help="how often the task's status is asked for")
-    parser.add_argument("--task-timeout", type=float, default=1800,
+    parser.add_argument("--task-timeout", type=float, default=task_timeout,
                         help="seconds a task may take before the run stops")
     parser.add_argument("--work-dir", default=None,
                         help="where the temporary data dir goes (default: the system's)")
     parser.add_argument("--json-out", type=Path, default=None)
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
