@@ -591,6 +591,7 @@ class DataSession:
         self.base_path = base_path  # the collection root in the gateway's namespace
         # The caller's home as a collection path, when the collection holds it.
         self.home = path_restrictions.within(base_path, home) if home is not None else None
+        self.holds_many_writers = self.connector.holds_many_writers
 
     def close(self) -> None:
         self._lease.release()

@@ -66,6 +66,8 @@ class CollectionSession(Protocol):
     refusals are `APIError`s, storage failures `isthmus.storage.errors.StorageError`s."""
 
     home: str | None  # the user's home as a collection path, when the collection has one
+    # Whether many writers may be open at once until `commit_all` (local files: yes).
+    holds_many_writers: bool
 
     def path(self, requested: str) -> str:
         """``requested`` made canonical, a leading ``~`` expanded."""

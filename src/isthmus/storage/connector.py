@@ -447,6 +447,9 @@ class Connector(ABC):
 
     chunk_size: int = CHUNK_SIZE
     supports_symlinks: bool = False
+    # Whether many writers may be open at once until `commit_all`: a local file each, not
+    # a network request or upload held open (a pool of those would run dry and wait).
+    holds_many_writers: bool = False
 
     @abstractmethod
     def stat(self, path: str) -> Entry:

@@ -162,6 +162,7 @@ class PosixConnector(Connector):
     """Files under ``root``, read and written as the account this process runs as."""
 
     supports_symlinks = True
+    holds_many_writers = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         root_path = os.path.abspath(os.fspath(root))

@@ -111,6 +111,7 @@ class WorkerConnector(Connector):
     """
 
     supports_symlinks = True
+    holds_many_writers = True
 
     def __init__(self, root: str | os.PathLike[str], account: LocalAccount) -> None:
         if os.geteuid() != 0:

@@ -430,9 +430,11 @@ class Worker:
     # which copies it alone with retries, skipping or failing exactly as for any file.
 
     def small(self, item: TaskItem) -> bool:
-        """Whether ``item`` may go through `copy_small`."""
+        """Whether ``item`` may go through `copy_small` (which holds a run's writers open
+        together: storage that cannot, S3 and WebDAV, copies its small files one by one)."""
         return (item.kind == FILE and item.size is not None and item.size <= SMALL_FILE
-                and self.options.get("sync_level") is None)
+                and self.options.get("sync_level") is None
+                and self.destination.holds_many_writers)
 
     def copy_small(self, items: list[TaskItem], pool: Executor) -> list[TaskItem]:
         """Copy a run of small files (see above); the items left for `do`. Files not
