@@ -204,11 +204,13 @@ def test_private_collections_and_roles(
     assert ids(owner_tc.endpoint_search("hidden treasure")) == []
 
 
-def test_scopes_without_tasks_or_guests_are_empty(bob_tc: TransferClient,
-                                                   owner_tc: TransferClient) -> None:
+def test_scopes_without_tasks_or_guests_are_empty(site: EndpointSite,
+                                                   bob_tc: TransferClient) -> None:
+    # A user of its own: other modules run tasks on the session's site as its owner.
+    newcomer_tc = transfer_client(site, _new_user(site.server, "newcomer"))
     for scope in ("recently-used", "in-use", "shared-by-me", "shared-with-me",
                   "my-gcp-endpoints"):
-        assert ids(owner_tc.endpoint_search(filter_scope=scope)) == [], scope
+        assert ids(newcomer_tc.endpoint_search(filter_scope=scope)) == [], scope
     everything_usable = ids(bob_tc.endpoint_search(filter_scope="hide-no-permissions"))
     assert everything_usable and all(
         bob_tc.get_endpoint(item)["entity_type"] != "GCSv5_endpoint"
