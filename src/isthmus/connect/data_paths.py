@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 from typing import Any
 
 from isthmus.connect import path_restrictions
@@ -84,6 +85,7 @@ class DataPaths:
     restrictions: Mapping[str, Any] | None
     user: UserPaths
 
+    @cached_property
     def _patterns(self) -> list[_Pattern]:
         found = []
         for key, permission in LEVELS:
@@ -113,28 +115,31 @@ class DataPaths:
                                       literal=False))
         return found
 
+    @cached_property
+    def _compiled(self) -> path_restrictions.CompiledRestrictions:
+        return path_restrictions.compile_restrictions(self.restrictions, self.user)
+
     def access(self, path: str) -> Access:
         """What may be done at canonical ``path``."""
-        level = _FROM_PERMISSION[path_restrictions.permission(self.restrictions, path,
-                                                              self.user)]
+        level = _FROM_PERMISSION[self._compiled.permission(path)]
         if level >= Access.READ:
             return level
         if any(pattern.level >= Access.READ and pattern.leads_below(path)
-               for pattern in self._patterns()):
+               for pattern in self._patterns):
             return Access.TRAVERSE
         return level
 
     def readable_below(self, path: str) -> list[str]:
         """The paths strictly beneath canonical ``path`` that a literal ``read`` or
         ``read_write`` pattern names (where walking through may lead)."""
-        return [pattern.text for pattern in self._patterns()
+        return [pattern.text for pattern in self._patterns
                 if pattern.literal and pattern.level >= Access.READ
                 and pattern.leads_below(path)]
 
     def least_within(self, path: str) -> Access:
         """The least access anywhere in the tree at canonical ``path``."""
         least = self.access(path)
-        for pattern in self._patterns():
+        for pattern in self._patterns:
             if pattern.may_match_below(path):
                 least = min(least, self.access(pattern.text) if pattern.literal
                             else pattern.level)

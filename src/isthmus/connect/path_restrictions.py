@@ -101,30 +101,67 @@ def _fold(longer: str, shorter: str) -> str:
     return READ_WRITE if longer == READ and shorter == READ_WRITE else longer
 
 
-def permission(restrictions: Mapping[str, Any] | None, path: str, user: UserPaths) -> str:
-    """What ``restrictions`` allow on canonical ``path``: "" (nothing), "r" or "rw".
+@dataclass(frozen=True)
+class _Rule:
+    pattern: str  # interpolated, without a trailing slash
+    level: str
+    specificity: tuple[int, int, int]
+    literal: bool  # canonical, without wildcards: its leading match is itself or nothing
 
-    ``None`` (no restrictions set) allows everything.
-    """
+    def leading_match(self, path: str) -> str | None:
+        if not self.literal:
+            return _leading_match(self.pattern, path)
+        return self.pattern if within(self.pattern, path) is not None else None
+
+
+@dataclass(frozen=True)
+class CompiledRestrictions:
+    """A restriction document interpolated for one user, ready to answer for many paths
+    (None rules: no restrictions set, everything allowed)."""
+
+    rules: tuple[_Rule, ...] | None
+
+    def permission(self, path: str) -> str:
+        """What the restrictions allow on canonical ``path``: "" (nothing), "r" or "rw"."""
+        if self.rules is None:
+            return READ_WRITE
+        matches: list[tuple[int, tuple[int, int, int], int, str]] = []
+        for rule in self.rules:
+            matched = rule.leading_match(path)
+            if matched is not None:
+                matches.append((len(matched), rule.specificity, -_RANK[rule.level], rule.level))
+        if not matches:
+            return NO_ACCESS
+        matches.sort(reverse=True)
+        result = matches[0][3]
+        for *_, level in matches[1:]:
+            result = _fold(result, level)
+        return result
+
+
+def compile_restrictions(restrictions: Mapping[str, Any] | None,
+                         user: UserPaths) -> CompiledRestrictions:
     if restrictions is None:
-        return READ_WRITE
-    matches: list[tuple[int, tuple[int, int, int], int, str]] = []
+        return CompiledRestrictions(None)
+    rules = []
     for key, level in LEVELS:
         for raw in restrictions.get(key) or ():
             expanded = interpolate(str(raw), user)
             if expanded is None:
                 continue
             pattern = _pattern_path(expanded)
-            matched = _leading_match(pattern, path)
-            if matched is not None:
-                matches.append((len(matched), _specificity(pattern), -_RANK[level], level))
-    if not matches:
-        return NO_ACCESS
-    matches.sort(reverse=True)
-    result = matches[0][3]
-    for *_, level in matches[1:]:
-        result = _fold(result, level)
-    return result
+            rules.append(_Rule(pattern, level, _specificity(pattern),
+                               literal=paths.is_canonical(pattern)
+                               and not any(char in pattern for char in "*?[")))
+    return CompiledRestrictions(tuple(rules))
+
+
+def permission(restrictions: Mapping[str, Any] | None, path: str, user: UserPaths) -> str:
+    """What ``restrictions`` allow on canonical ``path``: "" (nothing), "r" or "rw".
+
+    ``None`` (no restrictions set) allows everything.
+    """
+    return compile_restrictions(restrictions, user).permission(path)
 
 
 def combine(documents: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:

@@ -16,7 +16,17 @@ ROOT = "/"
 
 def normalize(path: str) -> str:
     """``"a//b/./c/"`` -> ``"/a/b/c"``; ``"/a/../b"`` -> ``"/b"``; ``"/../x"`` is refused."""
+    if is_canonical(path):  # most are, and paths are normalized at every layer
+        return path
     return join_parts(split(path))
+
+
+def is_canonical(path: str) -> bool:
+    """Whether `normalize` would return ``path`` as it is."""
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+        return False
+    return path == ROOT or not (path.endswith(("/", "/.", "/..")) or "//" in path
+                                or "/./" in path or "/../" in path)
 
 
 def split(path: str) -> list[str]:
