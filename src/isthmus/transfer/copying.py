@@ -58,7 +58,7 @@ BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
 # A file this large is written down as soon as it is done (a crash never copies it twice).
 LARGE_FILE = 8 * 1024 * 1024
-# Files up to this size are copied in runs (`Worker.copy_small`), shared by this many threads.
+# Files up to this size are copied in runs (`Worker.prepare_small`), shared by this many threads.
 SMALL_FILE = 1024 * 1024
 PARALLEL_SMALL = 4
 # How long a run goes on taking files before it is committed.
@@ -76,6 +76,19 @@ class _Prepared:
     item: TaskItem
     writer: AtomicWriter
     algorithm: str
+
+
+@dataclass
+class SmallRun:
+    """A run of small files written under their temporary names (`Worker.prepare_small`),
+    and the items that must go the general way."""
+
+    prepared: list[_Prepared]
+    left: list[TaskItem]
+
+    def abort(self) -> None:
+        for ready in self.prepared:
+            ready.writer.abort()
 
 
 def _read_whole(stream: ReadStream, size: int) -> bytes:
@@ -425,36 +438,41 @@ class Worker:
     # A run of small files costs mostly per-file overhead, not bytes: each is read whole,
     # hashed and written under its temporary name in a tight loop (the pool's threads share
     # the run), then the whole run is committed in one durable step (`commit_all`: verified
-    # and renamed, two syncfs instead of two fsyncs per file) and only then recorded.
+    # and renamed, two syncfs instead of two fsyncs per file) and only then recorded. The
+    # engine prepares the next run while one commits, so the disk's waits hide the work.
     # Anything unusual about a file (an error, a file that changed) sends it back to `do`,
     # which copies it alone with retries, skipping or failing exactly as for any file.
 
     def small(self, item: TaskItem) -> bool:
-        """Whether ``item`` may go through `copy_small` (which holds a run's writers open
+        """Whether ``item`` may go through `prepare_small` (which holds a run's writers open
         together: storage that cannot, S3 and WebDAV, copies its small files one by one)."""
         return (item.kind == FILE and item.size is not None and item.size <= SMALL_FILE
                 and self.options.get("sync_level") is None
                 and self.destination.holds_many_writers)
 
-    def copy_small(self, items: list[TaskItem], pool: Executor) -> list[TaskItem]:
-        """Copy a run of small files (see above); the items left for `do`. Files not
-        reached within `SMALL_RUN_SECONDS` (a slow storage) stay pending for a later run,
-        so a run never keeps a cancel waiting long."""
+    def prepare_small(self, items: list[TaskItem], pool: Executor) -> SmallRun:
+        """Read, hash and write a run of small files under their temporary names (see above;
+        `commit_small` ends the run). Files not reached within `SMALL_RUN_SECONDS` (a slow
+        storage) stay pending for a later run, so a run never keeps a cancel waiting long."""
         until = time.monotonic() + SMALL_RUN_SECONDS
         shares = [items[start::PARALLEL_SMALL] for start in range(PARALLEL_SMALL)]
         shared = list(pool.map(lambda share: self._prepare_share(share, until), shares))
-        prepared = [ready for share, _ in shared for ready in share]
-        left = [item for _, failed in shared for item in failed]
-        if not prepared:
+        return SmallRun([ready for share, _ in shared for ready in share],
+                        [item for _, failed in shared for item in failed])
+
+    def commit_small(self, run: SmallRun) -> list[TaskItem]:
+        """Commit a prepared run durably in one step and record its files; the items left
+        for `do` (those that could not be prepared or committed)."""
+        left = list(run.left)
+        if not run.prepared:
             return left
         try:
-            outcomes = self.destination.commit_all([ready.writer for ready in prepared])
+            outcomes = self.destination.commit_all([ready.writer for ready in run.prepared])
         except BaseException:
-            for ready in prepared:
-                ready.writer.abort()
+            run.abort()
             raise
         verified = bool(self.options.get("verify_checksum"))
-        for ready, outcome in zip(prepared, outcomes, strict=True):
+        for ready, outcome in zip(run.prepared, outcomes, strict=True):
             if isinstance(outcome, StorageError):
                 left.append(ready.item)
                 continue

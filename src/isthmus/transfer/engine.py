@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +31,7 @@ from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.tokens import DependentToken, DependentTokens
 from isthmus.transfer import checkpoints, credentials, pauses, tasks
-from isthmus.transfer.copying import PARALLEL_SMALL, Stopped, TaskFailed, Worker
+from isthmus.transfer.copying import PARALLEL_SMALL, SmallRun, Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
 
@@ -41,7 +41,8 @@ logger = logging.getLogger("isthmus.transfer.engine")
 FLUSH_SECONDS = 0.5
 # A slice ends after this long (at the next item boundary), so other tasks get their turn.
 SLICE_SECONDS = 3.0
-ITEMS_PER_FETCH = 1000
+# Several runs of small files per fetch: one is prepared while the one before commits.
+ITEMS_PER_FETCH = 4000
 # Files of one task copied at once.
 PARALLEL_FILES = 4
 MAX_BATCH_ITEMS = 1000
@@ -49,8 +50,9 @@ MAX_BATCH_ITEMS = 1000
 # durable, verified and recorded as one, so it also bounds how long a cancel waits).
 SMALL_RUN_FILES = 1000
 SMALL_RUN_BYTES = 32 * 1024 * 1024
-# What a worker may hold open at once: two per file of a run, and the connectors' own.
-DESCRIPTORS_PER_WORKER = 2 * SMALL_RUN_FILES + 64
+# What a worker may hold open at once: two per file of two runs (one committing, the next
+# being prepared), and the connectors' own.
+DESCRIPTORS_PER_WORKER = 4 * SMALL_RUN_FILES + 64
 _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_skipped",
              "bytes_transferred", "bytes_checksummed", "faults", "subtasks_total",
              "subtasks_succeeded", "subtasks_failed", "subtasks_skipped_errors")
@@ -359,12 +361,33 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
 
 
 def _run(current: Slice, worker: Worker) -> None:
-    with ThreadPoolExecutor(max(PARALLEL_FILES, PARALLEL_SMALL),
-                            thread_name_prefix="isthmus-copy") as pool:
-        _run_in(current, worker, pool)
+    with (ThreadPoolExecutor(max(PARALLEL_FILES, PARALLEL_SMALL),
+                             thread_name_prefix="isthmus-copy") as pool,
+          ThreadPoolExecutor(1, thread_name_prefix="isthmus-commit") as commits):
+        _run_in(current, worker, pool, Committing(commits))
 
 
-def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
+class Committing:
+    """The run of small files being committed in the background (`Worker.commit_small`)
+    while the next one is prepared: its syncs and read-backs wait on the disk, the
+    preparing mostly on the CPU."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.future: Future[list[TaskItem]] | None = None
+
+    def start(self, worker: Worker, run: SmallRun) -> None:
+        self.future = self.executor.submit(worker.commit_small, run)
+
+    def settle(self) -> list[TaskItem]:
+        """Wait for the run being committed (its files are then recorded in the batch); its
+        items left for `Worker.do`."""
+        future, self.future = self.future, None
+        return [] if future is None else future.result()
+
+
+def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor,
+            committing: Committing) -> None:
     ends = time.monotonic() + SLICE_SECONDS
     while True:
         with reading(current.context.sessions) as session:
@@ -378,24 +401,31 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor) -> None:
             return
         for item in _groups(items, worker):
             if current.must_stop():
+                committing.settle()  # what it could not copy stays pending
                 current.flush()
                 _stop(current)
                 return
-            if not _did(current, worker, item, pool):
+            if not _did(current, worker, item, pool, committing):
                 return
             if current.checkpoint():
+                committing.settle()
                 current.flush()
                 _stop(current)
                 return
             if time.monotonic() > ends:
-                current.flush()
-                return
+                break
+        # Every item fetched is done (or left pending) before the next fetch sees the table.
+        left = committing.settle()
+        if left and not _did(current, worker, left, pool, committing):
+            return
         current.flush()
+        if time.monotonic() > ends:
+            return
 
 
 @dataclass
 class SmallFiles:
-    """A run of small files, copied and committed together (`Worker.copy_small`)."""
+    """A run of small files, copied and committed together (`Worker.prepare_small`)."""
 
     items: list[TaskItem]
 
@@ -446,15 +476,25 @@ def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
 
 
 def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem] | SmallFiles,
-         pool: ThreadPoolExecutor) -> bool:
+         pool: ThreadPoolExecutor, committing: Committing) -> bool:
     """Do an item (or a run of files, in parallel); whether the slice goes on. A failure
-    ends the task once every file of the run has finished. Small files the fast way could
-    not copy are then done one by one, as any file."""
+    ends the task once every file of the run has finished. A run of small files is
+    prepared now and committed in the background (`Committing`); the files of the run
+    before it that the fast way could not copy are then done one by one, as any file."""
     if isinstance(group, SmallFiles):
-        items = worker.copy_small(group.items, pool)
+        run = worker.prepare_small(group.items, pool)
+        try:
+            items = committing.settle()
+        except BaseException:
+            run.abort()
+            raise
+        committing.start(worker, run)
         if not items:
             return True
     else:
+        left = committing.settle()
+        if left and not _did(current, worker, left, pool, committing):
+            return False
         items = group if isinstance(group, list) else [group]
     if len(items) == 1:
         outcomes = [_attempt(worker, items[0])]
@@ -465,6 +505,7 @@ def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem] | Smal
             continue
         if isinstance(error, (LeaseLost, SQLAlchemyError)):
             raise error  # the runner tries again later (the database is what failed)
+        committing.settle()  # its files are recorded before the task stops or fails
         current.flush()
         if isinstance(error, Stopped):
             _stop(current)
