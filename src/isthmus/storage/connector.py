@@ -302,6 +302,12 @@ class AtomicWriter(ABC):
             raise SizeMismatch("The source's first bytes changed while resuming", self.path)
         self.size = offset
 
+    def _place(self) -> None:
+        """Start from an empty file unless `resume` decided what the temporary file keeps."""
+        if not self._placed:
+            self._keep(0)
+            self._placed = True
+
     def checkpoint(self) -> int:
         """Make the bytes written so far durable; how many, from the start, now are (0 for
         storage that keeps nothing of an unfinished write). May run in another thread than
@@ -325,9 +331,7 @@ class AtomicWriter(ABC):
             self.abort()
             raise error
         try:
-            if not self._placed:
-                self._keep(0)
-                self._placed = True
+            self._place()
             self._write_chunks(chunks)
         except BaseException as failed:
             self._finish(None, failed)
@@ -358,9 +362,7 @@ class AtomicWriter(ABC):
         if not self._open:
             raise StorageError("This write was already committed or aborted", self.path)
         try:
-            if not self._placed:
-                self._keep(0)
-                self._placed = True
+            self._place()
             digests = self._digest.digests()
             self._check(digests)
         except BaseException as failed:
