@@ -50,8 +50,7 @@ from oauth_throughput import (
     Resources,
     free_port,
     process_group_cpu,
-    run_cleanly,
-    write_json,
+    run_benchmark,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,7 +415,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
               f"{f'{reference.mb_per_s:.1f} ({reference_median.mb_per_s:.1f})':>22}"
               f"{ratio:>8.2f}{median_ratio:>8.2f}{best.cpu_s_per_gb:>12.2f}"
               f"{reference.cpu_s_per_gb:>12.2f}{f'{peak_kib / 1024:.1f} MiB':>20}")
-    peak_kib = max(row["isthmus_peak_rss_kib"] for row in rows)
+    peak_kib = max(int(row["isthmus_peak_rss_kib"]) for row in rows)
     print(f"Isthmus resident memory: {rest_kib / 1024:.1f} MiB at rest, "
           f"{peak_kib / 1024:.1f} MiB at the peak of the transfers "
           f"(+{(peak_kib - rest_kib) / 1024:.1f} MiB; VmHWM of the server process)")
@@ -452,11 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_static:
         serve_static(args.serve_static, args.port)
         return 0
-    document = run_cleanly(lambda resources: run(args, resources))
-    if document is None:
-        return 130
-    write_json(args.json_out, document)
-    return 0
+    return run_benchmark(lambda resources: run(args, resources), args.json_out)
 
 
 if __name__ == "__main__":

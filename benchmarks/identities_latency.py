@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
 import random
-import signal
 import sqlite3
 import statistics
 import sys
@@ -43,15 +41,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import globus_sdk
 
 from oauth_throughput import (
     HOST,
     Resources,
-    _raise_keyboard_interrupt,
     postgres_available,
     prepare_isthmus,
+    run_benchmark,
     start_isthmus,
 )
 
@@ -323,32 +322,19 @@ def run(args: argparse.Namespace, resources: Resources) -> list[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    resources = Resources()
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
+
+    def work(resources: Resources) -> dict[str, Any]:
         results = run(args, resources)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping servers and dropping databases", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        resources.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous)
-    print_report(results)
-    if args.json_out is not None:
-        document = {
+        print_report(results)
+        return {
             "command": [sys.executable, *sys.argv],
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "globus_sdk": globus_sdk.__version__,
             "results": [{**asdict(result), "ratio_p50": result.ratio_p50,
                          "ratio_p99": result.ratio_p99} for result in results],
         }
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nJSON written to {args.json_out}")
-    return 0
+
+    return run_benchmark(work, args.json_out)
 
 
 if __name__ == "__main__":

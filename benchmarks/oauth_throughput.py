@@ -858,7 +858,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
 
 def run_cleanly(work: Callable[[Resources], dict[str, Any]]) -> dict[str, Any] | None:
     """``work`` with the servers and files it makes torn down afterwards, also on Ctrl-C or
-    SIGTERM (then None). Every benchmark's main runs through this."""
+    SIGTERM (then None). Every benchmark's main runs through this (`run_benchmark`)."""
     resources = Resources()
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -882,13 +882,19 @@ def write_json(path: Path | None, document: dict[str, Any]) -> None:
         print(f"\nJSON written to {path}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    document = run_cleanly(lambda resources: run(args, resources))
+def run_benchmark(work: Callable[[Resources], dict[str, Any]], json_out: Path | None) -> int:
+    """`run_cleanly` ``work`` and write its document to ``json_out``; the exit status (130
+    when interrupted)."""
+    document = run_cleanly(work)
     if document is None:
         return 130
-    write_json(args.json_out, document)
+    write_json(json_out, document)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_benchmark(lambda resources: run(args, resources), args.json_out)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from https_data import IsthmusSite, PeakMemory, collection_scopes, launch_isthmus, login
-from oauth_throughput import Resources, run_cleanly, write_json
+from oauth_throughput import Resources, run_benchmark
 from transfer_throughput import (
     TRANSFER_SCOPE,
     Cell,
@@ -221,11 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("rclone") is None:
         print("rclone is needed (apt-get install -y rclone)", file=sys.stderr)
         return 2
-    document = run_cleanly(lambda resources: report(run(args, resources), args))
-    if document is None:
-        return 130
-    write_json(args.json_out, document)
-    return 0
+    return run_benchmark(lambda resources: report(run(args, resources), args), args.json_out)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from https_data import PeakMemory, collection_scopes, launch_isthmus, login, parse_size, status_kib
-from oauth_throughput import Resources, run_cleanly, write_json
+from oauth_throughput import Resources, run_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -316,12 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is needed (apt-get install -y {tool})", file=sys.stderr)
             return 2
-    document = run_cleanly(lambda resources: report(run(args, resources)))
-    if document is None:
-        return 130
-    write_json(args.json_out, document)
-    return 0
-
+    return run_benchmark(lambda resources: report(run(args, resources)), args.json_out)
 
 
 if __name__ == "__main__":
