@@ -214,3 +214,42 @@ def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> N
         time.sleep(0.1)
     assert parts(destination) == {}
     assert not (destination / "big.bin").exists()
+
+
+def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: Site) -> None:
+    """A restart (SIGTERM, the service stopping) is no crash: the runner stops the copy at its
+    next flush, and what was written of the large file up to its last checkpoint is kept
+    and resumed, not sent again."""
+    carol = _new_user(site.server, "carol")
+    tc: TransferClient = app_transfer_client(site, carol,  # type: ignore[arg-type]
+                                             site.collection_id)
+    tc.operation_ls(site.collection_id)
+    source = site.home(carol) / "big.bin"
+    with source.open("wb") as handle:
+        for _ in range(0, LARGE_FILE, 1024 * 1024):
+            handle.write(os.urandom(1024 * 1024))
+    destination = site.home(carol) / "out"
+    destination.mkdir()
+    data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
+    data.add_item("/~/big.bin", "/~/out/big.bin")
+    task_id = tc.submit_transfer(data)["task_id"]
+    # Early, so the copy is surely still going when the stop arrives (it stops at its next
+    # buffer: see `Worker._pump`).
+    step = step_for(LARGE_FILE)
+    assert large_part_reaches(destination, 2 * step), "the copy was never seen begun"
+    site.server.stop()
+    assert site.server.process is not None and site.server.process.returncode == 0, \
+        "the server did not stop by itself"
+    kept = parts(destination)
+    assert len(kept) == 1 and 2 * step <= min(kept.values()) < LARGE_FILE, kept
+    site.server.start()
+    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
+    task = tc.get_task(task_id)
+    assert task["status"] == "SUCCEEDED", task
+    assert digests(destination) == {"big.bin": digests(source.parent)["big.bin"]}
+    assert parts(destination) == {}
+    resumed = [json.loads(event["details"]) for event in tc.task_event_list(task_id)["DATA"]
+               if event["code"] == "RESUMED"]
+    assert len(resumed) == 1 and resumed[0]["found"] in kept.values(), (resumed, kept)
+    assert resumed[0]["offset"] > 0 and resumed[0]["found"] - resumed[0]["offset"] <= step, \
+        resumed

@@ -339,6 +339,30 @@ class ConnectorConformance:
         assert target.backing.get("/resumed") == data
         assert target.backing.names("/") == {"resumed"}
 
+    def test_a_suspended_write_is_kept_to_resume_from_where_the_storage_can(
+            self, target: StorageTarget) -> None:
+        """`suspend` (a task paused, a server stopping) keeps what a crash would keep, and
+        nothing appears at the final name; a later writer under the key goes on from it."""
+        data = os.urandom(2 * CHUNK_SIZE + 3)
+        options = WriteOptions(expected_size=len(data), algorithms=("sha256",),
+                               resume_key="task-item-9")
+        first = target.connector.begin_write("/suspended", options)
+        first.write(data[:CHUNK_SIZE])
+        durable = first.checkpoint()
+        first.suspend()
+        first.suspend()  # twice is harmless, and so is an abort after it
+        first.abort()
+        with pytest.raises(StorageError):
+            first.write(b"more")
+        assert not target.connector.exists("/suspended")
+        with target.connector.begin_write("/suspended", options) as second:
+            assert second.resumable >= durable
+            second.resume(durable, [data[:durable]])
+            second.write(data[durable:])
+            second.commit()
+        assert target.backing.get("/suspended") == data
+        assert target.backing.names("/") == {"suspended"}
+
     def test_a_resume_whose_prefix_differs_is_refused(self, target: StorageTarget) -> None:
         options = WriteOptions(algorithms=("sha256",), resume_key="task-item-8")
         writer = target.connector.begin_write("/changed", options)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -122,9 +125,14 @@ def serve(
     # one runner must hold them all.
     runner = deployment.task_runner()
     runner.start()
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found:
+    # the default one would end the process before the runner below stops its copies at a
+    # flush (keeping a large file's copy to resume from), as a crash would.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if app is not None:
-            uvicorn.run(app, **options)
+            # The runner is told at once: its copies stop while the connections drain.
+            _serve(app, options, runner.stopping)
             return
         # The first start's work (migrations, built-ins, keys, certificates) is done
         # above, once. The workers are fresh interpreters (uvicorn spawns them) that
@@ -135,6 +143,22 @@ def serve(
         uvicorn.run("isthmus.server:app_factory", factory=True, workers=workers, **options)
     finally:
         runner.stop()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+    raise SystemExit(0)
+
+
+def _serve(app: Any, options: dict[str, Any], stopping: threading.Event) -> None:
+    """uvicorn serving ``app``, setting ``stopping`` as soon as it is asked to exit."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, **options)).run()
 
 
 def _worker_environment(settings: Settings) -> dict[str, str]:

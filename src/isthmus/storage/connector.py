@@ -387,6 +387,22 @@ class AtomicWriter(ABC):
             self._digest.close()
             self._discard()
 
+    def suspend(self) -> None:
+        """Stop writing but keep what was written for a later write with the same
+        ``resume_key`` to go on from (`resumable`): a task paused or a server stopping keeps
+        a large file's copy as a crash would. Storage that cannot resume discards it."""
+        if self._open and self.options.resume_key and self._keeps_for_resume():
+            self._open = False
+            self._finish(None, None)
+            self._digest.close()
+            return
+        self.abort()
+
+    def _keeps_for_resume(self) -> bool:
+        """Let go of the temporary file, keeping it under its name; False when the storage
+        cannot resume (then `suspend` discards it)."""
+        return False
+
     def _check(self, digests: Mapping[str, bytes]) -> None:
         expected_size = self.options.expected_size
         if expected_size is not None and self.size != expected_size:

@@ -857,6 +857,15 @@ class PosixAtomicWriter(AtomicWriter):
         if self._verify is not None:
             self._verify.close()
 
+    def _keeps_for_resume(self) -> bool:
+        self._stop_reading_back()
+        if self._temp_fd >= 0:
+            os.close(self._temp_fd)
+            self._temp_fd = -1
+        self._temp_name = None  # not ours to remove any more: a resumed write takes it over
+        self._location.close()
+        return True
+
     def _discard(self) -> None:
         self._stop_reading_back()
         if self._temp_fd >= 0:

@@ -319,6 +319,13 @@ class _WorkerAtomicWriter(AtomicWriter):
         # overwrite and mtime were given to the worker's writer when it began.
         self._call("commit", handle=self._handle)
 
+    def _keeps_for_resume(self) -> bool:
+        try:
+            self._call("suspend", handle=self._handle)
+        except StorageError:
+            return False  # then discarded, as a worker's failure would anyway
+        return True
+
     def _discard(self) -> None:
         # A worker that died took its temporary file's descriptor with it; the name is a
         # reserved, hidden one that a later cleanup may remove.
@@ -453,6 +460,12 @@ class _WorkerServer:
         writer = self._writer(handle)
         del self._writers[handle]
         writer.commit()  # a failed commit discards the temporary file itself
+        return {}
+
+    def op_suspend(self, handle: int) -> Any:
+        writer = self._writers.pop(handle, None)
+        if writer is not None:
+            writer.suspend()
         return {}
 
     def op_abort(self, handle: int) -> Any:

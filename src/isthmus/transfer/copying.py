@@ -412,7 +412,15 @@ class Worker:
                 source, offset), on_source=True)
             with stream:
                 if large:
-                    self._pump_checkpointed(item, stream, writer, source, destination, entry)
+                    try:
+                        self._pump_checkpointed(item, stream, writer, source, destination,
+                                                entry)
+                    except Stopped:
+                        # Paused, or the server stopping: kept as a crash would keep it, so
+                        # the copy goes on from its last checkpoint (a task that ends instead
+                        # has it swept).
+                        writer.suspend()
+                        raise
                 else:
                     self._pump(stream, writer, source, destination, stream.chunk_size)
             try:
@@ -546,8 +554,9 @@ class Worker:
             self.batch.count("bytes_transferred", len(chunk))
             if after is not None:
                 after(writer.size)
-            if self.slice.due() and self.slice.checkpoint():
-                raise Stopped  # the writer's exit discards the temporary file
+            # Stopping is looked at every buffer: a server asked to stop waits for no flush.
+            if (self.slice.due() and self.slice.checkpoint()) or self.slice.must_stop():
+                raise Stopped  # see `_stream`: a large file's copy is kept, others discarded
 
     def _pump_checkpointed(self, item: TaskItem, stream: ReadStream, writer: AtomicWriter,
                            source: str, destination: str, entry: Entry) -> None:
