@@ -733,9 +733,21 @@ class DataSession:
         record()
         return value
 
+    def _checker(self, path: str, needed: Access) -> Callable[[str], None]:
+        """`_reach` in one walk of the storage: ``path`` is checked now, and the check
+        returned is given the real path once the connector has found it (before it opens
+        or makes anything there)."""
+        self._allow(path, needed, tree=False)
+
+        def check(real: str) -> None:
+            if real != path:
+                self._allow(real, needed, tree=False)
+
+        return check
+
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
-        return self._audited("READ", path, lambda: self.connector.open_read(
-            self._reach(path, Access.READ), offset, length), until=_recorded_read)
+        return self._audited("READ", path, lambda: self.connector.open_read_checked(
+            path, self._checker(path, Access.READ), offset, length), until=_recorded_read)
     def digests(self, path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
         return self.connector.digests(self._reach(path, Access.READ), algorithms)
 
@@ -743,8 +755,15 @@ class DataSession:
 
     def begin_write(self, path: str, options: WriteOptions) -> AtomicWriter:
         """An `AtomicWriter` for ``path`` (a symlink there is replaced, not written through)."""
-        return self._audited("WRITE", path, lambda: self.connector.begin_write(
-            self._reach_new(path), options), until=_recorded_write)
+
+        def begin() -> AtomicWriter:
+            check = self._checker(path, Access.READ_WRITE)
+            try:
+                return self.connector.begin_write_checked(path, options, check)
+            except NotFound:
+                raise missing_parent(path) from None
+
+        return self._audited("WRITE", path, begin, until=_recorded_write)
 
     def commit_all(self, writers: Sequence[AtomicWriter]) -> Sequence[CommitOutcome]:
         """Commit writers this session began (each checked when it began), durably

@@ -519,6 +519,24 @@ class Connector(ABC):
         del follow  # without symlinks there is nothing to follow
         return normalize(path)
 
+    def open_read_checked(
+        self, path: str, check: Callable[[str], None], offset: int = 0, length: int | None = None
+    ) -> ReadStream:
+        """`open_read` of what ``path`` reaches, once ``check`` (raising to refuse) has
+        accepted that `real_path`: one walk where the storage can, rather than two."""
+        real = self.real_path(path)
+        check(real)
+        return self.open_read(real, offset, length)
+
+    def begin_write_checked(
+        self, path: str, options: WriteOptions, check: Callable[[str], None]
+    ) -> AtomicWriter:
+        """`begin_write` at ``path`` (a final symlink replaced, not followed), once ``check``
+        has accepted its `real_path` and before anything is made."""
+        real = self.real_path(path, follow=False)
+        check(real)
+        return self.begin_write(real, options)
+
     def write_atomic(
         self, path: str, chunks: Iterable[bytes], options: WriteOptions | None = None
     ) -> WriteResult:

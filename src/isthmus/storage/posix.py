@@ -41,7 +41,7 @@ import secrets
 import stat
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 
@@ -382,8 +382,20 @@ class PosixConnector(Connector):
                 os.close(directory)
 
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> ReadStream:
+        return self._open_read(path, offset, length, None)
+
+    def open_read_checked(
+        self, path: str, check: Callable[[str], None], offset: int = 0, length: int | None = None
+    ) -> ReadStream:
+        return self._open_read(path, offset, length, check)
+
+    def _open_read(
+        self, path: str, offset: int, length: int | None, check: Callable[[str], None] | None
+    ) -> ReadStream:
         check_range(path, offset, length)
         with self._locate(path, follow=True) as location:
+            if check is not None:
+                check(location.real_path)
             if location.name is None:
                 raise IsADirectory(f"'{location.path}' is a directory", location.path)
             try:
@@ -425,11 +437,22 @@ class PosixConnector(Connector):
     def begin_write(self, path: str, options: WriteOptions | None = None) -> AtomicWriter:
         """As `Connector.begin_write`; a symlink at ``path`` is replaced by the new file, never
         written through."""
-        options = options or WriteOptions()
+        return self._begin_write(path, options or WriteOptions(), None)
+
+    def begin_write_checked(
+        self, path: str, options: WriteOptions, check: Callable[[str], None]
+    ) -> AtomicWriter:
+        return self._begin_write(path, options, check)
+
+    def _begin_write(
+        self, path: str, options: WriteOptions, check: Callable[[str], None] | None
+    ) -> AtomicWriter:
         canonical = normalize(path)
         _check_new_name(canonical)
         location = self._locate(canonical, follow=False)
         try:
+            if check is not None:
+                check(location.real_path)
             assert location.name is not None  # _check_new_name refused the root
             try:
                 existing = os.stat(location.name, dir_fd=location.fd, follow_symlinks=False)
