@@ -45,7 +45,7 @@ from isthmus.transfer.task_models import (
     SKIPPED_ERROR,
     SYMLINK,
     TREE,
-    TaskItem,
+    WorkItem,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ GLOB_CHARACTERS = "*?["
 class _Prepared:
     """A small file written under its temporary name, waiting for its run's commit."""
 
-    item: TaskItem
+    item: WorkItem
     writer: AtomicWriter
     algorithm: str
 
@@ -84,7 +84,7 @@ class SmallRun:
     and the items that must go the general way."""
 
     prepared: list[_Prepared]
-    left: list[TaskItem]
+    left: list[WorkItem]
 
     def abort(self) -> None:
         for ready in self.prepared:
@@ -193,7 +193,7 @@ class Worker:
 
     # --- recording ------------------------------------------------------------------
 
-    def _record(self, item: TaskItem, state: str, **fields: Any) -> None:
+    def _record(self, item: WorkItem, state: str, **fields: Any) -> None:
         row = {"id": item.id, "state": state, "size": item.size, "checksum": None,
                "checksum_algorithm": item.checksum_algorithm, "error_code": None,
                "error_details": None, "error_time": None}
@@ -212,8 +212,8 @@ class Worker:
 
     # --- doing an item --------------------------------------------------------------
 
-    def do(self, item: TaskItem) -> None:
-        action: Callable[[TaskItem], None] = {
+    def do(self, item: WorkItem) -> None:
+        action: Callable[[WorkItem], None] = {
             FILE: self._copy, TREE: self._expand, SYMLINK: self._symlink,
             DELETE: self._delete, DELETE_EXTRA: self._delete_extra}[item.kind]
         try:
@@ -286,7 +286,7 @@ class Worker:
                                     "A file is in the way of a directory"))
         self.known_dirs.add(path)
 
-    def _expand(self, item: TaskItem) -> None:
+    def _expand(self, item: WorkItem) -> None:
         source = self._guard("list", item.source_path,
                              lambda: self.source.path(item.source_path), on_source=True)
         target = self._guard("make directories", str(item.destination_path),
@@ -333,11 +333,11 @@ class Worker:
 
     # --- files ----------------------------------------------------------------------
 
-    def _algorithm(self, item: TaskItem) -> str:
+    def _algorithm(self, item: WorkItem) -> str:
         named = item.checksum_algorithm or ("MD5" if item.external_checksum else "SHA256")
         return canonical_algorithm(named)
 
-    def _current(self, item: TaskItem, entry: Entry, destination: str,
+    def _current(self, item: WorkItem, entry: Entry, destination: str,
                  algorithm: str) -> bool:
         """Whether the sync level finds the destination already current."""
         level = self.options.get("sync_level")
@@ -361,7 +361,7 @@ class Worker:
         self.batch.count("bytes_checksummed", 2 * entry.size)
         return source_digest == destination_digest
 
-    def _copy(self, item: TaskItem) -> None:
+    def _copy(self, item: WorkItem) -> None:
         source = self._guard("stat", item.source_path,
                              lambda: self.source.path(item.source_path), on_source=True)
         destination = self._guard("make directories", str(item.destination_path),
@@ -389,7 +389,7 @@ class Worker:
         if size >= LARGE_FILE:
             self.slice.flush()
 
-    def _stream(self, item: TaskItem, source: str, destination: str, algorithm: str,
+    def _stream(self, item: WorkItem, source: str, destination: str, algorithm: str,
                 entry: Entry) -> tuple[int, str]:
         """Copy, hashing the bytes as they pass; the file appears only once the size (and,
         with verify_checksum, the digest re-read from the destination) matches. A large file
@@ -451,14 +451,14 @@ class Worker:
     # Anything unusual about a file (an error, a file that changed) sends it back to `do`,
     # which copies it alone with retries, skipping or failing exactly as for any file.
 
-    def small(self, item: TaskItem) -> bool:
+    def small(self, item: WorkItem) -> bool:
         """Whether ``item`` may go through `prepare_small` (which holds a run's writers open
         together: storage that cannot, S3 and WebDAV, copies its small files one by one)."""
         return (item.kind == FILE and item.size is not None and item.size <= SMALL_FILE
                 and self.options.get("sync_level") is None
                 and self.destination.holds_many_writers)
 
-    def prepare_small(self, items: list[TaskItem], pool: Executor) -> SmallRun:
+    def prepare_small(self, items: list[WorkItem], pool: Executor) -> SmallRun:
         """Read, hash and write a run of small files under their temporary names (see above;
         `commit_small` ends the run). Files not reached within `SMALL_RUN_SECONDS` (a slow
         storage) stay pending for a later run, so a run never keeps a cancel waiting long."""
@@ -468,7 +468,7 @@ class Worker:
         return SmallRun([ready for share, _ in shared for ready in share],
                         [item for _, failed in shared for item in failed])
 
-    def commit_small(self, run: SmallRun) -> list[TaskItem]:
+    def commit_small(self, run: SmallRun) -> list[WorkItem]:
         """Commit a prepared run durably in one step and record its files; the items left
         for `do` (those that could not be prepared or committed)."""
         left = list(run.left)
@@ -495,8 +495,8 @@ class Worker:
                          checksum_algorithm=ready.algorithm.upper())
         return left
 
-    def _prepare_share(self, items: list[TaskItem], until: float
-                       ) -> tuple[list[_Prepared], list[TaskItem]]:
+    def _prepare_share(self, items: list[WorkItem], until: float
+                       ) -> tuple[list[_Prepared], list[WorkItem]]:
         """The files of ``items`` written under their temporary names, and those that must
         go the general way; the rest once ``until`` has passed are left pending."""
         prepared, failed = [], []
@@ -515,7 +515,7 @@ class Worker:
             raise
         return prepared, failed
 
-    def _prepare_small(self, item: TaskItem) -> _Prepared | None:
+    def _prepare_small(self, item: WorkItem) -> _Prepared | None:
         """Read, hash and write one small file under its temporary name; None when it must
         go the general way."""
         try:
@@ -558,7 +558,7 @@ class Worker:
             if (self.slice.due() and self.slice.checkpoint()) or self.slice.must_stop():
                 raise Stopped  # see `_stream`: a large file's copy is kept, others discarded
 
-    def _pump_checkpointed(self, item: TaskItem, stream: ReadStream, writer: AtomicWriter,
+    def _pump_checkpointed(self, item: WorkItem, stream: ReadStream, writer: AtomicWriter,
                            source: str, destination: str, entry: Entry) -> None:
         """`_pump` a large file, taking checkpoints beside the copy, one at a time, every half
         step: the copy never gets more than a step past the last one written down (its
@@ -580,7 +580,7 @@ class Worker:
             if taking is not None:
                 taking.result()
 
-    def _resume(self, item: TaskItem, writer: AtomicWriter, source: str, destination: str,
+    def _resume(self, item: WorkItem, writer: AtomicWriter, source: str, destination: str,
                 entry: Entry) -> int:
         """Where the copy starts: after the durable part of what a copy of this item that a
         crash cut short left, when the source has not changed since (else from the start).
@@ -605,7 +605,7 @@ class Worker:
         self.slice.flush()  # written down now: another crash may come before the next flush
         return offset
 
-    def _checkpoint(self, item: TaskItem, writer: AtomicWriter, destination: str,
+    def _checkpoint(self, item: WorkItem, writer: AtomicWriter, destination: str,
                     entry: Entry) -> None:
         durable = self._guard("transfer", destination, writer.checkpoint)
         if durable:
@@ -619,7 +619,7 @@ class Worker:
         with contextlib.suppress(StorageError, APIError):
             self.destination.begin_write(destination, options).abort()
 
-    def _symlink(self, item: TaskItem) -> None:
+    def _symlink(self, item: WorkItem) -> None:
         source = self._guard("stat", item.source_path,
                              lambda: self.source.path(item.source_path), on_source=True)
         parent, name = posixpath.split(source)
@@ -638,7 +638,7 @@ class Worker:
 
     # --- deleting ---------------------------------------------------------------------
 
-    def _delete(self, item: TaskItem) -> None:
+    def _delete(self, item: WorkItem) -> None:
         path = self._guard("delete", item.source_path,
                            lambda: self.source.path(item.source_path), on_source=True)
         parent, name = posixpath.split(path)
@@ -678,7 +678,7 @@ class Worker:
                            fail_on_quota=False) from None
         return next((entry for _, entry in listed if entry.name == name), None)
 
-    def _delete_extra(self, item: TaskItem) -> None:
+    def _delete_extra(self, item: WorkItem) -> None:
         path = str(item.destination_path)
         try:
             self.destination.delete(path)

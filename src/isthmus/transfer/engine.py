@@ -33,7 +33,15 @@ from isthmus.core.tokens import DependentToken, DependentTokens
 from isthmus.transfer import checkpoints, credentials, pauses, tasks
 from isthmus.transfer.copying import PARALLEL_SMALL, SmallRun, Stopped, TaskFailed, Worker
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
-from isthmus.transfer.task_models import FILE, PENDING, Task, TaskCredential, TaskItem
+from isthmus.transfer.task_models import (
+    FILE,
+    PENDING,
+    WORK_ITEM_COLUMNS,
+    Task,
+    TaskCredential,
+    TaskItem,
+    WorkItem,
+)
 
 logger = logging.getLogger("isthmus.transfer.engine")
 
@@ -374,12 +382,12 @@ class Committing:
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
-        self.future: Future[list[TaskItem]] | None = None
+        self.future: Future[list[WorkItem]] | None = None
 
     def start(self, worker: Worker, run: SmallRun) -> None:
         self.future = self.executor.submit(worker.commit_small, run)
 
-    def settle(self) -> list[TaskItem]:
+    def settle(self) -> list[WorkItem]:
         """Wait for the run being committed (its files are then recorded in the batch); its
         items left for `Worker.do`."""
         future, self.future = self.future, None
@@ -391,10 +399,10 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor,
     ends = time.monotonic() + SLICE_SECONDS
     while True:
         with reading(current.context.sessions) as session:
-            items = list(session.scalars(select(TaskItem).where(
-                TaskItem.task_id == current.task_id, TaskItem.state == PENDING,
-            ).order_by(TaskItem.id).limit(ITEMS_PER_FETCH)))
-            session.expunge_all()  # read-only: kept as they are, the session rolls back
+            items = [WorkItem(*row) for row in session.execute(
+                select(*WORK_ITEM_COLUMNS).where(TaskItem.task_id == current.task_id,
+                                                 TaskItem.state == PENDING)
+                .order_by(TaskItem.id).limit(ITEMS_PER_FETCH))]
         if not items:
             current.flush()
             _succeed(current)
@@ -427,14 +435,14 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor,
 class SmallFiles:
     """A run of small files, copied and committed together (`Worker.prepare_small`)."""
 
-    items: list[TaskItem]
+    items: list[WorkItem]
 
 
-def _groups(items: list[TaskItem], worker: Worker
-            ) -> Iterator[TaskItem | list[TaskItem] | SmallFiles]:
+def _groups(items: list[WorkItem], worker: Worker
+            ) -> Iterator[WorkItem | list[WorkItem] | SmallFiles]:
     """The items in order, runs of files (copied in parallel) together, and runs of small
     files together in larger runs."""
-    files: list[TaskItem] = []
+    files: list[WorkItem] = []
     small = SmallFiles([])
     small_bytes = 0
     for item in items:
@@ -467,7 +475,7 @@ def _groups(items: list[TaskItem], worker: Worker
         yield small
 
 
-def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
+def _attempt(worker: Worker, item: WorkItem) -> BaseException | None:
     try:
         worker.do(item)
     except Exception as error:  # handed to `_did`, which decides
@@ -475,7 +483,7 @@ def _attempt(worker: Worker, item: TaskItem) -> BaseException | None:
     return None
 
 
-def _did(current: Slice, worker: Worker, group: TaskItem | list[TaskItem] | SmallFiles,
+def _did(current: Slice, worker: Worker, group: WorkItem | list[WorkItem] | SmallFiles,
          pool: ThreadPoolExecutor, committing: Committing) -> bool:
     """Do an item (or a run of files, in parallel); whether the slice goes on. A failure
     ends the task once every file of the run has finished. A run of small files is
