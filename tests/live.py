@@ -168,6 +168,16 @@ def server_on_fresh_database(tmp: Path, *serve_args: str) -> Iterator[LiveServer
 def start_server(data_dir: Path, *serve_args: str, **env: str) -> LiveServer:
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    server = LiveServer(data_dir=data_dir, port=free_port(), env=env, serve_args=serve_args)
-    server.start()
-    return server
+    # free_port() lets the port go before `serve` binds it, and in that gap another worker's
+    # server or an outgoing connection may take it: then try another port.
+    for attempt in range(3):
+        server = LiveServer(data_dir=data_dir, port=free_port(), env=env, serve_args=serve_args)
+        try:
+            server.start()
+        except RuntimeError:
+            if attempt == 2 or "address already in use" not in server.log():
+                raise
+            shutil.rmtree(data_dir)
+            continue
+        return server
+    raise AssertionError("unreachable")

@@ -30,6 +30,8 @@ WEB_REDIRECT = "https://app.example.org/callback"
 OTHER_REDIRECT = "https://app.example.org/other-callback"
 TOKEN = "v2/oauth2/token"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# A well-formed id no server of the run has issued (a fixed one: see the parametrize below).
+UNKNOWN_ID = "5f0c2a8e-3d4b-4c1a-9e7f-6b2d8a1c0e93"
 
 
 # --- what every error must look like -----------------------------------------------------
@@ -168,7 +170,8 @@ def test_wrong_client_secret_is_401_unauthorized(sdk_env: LiveServer, web_app: R
     assert err.headers["WWW-Authenticate"].startswith("Basic")
 
 
-@pytest.mark.parametrize("client_id", [str(uuid.uuid4()), "not-a-client-id"])
+# Parameters are fixed strings: pytest-xdist needs every worker to collect the same test ids.
+@pytest.mark.parametrize("client_id", [UNKNOWN_ID, "not-a-client-id"])
 def test_unknown_client_is_401_unauthorized(sdk_env: LiveServer, client_id: str) -> None:
     with pytest.raises(globus_sdk.AuthAPIError) as caught:
         globus_sdk.ConfidentialAppAuthClient(client_id, "secret").oauth2_client_credentials_tokens(
@@ -495,7 +498,7 @@ def test_token_for_another_resource_server_on_userinfo_is_401(
     ("GET", "v2/oauth2/userinfo"),
     ("POST", "v2/oauth2/userinfo"),
     ("GET", "v2/api/identities?usernames=someone@isthmus.local"),
-    ("GET", f"v2/api/identities/{uuid.uuid4()}/consents"),
+    ("GET", f"v2/api/identities/{UNKNOWN_ID}/consents"),
 ])
 def test_every_bearer_route_answers_401_without_a_live_token(
     http: requests.Session, server: LiveServer, method: str, path: str,
