@@ -16,16 +16,18 @@ from isthmus.core.db import reading, transaction
 from isthmus.storage.connector import Entry
 from isthmus.transfer.task_models import Checkpoint
 
-# How much of a large file is written between two checkpoints at most: what a crash can cost.
-MIN_STEP = 8 * 1024 * 1024
-# A file is checkpointed in about this many steps (fewer, longer steps for very large files,
-# so the fsyncs and database writes stay a small part of the copy).
-STEPS = 32
+# How much of a large file is written between two checkpoints (what a crash can cost): a
+# share of the file, within these bounds. Each checkpoint is an fdatasync (a journal commit
+# and a flush of the disk's cache, several milliseconds whatever its size) and a database
+# write: too many and the copy waits on them; too few and a crash costs more.
+MIN_STEP = 16 * 1024 * 1024
+MAX_STEP = 256 * 1024 * 1024
+STEPS = 16
 
 
 def step_for(size: int) -> int:
     """How many bytes a file of ``size`` is written between two checkpoints."""
-    return max(MIN_STEP, size // STEPS)
+    return min(MAX_STEP, max(MIN_STEP, size // STEPS))
 
 
 def part_key(task_id: uuid.UUID, item_id: int) -> str:
