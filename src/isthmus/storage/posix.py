@@ -823,12 +823,15 @@ class PosixAtomicWriter(AtomicWriter):
                 # Drop the cached pages, so the bytes come back from the storage itself.
                 os.posix_fadvise(self._temp_fd, 0, 0, os.POSIX_FADV_DONTNEED)
             # Reads sized to what is expected (and a byte more, to see a longer file): a
-            # small file costs no large buffer.
-            while chunk := os.pread(
-                self._temp_fd, min(REREAD_STEP, max(self.size - size, 0) + 1), size
-            ):
+            # small file costs no large buffer, and one read when it comes back short (the
+            # end of a regular file).
+            while True:
+                wanted = min(REREAD_STEP, max(self.size - size, 0) + 1)
+                chunk = os.pread(self._temp_fd, wanted, size)
                 digest.update(chunk)
                 size += len(chunk)
+                if len(chunk) < wanted:
+                    break
         except OSError as error:
             raise storage_error(error, self.path) from None
         return size, digest.digests()
