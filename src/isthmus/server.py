@@ -177,7 +177,7 @@ def render_error(request: Request, error: APIError) -> Response:
     """An error in the wire format of the service that owns the path."""
     path = request.url.path
     if _is_under(path, connect_api.API_PREFIX):
-        return connect_errors.render_error(error)
+        return connect_api.render_error(error)
     if _is_under(path, data_access.DATA_PREFIX):
         return data_api.render_error(error)
     if _is_under(path, transfer_errors.API_PREFIX):

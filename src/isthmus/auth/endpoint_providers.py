@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from isthmus.auth import oidc_client, upstream
 from isthmus.auth.models import IdentityProvider, UpstreamProvider
-from isthmus.auth.upstream_pages import CALLBACK_PATH
 from isthmus.core.db import transaction
 from isthmus.core.encryption import SecretBox
 from isthmus.core.errors import APIError, bad_request
@@ -60,7 +59,7 @@ class InProcessIdentityProviders:
         self._auth_url = auth_url.rstrip("/") + "/"
 
     def redirect_uri(self) -> str:
-        return self._auth_url + CALLBACK_PATH
+        return self._auth_url + upstream.CALLBACK_PATH
 
     def register_provider(self, provider: EndpointProvider) -> uuid.UUID:
         settings = settings_of(provider)

@@ -38,6 +38,11 @@ from isthmus.core.errors import APIError, bad_request, not_found
 from isthmus.core.secrets import digest, new_secret, same_digest
 
 USERNAME_CLAIMS = ("sub", "preferred_username")
+
+# Where a provider sends the browser back, under Auth's public URL: the redirect URI an
+# administrator registers at the provider (`upstream_pages` serves it).
+CALLBACK_PATH = "v2/web/oidc/callback"
+
 DEFAULT_SCOPES = "openid profile email"
 SIGN_IN_LIFETIME = timedelta(minutes=10)
 _SHORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")

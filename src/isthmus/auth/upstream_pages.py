@@ -38,12 +38,11 @@ router = APIRouter()
 # back with `state`, and only a browser holding this cookie may complete it.
 # SameSite=Lax: it must come along on the provider's top-level redirect back.
 BROWSER_COOKIE = "isthmus_upstream"
-CALLBACK_PATH = "v2/web/oidc/callback"
 COOKIE_SECONDS = int(upstream.SIGN_IN_LIFETIME.total_seconds())
 
 
 def callback_uri(settings: Settings) -> str:
-    return settings.public_url + CALLBACK_PATH
+    return settings.public_url + upstream.CALLBACK_PATH
 
 
 def _browser_secret(request: Request) -> tuple[str, bool]:
@@ -116,7 +115,7 @@ async def start(request: Request) -> Response:
     return response
 
 
-@router.get("/v2/web/oidc/callback")
+@router.get("/" + upstream.CALLBACK_PATH)
 async def callback(request: Request) -> Response:
     auth = service(request)
     settings = auth.settings

@@ -32,7 +32,7 @@ from isthmus.connect import (
 )
 from isthmus.connect.authz import Caller
 from isthmus.connect.changes import Changes
-from isthmus.connect.errors import gcs_error
+from isthmus.connect.errors import error_document, gcs_error
 from isthmus.connect.models import Endpoint
 from isthmus.connect.results import envelope
 from isthmus.connect.service import ConnectService, ReadWork, WriteWork
@@ -45,6 +45,11 @@ API_PREFIX = "/api"
 router = APIRouter(prefix=API_PREFIX)
 
 Document = dict[str, Any]
+
+
+def render_error(error: APIError) -> JSONResponse:
+    """An error in the Manager API's envelope (`errors.error_document`)."""
+    return JSONResponse(error_document(error), status_code=error.status, headers=error.headers)
 
 
 def _service(request: Request) -> ConnectService:

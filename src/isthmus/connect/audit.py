@@ -25,17 +25,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from isthmus.connect.authz import Caller, require_endpoint_admin
 from isthmus.connect.errors import bad_request
 from isthmus.connect.models import AuditRecord, Endpoint
 from isthmus.connect.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from isthmus.core.db import transaction, utcnow
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("isthmus.connect.audit")
 

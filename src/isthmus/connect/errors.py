@@ -3,15 +3,14 @@
 ``GCSAPIError`` reads ``code`` and ``message`` (strings) and ``detail``, whose
 ``DATA_TYPE`` it exposes as ``detail_data_type``. Domain code raises
 `core.errors.APIError` with the GCS code and, in ``extra["detail"]``, a typed
-detail document; `render_error` wraps it in the envelope.
+detail document; `error_document` is the envelope that says it (`api.render_error` sends
+it), so the domain raises these without the HTTP layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-
-from fastapi.responses import JSONResponse
 
 from isthmus.connect.results import envelope
 from isthmus.core.errors import APIError
@@ -74,9 +73,9 @@ def from_status(status: int, message: str) -> APIError:
     return APIError(status, _STATUS_CODES.get(status, "error"), message)
 
 
-def render_error(error: APIError) -> JSONResponse:
+def error_document(error: APIError) -> dict[str, Any]:
+    """The envelope of an error answer."""
     # Shared helpers raise core's UPPER_SNAKE codes: say them the GCS way.
     code = _STATUS_CODES.get(error.status, "error") if error.code.isupper() else error.code
-    body = envelope([], code=code, status=error.status, message=error.message,
+    return envelope([], code=code, status=error.status, message=error.message,
                     detail=error.extra.get("detail"))
-    return JSONResponse(body, status_code=error.status, headers=error.headers)

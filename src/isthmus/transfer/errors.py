@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
-
-from fastapi.responses import JSONResponse
+from typing import TYPE_CHECKING, Any
 
 from isthmus.core.errors import APIError
+
+if TYPE_CHECKING:
+    from fastapi.responses import JSONResponse
 
 API_PREFIX = "/v0.10"
 _REQUEST_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -34,6 +35,10 @@ def authentication_failed(message: str, *, missing: bool = False) -> APIError:
 
 
 def render_error(path: str, error: APIError) -> JSONResponse:
+    # Only the HTTP layer renders: the services (and the commands that open them) raise
+    # these errors without loading the web framework.
+    from fastapi.responses import JSONResponse
+
     resource = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else path
     # Shared helpers (body readers) raise core's UPPER_SNAKE codes: say them Transfer's way.
     code = _STATUS_CODES.get(error.status, "ClientError") if error.code.isupper() else error.code
