@@ -181,7 +181,7 @@ def render_error(request: Request, error: APIError) -> Response:
     if _is_under(path, data_access.DATA_PREFIX):
         return data_api.render_error(error)
     if _is_under(path, transfer_errors.API_PREFIX):
-        return transfer_errors.render_error(path, error)
+        return transfer_api.render_error(path, error)
     if _is_under(path, groups_api.PREFIX):
         return groups_api.render_error(error)
     if auth_pages.is_page(path):

@@ -544,7 +544,7 @@ def idp_add_oidc(
             document = _provider_document(
                 upstream.add_oidc_provider(session, auth.secret_box, wanted)
             )
-    redirect_uri = settings.public_url + "v2/web/oidc/callback"
+    redirect_uri = settings.public_url + upstream.CALLBACK_PATH
     _emit(as_json, {**document, "redirect_uri": redirect_uri}, [
         f"Added identity provider {document['name']} ({document['id']})",
         f"  issuer: {document['issuer']}",

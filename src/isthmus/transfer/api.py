@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from isthmus.core import work
 from isthmus.core.collection_access import CollectionSession
+from isthmus.core.errors import APIError
 from isthmus.core.http import bearer_token, read_json_object
 from isthmus.transfer import (
     access_rules,
@@ -26,7 +27,7 @@ from isthmus.transfer import (
     submission,
     tasks,
 )
-from isthmus.transfer.errors import API_PREFIX, request_id
+from isthmus.transfer.errors import API_PREFIX, error_document, request_id
 from isthmus.transfer.registry import Caller
 
 router = APIRouter(prefix=API_PREFIX)
@@ -34,6 +35,12 @@ router = APIRouter(prefix=API_PREFIX)
 Document = routing.Document
 CANCEL_WAIT_SECONDS = 5.0
 T = TypeVar("T")
+
+
+def render_error(path: str, error: APIError) -> JSONResponse:
+    """An error answering a request for ``path``, in Transfer's body (`errors.error_document`)."""
+    return JSONResponse(error_document(path, error), status_code=error.status,
+                        headers=error.headers)
 
 
 @router.get("/endpoint/{endpoint_id}")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from isthmus.core.errors import APIError
-
-if TYPE_CHECKING:
-    from fastapi.responses import JSONResponse
 
 API_PREFIX = "/v0.10"
 _REQUEST_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -34,15 +31,12 @@ def authentication_failed(message: str, *, missing: bool = False) -> APIError:
     return APIError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="transfer"'})
 
 
-def render_error(path: str, error: APIError) -> JSONResponse:
-    # Only the HTTP layer renders: the services (and the commands that open them) raise
-    # these errors without loading the web framework.
-    from fastapi.responses import JSONResponse
-
+def error_document(path: str, error: APIError) -> dict[str, Any]:
+    """The body of ``error`` answering a request for ``path`` (`api.render_error` sends it)."""
     resource = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else path
     # Shared helpers (body readers) raise core's UPPER_SNAKE codes: say them Transfer's way.
     code = _STATUS_CODES.get(error.status, "ClientError") if error.code.isupper() else error.code
     body: dict[str, Any] = {"code": code, "message": error.message,
                             "request_id": request_id(), "resource": resource}
     body.update(error.extra)
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
+    return body
