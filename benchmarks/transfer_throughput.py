@@ -18,10 +18,10 @@ For each, three copies into fresh destinations on the same file system:
 * ``cp -r`` then ``sync -f``: the floor of a copy that is on the disk when it ends, as an
   Isthmus file is before the task records it done (neither rclone nor cp syncs).
 
-Before the rounds the source is copied once, untimed (a virtual machine's memory is slow
-the first time it is written), and before each copy the source is read once and the file
-system synced, so every contender starts from a warm page cache with nothing left to
-write. Each of ``--rounds`` rounds (3 by default) runs every contender in turn, so a busier
+Before each copy the source is read once, copied once untimed (`prefault`: a virtual
+machine's memory is slow to write again once given back to its host) and the file system
+synced, so every contender starts from a warm page cache, writable memory and nothing left
+to write. Each of ``--rounds`` rounds (3 by default) runs every contender in turn, so a busier
 moment of a shared machine slows them alike; the median of each counts, and each round's
 ratio is shown too. The report gives seconds, MB/s (10^6 bytes) and files/s, the ratios
 the issue sets targets for (Isthmus / cp time on the large file, Isthmus / rclone speed on
@@ -120,6 +120,16 @@ def warm(root: Path) -> None:
                     pass
 
 
+def prefault(source: Path, work: Path) -> None:
+    """Copy ``source`` and delete the copy, untimed, just before a contender runs. On a virtual
+    machine that reports free memory to its host (virtio-balloon), memory freed a few seconds
+    ago is given back and costs a host fault per page when written again: whichever contender
+    got such pages for its copy took twice as long, in kernel time (seen: the same Isthmus
+    task 7 s against 3 s, 2 GiB). Freed just now, the copy's pages are there for the next."""
+    subprocess.run(["cp", "-r", str(source), str(work / "prefault")], check=True)
+    shutil.rmtree(work / "prefault")
+
+
 # --- the contenders ----------------------------------------------------------------------
 
 
@@ -212,14 +222,11 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
     contenders = ("cp", "cp+sync", "rclone", "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
-    # Untimed: memory a virtual machine's guest never touched costs the host a fault per
-    # page the first time, so whichever contender wrote first paid for it (twice the time).
-    subprocess.run(["cp", "-r", str(source), str(work / "warm-up")], check=True)
-    shutil.rmtree(work / "warm-up")
     for attempt in range(args.rounds):
         for contender in contenders:
             destination = site.home / f"{dataset}-{contender}-{attempt}"
             warm(source)
+            prefault(source, work)
             os.sync()  # nothing of the data made or the copy before is still being written
             note = ""
             if contender == "cp":

@@ -208,6 +208,19 @@ class ConnectorConformance:
         with target.connector.open_read("/p", offset=2, length=6) as stream:
             assert [stream.read(4), stream.read(4), stream.read(4)] == [b"2345", b"67", b""]
 
+    def test_read_into_a_reused_buffer(self, target: StorageTarget) -> None:
+        data = os.urandom(3 * 1000 + 7)
+        target.backing.put("/into.bin", data)
+        buffer = memoryview(bytearray(1000))
+        got = []
+        with target.connector.open_read("/into.bin", offset=5, length=2500) as stream:
+            while count := stream.readinto(buffer):
+                got.append(bytes(buffer[:count]))
+        assert b"".join(got) == data[5:2505]
+        with target.connector.open_read("/into.bin") as stream:
+            stream.close()
+            assert stream.readinto(buffer) == 0
+
     def test_read_refuses_directories_missing_files_and_bad_ranges(
         self, target: StorageTarget
     ) -> None:

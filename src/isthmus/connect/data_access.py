@@ -492,21 +492,23 @@ def _recorded_read(stream: ReadStream, record: Recorder) -> ReadStream:
             done = True
             record(size=read_bytes, **outcome)
 
-    def read(size: int) -> bytes:
+    def counted(read: Callable[[], T], size: Callable[[T], int]) -> T:
         nonlocal read_bytes
         try:
-            data = stream.read(size)
+            data = read()
         except Exception as failed:
             finish(**_outcome(failed))
             raise
-        read_bytes += len(data)
+        read_bytes += size(data)
         return data
 
     def close() -> None:
         stream.close()
         finish()
 
-    return ReadStream(stream.entry, read, close, chunk_size=stream.chunk_size)
+    return ReadStream(stream.entry, lambda size: counted(lambda: stream.read(size), len), close,
+                      chunk_size=stream.chunk_size,
+                      readinto=lambda buffer: counted(lambda: stream.readinto(buffer), int))
 
 
 def _recorded_write(writer: AtomicWriter, record: Recorder) -> AtomicWriter:

@@ -20,6 +20,7 @@ from typing import Any, Self
 from isthmus.storage.digests import (
     DEFAULT_ALGORITHMS,
     BackgroundDigest,
+    Chunk,
     MultiDigest,
     canonical_algorithm,
     canonical_algorithms,
@@ -143,10 +144,12 @@ class ReadStream(Iterator[bytes]):
         *,
         length: int | None = None,
         chunk_size: int = CHUNK_SIZE,
+        readinto: Callable[[memoryview], int] | None = None,
     ) -> None:
         self.entry = entry
         self.chunk_size = chunk_size
         self._read = read
+        self._readinto = readinto
         self._close: Callable[[], None] | None = close
         self._remaining = length
 
@@ -164,6 +167,26 @@ class ReadStream(Iterator[bytes]):
         if self._remaining is not None:
             self._remaining -= len(data)
         return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        """`read` into ``buffer`` (as many bytes as it holds at most); 0 at the end. Storage
+        that can fills it directly: a copy reusing its buffers never touches new memory."""
+        size = len(buffer)
+        if self._close is None:
+            return 0
+        if self._remaining is not None:
+            size = min(size, self._remaining)
+        if size == 0:
+            return 0
+        if self._readinto is not None:
+            count = self._readinto(buffer[:size])
+        else:
+            data = self._read(size)
+            count = len(data)
+            buffer[:count] = data
+        if self._remaining is not None:
+            self._remaining -= count
+        return count
 
     def __next__(self) -> bytes:
         chunk = self.read(self.chunk_size)
@@ -314,10 +337,17 @@ class AtomicWriter(ABC):
         the writes, which go on meanwhile."""
         return 0
 
-    def write(self, data: bytes) -> None:
+    @property
+    def chunks_held(self) -> int:
+        """How many of the latest chunks given to `write` may still be read after it returns
+        (hashed in the background): a caller reuses a buffer once that many more writes have
+        returned. Writers that keep chunks longer copy them."""
+        return self._digest.depth if isinstance(self._digest, BackgroundDigest) else 0
+
+    def write(self, data: Chunk) -> None:
         self.write_chunks((data,))
 
-    def write_chunks(self, chunks: Sequence[bytes]) -> None:
+    def write_chunks(self, chunks: Sequence[Chunk]) -> None:
         """Write ``chunks`` one after the other, in as few storage calls as it allows (an
         HTTP body arrives in pieces: gathering them into one buffer first would copy every
         byte once more)."""
@@ -435,7 +465,7 @@ class AtomicWriter(ABC):
         self.abort()  # a no-op after commit
 
     @abstractmethod
-    def _write_chunks(self, chunks: Sequence[bytes]) -> None: ...
+    def _write_chunks(self, chunks: Sequence[Chunk]) -> None: ...
 
     @abstractmethod
     def _flush(self) -> None:

@@ -22,6 +22,9 @@ from typing import Protocol
 
 from isthmus.storage.errors import InvalidArgument, UnsupportedAlgorithm
 
+# What is written and hashed: bytes, or a view of a buffer a copy reuses.
+Chunk = bytes | bytearray | memoryview
+
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256", "sha512", "adler32")
 
 # What write_atomic computes unless told otherwise: the three a remote verifier may ask for.
@@ -59,7 +62,7 @@ def canonical_algorithms(names: Iterable[str]) -> tuple[str, ...]:
 
 
 class _Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: Chunk, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -70,7 +73,7 @@ class Adler32:
     def __init__(self) -> None:
         self._value = 1  # Adler-32 of the empty string
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: Chunk, /) -> None:
         self._value = zlib.adler32(data, self._value)
 
     def digest(self) -> bytes:
@@ -94,7 +97,7 @@ class MultiDigest:
         self.algorithms = canonical_algorithms(algorithms)
         self._hashes = [_new_hash(name) for name in self.algorithms]
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         for hashed in self._hashes:
             hashed.update(data)
 
@@ -117,20 +120,20 @@ class BackgroundDigest:
         self._digest = MultiDigest(algorithms)
         self.algorithms = self._digest.algorithms
         self.size = 0
-        self._depth = depth
+        self.depth = depth
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="isthmus-digest")
         self._pending: deque[Future[None]] = deque()
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         self.update_from(lambda: data)
 
-    def update_from(self, read: Callable[[], bytes]) -> None:
+    def update_from(self, read: Callable[[], Chunk]) -> None:
         """Hash what ``read`` returns, called in the hashing thread."""
-        while len(self._pending) >= self._depth:
+        while len(self._pending) >= self.depth:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(self._absorb, read))
 
-    def _absorb(self, read: Callable[[], bytes]) -> None:
+    def _absorb(self, read: Callable[[], Chunk]) -> None:
         data = read()
         self._digest.update(data)
         self.size += len(data)

@@ -56,7 +56,7 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
-from isthmus.storage.digests import BackgroundDigest, MultiDigest
+from isthmus.storage.digests import BackgroundDigest, Chunk, MultiDigest
 from isthmus.storage.errors import (
     AccountNotPermitted,
     AlreadyExists,
@@ -429,8 +429,15 @@ class PosixConnector(Connector):
             except OSError as error:
                 raise storage_error(error, location.path) from None
 
+        def readinto(buffer: memoryview) -> int:
+            try:
+                return os.readv(fd, [buffer])
+            except OSError as error:
+                raise storage_error(error, location.path) from None
+
         return ReadStream(
-            entry, read, lambda: os.close(fd), length=length, chunk_size=self.chunk_size
+            entry, read, lambda: os.close(fd), length=length, chunk_size=self.chunk_size,
+            readinto=readinto,
         )
 
     # --- writing ---------------------------------------------------------------------------
@@ -725,6 +732,7 @@ class PosixAtomicWriter(AtomicWriter):
             if options.background and options.verify_on_disk
             else None
         )
+        self._read_back_buffer = bytearray()
 
     @property
     def resumable(self) -> int:
@@ -747,7 +755,16 @@ class PosixAtomicWriter(AtomicWriter):
             return
         fd = self._temp_fd
         # A range cut short by someone else shows as a size that differs at commit.
-        self._verify.update_from(lambda: os.pread(fd, length, start))
+        self._verify.update_from(lambda: self._pread_reused(fd, length, start))
+
+    def _pread_reused(self, fd: int, length: int, start: int) -> memoryview:
+        """A range read into one buffer reused from range to range (in the verifying thread,
+        which hashes each before reading the next): new memory for every range of a large
+        file cost more than the reading."""
+        if len(self._read_back_buffer) < length:
+            self._read_back_buffer = bytearray(length)
+        view = memoryview(self._read_back_buffer)[:length]
+        return view[: os.preadv(fd, [view], start)]
 
     def checkpoint(self) -> int:
         written = self.size  # what was written before the sync began (writes may go on)
@@ -757,7 +774,7 @@ class PosixAtomicWriter(AtomicWriter):
             raise storage_error(error, self.path) from None
         return written
 
-    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+    def _write_chunks(self, chunks: Sequence[Chunk]) -> None:
         views = [memoryview(chunk) for chunk in chunks if chunk]
         end = self.size + sum(len(view) for view in views)  # the file's size once written
         first = 0  # views[first:] are still to be written

@@ -45,7 +45,7 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
-from isthmus.storage.digests import canonical_algorithms
+from isthmus.storage.digests import Chunk, canonical_algorithms
 from isthmus.storage.errors import (
     ERROR_TYPES,
     AccountNotPermitted,
@@ -301,7 +301,7 @@ class _WorkerAtomicWriter(AtomicWriter):
         # Counted here once each write returns: never trust the worker for more than that.
         return min(durable, self.size)
 
-    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+    def _write_chunks(self, chunks: Sequence[Chunk]) -> None:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         for start in range(0, len(data), MAX_DATA_FRAME):
             self._call("write", bytes(data[start : start + MAX_DATA_FRAME]), handle=self._handle)

@@ -39,6 +39,7 @@ from isthmus.storage.connector import (
     WriteOptions,
     check_range,
 )
+from isthmus.storage.digests import Chunk
 from isthmus.storage.errors import (
     AlreadyExists,
     ChecksumMismatch,
@@ -568,10 +569,12 @@ class S3AtomicWriter(AtomicWriter):
     def _part_size(self) -> int:
         return MIN_PART_SIZE * (1 + len(self._parts) // PARTS_PER_STEP)
 
-    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+    def _write_chunks(self, chunks: Sequence[Chunk]) -> None:
         for chunk in chunks:
             if chunk:
-                self._chunks.append(chunk)
+                # Kept until its part is sent: a view of the caller's buffer is copied (the
+                # caller may reuse it once this returns).
+                self._chunks.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
                 self._buffered += len(chunk)
         if self._buffered >= self._part_size():
             self._upload_part()

@@ -40,6 +40,7 @@ from isthmus.storage.connector import (
     check_range,
 )
 from isthmus.storage.digests import (
+    Chunk,
     canonical_algorithms,
     parse_digest_field,
     rfc9530_name,
@@ -376,10 +377,12 @@ class _Writer(AtomicWriter):
             except queue.Full:
                 continue
 
-    def _write_chunks(self, chunks: Sequence[bytes]) -> None:
+    def _write_chunks(self, chunks: Sequence[Chunk]) -> None:
         for chunk in chunks:
             if chunk:
-                self._put(chunk)
+                # Queued for the sending thread: a view of the caller's buffer is copied (the
+                # caller may reuse it once this returns).
+                self._put(chunk if isinstance(chunk, bytes) else bytes(chunk))
         if not self._thread.is_alive():
             self._finished()
 

@@ -10,7 +10,7 @@ import fnmatch
 import json
 import posixpath
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -20,7 +20,7 @@ from isthmus.core.collection_access import CollectionSession
 from isthmus.core.db import utcnow
 from isthmus.core.errors import APIError
 from isthmus.storage.connector import AtomicWriter, Entry, EntryType, ReadStream, WriteOptions
-from isthmus.storage.digests import canonical_algorithm, digest_from_hex
+from isthmus.storage.digests import Chunk, canonical_algorithm, digest_from_hex
 from isthmus.storage.errors import (
     AlreadyExists,
     ChecksumMismatch,
@@ -545,10 +545,21 @@ class Worker:
         return _Prepared(item, writer, algorithm)
 
     def _pump(self, stream: ReadStream, writer: AtomicWriter, source: str, destination: str,
-              chunk_size: int, after: Callable[[int], None] | None = None) -> None:
+              chunk_size: int, after: Callable[[int], None] | None = None,
+              buffers: Sequence[memoryview] = ()) -> None:
         """Move the stream's bytes into the writer (``after`` is told the writer's size after
-        each chunk)."""
-        read: Callable[[], bytes] = lambda: stream.read(chunk_size)  # noqa: E731
+        each chunk), read into ``buffers`` in turn when there are any (more than the writer's
+        `chunks_held`), else into new ones."""
+        turn = 0
+
+        def read() -> Chunk:
+            nonlocal turn
+            if not buffers:
+                return stream.read(chunk_size)
+            buffer = buffers[turn % len(buffers)]
+            turn += 1
+            return buffer[:stream.readinto(buffer)]
+
         while chunk := self._guard("transfer", source, read, on_source=True):
             self._guard("transfer", destination, partial(writer.write, chunk))
             self.batch.count("bytes_transferred", len(chunk))
@@ -566,6 +577,9 @@ class Worker:
         half_step = checkpoints.step_for(entry.size) // 2
         due = writer.size + half_step
         taking: Future[None] | None = None
+        # Buffers reused from chunk to chunk: new memory for every 4 MiB read cost more than
+        # the reading (the writer may still be hashing `chunks_held` of them).
+        buffers = [memoryview(bytearray(LARGE_CHUNK)) for _ in range(writer.chunks_held + 1)]
         with ThreadPoolExecutor(1, thread_name_prefix="isthmus-checkpoint") as pool:
 
             def after(written: int) -> None:
@@ -576,7 +590,7 @@ class Worker:
                     taking = pool.submit(self._checkpoint, item, writer, destination, entry)
                     due = written + half_step
 
-            self._pump(stream, writer, source, destination, LARGE_CHUNK, after)
+            self._pump(stream, writer, source, destination, LARGE_CHUNK, after, buffers)
             if taking is not None:
                 taking.result()
 
