@@ -18,14 +18,13 @@ For each, three copies into fresh destinations on the same file system:
 * ``cp -r`` then ``sync -f``: the floor of a copy that is on the disk when it ends, as an
   Isthmus file is before the task records it done (neither rclone nor cp syncs).
 
-Before each copy the source is read once, copied once untimed (`prefault`: a virtual
-machine's memory is slow to write again once given back to its host) and the file system
-synced, so every contender starts from a warm page cache, writable memory and nothing left
-to write. Each of ``--rounds`` rounds (3 by default) runs every contender in turn, so a busier
-moment of a shared machine slows them alike; the median of each counts, and each round's
-ratio is shown too. The report gives seconds, MB/s (10^6 bytes) and files/s, the ratios
-the issue sets targets for (Isthmus / cp time on the large file, Isthmus / rclone speed on
-both), the server's CPU time per task and its peak resident memory during the tasks. The run
+Before each copy the source is read once and the file system synced, so every contender
+starts from a warm page cache with nothing left to write. Each of ``--rounds`` rounds (3 by
+default) runs every contender in turn, so a busier moment of a shared machine slows them
+alike; the median of each counts, and each round's ratio is shown too. The report gives
+seconds, MB/s (10^6 bytes) and files/s, the ratios the issue sets targets for (Isthmus / cp
+time on the large file, Isthmus / rclone speed on both), the server's CPU time per task
+(user and system) and its peak resident memory during the tasks. The run
 checks each destination against the source (sizes and SHA-256) before it counts.
 
     .venv/bin/python benchmarks/transfer_throughput.py
@@ -120,16 +119,6 @@ def warm(root: Path) -> None:
                     pass
 
 
-def prefault(source: Path, work: Path) -> None:
-    """Copy ``source`` and delete the copy, untimed, just before a contender runs. On a virtual
-    machine that reports free memory to its host (virtio-balloon), memory freed a few seconds
-    ago is given back and costs a host fault per page when written again: whichever contender
-    got such pages for its copy took twice as long, in kernel time (seen: the same Isthmus
-    task 7 s against 3 s, 2 GiB). Freed just now, the copy's pages are there for the next."""
-    subprocess.run(["cp", "-r", str(source), str(work / "prefault")], check=True)
-    shutil.rmtree(work / "prefault")
-
-
 # --- the contenders ----------------------------------------------------------------------
 
 
@@ -190,10 +179,11 @@ def run_task(transfer_token: str, source: tuple[str, str], destination: tuple[st
     return elapsed
 
 
-def process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
     """User and system CPU time of a process so far (its threads included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 @dataclass
@@ -226,7 +216,6 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
         for contender in contenders:
             destination = site.home / f"{dataset}-{contender}-{attempt}"
             warm(source)
-            prefault(source, work)
             os.sync()  # nothing of the data made or the copy before is still being written
             note = ""
             if contender == "cp":
@@ -236,10 +225,12 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
             elif contender == "rclone":
                 seconds = run_rclone(source, destination, work)
             else:
-                cpu_before = process_cpu_seconds(site.pid)
+                user, system = process_cpu_seconds(site.pid)
                 seconds = run_isthmus(site, source, destination, args.task_timeout,
                                       args.poll_seconds)
-                note = f" (server CPU {process_cpu_seconds(site.pid) - cpu_before:.2f} s)"
+                user_after, system_after = process_cpu_seconds(site.pid)
+                note = (f" (server CPU {user_after - user:.2f} s user, "
+                        f"{system_after - system:.2f} s system)")
             if tree_digests(destination) != expected:
                 raise RuntimeError(f"{contender}: {destination} differs from {source}")
             shutil.rmtree(destination)
