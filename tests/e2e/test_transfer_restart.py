@@ -186,20 +186,26 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     assert len(resumed) <= KILLS * PARALLEL_FILES, resumed
 
 
-def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
-    bob = _new_user(site.server, "bob")
-    tc: TransferClient = app_transfer_client(site, bob,  # type: ignore[arg-type]
+def start_large_copy(site: Site, username: str) -> tuple[TransferClient, Path, Path, str]:
+    """A new user's verified transfer of one large file into a folder of theirs: the client,
+    the source file, the destination folder and the task id."""
+    user = _new_user(site.server, username)
+    tc: TransferClient = app_transfer_client(site, user,  # type: ignore[arg-type]
                                              site.collection_id)
     tc.operation_ls(site.collection_id)
-    source = site.home(bob) / "big.bin"
+    source = site.home(user) / "big.bin"
     with source.open("wb") as handle:
         for _ in range(0, LARGE_FILE, 1024 * 1024):
             handle.write(os.urandom(1024 * 1024))
-    destination = site.home(bob) / "out"
+    destination = site.home(user) / "out"
     destination.mkdir()
     data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
     data.add_item("/~/big.bin", "/~/out/big.bin")
-    task_id = tc.submit_transfer(data)["task_id"]
+    return tc, source, destination, tc.submit_transfer(data)["task_id"]
+
+
+def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
+    tc, source, destination, task_id = start_large_copy(site, "bob")
     assert large_part_reaches(destination, LARGE_FILE // 2), "the copy was never seen half done"
     kill(site.server)
     assert parts(destination), "the killed copy left nothing to resume from"
@@ -218,21 +224,9 @@ def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> N
 
 def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: Site) -> None:
     """A restart (SIGTERM, the service stopping) is no crash: the runner stops the copy at its
-    next flush, and what was written of the large file up to its last checkpoint is kept
+    next buffer, and what was written of the large file up to its last checkpoint is kept
     and resumed, not sent again."""
-    carol = _new_user(site.server, "carol")
-    tc: TransferClient = app_transfer_client(site, carol,  # type: ignore[arg-type]
-                                             site.collection_id)
-    tc.operation_ls(site.collection_id)
-    source = site.home(carol) / "big.bin"
-    with source.open("wb") as handle:
-        for _ in range(0, LARGE_FILE, 1024 * 1024):
-            handle.write(os.urandom(1024 * 1024))
-    destination = site.home(carol) / "out"
-    destination.mkdir()
-    data = TransferData(site.collection_id, site.collection_id, verify_checksum=True)
-    data.add_item("/~/big.bin", "/~/out/big.bin")
-    task_id = tc.submit_transfer(data)["task_id"]
+    tc, source, destination, task_id = start_large_copy(site, "carol")
     # Early, so the copy is surely still going when the stop arrives (it stops at its next
     # buffer: see `Worker._pump`).
     step = step_for(LARGE_FILE)
