@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""What a plain copy costs the kernel on this machine, just after another large write and
-again right after: no Isthmus, no hashing, one 4 MiB buffer, read then write, one fsync.
+"""What a plain copy costs the kernel on this machine into memory that was free for a while,
+and into memory just freed: no Isthmus, no hashing, one 4 MiB buffer, read then write, one
+fsync, twice (the first copy deleted before the second).
 
-On the project's virtual machines the first copy of a few GiB after a large write took
-5-9 s of system time where the second took 0.6 s (the same process, the same source): which
-program meets that first cost, not how it copies, decided several of the Transfer
-benchmark's large-file rounds (see README.md). Run it to see whether a machine has it.
+On the project's virtual machines writing a file into pages that had been free for more
+than a moment cost about 2.5-3.5 s of system time per GiB, into pages freed just before
+0.3-0.6 s, whatever the size of the writes: which program met the first kind, not how it
+copies, decided the Transfer benchmark's large-file rounds (see README.md). Run it to see
+whether a machine has it.
 
     .venv/bin/python benchmarks/fresh_writes.py --size 2GiB
 """
