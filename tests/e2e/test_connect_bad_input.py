@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import _new_user
 from tests.e2e.helpers import TRANSFER_ALL, native_login
-from tests.e2e.test_no_server_errors import FUZZ, NASTY, json_values
+from tests.e2e.test_no_server_errors import FUZZ, NASTY, Drawn, json_values
 from tests.live import LiveServer, server_on_fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -328,14 +328,6 @@ def _mutate(data: st.DataObject, value: Any, depth: int = 0) -> Any:
         return _splice(value, data.draw(st.sampled_from(NASTY), label="nasty"),
                        data.draw(st.integers(0, len(value)), label="at"))
     return data.draw(json_values, label="replacement")
-
-
-@dataclass
-class Drawn:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
 
 
 def draw_request(data: st.DataObject, route: Route, known: Known) -> Drawn:

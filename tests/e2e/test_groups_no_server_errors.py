@@ -29,6 +29,7 @@ from tests.e2e.test_no_server_errors import (
     JSON_BODIES,
     METHODS,
     NASTY,
+    Drawn,
     _splice,
     header_text,
     json_values,
@@ -154,14 +155,6 @@ def any_value(known: Known) -> st.SearchStrategy[Any]:
             "membership_fields": json_values,
         }), max_size=3),
     )
-
-
-@dataclass
-class Drawn:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
 
 
 def draw_request(data: st.DataObject, route: Route, known: Known) -> Drawn:
