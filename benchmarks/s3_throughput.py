@@ -51,6 +51,7 @@ from transfer_throughput import (
     dataset_arguments,
     make_large,
     make_small,
+    print_cells,
     run_task,
 )
 
@@ -192,11 +193,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     cells: list[Cell] = results["cells"]
-    print()
-    print(f"{'dataset':<8} {'contender':<9} {'seconds':>8} {'MB/s':>9} {'files/s':>9}")
-    for cell in cells:
-        print(f"{cell.dataset:<8} {cell.contender:<9} {cell.seconds:>8.2f} "
-              f"{cell.mb_per_s:>9.1f} {cell.files_per_s:>9.1f}")
+    print_cells(cells)
     by = {(cell.dataset, cell.contender): cell for cell in cells}
     ratios = {f"{dataset}: isthmus speed / rclone speed":
               by[(dataset, "rclone")].seconds / by[(dataset, "isthmus")].seconds

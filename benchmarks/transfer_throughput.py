@@ -263,13 +263,17 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
     return {"cells": cells, "rest_kib": rest_kib, "peak_kib": peak.peak_kib}
 
 
-def report(results: dict[str, Any]) -> dict[str, Any]:
-    cells: list[Cell] = results["cells"]
+def print_cells(cells: list[Cell]) -> None:
     print()
     print(f"{'dataset':<8} {'contender':<9} {'seconds':>8} {'MB/s':>9} {'files/s':>9}")
     for cell in cells:
         print(f"{cell.dataset:<8} {cell.contender:<9} {cell.seconds:>8.2f} "
               f"{cell.mb_per_s:>9.1f} {cell.files_per_s:>9.1f}")
+
+
+def report(results: dict[str, Any]) -> dict[str, Any]:
+    cells: list[Cell] = results["cells"]
+    print_cells(cells)
     by = {(cell.dataset, cell.contender): cell for cell in cells}
     ratios: dict[str, float] = {}
     for dataset in ("large", "small"):
