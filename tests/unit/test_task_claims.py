@@ -4,14 +4,18 @@ claiming at once never taking the same task."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from isthmus.auth.service import AuthService
 from isthmus.core.db import transaction, utcnow
+from isthmus.transfer.engine import Slice, SliceContext
 from isthmus.transfer.runner import admit_queued, claim, release_all_claims
 from isthmus.transfer.task_models import Task
 
@@ -86,6 +90,28 @@ def test_a_lapsed_lease_is_taken_over(auth: AuthService) -> None:
         release_all_claims(session)
         task = session.get(Task, task_id)
         assert task is not None and task.claimed_by is None
+
+
+def test_a_working_slice_keeps_its_lease_however_long_it_waits(auth: AuthService) -> None:
+    """A worker blocked for longer than its lease (a slow disk's sync, a long storage call)
+    keeps the task: its lease is renewed beside it, and lapses only once it stops."""
+    task_id = add_task(auth, uuid.uuid4(), admitted=True)
+    lease = timedelta(seconds=0.6)
+    with transaction(auth.sessions) as session:
+        assert claim(session, "slow", utcnow(), lease) == task_id
+        task = session.get(Task, task_id)
+        assert task is not None
+        session.expunge(task)
+    unused: Any = None
+    context = SliceContext(auth.sessions, unused, unused, unused, "slow", lease,
+                           threading.Event())
+    with Slice(context, task).holding_lease():
+        time.sleep(4 * lease.total_seconds())  # blocked, never flushing
+        with transaction(auth.sessions) as session:
+            assert claim(session, "other", utcnow(), lease) is None
+    time.sleep(2 * lease.total_seconds())
+    with transaction(auth.sessions) as session:
+        assert claim(session, "other", utcnow(), lease) == task_id
 
 
 def test_two_runners_claiming_at_once_take_different_tasks(auth: AuthService) -> None:

@@ -116,6 +116,10 @@ class Stopped(Exception):  # noqa: N818  (control flow)
     """The task was canceled or its deadline passed, or the runner is stopping."""
 
 
+class LeaseLost(Exception):  # noqa: N818  (control flow: another runner has the task)
+    pass
+
+
 class Transient(Exception):  # noqa: N818
     """An error worth trying again (storage hiccups, a verification that failed)."""
 
@@ -415,19 +419,16 @@ class Worker:
                     try:
                         self._pump_checkpointed(item, stream, writer, source, destination,
                                                 entry)
-                    except Stopped:
-                        # Paused, or the server stopping: kept as a crash would keep it, so
-                        # the copy goes on from its last checkpoint (a task that ends instead
-                        # has it swept).
+                    except (Stopped, LeaseLost):
+                        # Paused, the server stopping, or the task taken over after this
+                        # runner stalled: kept as a crash would keep it, so the copy goes on
+                        # from its last checkpoint (a task that ends instead has it swept).
                         writer.suspend()
                         raise
                 else:
                     self._pump(stream, writer, source, destination, stream.chunk_size)
             try:
-                # A large file's commit may outlast the lease (its verifying re-read, S3
-                # assembling its parts): the lease is renewed meanwhile.
-                with self.slice.renewing() if large else contextlib.nullcontext():
-                    result = writer.commit()
+                result = writer.commit()
             except ChecksumMismatch as error:
                 if item.external_checksum:
                     raise TaskFailed(_event("CHECKSUM_MISMATCH", "transfer", source,

@@ -31,7 +31,14 @@ from isthmus.core.encryption import SealedValueError, SecretBox
 from isthmus.core.errors import APIError
 from isthmus.core.tokens import DependentToken, DependentTokens
 from isthmus.transfer import checkpoints, credentials, pauses, tasks
-from isthmus.transfer.copying import PARALLEL_SMALL, SmallRun, Stopped, TaskFailed, Worker
+from isthmus.transfer.copying import (
+    PARALLEL_SMALL,
+    LeaseLost,
+    SmallRun,
+    Stopped,
+    TaskFailed,
+    Worker,
+)
 from isthmus.transfer.progress import SUCCEEDED_EVENT, Event, add_event, finish
 from isthmus.transfer.task_models import (
     FILE,
@@ -69,10 +76,6 @@ _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_ski
 _ITEMS = cast(Table, TaskItem.__table__)
 # The columns to set come from each row's keys (all rows of a batch have the same ones).
 _UPDATE_ITEM = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id"))
-
-
-class LeaseLost(Exception):  # noqa: N818  (control flow: another runner has the task)
-    pass
 
 
 @dataclass
@@ -212,19 +215,24 @@ class Slice:
                 or self.state.paused or self.context.stopping.is_set())
 
     @contextmanager
-    def renewing(self) -> Iterator[None]:
-        """Keep flushing (so the lease stays ours) while one long storage call runs: a
-        large file's commit may verify or assemble it for longer than the lease lasts (S3
-        completing a multipart upload, a re-read of gigabytes), and a lapsed lease would
-        hand the task over and copy the file again."""
+    def holding_lease(self) -> Iterator[None]:
+        """Renew the task's lease every third of it while the slice runs, whatever its worker
+        is waiting on (a slow disk's syncs, a large file's verifying re-read, S3 assembling
+        its parts, a dependent token): only a runner that died lets it lapse and the task be
+        taken over. Progress is written by the worker's own flushes."""
         done = threading.Event()
+        interval = self.context.lease.total_seconds() / 3
 
         def beat() -> None:
-            while not done.wait(FLUSH_SECONDS):
+            while not done.wait(interval):
                 try:
-                    self.flush()
-                except (LeaseLost, SQLAlchemyError):
-                    return  # the call's own next flush meets it again
+                    with transaction(self.context.sessions) as session:
+                        session.execute(update(Task).where(
+                            Task.id == self.task_id, Task.claimed_by == self.context.worker,
+                        ).values(lease_until=utcnow() + self.context.lease))
+                except SQLAlchemyError:
+                    logger.warning("task %s: could not renew its lease", self.task_id,
+                                   exc_info=True)
 
         beating = threading.Thread(target=beat, name="isthmus-lease", daemon=True)
         beating.start()
@@ -352,20 +360,26 @@ def work_on(context: SliceContext, task_id: uuid.UUID) -> None:
         return
     current, options, grants = started
     try:
-        tokens = _tokens(context, task_id, grants)
-        with ExitStack() as opened:
-            sessions = [opened.enter_context(_open(context, collection, token))
-                        for collection, token in tokens.items()]
-            worker = Worker(current, sessions[0], sessions[-1], options)
-            if not current.ended:
-                _run(current, worker)
-            _sweep(current, worker)
+        with current.holding_lease():
+            _work(context, current, options, grants)
     except TaskFailed as failed:  # a collection could not be reached
         _finish_failed(current, failed.event)
     except LeaseLost:
         logger.info("task %s: another runner took it over", task_id)
     finally:
         _hand_back(context, task_id)
+
+
+def _work(context: SliceContext, current: Slice, options: dict[str, Any],
+          grants: dict[uuid.UUID, DependentToken]) -> None:
+    tokens = _tokens(context, current.task_id, grants)
+    with ExitStack() as opened:
+        sessions = [opened.enter_context(_open(context, collection, token))
+                    for collection, token in tokens.items()]
+        worker = Worker(current, sessions[0], sessions[-1], options)
+        if not current.ended:
+            _run(current, worker)
+        _sweep(current, worker)
 
 
 def _run(current: Slice, worker: Worker) -> None:

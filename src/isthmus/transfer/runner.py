@@ -1,7 +1,8 @@
 """The task runner: worker threads that claim tasks from the database and work on them.
 
 Nothing lives only in memory. A claim is a lease on the task row (``claimed_by``,
-``lease_until``) renewed with every progress write; a runner that dies stops renewing, and
+``lease_until``) renewed while a worker works on it (`Slice.holding_lease`) and with every
+progress write; a runner that dies stops renewing, and
 once the lease lapses any runner takes the task over and goes on from its durable items. On
 PostgreSQL any number of runner processes share the tasks (``SELECT … FOR UPDATE SKIP
 LOCKED``); on SQLite one process runs them, so at start it takes over every claim at once.
