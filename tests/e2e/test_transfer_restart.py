@@ -27,8 +27,9 @@ from tests.live import LiveServer, start_server
 
 pytestmark = pytest.mark.postgres
 
-SMALL_FILES = 300
-SMALL_SIZE = 256 * 1024
+# Two runs of small files (`engine.SMALL_RUN_FILES`), so the first kill finds the second going.
+SMALL_FILES = 2000
+SMALL_SIZE = 8 * 1024
 # Kills while the large file is mid-copy: once this much of it is written, then this much.
 LARGE_KILLS = (0.4, 0.7)
 KILLS = 1 + len(LARGE_KILLS)
@@ -114,7 +115,7 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     source = site.home(alice) / "src"
     source.mkdir()
     for number in range(SMALL_FILES):
-        (source / f"f{number:03}.bin").write_bytes(os.urandom(SMALL_SIZE))
+        (source / f"f{number:04}.bin").write_bytes(os.urandom(SMALL_SIZE))
     with (source / "large.bin").open("wb") as handle:
         for _ in range(0, LARGE_FILE, 1024 * 1024):
             handle.write(os.urandom(1024 * 1024))
