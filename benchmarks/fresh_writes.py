@@ -4,10 +4,9 @@ and into memory just freed: no Isthmus, no hashing, one 4 MiB buffer, read then 
 fsync, twice (the first copy deleted before the second).
 
 On the project's virtual machines writing a file into pages that had been free for more
-than a moment cost about 2.5-3.5 s of system time per GiB, into pages freed just before
-0.3-0.6 s, whatever the size of the writes: which program met the first kind, not how it
-copies, decided the Transfer benchmark's large-file rounds (see README.md). Run it to see
-whether a machine has it.
+than a moment cost about 2.5-3.5 s of system time per GiB with a 4 MiB buffer, into pages
+freed just before 0.3-0.6 s; smaller buffers cost less (see README.md: the Transfer engine
+copies large files in 256 KiB buffers for this). Run it to see whether a machine has it.
 
     .venv/bin/python benchmarks/fresh_writes.py --size 2GiB
 """
