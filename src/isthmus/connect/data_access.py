@@ -627,10 +627,9 @@ class DataSession:
         named and the real path allow it (with ``tree``, everywhere beneath them too when a
         folder is there or ``folder_lands`` there: a file, a link or a new name holds
         nothing else)."""
-        self._allow(path, needed, tree=False)
+        check = self._checker(path, needed)
         real = self.connector.real_path(path, follow=follow)
-        if real != path:
-            self._allow(real, needed, tree=False)
+        check(real)
         if tree and (folder_lands or self._is_folder(real)):
             self._allow(path, needed, tree=True)
             if real != path:
@@ -736,9 +735,8 @@ class DataSession:
         return value
 
     def _checker(self, path: str, needed: Access) -> Callable[[str], None]:
-        """`_reach` in one walk of the storage: ``path`` is checked now, and the check
-        returned is given the real path once the connector has found it (before it opens
-        or makes anything there)."""
+        """``path`` checked now; the check returned is given the real path once found (by
+        `_reach`, or by a connector in the same walk that opens or makes something there)."""
         self._allow(path, needed, tree=False)
 
         def check(real: str) -> None:
