@@ -5,8 +5,9 @@ fsync, twice (the first copy deleted before the second).
 
 On the project's virtual machines writing a file into pages that had been free for more
 than a moment cost about 2.5-3.5 s of system time per GiB with a 4 MiB buffer, into pages
-freed just before 0.3-0.6 s; smaller buffers cost less (see README.md: the Transfer engine
-copies large files in 256 KiB buffers for this). Run it to see whether a machine has it.
+freed just before 0.3-0.6 s. The Transfer engine drops the cached pages of what a large copy
+has made durable, so its next writes reuse them (`PosixAtomicWriter._drop_behind`). Run it to
+see whether a machine has it.
 
     .venv/bin/python benchmarks/fresh_writes.py --size 2GiB
 """

@@ -4,8 +4,10 @@ particular to POSIX (privilege dropping, FIFOs, races against symlink swaps)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
+import mmap
 import os
 import subprocess
 import textwrap
@@ -328,6 +330,56 @@ def test_a_large_write_is_handed_to_the_disk_as_it_arrives(
     for offset, length in handed:
         assert offset == position and length >= posix_module.WRITEBACK_STEP
         position += length
+
+
+def _cached_pages(path: Path) -> int:
+    """How many of a file's pages are in the page cache now (mincore(2) on a mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value)
+        try:
+            resident = (ctypes.c_ubyte * pages)()
+            assert libc.mincore(address, size, resident) == 0
+            return sum(flag & 1 for flag in resident)
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+def test_what_a_checkpoint_made_durable_and_verified_leaves_the_page_cache(
+    posix: tuple[PosixConnector, Path, Path],
+) -> None:
+    """A large copy holds a step or two of the page cache, not the whole file: others' cached
+    data stays, and its next writes reuse the pages it freed (see `_drop_behind`)."""
+    connector, root, _ = posix
+    block = os.urandom(1024 * 1024)
+    blocks = 16
+    options = WriteOptions(algorithms=("sha256",), verify_on_disk=True, background=True)
+    with connector.begin_write("/large", options) as writer:
+        for _ in range(blocks):
+            writer.write(block)
+        (part,) = (path for path in root.iterdir() if path.name.startswith(TEMP_PREFIX))
+        assert _cached_pages(part) * mmap.PAGESIZE > len(block) * blocks // 2
+        deadline = time.monotonic() + 10
+        # The verifying thread may still be reading the last ranges back: those stay cached.
+        while _cached_pages(part) * mmap.PAGESIZE > 2 * len(block):
+            assert time.monotonic() < deadline, "the durable, verified pages stayed cached"
+            assert writer.checkpoint() == len(block) * blocks
+            time.sleep(0.05)
+        result = writer.commit()
+    assert result.size == len(block) * blocks
+    assert result.digests["sha256"] == hashlib.sha256(block * blocks).digest()
+    assert (root / "large").read_bytes() == block * blocks
 
 
 def test_writers_committed_together_appear_only_durable_and_verified(
