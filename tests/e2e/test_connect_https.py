@@ -333,6 +333,9 @@ def test_an_interrupted_upload_leaves_nothing_behind(
     site: DataSite, alice: User, alice_token: str,
 ) -> None:
     target = site.home_dir(alice) / "interrupted.bin"
+    # The home folder is made by the user's first request; this test may be the first.
+    assert put(site, alice_token, site.home_url(alice) + "/before-interrupted.txt",
+               b"made").status == 201
     host, port = "127.0.0.1", site.server.port
     context = ssl.create_default_context(cafile=site.server.ca_file)
     with socket.create_connection((host, port)) as raw, \
