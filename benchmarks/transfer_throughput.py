@@ -7,7 +7,7 @@ Two datasets in the user's folder of the server's "<host> files" collection (POS
 * many small files (``--small-count`` files of ``--small-size``, default 10,000 of 4KiB,
   spread over folders of 100).
 
-For each, three copies into fresh destinations on the same file system:
+For each, copies into fresh destinations on the same file system:
 
 * Isthmus: a Transfer task (``TransferClient.submit_transfer`` of the official SDK,
   recursive, ``verify_checksum=True``) from the collection to itself, timed from submission
@@ -16,7 +16,10 @@ For each, three copies into fresh destinations on the same file system:
 * ``cp -r``: no verification and no durable task state, the physical floor of a copy
   into the page cache;
 * ``cp -r`` then ``sync -f``: the floor of a copy that is on the disk when it ends, as an
-  Isthmus file is before the task records it done (neither rclone nor cp syncs).
+  Isthmus file is before the task records it done (neither rclone nor cp syncs);
+* "floor": ``copy_floor.py``, a plain Python loop with the guarantees of a task (hashed,
+  written under temporary names, made durable, read back and compared, renamed, durable
+  again) without a server, task state or access checks: what the design costs here.
 
 Before each copy the source is read once and the file system synced, so every contender
 starts from a warm page cache with nothing left to write. Each of ``--rounds`` rounds (3 by
@@ -149,6 +152,13 @@ def run_rclone(source: Path, destination: Path, work: Path) -> float:
     return time.perf_counter() - started
 
 
+def run_floor(source: Path, destination: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("copy_floor.py")), str(source),
+                    str(destination)], check=True)
+    return time.perf_counter() - started
+
+
 def run_isthmus(site: Site, source: Path, destination: Path, timeout: float,
                 poll_seconds: float) -> float:
     return run_task(site.transfer_token, (site.collection_id, f"~/{source.relative_to(site.home)}"),
@@ -215,7 +225,7 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     busier in one round slows them alike; a cell holds the median of its rounds."""
     expected = tree_digests(source)
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
-    contenders = ("cp", "cp+sync", "rclone", "isthmus")
+    contenders = ("cp", "cp+sync", "rclone", "floor", "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
     # Copies of many files are removed only once every contender is measured: ext4 without a
     # journal (this project's VMs) skips inodes freed in the last 1-6 minutes when it makes a
@@ -234,6 +244,8 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
                 seconds = run_cp_sync(source, destination)
             elif contender == "rclone":
                 seconds = run_rclone(source, destination, work)
+            elif contender == "floor":
+                seconds = run_floor(source, destination)
             else:
                 user, system = process_cpu_seconds(site.pid)
                 seconds = run_isthmus(site, source, destination, args.task_timeout,
@@ -300,6 +312,8 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             ours.seconds / by[(dataset, "cp+sync")].seconds)
         ratios[f"{dataset}: isthmus speed / rclone speed"] = (
             by[(dataset, "rclone")].seconds / ours.seconds)
+        ratios[f"{dataset}: isthmus speed / floor speed"] = (
+            by[(dataset, "floor")].seconds / ours.seconds)
     print()
     for name, value in ratios.items():
         print(f"  {name:<40} {value:6.2f}")
