@@ -6,8 +6,10 @@ never sees a partial file, and no temporary file is left at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -79,9 +81,15 @@ class Watcher(threading.Thread):
 
 
 def kill(server: LiveServer) -> None:
+    """SIGKILL the server: no cleanup of any kind. Its account workers, orphaned, are let go
+    on (`large_part_reaches` may have stopped them) to find their pipe closed and exit."""
     assert server.process is not None
-    server.process.kill()  # SIGKILL: no cleanup of any kind
+    orphans = family(server.process.pid)[1:]
+    server.process.kill()
     server.process.wait()
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
 
 
 def parts(destination: Path) -> dict[str, int]:
@@ -96,15 +104,51 @@ def parts(destination: Path) -> dict[str, int]:
     return found
 
 
-def large_part_reaches(destination: Path, size: int, timeout: float = 120) -> bool:
+def family(pid: int) -> list[int]:
+    """The process and its descendants (the server's account workers write files too)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, index = [pid], 0
+    while index < len(found):
+        found.extend(children.get(found[index], []))
+        index += 1
+    return found
+
+
+def signal_family(server: LiveServer, signal_number: int) -> None:
+    assert server.process is not None
+    for pid in family(server.process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal_number)
+
+
+def large_part_reaches(server: LiveServer, destination: Path, size: int,
+                       timeout: float = 120) -> bool:
     """Wait until a temporary file of at least ``size`` bytes (only the large file's can be
-    that big) is in the destination; False if none was seen in time."""
+    that big) is in the destination; False if none was seen in time.
+
+    The server runs in slices of a few milliseconds (SIGCONT, then SIGSTOP) and the folder is
+    looked at between them, so a copy faster than this test's polling (a loaded CI machine
+    can leave it unscheduled for a tenth of a second) cannot pass the point unseen. On True
+    the server is left stopped at that point: `kill` ends it there, `go_on` lets it run."""
     ends = time.monotonic() + timeout
     while time.monotonic() < ends:
+        signal_family(server, signal.SIGCONT)
+        time.sleep(0.002)
+        signal_family(server, signal.SIGSTOP)
         if any(found >= size for found in parts(destination).values()):
             return True
-        time.sleep(0.001)
+    go_on(server)
     return False
+
+
+def go_on(server: LiveServer) -> None:
+    signal_family(server, signal.SIGCONT)
 
 
 def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
@@ -143,7 +187,7 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     site.server.start()
     # Then while the large file is being written (the small files come first, by name).
     for fraction in LARGE_KILLS:
-        assert large_part_reaches(destination, int(LARGE_FILE * fraction)), \
+        assert large_part_reaches(site.server, destination, int(LARGE_FILE * fraction)), \
             f"the large file was never seen {fraction:.0%} written"
         kill(site.server)
         left.append(parts(destination))
@@ -207,7 +251,8 @@ def start_large_copy(site: Site, username: str) -> tuple[TransferClient, Path, P
 
 def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
     tc, source, destination, task_id = start_large_copy(site, "bob")
-    assert large_part_reaches(destination, LARGE_FILE // 2), "the copy was never seen half done"
+    assert large_part_reaches(site.server, destination, LARGE_FILE // 2), \
+        "the copy was never seen half done"
     kill(site.server)
     assert parts(destination), "the killed copy left nothing to resume from"
     source.unlink()  # the restarted task cannot go on: it fails
@@ -231,10 +276,11 @@ def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: S
     # Early, so the copy is surely still going when the stop arrives (it stops at its next
     # buffer: see `Worker._pump`).
     step = step_for(LARGE_FILE)
-    assert large_part_reaches(destination, step), "the copy was never seen begun"
-    site.server.stop()
-    assert site.server.process is not None and site.server.process.returncode == 0, \
-        "the server did not stop by itself"
+    assert large_part_reaches(site.server, destination, step), "the copy was never seen begun"
+    assert site.server.process is not None
+    site.server.process.terminate()  # delivered when it goes on, at this point of the copy
+    go_on(site.server)
+    assert site.server.process.wait(timeout=10) == 0, "the server did not stop by itself"
     kept = parts(destination)
     assert len(kept) == 1 and step <= min(kept.values()) < LARGE_FILE, kept
     site.server.start()
