@@ -9,13 +9,20 @@ names and the renames made durable with a second syncfs: what Isthmus does for a
 small files, without its bookkeeping. `transfer_throughput.py` runs it as the "floor"
 contender, to tell what the design costs on a machine from what Isthmus's code adds.
 
+With ``--processes N`` the top-level entries of the source are shared among N processes
+(round robin), each such a loop: the floor of a copy that uses every CPU, as a task's
+threads cannot while they share one interpreter ("floor xN" in `transfer_throughput.py`).
+
     .venv/bin/python benchmarks/copy_floor.py SOURCE_FOLDER DESTINATION_FOLDER
+    .venv/bin/python benchmarks/copy_floor.py --processes 2 SOURCE_FOLDER DESTINATION_FOLDER
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import hashlib
+import multiprocessing
 import os
 import sys
 from dataclasses import dataclass
@@ -75,15 +82,19 @@ def commit(batch: list[Pending], anchor: int, buffer: memoryview) -> None:
     syncfs(anchor)
 
 
-def copy_tree(source: Path, destination: Path) -> int:
-    """Copy ``source`` into a new folder ``destination``; the number of files copied."""
+def copy_tree(source: Path, destination: Path, only: list[str] | None = None) -> int:
+    """Copy ``source`` into a new folder ``destination`` (with ``only``, those of its top-level
+    entries into the existing ``destination``); the number of files copied."""
     buffer = memoryview(bytearray(BUFFER))
-    destination.mkdir()
+    destination.mkdir(exist_ok=only is not None)
     anchor = os.open(destination, os.O_RDONLY | os.O_DIRECTORY)
     batch: list[Pending] = []
     batch_bytes = copied = 0
     try:
         for folder, folders, files in os.walk(source):
+            if only is not None and folder == str(source):
+                folders[:] = [name for name in folders if name in only]
+                files = [name for name in files if name in only]
             folders.sort()
             target = destination / Path(folder).relative_to(source)
             target.mkdir(exist_ok=True)
@@ -100,12 +111,26 @@ def copy_tree(source: Path, destination: Path) -> int:
     return copied
 
 
+def copy_shared(source: Path, destination: Path, processes: int) -> int:
+    """`copy_tree` by ``processes`` processes, each given a share of the top-level entries."""
+    names = sorted(os.listdir(source))
+    destination.mkdir()
+    shares = [(source, destination, names[start::processes]) for start in range(processes)]
+    # fork: this script holds no threads, and a forked child starts at once.
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return sum(pool.starmap(copy_tree, shares))
+
+
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if len(arguments) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    copy_tree(Path(arguments[0]), Path(arguments[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("destination", type=Path)
+    parser.add_argument("--processes", type=int, default=1)
+    arguments = parser.parse_args(argv)
+    if arguments.processes > 1:
+        copy_shared(arguments.source, arguments.destination, arguments.processes)
+    else:
+        copy_tree(arguments.source, arguments.destination)
     return 0
 
 

@@ -20,7 +20,8 @@ For each, copies into fresh destinations on the same file system:
 * "floor", for the small files: ``copy_floor.py``, a plain Python loop with the guarantees
   of a task (hashed, written under temporary names, made durable, read back and compared,
   renamed, durable again) without a server, task state or access checks: what the design
-  costs per file here.
+  costs per file here; and "floor xN", the same loop in one process per CPU, each given a
+  share of the folders: what any Python copier with those guarantees can reach here.
 
 Before each copy the source is read once and the file system synced, so every contender
 starts from a warm page cache with nothing left to write. Each of ``--rounds`` rounds (3 by
@@ -61,6 +62,8 @@ from oauth_throughput import Resources, run_benchmark
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
+CPUS = os.cpu_count() or 1
+FLOOR_ALL = f"floor x{CPUS}"  # copy_floor.py, one process per CPU
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
@@ -153,10 +156,10 @@ def run_rclone(source: Path, destination: Path, work: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_floor(source: Path, destination: Path) -> float:
+def run_floor(source: Path, destination: Path, processes: int = 1) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(Path(__file__).with_name("copy_floor.py")), str(source),
-                    str(destination)], check=True)
+    subprocess.run([sys.executable, str(Path(__file__).with_name("copy_floor.py")),
+                    "--processes", str(processes), str(source), str(destination)], check=True)
     return time.perf_counter() - started
 
 
@@ -228,7 +231,8 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
     # The floor is one thread copying file after file: for many small files the floor of the
     # per-file cost, for one large file only a slower copy than Isthmus's threads make.
-    contenders = ("cp", "cp+sync", "rclone", "floor", "isthmus") if len(expected) > 1 else (
+    contenders = ("cp", "cp+sync", "rclone", "floor", FLOOR_ALL, "isthmus") if len(
+        expected) > 1 else (
         "cp", "cp+sync", "rclone", "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
     # Copies of many files are removed only once every contender is measured: ext4 without a
@@ -238,7 +242,7 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     copies: list[Path] = []
     for attempt in range(args.rounds):
         for contender in contenders:
-            destination = site.home / f"{dataset}-{contender}-{attempt}"
+            destination = site.home / f"{dataset}-{contender.replace(' ', '')}-{attempt}"
             warm(source)
             os.sync()  # nothing of the data made or the copy before is still being written
             note = ""
@@ -250,6 +254,8 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
                 seconds = run_rclone(source, destination, work)
             elif contender == "floor":
                 seconds = run_floor(source, destination)
+            elif contender == FLOOR_ALL:
+                seconds = run_floor(source, destination, CPUS)
             else:
                 user, system = process_cpu_seconds(site.pid)
                 seconds = run_isthmus(site, source, destination, args.task_timeout,
@@ -319,6 +325,8 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         if (dataset, "floor") in by:
             ratios[f"{dataset}: isthmus speed / floor speed"] = (
                 by[(dataset, "floor")].seconds / ours.seconds)
+            ratios[f"{dataset}: {FLOOR_ALL} speed / rclone speed"] = (
+                by[(dataset, "rclone")].seconds / by[(dataset, FLOOR_ALL)].seconds)
     print()
     for name, value in ratios.items():
         print(f"  {name:<40} {value:6.2f}")
