@@ -2,7 +2,11 @@
 restart on the same data dir the task goes on from its durable record, files recorded as done
 are not copied again, a large file killed mid-copy resumes from its last checkpoint (what is
 sent again is under one checkpoint step per file in flight), a watcher polling the destination
-never sees a partial file, and no temporary file is left at the end."""
+never sees a partial file, and no temporary file is left at the end. A graceful stop and
+an endpoint manager's pause keep the large file's copy the same way.
+
+The server is stopped and let go on (SIGSTOP, SIGCONT) to catch a copy at a given point:
+a test's polling alone can miss a copy that is that fast on one machine and not another."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +26,7 @@ from globus_sdk import TransferClient, TransferData
 
 from isthmus.transfer.checkpoints import step_for
 from isthmus.transfer.engine import PARALLEL_FILES
-from tests.conftest import _new_user
+from tests.conftest import User, _new_user
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import pointed_at
 from tests.e2e.test_transfer_file_ops import app_transfer_client
@@ -38,16 +44,22 @@ KILLS = 1 + len(LARGE_KILLS)
 PART = ".isthmus-part-"
 
 
+class RestartSite(Site):
+    def __init__(self, server: LiveServer, collection_id: str, owner: User) -> None:
+        super().__init__(server, collection_id)
+        self.owner = owner  # the endpoint's owner, who may pause tasks on it
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path) -> Iterator[RestartSite]:
     with fresh_database_url(tmp_path) as database_url:
         env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
         # A killed runner's claims lapse after 2 s (on SQLite the restart takes them at once).
         server = start_server(tmp_path / "data", ISTHMUS_TASK_LEASE_SECONDS="2", **env)
         try:
-            _new_user(server, "owner")
+            owner = _new_user(server, "owner")
             with pointed_at(server):
-                yield Site(server, collection_of(server))
+                yield RestartSite(server, collection_of(server), owner)
         finally:
             server.stop()
 
@@ -120,9 +132,8 @@ def family(pid: int) -> list[int]:
     return found
 
 
-def signal_family(server: LiveServer, signal_number: int) -> None:
-    assert server.process is not None
-    for pid in family(server.process.pid):
+def signal_all(pids: list[int], signal_number: int) -> None:
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal_number)
 
@@ -136,19 +147,61 @@ def large_part_reaches(server: LiveServer, destination: Path, size: int,
     looked at between them, so a copy faster than this test's polling (a loaded CI machine
     can leave it unscheduled for a tenth of a second) cannot pass the point unseen. On True
     the server is left stopped at that point: `kill` ends it there, `go_on` lets it run."""
+    assert server.process is not None
+    members = family(server.process.pid)  # looked up once: a scan of /proc takes ~5 ms
     ends = time.monotonic() + timeout
     while time.monotonic() < ends:
-        signal_family(server, signal.SIGCONT)
+        signal_all(members, signal.SIGCONT)
         time.sleep(0.002)
-        signal_family(server, signal.SIGSTOP)
+        signal_all(members, signal.SIGSTOP)
         if any(found >= size for found in parts(destination).values()):
             return True
-    go_on(server)
+    signal_all(members, signal.SIGCONT)
     return False
 
 
 def go_on(server: LiveServer) -> None:
-    signal_family(server, signal.SIGCONT)
+    assert server.process is not None
+    signal_all(family(server.process.pid), signal.SIGCONT)
+
+
+# `slowed`'s governor: a process of its own, so that the test's threads (its HTTP calls) do
+# not hold it off the GIL while the server runs.
+GOVERNOR = """
+import os, signal, sys, time
+pids = [int(pid) for pid in sys.argv[1].split(",")]
+running, stopped = float(sys.argv[2]), float(sys.argv[3])
+def send(number):
+    for pid in pids:
+        try:
+            os.kill(pid, number)
+        except ProcessLookupError:
+            pass
+signal.signal(signal.SIGTERM, lambda *_: (send(signal.SIGCONT), sys.exit(0)))
+while True:
+    send(signal.SIGSTOP)
+    time.sleep(stopped)
+    send(signal.SIGCONT)
+    time.sleep(running)
+"""
+
+
+@contextlib.contextmanager
+def slowed(server: LiveServer, running: float = 0.001, stopped: float = 0.019
+           ) -> Iterator[None]:
+    """Meanwhile the server runs ``running`` seconds in every ``running + stopped``: a copy
+    that would end before what the test asks of the server takes effect takes that much
+    longer, and the server still answers (as slowly)."""
+    assert server.process is not None
+    members = family(server.process.pid)
+    governor = subprocess.Popen([sys.executable, "-c", GOVERNOR, ",".join(map(str, members)),
+                                 str(running), str(stopped)])
+    try:
+        yield
+    finally:
+        governor.terminate()
+        governor.wait()
+        signal_all(members, signal.SIGCONT)
 
 
 def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
@@ -231,7 +284,8 @@ def test_a_transfer_survives_sigkill_of_its_server(site: Site) -> None:
     assert len(resumed) <= KILLS * PARALLEL_FILES, resumed
 
 
-def start_large_copy(site: Site, username: str) -> tuple[TransferClient, Path, Path, str]:
+def start_large_copy(site: Site, username: str, size: int = LARGE_FILE
+                     ) -> tuple[TransferClient, Path, Path, str]:
     """A new user's verified transfer of one large file into a folder of theirs: the client,
     the source file, the destination folder and the task id."""
     user = _new_user(site.server, username)
@@ -240,7 +294,7 @@ def start_large_copy(site: Site, username: str) -> tuple[TransferClient, Path, P
     tc.operation_ls(site.collection_id)
     source = site.home(user) / "big.bin"
     with source.open("wb") as handle:
-        for _ in range(0, LARGE_FILE, 1024 * 1024):
+        for _ in range(0, size, 1024 * 1024):
             handle.write(os.urandom(1024 * 1024))
     destination = site.home(user) / "out"
     destination.mkdir()
@@ -284,6 +338,55 @@ def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: S
     kept = parts(destination)
     assert len(kept) == 1 and step <= min(kept.values()) < LARGE_FILE, kept
     site.server.start()
+    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
+    task = tc.get_task(task_id)
+    assert task["status"] == "SUCCEEDED", task
+    assert digests(destination) == {"big.bin": digests(source.parent)["big.bin"]}
+    assert parts(destination) == {}
+    resumed = [json.loads(event["details"]) for event in tc.task_event_list(task_id)["DATA"]
+               if event["code"] == "RESUMED"]
+    assert len(resumed) == 1 and resumed[0]["found"] in kept.values(), (resumed, kept)
+    assert resumed[0]["offset"] > 0 and resumed[0]["found"] - resumed[0]["offset"] <= step, \
+        resumed
+
+
+def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: RestartSite
+                                                                     ) -> None:
+    """An endpoint manager's pause rule stops a running copy at its next flush: the large
+    file's temporary copy is kept while the task waits, and when the rule goes the copy
+    goes on from its last checkpoint instead of from the start."""
+    manager: TransferClient = app_transfer_client(site, site.owner,  # type: ignore[arg-type]
+                                                  site.collection_id)
+    manager.endpoint_manager_pause_rule_list()  # logged in now, not while the copy runs
+    size = max(LARGE_FILE, 256 * 1024 * 1024)  # still mid-copy when the pause is noticed
+    tc, source, destination, task_id = start_large_copy(site, "dave", size)
+    step = step_for(size)
+    assert large_part_reaches(site.server, destination, step), "the copy was never seen begun"
+    # Slowed, so the copy is still going when the pause is noticed (at the next flush).
+    with slowed(site.server):
+        rule = manager.endpoint_manager_create_pause_rule({
+            "DATA_TYPE": "pause_rule", "message": "held for maintenance",
+            "endpoint_id": site.collection_id, "identity_id": None, "start_time": None})
+        ends = time.monotonic() + 60
+        while not tc.get_task(task_id)["is_paused"]:
+            assert time.monotonic() < ends, "the task was never paused"
+            time.sleep(0.25)
+        # The task shows paused at once; its runner notices at its next flush (0.5 s).
+        kept = parts(destination)
+        while True:
+            time.sleep(1)
+            if parts(destination) == kept:
+                break
+            assert time.monotonic() < ends, "the copy went on while paused"
+            kept = parts(destination)
+    # The copy has stopped, and what it wrote is kept.
+    time.sleep(1)
+    assert parts(destination) == kept and len(kept) == 1, kept
+    assert step <= min(kept.values()) < size, kept
+    assert not (destination / "big.bin").exists()
+    assert tc.get_task(task_id)["status"] == "INACTIVE"
+
+    manager.endpoint_manager_delete_pause_rule(rule["id"])
     assert tc.task_wait(task_id, timeout=120, polling_interval=1)
     task = tc.get_task(task_id)
     assert task["status"] == "SUCCEEDED", task
