@@ -21,7 +21,7 @@ For each, copies into fresh destinations on the same file system:
   of a task (hashed, written under temporary names, made durable, read back and compared,
   renamed, durable again) without a server, task state or access checks: what the design
   costs per file here; and "floor xN", the same loop in one process per CPU, each given a
-  share of the folders: what any Python copier with those guarantees can reach here.
+  share of the folders: about what a Python copier with those guarantees reaches here.
 
 Before each copy the source is read once and the file system synced, so every contender
 starts from a warm page cache with nothing left to write. Each of ``--rounds`` rounds (3 by
@@ -231,9 +231,9 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     size = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
     # The floor is one thread copying file after file: for many small files the floor of the
     # per-file cost, for one large file only a slower copy than Isthmus's threads make.
-    contenders = ("cp", "cp+sync", "rclone", "floor", FLOOR_ALL, "isthmus") if len(
-        expected) > 1 else (
-        "cp", "cp+sync", "rclone", "isthmus")
+    contenders: tuple[str, ...] = ("cp", "cp+sync", "rclone", "isthmus")
+    if len(expected) > 1:
+        contenders = ("cp", "cp+sync", "rclone", "floor", FLOOR_ALL, "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
     # Copies of many files are removed only once every contender is measured: ext4 without a
     # journal (this project's VMs) skips inodes freed in the last 1-6 minutes when it makes a

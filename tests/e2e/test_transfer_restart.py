@@ -303,6 +303,23 @@ def start_large_copy(site: Site, username: str, size: int = LARGE_FILE
     return tc, source, destination, tc.submit_transfer(data)["task_id"]
 
 
+def assert_resumed_once(tc: TransferClient, task_id: str, source: Path, destination: Path,
+                        kept: dict[str, int], step: int) -> None:
+    """The `start_large_copy` task, interrupted once with ``kept`` (its temporary file) left,
+    succeeds with the whole file, went on from a checkpoint of that copy (sending again at
+    most one ``step``), and leaves no temporary file."""
+    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
+    task = tc.get_task(task_id)
+    assert task["status"] == "SUCCEEDED", task
+    assert digests(destination) == {"big.bin": digests(source.parent)["big.bin"]}
+    assert parts(destination) == {}
+    resumed = [json.loads(event["details"]) for event in tc.task_event_list(task_id)["DATA"]
+               if event["code"] == "RESUMED"]
+    assert len(resumed) == 1 and resumed[0]["found"] in kept.values(), (resumed, kept)
+    assert resumed[0]["offset"] > 0 and resumed[0]["found"] - resumed[0]["offset"] <= step, \
+        resumed
+
+
 def test_a_task_that_fails_after_a_crash_leaves_no_partial_file(site: Site) -> None:
     tc, source, destination, task_id = start_large_copy(site, "bob")
     assert large_part_reaches(site.server, destination, LARGE_FILE // 2), \
@@ -338,16 +355,7 @@ def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: S
     kept = parts(destination)
     assert len(kept) == 1 and step <= min(kept.values()) < LARGE_FILE, kept
     site.server.start()
-    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
-    task = tc.get_task(task_id)
-    assert task["status"] == "SUCCEEDED", task
-    assert digests(destination) == {"big.bin": digests(source.parent)["big.bin"]}
-    assert parts(destination) == {}
-    resumed = [json.loads(event["details"]) for event in tc.task_event_list(task_id)["DATA"]
-               if event["code"] == "RESUMED"]
-    assert len(resumed) == 1 and resumed[0]["found"] in kept.values(), (resumed, kept)
-    assert resumed[0]["offset"] > 0 and resumed[0]["found"] - resumed[0]["offset"] <= step, \
-        resumed
+    assert_resumed_once(tc, task_id, source, destination, kept, step)
 
 
 def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: RestartSite
@@ -379,7 +387,7 @@ def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: Restar
                 break
             assert time.monotonic() < ends, "the copy went on while paused"
             kept = parts(destination)
-    # The copy has stopped, and what it wrote is kept.
+    # The copy has stopped, and what it wrote is kept (the server at full speed again too).
     time.sleep(1)
     assert parts(destination) == kept and len(kept) == 1, kept
     assert step <= min(kept.values()) < size, kept
@@ -387,13 +395,4 @@ def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: Restar
     assert tc.get_task(task_id)["status"] == "INACTIVE"
 
     manager.endpoint_manager_delete_pause_rule(rule["id"])
-    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
-    task = tc.get_task(task_id)
-    assert task["status"] == "SUCCEEDED", task
-    assert digests(destination) == {"big.bin": digests(source.parent)["big.bin"]}
-    assert parts(destination) == {}
-    resumed = [json.loads(event["details"]) for event in tc.task_event_list(task_id)["DATA"]
-               if event["code"] == "RESUMED"]
-    assert len(resumed) == 1 and resumed[0]["found"] in kept.values(), (resumed, kept)
-    assert resumed[0]["offset"] > 0 and resumed[0]["found"] - resumed[0]["offset"] <= step, \
-        resumed
+    assert_resumed_once(tc, task_id, source, destination, kept, step)
