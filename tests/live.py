@@ -94,6 +94,15 @@ class LiveServer:
         return env
 
     def start(self) -> None:
+        self.spawn()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to answer."""
         self.log_path = self.data_dir.with_suffix(".log")
         with self.log_path.open("wb") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
@@ -101,11 +110,6 @@ class LiveServer:
                  *self.serve_args],
                 stdout=log, stderr=subprocess.STDOUT, env=self.process_env(),
             )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
 
     def wait_ready(self, timeout: float = 20.0) -> float:
         started = time.monotonic()
