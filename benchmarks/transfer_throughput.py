@@ -21,7 +21,10 @@ For each, copies into fresh destinations on the same file system:
   of a task (hashed, written under temporary names, made durable, read back and compared,
   renamed, durable again) without a server, task state or access checks: what the design
   costs per file here; and "floor xN", the same loop in one process per CPU, each given a
-  share of the folders: about what a Python copier with those guarantees reaches here.
+  share of the folders: about what a Python copier with those guarantees reaches here;
+  and "floor C", ``copy_floor.c``, the same loop compiled (built at the start with ``cc``
+  and OpenSSL's libcrypto, Debian's libssl-dev; left out when it cannot be built): what
+  the guarantees cost when the per-file work runs outside an interpreter.
 
 Before each copy the source is read once and the file system synced, so every contender
 starts from a warm page cache with nothing left to write. Each of ``--rounds`` rounds (3 by
@@ -64,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
 CPUS = os.cpu_count() or 1
 FLOOR_ALL = f"floor x{CPUS}"  # copy_floor.py, one process per CPU
+FLOOR_C = "floor C"  # copy_floor.c
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
@@ -163,6 +167,25 @@ def run_floor(source: Path, destination: Path, processes: int = 1) -> float:
     return time.perf_counter() - started
 
 
+def build_floor_c(work: Path) -> Path | None:
+    """copy_floor.c compiled into ``work``; None (and why, printed) when it cannot be."""
+    binary = work / "copy_floor_c"
+    built = subprocess.run(["cc", "-O2", "-o", str(binary),
+                            str(Path(__file__).with_name("copy_floor.c")), "-lcrypto"],
+                           capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        print(f"{FLOOR_C} left out: copy_floor.c did not build (cc and libssl-dev are "
+              f"needed): {built.stderr.strip()[:300]}", flush=True)
+        return None
+    return binary
+
+
+def run_floor_c(binary: Path, source: Path, destination: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(binary), str(source), str(destination)], check=True)
+    return time.perf_counter() - started
+
+
 def run_isthmus(site: Site, source: Path, destination: Path, timeout: float,
                 poll_seconds: float) -> float:
     return run_task(site.transfer_token, (site.collection_id, f"~/{source.relative_to(site.home)}"),
@@ -224,7 +247,7 @@ class Cell:
 
 
 def measure(site: Site, work: Path, dataset: str, source: Path,
-            args: argparse.Namespace) -> list[Cell]:
+            args: argparse.Namespace, floor_c: Path | None) -> list[Cell]:
     """Each round runs every contender once, one after the other, so a machine that is
     busier in one round slows them alike; a cell holds the median of its rounds."""
     expected = tree_digests(source)
@@ -233,7 +256,8 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
     # per-file cost, for one large file only a slower copy than Isthmus's threads make.
     contenders: tuple[str, ...] = ("cp", "cp+sync", "rclone", "isthmus")
     if len(expected) > 1:
-        contenders = ("cp", "cp+sync", "rclone", "floor", FLOOR_ALL, "isthmus")
+        contenders = ("cp", "cp+sync", "rclone", "floor", FLOOR_ALL,
+                      *((FLOOR_C,) if floor_c else ()), "isthmus")
     times: dict[str, list[float]] = {contender: [] for contender in contenders}
     # Copies of many files are removed only once every contender is measured: ext4 without a
     # journal (this project's VMs) skips inodes freed in the last 1-6 minutes when it makes a
@@ -256,6 +280,9 @@ def measure(site: Site, work: Path, dataset: str, source: Path,
                 seconds = run_floor(source, destination)
             elif contender == FLOOR_ALL:
                 seconds = run_floor(source, destination, CPUS)
+            elif contender == FLOOR_C:
+                assert floor_c is not None
+                seconds = run_floor_c(floor_c, source, destination)
             else:
                 user, system = process_cpu_seconds(site.pid)
                 seconds = run_isthmus(site, source, destination, args.task_timeout,
@@ -285,6 +312,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
     resources.directories.append(work)
     site = start_isthmus(resources, work)
     print(f"Isthmus serving collection {site.collection_id}", flush=True)
+    floor_c = build_floor_c(work) if args.small_count else None
     datasets = []
     if args.large_size:
         make_large(site.home / "large" / "big.bin", args.large_size)
@@ -296,7 +324,7 @@ def run(args: argparse.Namespace, resources: Resources) -> dict[str, Any]:
     cells: list[Cell] = []
     with PeakMemory(site.pid) as peak:
         for dataset, source in datasets:
-            cells += measure(site, work, dataset, source, args)
+            cells += measure(site, work, dataset, source, args, floor_c)
     return {"cells": cells, "rest_kib": rest_kib, "peak_kib": peak.peak_kib}
 
 
@@ -327,6 +355,9 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
                 by[(dataset, "floor")].seconds / ours.seconds)
             ratios[f"{dataset}: {FLOOR_ALL} speed / rclone speed"] = (
                 by[(dataset, "rclone")].seconds / by[(dataset, FLOOR_ALL)].seconds)
+        if (dataset, FLOOR_C) in by:
+            ratios[f"{dataset}: {FLOOR_C} speed / rclone speed"] = (
+                by[(dataset, "rclone")].seconds / by[(dataset, FLOOR_C)].seconds)
     print()
     for name, value in ratios.items():
         print(f"  {name:<40} {value:6.2f}")
