@@ -22,6 +22,7 @@ from globus_sdk import (
     GuestCollectionDocument,
     MappedCollectionDocument,
     TransferClient,
+    TransferData,
     UserCredentialDocument,
 )
 
@@ -274,9 +275,12 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
     root = alice_home / "results"
     (root / "shared").mkdir(parents=True)
     (root / "shared" / "data.csv").write_bytes(b"t,x\n")
-    guest = str(alice_gcs.create_collection(GuestCollectionDocument(
-        display_name="alice's results", mapped_collection_id=site.collection_id,
-        user_credential_id=credential["id"], collection_base_path="/~/results"))["id"])
+    inbox_root = alice_home / "inbox"
+    inbox_root.mkdir()
+    guest, inbox = (str(alice_gcs.create_collection(GuestCollectionDocument(
+        display_name=name, mapped_collection_id=site.collection_id,
+        user_credential_id=credential["id"], collection_base_path=base))["id"])
+        for name, base in (("alice's results", "/~/results"), ("alice's inbox", "/~/inbox")))
     try:
         # The owner: no data_access consent on a guest collection; she may write.
         owner = transfer_client(site, alice)
@@ -306,6 +310,21 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
         escape = refused(bob_tc.operation_ls, guest, path="/shared/../../")
         assert escape.http_status == 403, escape.raw_json
 
+        # Tasks: bob may transfer out of it (into alice's inbox, where he may write), not
+        # into it; the refused task writes nothing.
+        owner.add_endpoint_acl_rule(inbox, rule("identity", bob.id, "/", "rw"))
+        out = task_of(bob_tc, guest, inbox, "/shared/data.csv", "/from-results.csv")
+        assert out["status"] == "SUCCEEDED", out
+        assert (inbox_root / "from-results.csv").read_bytes() == b"t,x\n"
+        into = task_of(bob_tc, inbox, guest, "/from-results.csv", "/shared/by-bob.csv")
+        assert into["status"] == "FAILED", into
+        assert into["fatal_error"]["code"] == "PERMISSION_DENIED", into["fatal_error"]
+        denied_at = [event["details"] for event in bob_tc.task_event_list(into["task_id"])
+                     if event["is_error"]]
+        assert denied_at == ["Error (transfer)\nFile: /shared/by-bob.csv\n"
+                             "'/shared/by-bob.csv' may be read but not changed"], denied_at
+        assert sorted(os.listdir(root / "shared")) == ["by-alice", "data.csv"]
+
         # carl has no rule: to him the (private) collection does not exist.
         carl_tc = transfer_client(site, carl)
         for path in ("/", "/shared/"):
@@ -315,7 +334,18 @@ def test_guest_collection_read_rule_lists_but_does_not_write(
         assert not (root / "shared" / "by-carl").exists()
     finally:
         # The server is shared: other modules' registry tests count guest collections.
-        gcs_client(site, site.owner).delete_collection(guest)
+        for collection in (guest, inbox):
+            gcs_client(site, site.owner).delete_collection(collection)
+
+
+def task_of(tc: TransferClient, source: str, destination: str, source_path: str,
+            destination_path: str) -> dict[str, Any]:
+    """A verified transfer of one file, submitted and waited for: the task at its end."""
+    data = TransferData(source, destination, verify_checksum=True)
+    data.add_item(source_path, destination_path)
+    task_id = tc.submit_transfer(data)["task_id"]
+    assert tc.task_wait(task_id, timeout=60, polling_interval=1)
+    return tc.get_task(task_id).data
 
 
 def test_bookmarks_are_private_named_folders(
