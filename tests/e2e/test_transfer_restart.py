@@ -27,7 +27,7 @@ from globus_sdk import TransferClient, TransferData
 
 from isthmus.transfer.checkpoints import step_for
 from isthmus.transfer.engine import PARALLEL_FILES
-from tests.conftest import User, _new_user
+from tests.conftest import _new_user
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import pointed_at
 from tests.e2e.test_transfer_file_ops import app_transfer_client
@@ -45,14 +45,8 @@ KILLS = 1 + len(LARGE_KILLS)
 PART = ".isthmus-part-"
 
 
-class RestartSite(Site):
-    def __init__(self, server: LiveServer, collection_id: str, owner: User) -> None:
-        super().__init__(server, collection_id)
-        self.owner = owner  # the endpoint's owner, who may pause tasks on it
-
-
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[RestartSite]:
+def site(tmp_path: Path) -> Iterator[Site]:
     with fresh_database_url(tmp_path) as database_url:
         env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
         # A killed runner's claims lapse after 2 s (on SQLite the restart takes them at once).
@@ -60,7 +54,7 @@ def site(tmp_path: Path) -> Iterator[RestartSite]:
         try:
             owner = _new_user(server, "owner")
             with pointed_at(server):
-                yield RestartSite(server, collection_of(server), owner)
+                yield Site(server, collection_of(server), owner)
         finally:
             server.stop()
 
@@ -399,7 +393,7 @@ def test_a_server_stopped_gracefully_keeps_the_large_copy_to_resume_from(site: S
     assert_resumed_once(tc, task_id, source, destination, kept, step)
 
 
-def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: RestartSite
+def test_a_task_paused_mid_file_keeps_the_large_copy_to_resume_from(site: Site
                                                                      ) -> None:
     """An endpoint manager's pause rule stops a running copy at its next flush: the large
     file's temporary copy is kept while the task waits, and when the rule goes the copy

@@ -1,7 +1,8 @@
 """Transfer and delete tasks through the official SDK's TransferClient and the real globus-cli,
-on a live server whose runner does the work: two folders of the "<host> files" collection,
-a tree of small files, empty directories, a symlink and a large file, compared byte for byte
-(by digest) by the test itself.
+on a live server whose runner does the work: from the "<host> files" collection to a second
+mapped POSIX collection over a directory of its own (and between folders of one), a tree of
+1,000 small files, empty directories, a symlink and a large file, compared byte for byte (by
+digest) by the test itself.
 
 The runner's claiming is exercised here, so the module runs on PostgreSQL too.
 """
@@ -15,15 +16,24 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from globus_sdk import DeleteData, TransferAPIError, TransferClient, TransferData
+from globus_sdk import (
+    DeleteData,
+    MappedCollectionDocument,
+    StorageGatewayDocument,
+    TransferAPIError,
+    TransferClient,
+    TransferData,
+)
 
-from tests.conftest import User, _new_user, answer_login, shell_environment
+from tests.conftest import EndpointSite, User, _new_user, answer_login, shell_environment
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import GLOBUS, cli_login, globus, pointed_at
+from tests.e2e.test_connect_manager_api import POSIX, gcs_client
 from tests.e2e.test_transfer_file_ops import app_transfer_client, dependency
 from tests.e2e.test_transfer_registry import transfer_client
 from tests.live import LiveServer, start_server
@@ -31,15 +41,16 @@ from tests.live import LiveServer, start_server
 pytestmark = pytest.mark.postgres
 
 LARGE_FILE = int(os.environ.get("ISTHMUS_TEST_LARGE_FILE", str(64 * 1024 * 1024)))
-SMALL_FILES = 200
+SMALL_FILES = 1000
 
 
 class Site:
     """A server of this module's own, its "<host> files" collection, and its users."""
 
-    def __init__(self, server: LiveServer, collection_id: str) -> None:
+    def __init__(self, server: LiveServer, collection_id: str, owner: User) -> None:
         self.server = server
         self.collection_id = collection_id
+        self.owner = owner  # the endpoint's owner (its first user)
 
     def home(self, user: User) -> Path:
         return self.server.data_dir / "files" / user.username
@@ -61,11 +72,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         # Two running transfers per user, so that a third visibly waits.
         server = start_server(tmp / "data", ISTHMUS_TRANSFER_ACTIVE_TASKS="2", **env)
         try:
-            _new_user(server, "owner")  # the first user owns the endpoint
+            owner = _new_user(server, "owner")  # the first user owns the endpoint
             with pointed_at(server):
-                yield Site(server, collection_of(server))
+                yield Site(server, collection_of(server), owner)
         finally:
             server.stop()
+
+
+@dataclass
+class Collection:
+    collection_id: str
+    root: Path  # its storage gateway's root on disk
+
+
+@pytest.fixture(scope="module")
+def second(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Collection:
+    """A second mapped POSIX collection, on a gateway like the files one (its users, their
+    homes) over a directory of its own."""
+    import re
+
+    endpoint = re.search(r"Globus Connect Server endpoint: ([0-9a-f-]{36})", site.server.log())
+    assert endpoint, site.server.log()
+    owner_gcs = gcs_client(EndpointSite(site.server, site.owner, endpoint.group(1),
+                                        site.collection_id, "files"), site.owner)
+    files = owner_gcs.get_storage_gateway(
+        owner_gcs.get_collection(site.collection_id)["storage_gateway_id"])
+    root = tmp_path_factory.mktemp("second-disk")
+    gateway = owner_gcs.create_storage_gateway(StorageGatewayDocument(
+        display_name="second disk", connector_id=POSIX, root=str(root),
+        allowed_domains=files["allowed_domains"], identity_mappings=files["identity_mappings"]))
+    collection = owner_gcs.create_collection(MappedCollectionDocument(
+        display_name="second disk", storage_gateway_id=gateway["id"], public=True))
+    return Collection(str(collection["id"]), root)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +112,19 @@ def alice(site: Site) -> User:
 
 
 @pytest.fixture(scope="module")
-def alice_tc(site: Site, alice: User) -> TransferClient:
+def alice_tc(site: Site, alice: User, second: Collection) -> TransferClient:
     client = app_transfer_client(site, alice, site.collection_id)  # type: ignore[arg-type]
-    client.operation_ls(site.collection_id)  # makes alice's home
+    client.add_app_data_access_scope(second.collection_id)
+    for collection in (site.collection_id, second.collection_id):
+        client.operation_ls(collection)  # makes alice's home there
     return client
+
+
+@pytest.fixture(scope="module")
+def second_home(alice: User, second: Collection) -> tuple[str, Path]:
+    """alice's home on the second collection (a folder named after her below the gateway's
+    root, as on the files one): its collection path, and where it is on disk."""
+    return f"/{alice.username}/", second.root / alice.username
 
 
 def make_tree(root: Path, files: int = SMALL_FILES, large: int = LARGE_FILE) -> None:
@@ -134,9 +181,9 @@ def tree(site: Site, alice: User, alice_tc: TransferClient) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_copy(site: Site, alice: User, alice_tc: TransferClient,
-               tree: Path) -> dict[str, Any]:
-    data = TransferData(site.collection_id, site.collection_id, label="first copy",
+def first_copy(site: Site, alice_tc: TransferClient, second: Collection,
+               second_home: tuple[str, Path], tree: Path) -> dict[str, Any]:
+    data = TransferData(site.collection_id, second.collection_id, label="first copy",
                         verify_checksum=True, preserve_timestamp=True)
     data.add_item("/~/src/", "/~/dst/", recursive=True)
     submitted = alice_tc.submit_transfer(data)
@@ -145,15 +192,16 @@ def first_copy(site: Site, alice: User, alice_tc: TransferClient,
     task = wait(alice_tc, submitted["task_id"])
     # What was copied, before any other test changes the tree.
     task["copied"] = digests(tree)
-    task["copied_to"] = digests(site.home(alice) / "dst")
+    task["copied_to"] = digests(second_home[1] / "dst")
     return task
 
 
 def test_a_recursive_transfer_copies_the_tree(
-    site: Site, alice: User, alice_tc: TransferClient, tree: Path, first_copy: dict[str, Any],
+    site: Site, alice_tc: TransferClient, second: Collection, second_home: tuple[str, Path],
+    tree: Path, first_copy: dict[str, Any],
 ) -> None:
     task = first_copy
-    destination = site.home(alice) / "dst"
+    destination = second_home[1] / "dst"
     assert task["status"] == "SUCCEEDED", task
     assert task["copied_to"] == task["copied"]
     assert folders(destination) == folders(tree)  # empty folders too
@@ -173,12 +221,13 @@ def test_a_recursive_transfer_copies_the_tree(
     assert task["subtasks_succeeded"] == task["subtasks_total"]
     assert task["fatal_error"] is None and task["nice_status"] is None
     assert task["completion_time"] and task["label"] == "first copy"
-    assert task["source_endpoint_id"] == task["destination_endpoint_id"] == site.collection_id
+    assert task["source_endpoint_id"] == site.collection_id
+    assert task["destination_endpoint_id"] == second.collection_id
     # Every file copied, with the checksum the runner computed while streaming.
     copied = all_pages(alice_tc.paginated.task_successful_transfers, task["task_id"])
     expected = task["copied"]
     assert {item["destination_path"]: item["checksum"] for item in copied} == {
-        f"/{alice.username}/dst/{name}": value for name, value in expected.items()}
+        f"{second_home[0]}dst/{name}": value for name, value in expected.items()}
     assert {item["checksum_algorithm"] for item in copied} == {"SHA256"}
     events = alice_tc.task_event_list(task["task_id"])
     assert [event["code"] for event in events] == ["SUCCEEDED", "STARTED"]
@@ -187,10 +236,11 @@ def test_a_recursive_transfer_copies_the_tree(
 
 
 def test_a_checksum_sync_copies_only_what_changed(
-    site: Site, alice: User, alice_tc: TransferClient, tree: Path, first_copy: dict[str, Any],
+    site: Site, alice: User, alice_tc: TransferClient, second: Collection,
+    second_home: tuple[str, Path], tree: Path, first_copy: dict[str, Any],
 ) -> None:
     assert first_copy["status"] == "SUCCEEDED"
-    again = TransferData(site.collection_id, site.collection_id, sync_level="checksum")
+    again = TransferData(site.collection_id, second.collection_id, sync_level="checksum")
     again.add_item("/~/src/", "/~/dst/", recursive=True)
     task = wait(alice_tc, alice_tc.submit_transfer(again)["task_id"])
     assert (task["status"], task["files_transferred"]) == ("SUCCEEDED", 0)
@@ -199,13 +249,14 @@ def test_a_checksum_sync_copies_only_what_changed(
 
     changed = tree / "d1" / "e2" / "f11.txt"
     changed.write_text("changed\n")
-    once_more = TransferData(site.collection_id, site.collection_id, sync_level="checksum")
+    once_more = TransferData(site.collection_id, second.collection_id, sync_level="checksum")
     once_more.add_item("/~/src/", "/~/dst/", recursive=True)
     task = wait(alice_tc, alice_tc.submit_transfer(once_more)["task_id"])
     assert (task["status"], task["files_transferred"]) == ("SUCCEEDED", 1)
     copied = list(alice_tc.task_successful_transfers(task["task_id"]))
     assert [item["source_path"] for item in copied] == [f"/{alice.username}/src/d1/e2/f11.txt"]
-    assert (site.home(alice) / "dst" / "d1" / "e2" / "f11.txt").read_text() == "changed\n"
+    assert (second_home[1] / "dst" / "d1" / "e2" / "f11.txt").read_text() == "changed\n"
+    assert digests(second_home[1] / "dst") == digests(tree)
 
 
 def test_a_submission_id_runs_once(site: Site, alice: User, alice_tc: TransferClient) -> None:
@@ -323,16 +374,19 @@ def slow_transfer(site: Site, tc: TransferClient, tree: Path, name: str) -> str:
 
 
 def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
-    site: Site, alice: User, alice_tc: TransferClient, tree: Path,
+    site: Site, alice: User, alice_tc: TransferClient, second: Collection, tree: Path,
 ) -> None:
     ids = [slow_transfer(site, alice_tc, tree, f"slow{number}") for number in range(4)]
     # Two run (this server's share per user), the others wait queued.
     third = alice_tc.get_task(ids[2])
     assert (third["status"], third["nice_status"], third["is_ok"]) == ("ACTIVE", "Queued", True)
-    # Tasks feed the recently-used and in-use scopes of endpoint_search.
-    for scope in ("in-use", "recently-used"):
-        found = [item["id"] for item in alice_tc.endpoint_search(filter_scope=scope)]
-        assert found == [site.collection_id], scope
+    # Tasks feed the in-use and recently-used scopes of endpoint_search (the latter also
+    # holds the second collection when the module's first copy went there before).
+    in_use = [item["id"] for item in alice_tc.endpoint_search(filter_scope="in-use")]
+    assert in_use == [site.collection_id]
+    recent = [item["id"] for item in alice_tc.endpoint_search(filter_scope="recently-used")]
+    assert recent[0] == site.collection_id, recent
+    assert set(recent) <= {site.collection_id, second.collection_id}, recent
     # A deadline moved into the past ends a task, queued or not.
     alice_tc.update_task(ids[3], {"deadline": "2000-01-01 00:00:06+00:00"})
     expired = wait(alice_tc, ids[3], timeout=30)
