@@ -50,8 +50,11 @@ def site(endpoint_site: EndpointSite) -> Iterator[EndpointSite]:
         yield endpoint_site
 
 
-def dependency(collection_id: str) -> str:
-    return f"{TRANSFER_ALL}[*https://auth.globus.org/scopes/{collection_id}/data_access]"
+def dependency(*collection_ids: str) -> str:
+    """The transfer scope depending on the collections' data_access scopes."""
+    return TRANSFER_ALL + "[" + " ".join(
+        f"*https://auth.globus.org/scopes/{collection_id}/data_access"
+        for collection_id in collection_ids) + "]"
 
 
 def home_of(site: EndpointSite, user: User) -> Path:

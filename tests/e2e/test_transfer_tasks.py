@@ -362,21 +362,31 @@ def test_task_list_filters_orders_and_pages(
     assert alice_tc.get_task(ids[2])["label"] == "beta"  # finished tasks do not change
 
 
-def slow_transfer(site: Site, tc: TransferClient, tree: Path, name: str) -> str:
-    """A task of many small files (the tree copied 200 times, 40,000 files): far more work
-    than the test lasts, so it is still running whenever the test ends it."""
+@pytest.fixture(scope="module")
+def slow_source(site: Site, alice: User, alice_tc: TransferClient) -> Path:
+    """A smaller tree (200 small files) for `slow_transfer`: the task's first file comes
+    after its folders are all listed, which must not take long."""
+    source = site.home(alice) / "slow-src"
+    make_tree(source, files=200, large=0)
+    return source
+
+
+def slow_transfer(site: Site, tc: TransferClient, source: Path, name: str) -> str:
+    """A task of many small files (``source``'s folders copied 200 times, 40,000 files): far
+    more work than the test lasts, so it is still running whenever the test ends it."""
     data = TransferData(site.collection_id, site.collection_id, label=name,
                         verify_checksum=True)
     for copy in range(200):
-        for folder in sorted(p.name for p in tree.iterdir() if p.name.startswith("d")):
-            data.add_item(f"/~/src/{folder}/", f"/~/{name}/{copy}/{folder}/", recursive=True)
+        for folder in sorted(p.name for p in source.iterdir() if p.name.startswith("d")):
+            data.add_item(f"/~/{source.name}/{folder}/", f"/~/{name}/{copy}/{folder}/",
+                          recursive=True)
     return str(tc.submit_transfer(data)["task_id"])
 
 
 def test_cancel_stops_the_work_and_queued_tasks_wait_their_turn(
-    site: Site, alice: User, alice_tc: TransferClient, second: Collection, tree: Path,
+    site: Site, alice: User, alice_tc: TransferClient, second: Collection, slow_source: Path,
 ) -> None:
-    ids = [slow_transfer(site, alice_tc, tree, f"slow{number}") for number in range(4)]
+    ids = [slow_transfer(site, alice_tc, slow_source, f"slow{number}") for number in range(4)]
     # Two run (this server's share per user), the others wait queued.
     third = alice_tc.get_task(ids[2])
     assert (third["status"], third["nice_status"], third["is_ok"]) == ("ACTIVE", "Queued", True)
@@ -468,35 +478,40 @@ def cli_consent(server: LiveServer, user: User, env: dict[str, str], scope: str)
 
 
 def test_globus_cli_transfers_waits_shows_and_deletes(
-    site: Site, tmp_path: Path,
+    site: Site, second: Collection, tmp_path: Path,
 ) -> None:
+    """The tree of `test_a_recursive_transfer_copies_the_tree`, between the same two
+    collections, through the real globus-cli."""
     carol = _new_user(site.server, "carol")
     env = shell_environment(site.server, tmp_path / "home")
     cli_login(site.server, carol, env)
-    cli_consent(site.server, carol, env, dependency(site.collection_id))
-    ep = site.collection_id
+    ep, other = site.collection_id, second.collection_id
+    cli_consent(site.server, carol, env, dependency(ep, other))
     assert globus(env, "mkdir", f"{ep}:~/from").returncode == 0
-    make_tree(site.home(carol) / "from" / "tree", files=20, large=1024 * 1024)
+    source = site.home(carol) / "from" / "tree"
+    make_tree(source)
 
     done = globus(env, "transfer", "--recursive", "--label", "cli copy", "-F", "json",
-                  f"{ep}:~/from/", f"{ep}:~/to/")
+                  f"{ep}:~/from/", f"{other}:~/to/")
     assert done.returncode == 0, done.stderr
     task_id = json.loads(done.stdout)["task_id"]
-    waited = globus(env, "task", "wait", task_id, "--timeout", "120")
+    waited = globus(env, "task", "wait", task_id, "--timeout", "240")
     assert waited.returncode == 0, waited.stderr
     shown = globus(env, "task", "show", task_id)
     assert shown.returncode == 0, shown.stderr
     assert "SUCCEEDED" in shown.stdout and "cli copy" in shown.stdout
-    assert digests(site.home(carol) / "to") == digests(site.home(carol) / "from")
-    listed = globus(env, "ls", f"{ep}:~/to/tree/")
-    assert "large.bin" in listed.stdout.split()
+    copied = second.root / carol.username / "to"
+    assert digests(copied) == digests(site.home(carol) / "from")
+    assert folders(copied / "tree") == folders(source)  # the empty folders too
+    listed = globus(env, "ls", f"{other}:~/to/tree/")
+    assert {"large.bin", "d0/", "empty/"} <= set(listed.stdout.split()), listed.stdout
 
-    removed = globus(env, "delete", "--recursive", "-F", "json", f"{ep}:~/to/tree/d1")
+    removed = globus(env, "delete", "--recursive", "-F", "json", f"{other}:~/to/tree/d1")
     assert removed.returncode == 0, removed.stderr
     delete_id = json.loads(removed.stdout)["task_id"]
     assert globus(env, "task", "wait", delete_id, "--timeout", "120").returncode == 0
-    assert not (site.home(carol) / "to" / "tree" / "d1").exists()
-    assert (site.home(carol) / "to" / "tree" / "d0").is_dir()
+    assert not (copied / "tree" / "d1").exists()
+    assert (copied / "tree" / "d0").is_dir()
     listing = globus(env, "task", "list")
     assert task_id in listing.stdout and delete_id in listing.stdout
 
