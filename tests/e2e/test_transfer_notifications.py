@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from globus_sdk import DeleteData, TransferClient, TransferData
 
-from tests.conftest import User, _new_user
+from tests.conftest import _new_user
 from tests.database import fresh_database_url, wants_postgres
 from tests.e2e.helpers import pointed_at
 from tests.e2e.test_transfer_file_ops import app_transfer_client
@@ -68,12 +68,8 @@ def inbox() -> Iterator[Inbox]:
         controller.stop()
 
 
-class MailSite(Site):
-    owner: User  # the first user, who owns the endpoint
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[MailSite]:
+def site(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("notifications")
     with fresh_database_url(tmp) as database_url:
         env = {"ISTHMUS_DATABASE_URL": database_url} if wants_postgres() else {}
@@ -82,9 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[Mai
         try:
             owner = _new_user(server, "owner")  # the first user owns the endpoint
             with pointed_at(server):
-                site = MailSite(server, collection_of(server))
-                site.owner = owner
-                yield site
+                yield Site(server, collection_of(server), owner)
         finally:
             server.stop()
 
@@ -94,7 +88,7 @@ def finished(tc: TransferClient, task_id: str, status: str) -> None:
     assert tc.get_task(task_id)["status"] == status
 
 
-def test_owners_are_mailed_as_their_tasks_ask(site: MailSite, inbox: Inbox) -> None:
+def test_owners_are_mailed_as_their_tasks_ask(site: Site, inbox: Inbox) -> None:
     alice = _new_user(site.server, "alice")
     tc = app_transfer_client(site, alice, site.collection_id)  # type: ignore[arg-type]
     tc.operation_ls(site.collection_id)  # makes alice's home
@@ -139,7 +133,7 @@ def test_owners_are_mailed_as_their_tasks_ask(site: MailSite, inbox: Inbox) -> N
     assert inbox.about(quiet) == [] and inbox.about(quiet_failure) == []
 
 
-def test_a_paused_task_mails_its_owner(site: MailSite, inbox: Inbox) -> None:
+def test_a_paused_task_mails_its_owner(site: Site, inbox: Inbox) -> None:
     bob = _new_user(site.server, "bob")
     tc = app_transfer_client(site, bob, site.collection_id)  # type: ignore[arg-type]
     tc.operation_ls(site.collection_id)
